@@ -1,0 +1,94 @@
+/**
+ * The pipeline's domain types: what goes in (a layout, a caption, parameters) and what comes
+ * out (RGBA layers cropped to their boxes). Plain data; the bridge and the CLI speak these.
+ */
+
+/** A box in canvas pixels, `[x1, y1, x2, y2]`, x2/y2 exclusive, as the official layouts write them. */
+export type BoxTuple = [number, number, number, number];
+
+/**
+ * An anonymous region layout. `boxes[0]` is the merged image and `boxes[1]` the background, both
+ * the whole canvas; `boxes[2..]` are the child layers, bottom to top. Same shape as the cases of
+ * `art-validation-layouts.json`.
+ */
+export interface Layout {
+  width: number;
+  height: number;
+  boxes: BoxTuple[];
+}
+
+export interface GenerateParams {
+  prompt: string;
+  layout: Layout;
+  steps: number;
+  /** The guidance *embedding* passed to the transformer (official default 4.0). */
+  guidance: number;
+  /** True classifier-free guidance scale `neg + s * (pos - neg)` (official default 3.5). */
+  trueCfg: number;
+  seed: number;
+}
+
+export type Stage = 'load' | 'text' | 'denoise' | 'decode' | 'encode';
+
+export interface Progress {
+  stage: Stage;
+  /** Steps done in this stage (denoising steps, or layers decoded). */
+  step: number;
+  total: number;
+  /** Milliseconds since the job started. */
+  elapsedMs: number;
+}
+
+/** One generated layer: 8-bit RGBA, row-major, cropped to its box. */
+export interface LayerImage {
+  index: number;
+  box: BoxTuple;
+  width: number;
+  height: number;
+  rgba: Uint8Array;
+}
+
+/** An 8-bit RGB image of the whole canvas (VAE decode of the merged preview or the background). */
+export interface RgbImage {
+  width: number;
+  height: number;
+  rgb: Uint8Array;
+}
+
+export interface GenerateResult {
+  /** RGBA of every layer, index 0..L-1, each cropped to its box (layers 0 and 1: whole canvas). */
+  layers: LayerImage[];
+  merged: RgbImage;
+  background: RgbImage;
+  seed: number;
+  /** Milliseconds per stage. */
+  timings: Partial<Record<Stage, number>>;
+  /** Whether the weights are the random tiny model (images are noise). */
+  tiny: boolean;
+  model: string;
+  provider: string;
+  /** The prompt was cut to the text encoders' token limit. */
+  promptTruncated: boolean;
+}
+
+export interface GenerateOptions {
+  onProgress?: (progress: Progress) => void;
+  /** Checked between steps; an aborted job rejects with an AbortError. */
+  signal?: AbortSignal;
+}
+
+export interface PipelineInfo {
+  model: string;
+  provider: string;
+  tiny: boolean;
+  maxLayers: number;
+  /** Canvas sides the model folder accepts. */
+  resolutions: number[];
+}
+
+/** What the bridge and the CLI call; one implementation runs the ONNX graphs. */
+export interface ArtPipeline {
+  readonly info: PipelineInfo;
+  generate(params: GenerateParams, options?: GenerateOptions): Promise<GenerateResult>;
+  dispose(): Promise<void>;
+}
