@@ -1,0 +1,46 @@
+/**
+ * onnxruntime-node sessions: the one place that knows about execution providers.
+ * `auto` tries CUDA, then WebGPU, then the CPU, and the session says which it got.
+ */
+import ort from 'onnxruntime-node';
+
+export type Provider = 'cuda' | 'webgpu' | 'cpu';
+export type ProviderChoice = Provider | 'auto';
+
+export interface OpenSession {
+  session: ort.InferenceSession;
+  provider: Provider;
+}
+
+const ORDER: Provider[] = ['cuda', 'webgpu', 'cpu'];
+
+/** Providers this onnxruntime-node build ships with (CUDA only after `npm run setup:cuda`). */
+export function availableProviders(): Provider[] {
+  const backends = ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }];
+  return ORDER.filter((p) => backends.some((b) => b.name === p && (p !== 'cuda' || cudaInstalled())));
+}
+
+function cudaInstalled(): boolean {
+  // The CUDA provider library is fetched by `npm run setup:cuda`; without it session creation fails.
+  return process.env.ART_CUDA_READY === '1';
+}
+
+export async function openSession(modelPath: string, choice: ProviderChoice = 'cpu', options: ort.InferenceSession.SessionOptions = {}): Promise<OpenSession> {
+  const candidates = choice === 'auto' ? availableProviders() : [choice];
+  const errors: string[] = [];
+  for (const provider of candidates) {
+    try {
+      const session = await ort.InferenceSession.create(modelPath, {
+        graphOptimizationLevel: 'all',
+        ...options,
+        executionProviders: [provider],
+      });
+      return { session, provider };
+    } catch (e) {
+      errors.push(`${provider}: ${(e as Error).message}`);
+    }
+  }
+  throw new Error(`could not open ${modelPath} on ${candidates.join(', ')}:\n${errors.join('\n')}`);
+}
+
+export { ort };
