@@ -1,0 +1,12 @@
+/** RGBA -> PNG. Runs in the pipeline worker so the bridge's event loop never compresses images. */
+import { PNG } from 'pngjs';
+
+export function encodePng(width: number, height: number, rgba: Uint8Array): Uint8Array {
+  if (rgba.length !== width * height * 4)
+    throw new Error(`RGBA has ${rgba.length} bytes, expected ${width}x${height}x4 = ${width * height * 4}`);
+  const png = new PNG({ width, height, colorType: 6, inputColorType: 6, bitDepth: 8 });
+  png.data = Buffer.from(rgba.buffer, rgba.byteOffset, rgba.byteLength);
+  const buffer = PNG.sync.write(png, { colorType: 6 });
+  // A copy that owns its ArrayBuffer, so it can be transferred to the main thread.
+  return new Uint8Array(buffer);
+}

@@ -1,0 +1,93 @@
+/**
+ * The pipeline's thread: loads the pipeline module, runs one job at a time, encodes the layers
+ * to PNG, and posts progress and results. onnxruntime holds this thread while it runs; the
+ * bridge's event loop is never blocked by it.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { isAbsolute } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { ArtPipeline, GenerateParams } from '../gpu-server/pipeline/types.ts';
+import { encodePng } from './encode.ts';
+import type { EncodedResult, FromWorker, ToWorker, WorkerInit } from './worker-messages.ts';
+
+const port = parentPort;
+if (!port) throw new Error('pipeline-worker.ts must run in a worker thread');
+const init = workerData as WorkerInit;
+const cancelFlag = new Int32Array(init.cancelFlag);
+const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+type Factory = (options: WorkerInit['options']) => Promise<ArtPipeline>;
+
+async function load(): Promise<ArtPipeline> {
+  const url = isAbsolute(init.factory) ? pathToFileURL(init.factory).href : init.factory;
+  const mod = (await import(url)) as { createPipeline?: Factory };
+  if (typeof mod.createPipeline !== 'function')
+    throw new Error(`${init.factory} does not export createPipeline(options)`);
+  return mod.createPipeline(init.options);
+}
+
+const controllers = new Map<number, AbortController>();
+
+async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): Promise<void> {
+  const controller = new AbortController();
+  controllers.set(seq, controller);
+  const checkCancel = () => {
+    if (Atomics.load(cancelFlag, 0) === seq) controller.abort();
+  };
+  try {
+    const result = await pipeline.generate(params, {
+      signal: controller.signal,
+      onProgress: (progress) => {
+        checkCancel();
+        post({ type: 'progress', seq, progress });
+      },
+    });
+    checkCancel();
+    if (controller.signal.aborted) throw new DOMException('cancelled', 'AbortError');
+    const start = performance.now();
+    const layers = result.layers.map((l) => ({
+      index: l.index,
+      box: l.box,
+      width: l.width,
+      height: l.height,
+      png: encodePng(l.width, l.height, l.rgba),
+    }));
+    const encoded: EncodedResult = {
+      layers,
+      seed: result.seed,
+      model: result.model,
+      provider: result.provider,
+      tiny: result.tiny,
+      promptTruncated: result.promptTruncated,
+      timings: { ...result.timings, encode: (result.timings.encode ?? 0) + (performance.now() - start) },
+    };
+    post({ type: 'result', seq, result: encoded }, layers.map((l) => l.png.buffer as ArrayBuffer));
+  } catch (error) {
+    const aborted = controller.signal.aborted || (error instanceof Error && error.name === 'AbortError');
+    post({ type: 'failed', seq, aborted, message: errorText(error) });
+  } finally {
+    controllers.delete(seq);
+  }
+}
+
+try {
+  const pipeline = await load();
+  post({ type: 'ready', info: pipeline.info });
+  // Jobs run one at a time; the bridge sends the next only after this one's answer.
+  port.on('message', (message: ToWorker) => {
+    switch (message.type) {
+      case 'generate':
+        void run(pipeline, message.seq, message.params);
+        break;
+      case 'cancel':
+        controllers.get(message.seq)?.abort();
+        break;
+      case 'dispose':
+        void pipeline.dispose().finally(() => post({ type: 'disposed' }));
+        break;
+    }
+  });
+} catch (error) {
+  post({ type: 'load_failed', message: errorText(error) });
+}

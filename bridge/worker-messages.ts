@@ -1,0 +1,42 @@
+/** Messages between the bridge's main thread and its pipeline worker (structured clone). */
+import type { GenerateParams, PipelineInfo, Progress, Stage } from '../gpu-server/pipeline/types.ts';
+import type { LayerPng } from './job-store.ts';
+
+/** Options passed to the pipeline module's `createPipeline`; extra keys are for test doubles. */
+export interface PipelineFactoryOptions {
+  modelDir?: string;
+  provider?: 'cuda' | 'webgpu' | 'cpu';
+  [extra: string]: unknown;
+}
+
+export interface WorkerInit {
+  /** URL or absolute path of a module exporting `createPipeline(options): Promise<ArtPipeline>`. */
+  factory: string;
+  options: PipelineFactoryOptions;
+  /** Int32[0] holds the sequence number of a job to cancel; read between steps even when the
+   *  worker's event loop is held by onnxruntime and cannot receive messages. */
+  cancelFlag: SharedArrayBuffer;
+}
+
+export type ToWorker =
+  | { type: 'generate'; seq: number; params: GenerateParams }
+  | { type: 'cancel'; seq: number }
+  | { type: 'dispose' };
+
+export interface EncodedResult {
+  layers: LayerPng[];
+  seed: number;
+  model: string;
+  provider: string;
+  tiny: boolean;
+  promptTruncated: boolean;
+  timings: Partial<Record<Stage, number>>;
+}
+
+export type FromWorker =
+  | { type: 'ready'; info: PipelineInfo }
+  | { type: 'load_failed'; message: string }
+  | { type: 'progress'; seq: number; progress: Progress }
+  | { type: 'result'; seq: number; result: EncodedResult }
+  | { type: 'failed'; seq: number; aborted: boolean; message: string }
+  | { type: 'disposed' };

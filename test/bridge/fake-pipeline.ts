@@ -1,0 +1,73 @@
+/**
+ * A test double of the ART pipeline, loaded by the bridge's worker in place of the real one.
+ * Deterministic RGBA of each box's size, a busy-wait per step that holds its thread as
+ * onnxruntime does, AbortSignal checked between steps, progress per step.
+ * Options (beside modelDir/provider): stepMs, loadMs. A prompt containing "FAIL" throws.
+ */
+import type { ArtPipeline, GenerateParams, GenerateOptions, GenerateResult, LayerImage } from '../../gpu-server/pipeline/types.ts';
+import { MAX_LAYERS } from '../../gpu-server/constants.ts';
+
+export interface FakeOptions {
+  modelDir?: string;
+  provider?: string;
+  stepMs?: number;
+  loadMs?: number;
+}
+
+/** The pixel the fake writes at (x, y) of layer `index`; tests recompute it to check results. */
+export function fakePixel(seed: number, index: number, x: number, y: number): [number, number, number, number] {
+  return [(seed + x) & 255, (index * 7 + y) & 255, (x ^ y) & 255, (index * 31 + seed) & 255];
+}
+
+function holdThread(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // Deliberately blocking, like InferenceSession.run().
+  }
+}
+
+export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipeline> {
+  holdThread(options.loadMs ?? 0);
+  const stepMs = options.stepMs ?? 5;
+  const provider = options.provider ?? 'cpu';
+  return {
+    info: { model: 'fake', provider, tiny: true, maxLayers: MAX_LAYERS, resolutions: [64, 128, 256, 512, 1024] },
+    async generate(params: GenerateParams, opts: GenerateOptions = {}): Promise<GenerateResult> {
+      const start = performance.now();
+      const abortIfAsked = () => {
+        if (opts.signal?.aborted) throw new DOMException('the job was cancelled', 'AbortError');
+      };
+      if (params.prompt.includes('FAIL')) throw new Error('fake pipeline failure (prompt asked for it)');
+      for (let step = 1; step <= params.steps; step++) {
+        abortIfAsked();
+        holdThread(stepMs);
+        // Only a microtask between steps: the worker's message queue does not run here.
+        await Promise.resolve();
+        opts.onProgress?.({ stage: 'denoise', step, total: params.steps, elapsedMs: performance.now() - start });
+      }
+      abortIfAsked();
+      const layers: LayerImage[] = params.layout.boxes.map((box, index) => {
+        const width = box[2] - box[0];
+        const height = box[3] - box[1];
+        const rgba = new Uint8Array(width * height * 4);
+        for (let y = 0; y < height; y++)
+          for (let x = 0; x < width; x++) rgba.set(fakePixel(params.seed, index, x, y), (y * width + x) * 4);
+        return { index, box, width, height, rgba };
+      });
+      const { width, height } = params.layout;
+      const blank = { width, height, rgb: new Uint8Array(width * height * 3) };
+      return {
+        layers,
+        merged: blank,
+        background: blank,
+        seed: params.seed,
+        timings: { denoise: performance.now() - start },
+        tiny: true,
+        model: 'fake',
+        provider,
+        promptTruncated: false,
+      };
+    },
+    async dispose() {},
+  };
+}

@@ -1,0 +1,167 @@
+/** A real bridge on an ephemeral port with the fake pipeline, and a real `ws` client. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+import { PNG } from 'pngjs';
+import { startBridge, type Bridge, type BridgeLimits } from '../../bridge/server.ts';
+import { PROTOCOL_VERSION, decodeImageFrame, type BridgeMessage, type ImageFrame } from '../../bridge/protocol.ts';
+import type { BoxTuple } from '../../gpu-server/pipeline/types.ts';
+import type { FakeOptions } from './fake-pipeline.ts';
+
+export const TOKEN = 'test-token-0123456789abcdef';
+export const FAKE_FACTORY = fileURLToPath(new URL('./fake-pipeline.ts', import.meta.url));
+
+export interface TestBridge {
+  bridge: Bridge;
+  url: string;
+  outputs: string;
+  close(): Promise<void>;
+}
+
+export async function startTestBridge(
+  opts: { fake?: FakeOptions; limits?: Partial<BridgeLimits>; cancelOnShutdown?: boolean; keepJobs?: number; allowOrigins?: string[] } = {},
+): Promise<TestBridge> {
+  const outputs = await mkdtemp(join(tmpdir(), 'art-bridge-test-'));
+  const bridge = await startBridge({
+    host: '127.0.0.1',
+    port: 0,
+    token: TOKEN,
+    allowOrigins: opts.allowOrigins ?? [],
+    outputs,
+    keepJobs: opts.keepJobs ?? 20,
+    pipeline: { factory: FAKE_FACTORY, options: { stepMs: 5, ...opts.fake } },
+    cancelOnShutdown: opts.cancelOnShutdown ?? false,
+    limits: opts.limits,
+    version: 'test',
+  });
+  let closed = false;
+  return {
+    bridge,
+    url: `ws://127.0.0.1:${bridge.port}`,
+    outputs,
+    async close() {
+      if (!closed) await bridge.close();
+      closed = true;
+      await rm(outputs, { recursive: true, force: true });
+    },
+  };
+}
+
+export type Received = BridgeMessage | { type: 'binary'; frame: ImageFrame };
+
+export class TestClient {
+  readonly received: Received[] = [];
+  private cursor = 0;
+  private waiters: (() => void)[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data, isBinary) => {
+      const buf = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
+      this.received.push(
+        isBinary ? { type: 'binary', frame: decodeImageFrame(new Uint8Array(buf)) } : (JSON.parse(buf.toString('utf8')) as BridgeMessage),
+      );
+      this.wake();
+    });
+    this.closed = new Promise((resolve) =>
+      ws.on('close', (code, reason) => {
+        resolve({ code, reason: reason.toString() });
+        this.wake();
+      }),
+    );
+  }
+
+  static open(url: string, headers: Record<string, string> = {}): Promise<TestClient> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { headers });
+      const client = new TestClient(ws);
+      ws.once('open', () => resolve(client));
+      ws.once('error', reject);
+    });
+  }
+
+  /** Opens and pairs (hello -> welcome). */
+  static async paired(url: string): Promise<TestClient> {
+    const client = await TestClient.open(url, { origin: 'null' });
+    client.send({ type: 'hello', protocol: PROTOCOL_VERSION, token: TOKEN, client: 'test' });
+    await client.next((m) => m.type === 'welcome');
+    return client;
+  }
+
+  send(message: unknown): void {
+    this.ws.send(JSON.stringify(message));
+  }
+
+  /** The next message after the cursor that matches; advances the cursor past it. */
+  async next<T extends Received = Received>(match: (m: Received) => boolean, timeoutMs = 5000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (let i = this.cursor; i < this.received.length; i++)
+        if (match(this.received[i])) {
+          this.cursor = i + 1;
+          return this.received[i] as T;
+        }
+      const left = deadline - Date.now();
+      if (left <= 0 || this.ws.readyState === WebSocket.CLOSED)
+        throw new Error(`no matching message within ${timeoutMs} ms; received: ${JSON.stringify(this.received.map(summary))}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** The next error (optionally with this code). */
+  error(code?: string, timeoutMs?: number): Promise<Extract<Received, { type: 'error' }>> {
+    return this.next((m) => m.type === 'error' && (code === undefined || m.code === code), timeoutMs);
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    waiters.forEach((w) => w());
+  }
+}
+
+const summary = (m: Received) => (m.type === 'binary' ? `binary:${m.frame.layerIndex}` : m.type === 'error' ? `error:${m.code}` : m.type);
+
+// ---- requests -----------------------------------------------------------------------------------
+
+export function layout(width: number, height: number, children: BoxTuple[]) {
+  return { width, height, boxes: [[0, 0, width, height], [0, 0, width, height], ...children] as BoxTuple[] };
+}
+
+export function generateMessage(requestId: string, overrides: { steps?: number; seed?: number; prompt?: string } = {}) {
+  return {
+    type: 'generate',
+    requestId,
+    prompt: overrides.prompt ?? 'a poster with "HELLO" in big letters',
+    layout: layout(128, 64, [
+      [16, 16, 64, 48],
+      [64, 0, 128, 32],
+    ]),
+    params: { resolution: 128, steps: overrides.steps ?? 4, guidance: 4, trueCfg: 3.5, seed: overrides.seed ?? 7 },
+  };
+}
+
+/** Waits for a job's `done`, collecting its layer messages and frames. */
+export async function collectJob(client: TestClient, jobId: string, timeoutMs = 10_000) {
+  const done = await client.next<Extract<Received, { type: 'done' }>>((m) => m.type === 'done' && m.jobId === jobId, timeoutMs);
+  const end = client.received.indexOf(done);
+  const mine = client.received.slice(0, end + 1).filter((m) => (m.type === 'binary' ? m.frame.jobId === jobId : 'jobId' in m && m.jobId === jobId));
+  return { done, messages: mine };
+}
+
+export function decodePng(png: Uint8Array): { width: number; height: number; data: Buffer } {
+  const image = PNG.sync.read(Buffer.from(png));
+  return { width: image.width, height: image.height, data: image.data };
+}
