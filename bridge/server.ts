@@ -193,8 +193,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   };
 
   const runJob = async (job: Job): Promise<void> => {
+    if (job.lastPosition !== 0) broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position: 0 });
     job.lastPosition = 0;
-    broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position: 0 });
     const startedAt = Date.now();
     try {
       if (!host.alive) {

@@ -9,7 +9,7 @@ import { MAX_LAYERS } from '../../gpu-server/constants.ts';
 
 export interface FakeOptions {
   modelDir?: string;
-  provider?: string;
+  provider?: 'cuda' | 'webgpu' | 'cpu';
   stepMs?: number;
   loadMs?: number;
 }
