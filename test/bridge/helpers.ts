@@ -53,7 +53,7 @@ export type Received = BridgeMessage | { type: 'binary'; frame: ImageFrame };
 
 export class TestClient {
   readonly received: Received[] = [];
-  private cursor = 0;
+  private readonly consumed = new Set<number>();
   private waiters: (() => void)[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
 
@@ -94,13 +94,13 @@ export class TestClient {
     this.ws.send(JSON.stringify(message));
   }
 
-  /** The next message after the cursor that matches; advances the cursor past it. */
+  /** The first message not yet returned by `next` that matches; marks it returned. */
   async next<T extends Received = Received>(match: (m: Received) => boolean, timeoutMs = 5000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      for (let i = this.cursor; i < this.received.length; i++)
-        if (match(this.received[i])) {
-          this.cursor = i + 1;
+      for (let i = 0; i < this.received.length; i++)
+        if (!this.consumed.has(i) && match(this.received[i])) {
+          this.consumed.add(i);
           return this.received[i] as T;
         }
       const left = deadline - Date.now();
