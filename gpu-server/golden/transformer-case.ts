@@ -1,17 +1,28 @@
 /** Golden check of the transformer graph on a `transformer` case (packed tokens in, noise_pred inside the boxes out). */
 import { join } from 'node:path';
 import { buildTransformer, parseTransformerConfig } from '../models/transformer.ts';
-import { checkpointWeights } from '../onnx/graph.ts';
+import { checkpointWeights, type WeightSource } from '../onnx/graph.ts';
 import { writeModel } from '../onnx/onnx-writer.ts';
 import { Checkpoint } from '../onnx/safetensors.ts';
-import { openSession, ort } from '../onnx/session.ts';
+import { floatsOf, floatTensor, openSession, ort } from '../onnx/session.ts';
 import { transformerTokens, validateLayout } from '../pipeline/layout-tokens.ts';
 import { gatherTokens, scatterTokens } from '../pipeline/packing.ts';
 import { ropeTables } from '../pipeline/rope.ts';
 import { caseLayout, need, readCase, readFloats, readJson, withScratch } from './case.ts';
-import { compareFloat, type Comparison, type GoldenReport } from './compare.ts';
+import { compareFloat, type Comparison, FP32_TOLERANCE, type GoldenReport } from './compare.ts';
 
-export async function check(dir: string): Promise<GoldenReport> {
+/** Builds variants of the graph for the same case: fp32 (the golden bar), fp16 or int4 (their own bars). */
+export interface TransformerVariant {
+  precision: 'float32' | 'float16';
+  quantize: 'none' | 'int4';
+  /** Relative error allowed on noise_pred. */
+  tolerance: number;
+}
+
+export const FP32_VARIANT: TransformerVariant = { precision: 'float32', quantize: 'none', tolerance: FP32_TOLERANCE };
+
+/** Runs one build of the case's graph; `weights` replaces the case's own (e.g. dequantized copies). */
+export async function runCase(dir: string, variant: TransformerVariant = FP32_VARIANT, weights?: WeightSource) {
   const c = readCase(dir);
   const layout = caseLayout(c, join(dir, 'case.json'));
   validateLayout(layout);
@@ -33,7 +44,8 @@ export async function check(dir: string): Promise<GoldenReport> {
     compareFloat('rope_sin', rope.sin, need(outputs, 'rope_sin', outputsFile).data),
   ];
 
-  const graph = buildTransformer(config, checkpointWeights(Checkpoint.open(join(dir, 'weights.safetensors'))), 'float32', { intermediates: true });
+  const source = weights ?? checkpointWeights(Checkpoint.open(join(dir, 'weights.safetensors')));
+  const graph = buildTransformer(config, source, variant.precision, { intermediates: true, quantize: variant.quantize });
   const result = await withScratch(async (scratch) => {
     const path = join(scratch, 'transformer.onnx');
     writeModel(graph, path);
@@ -41,13 +53,13 @@ export async function check(dir: string): Promise<GoldenReport> {
     try {
       const n = grid.count;
       const feeds: Record<string, ort.Tensor> = {
-        hidden_states: new ort.Tensor('float32', gatherTokens(latents.data, grid), [1, n, 64]),
+        hidden_states: floatTensor(gatherTokens(latents.data, grid), [1, n, 64], variant.precision),
         token_layer: new ort.Tensor('int64', BigInt64Array.from(grid.layerOf, (v) => BigInt(v)), [n]),
-        encoder_hidden_states: new ort.Tensor('float32', context.data, context.shape),
-        pooled_projections: new ort.Tensor('float32', pooled.data, pooled.shape),
+        encoder_hidden_states: floatTensor(context.data, context.shape, variant.precision),
+        pooled_projections: floatTensor(pooled.data, pooled.shape, variant.precision),
         timestep: new ort.Tensor('float32', need(inputs, 'timestep', inputsFile).data, [1]),
-        rope_cos: new ort.Tensor('float32', rope.cos, [rope.rows, rope.dim]),
-        rope_sin: new ort.Tensor('float32', rope.sin, [rope.rows, rope.dim]),
+        rope_cos: floatTensor(rope.cos, [rope.rows, rope.dim], variant.precision),
+        rope_sin: floatTensor(rope.sin, [rope.rows, rope.dim], variant.precision),
       };
       if (config.guidanceEmbeds) feeds.guidance = new ort.Tensor('float32', need(inputs, 'guidance', inputsFile).data, [1]);
       return await session.run(feeds);
@@ -56,13 +68,19 @@ export async function check(dir: string): Promise<GoldenReport> {
     }
   });
 
-  comparisons.push(compareFloat('temb', result.temb.data as Float32Array, need(outputs, 'temb', outputsFile).data));
-  comparisons.push(compareFloat('packed_hidden_after_crop', result.packed_hidden_after_crop.data as Float32Array, need(outputs, 'packed_hidden_after_crop', outputsFile).data));
+  const full = new Float32Array(latents.data.length);
+  scatterTokens(floatsOf(result.noise_pred), grid, full);
+  const mask = scatterTokens(new Float32Array(grid.count * 64).fill(1), grid, new Float32Array(latents.data.length));
+  return { comparisons, result, noisePred: full, mask, outputs, outputsFile };
+}
+
+export async function check(dir: string, variant: TransformerVariant = FP32_VARIANT): Promise<GoldenReport> {
+  const { comparisons, result, noisePred, mask, outputs, outputsFile } = await runCase(dir, variant);
+  const tol = variant.tolerance;
+  comparisons.push(compareFloat('temb', floatsOf(result.temb), need(outputs, 'temb', outputsFile).data, tol));
+  comparisons.push(compareFloat('packed_hidden_after_crop', floatsOf(result.packed_hidden_after_crop), need(outputs, 'packed_hidden_after_crop', outputsFile).data, tol));
 
   // noise_pred is compared inside the boxes only: outside, the reference holds proj_out(norm_out(0)).
-  const full = new Float32Array(latents.data.length);
-  scatterTokens(result.noise_pred.data as Float32Array, grid, full);
-  const mask = scatterTokens(new Float32Array(grid.count * 64).fill(1), grid, new Float32Array(latents.data.length));
-  comparisons.push(compareFloat('noise_pred (inside boxes)', full, need(outputs, 'noise_pred', outputsFile).data, undefined, mask));
+  comparisons.push(compareFloat('noise_pred (inside boxes)', noisePred, need(outputs, 'noise_pred', outputsFile).data, tol, mask));
   return { kind: 'transformer', dir, comparisons };
 }

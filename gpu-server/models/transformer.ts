@@ -168,10 +168,12 @@ export type TransformerPrecision = 'float32' | 'float16';
 export interface TransformerBuildOptions {
   /** Also output `temb` and `packed_hidden_after_crop` (for comparing with the reference's intermediates). */
   intermediates?: boolean;
+  /** `int4`: 4-bit weight-only linear layers (MatMulNBits), for GPUs with 12-16 GB. */
+  quantize?: 'none' | 'int4';
 }
 
 export function buildTransformer(c: TransformerConfig, weights: WeightSource, precision: TransformerPrecision = 'float32', options: TransformerBuildOptions = {}): GraphBuilder {
-  const g = new GraphBuilder('art_transformer', precision, weights);
+  const g = new GraphBuilder('art_transformer', precision, weights, options.quantize ?? 'none');
   const dim = innerDim(c);
   const hidden = g.input('hidden_states', 'float', ['batch', 'tokens', c.inChannels]);
   const tokenLayer = g.input('token_layer', 'int64', ['tokens']);

@@ -85,6 +85,8 @@ export class GraphBuilder {
     readonly name: string,
     readonly float: 'float32' | 'float16',
     readonly weights: WeightSource,
+    /** `int4`: linear layers become 4-bit weight-only `MatMulNBits` (see `int4.ts`). */
+    readonly quantize: 'none' | 'int4' = 'none',
   ) {}
 
   resolve(type: TypeSpec): ElemType {
@@ -133,12 +135,7 @@ export class GraphBuilder {
 
   /** A weight from the checkpoint under its official key, shape-checked against the config. */
   weight(key: string, shape: number[], transform: 'none' | 'transpose' = 'none'): Value {
-    const actual = this.weights.shape(key);
-    if (!actual) throw new GraphError(`${this.weights.describe}: tensor "${key}" is missing (is this the right checkpoint for this config?)`);
-    if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-      throw new GraphError(`${this.weights.describe}: tensor "${key}" has shape [${actual}] but the config needs [${shape}] (config.json and weights disagree)`);
-    }
-    this.usedKeys.set(key, shape);
+    this.useKey(key, shape);
     const name = transform === 'transpose' ? `${key}.T` : key;
     if (this.initializers.has(name)) return { name };
     const dims = transform === 'transpose' ? [shape[1], shape[0]] : shape;
@@ -151,16 +148,25 @@ export class GraphBuilder {
     return { name };
   }
 
+  /** Marks a checkpoint key as consumed after checking its shape (for weights stored in a derived form). */
+  useKey(key: string, shape: number[]): void {
+    const actual = this.weights.shape(key);
+    if (!actual) throw new GraphError(`${this.weights.describe}: tensor "${key}" is missing (is this the right checkpoint for this config?)`);
+    if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
+      throw new GraphError(`${this.weights.describe}: tensor "${key}" has shape [${actual}] but the config needs [${shape}] (config.json and weights disagree)`);
+    }
+    this.usedKeys.set(key, shape);
+  }
+
+  /** A raw initializer (any element type) computed from checkpoint data when the model is written. */
+  rawInitializer(name: string, type: ElemType, dims: number[], load: () => TensorArray): Value {
+    this.addInitializer({ name, type, dims, load, inline: false });
+    return { name };
+  }
+
   /** A weight derived from checkpoint tensors (e.g. a fused or reshaped form). */
   derivedWeight(name: string, dims: number[], keys: Record<string, number[]>, make: (read: (key: string) => Float32Array) => Float32Array, type: TypeSpec = 'float'): Value {
-    for (const [key, shape] of Object.entries(keys)) {
-      const actual = this.weights.shape(key);
-      if (!actual) throw new GraphError(`${this.weights.describe}: tensor "${key}" is missing (is this the right checkpoint for this config?)`);
-      if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-        throw new GraphError(`${this.weights.describe}: tensor "${key}" has shape [${actual}] but the config needs [${shape}] (config.json and weights disagree)`);
-      }
-      this.usedKeys.set(key, shape);
-    }
+    for (const [key, shape] of Object.entries(keys)) this.useKey(key, shape);
     const elem = this.resolve(type);
     const load = (): TensorArray => {
       const data = make((key) => this.weights.read(key));

@@ -4,14 +4,34 @@
  * PyTorch original.
  */
 import { type GraphBuilder, type Value, float, int, ints, str } from './graph.ts';
+import { float32ToHalves } from './half.ts';
+import { INT4_BLOCK, type Int4Weight, quantizeInt4 } from './int4.ts';
 import { MS_DOMAIN } from './onnx-writer.ts';
 
-/** torch `nn.Linear` under `prefix` (`prefix.weight [out,in]`, `prefix.bias [out]`). */
+/**
+ * torch `nn.Linear` under `prefix` (`prefix.weight [out,in]`, `prefix.bias [out]`). In an int4
+ * build the weight is stored as 4-bit blocks and multiplied by the fused `MatMulNBits`.
+ */
 export function linear(g: GraphBuilder, x: Value, prefix: string, inFeatures: number, outFeatures: number, bias = true): Value {
-  const w = g.weight(`${prefix}.weight`, [outFeatures, inFeatures], 'transpose');
-  const y = g.op('MatMul', [x, w]);
+  const y = g.quantize === 'int4' && inFeatures % INT4_BLOCK === 0 ? matMulInt4(g, x, `${prefix}.weight`, inFeatures, outFeatures) : g.op('MatMul', [x, g.weight(`${prefix}.weight`, [outFeatures, inFeatures], 'transpose')]);
   if (!bias) return y;
   return g.op('Add', [y, g.weight(`${prefix}.bias`, [outFeatures])]);
+}
+
+function matMulInt4(g: GraphBuilder, x: Value, key: string, k: number, n: number): Value {
+  g.useKey(key, [n, k]);
+  let cached: Int4Weight | undefined;
+  // The three initializers share one quantization pass; the writer loads them one after another.
+  const quantized = (): Int4Weight => (cached ??= quantizeInt4(g.weights.read(key), n, k));
+  const blocks = k / INT4_BLOCK;
+  const codes = g.rawInitializer(`${key}.q4`, 'uint8', [n, blocks, INT4_BLOCK / 2], () => quantized().codes);
+  const scales = g.rawInitializer(`${key}.q4_scales`, g.float, [n * blocks], () => (g.float === 'float16' ? float32ToHalves(quantized().scales) : quantized().scales));
+  const zeros = g.rawInitializer(`${key}.q4_zero_points`, 'uint8', [n * Math.ceil(blocks / 2)], () => {
+    const z = quantized().zeroPoints;
+    cached = undefined;
+    return z;
+  });
+  return g.op('MatMulNBits', [x, codes, scales, zeros], { K: int(k), N: int(n), bits: int(4), block_size: int(INT4_BLOCK), accuracy_level: int(0) }, { domain: MS_DOMAIN });
 }
 
 export const add = (g: GraphBuilder, a: Value, b: Value): Value => g.op('Add', [a, b]);

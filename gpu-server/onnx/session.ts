@@ -3,6 +3,7 @@
  * `auto` tries CUDA, then WebGPU, then the CPU, and the session says which it got.
  */
 import ort from 'onnxruntime-node';
+import { float32ToHalves, halvesToFloat32 } from './half.ts';
 
 export type Provider = 'cuda' | 'webgpu' | 'cpu';
 export type ProviderChoice = Provider | 'auto';
@@ -41,6 +42,21 @@ export async function openSession(modelPath: string, choice: ProviderChoice = 'c
     }
   }
   throw new Error(`could not open ${modelPath} on ${candidates.join(', ')}:\n${errors.join('\n')}`);
+}
+
+/** A float tensor in the graph's working precision (float16 tensors carry IEEE half bits). */
+export function floatTensor(data: Float32Array, dims: readonly number[], precision: 'float32' | 'float16'): ort.Tensor {
+  return precision === 'float16' ? new ort.Tensor('float16', float32ToHalves(data), dims) : new ort.Tensor('float32', data, dims);
+}
+
+/** Any float output as float32 values. */
+export function floatsOf(t: ort.Tensor): Float32Array {
+  if (t.type === 'float32') return t.data as Float32Array;
+  if (t.type === 'float16') {
+    const d = t.data as ArrayLike<number>;
+    return d instanceof Uint16Array ? halvesToFloat32(d) : Float32Array.from(d);
+  }
+  throw new TypeError(`expected a float tensor, got ${t.type}`);
 }
 
 export { ort };
