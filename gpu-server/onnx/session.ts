@@ -2,6 +2,9 @@
  * onnxruntime-node sessions: the one place that knows about execution providers.
  * `auto` tries CUDA, then WebGPU, then the CPU, and the session says which it got.
  */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { float32ToHalves, halvesToFloat32 } from './half.ts';
 
@@ -13,6 +16,8 @@ export interface OpenSession {
   provider: Provider;
 }
 
+const require = createRequire(import.meta.url);
+
 const ORDER: Provider[] = ['cuda', 'webgpu', 'cpu'];
 
 /** Providers this onnxruntime-node build ships with (CUDA only after `npm run setup:cuda`). */
@@ -21,10 +26,18 @@ export function availableProviders(): Provider[] {
   return ORDER.filter((p) => backends.some((b) => b.name === p && (p !== 'cuda' || cudaInstalled())));
 }
 
-function cudaInstalled(): boolean {
-  // The CUDA provider library is fetched by `npm run setup:cuda`; without it session creation fails.
-  return process.env.ART_CUDA_READY === '1';
+/** The CUDA provider library fetched by `npm run setup:cuda`, if present. */
+export function cudaProviderPath(): string | undefined {
+  const binding = dirname(require.resolve('onnxruntime-node'));
+  const root = dirname(binding);
+  for (const napi of ['napi-v6', 'napi-v3']) {
+    const lib = join(root, 'bin', napi, process.platform, process.arch, 'libonnxruntime_providers_cuda.so');
+    if (existsSync(lib)) return lib;
+  }
+  return undefined;
 }
+
+const cudaInstalled = (): boolean => cudaProviderPath() !== undefined;
 
 export async function openSession(modelPath: string, choice: ProviderChoice = 'cpu', options: ort.InferenceSession.SessionOptions = {}): Promise<OpenSession> {
   const candidates = choice === 'auto' ? availableProviders() : [choice];
