@@ -1,0 +1,161 @@
+/**
+ * The numeric core of a generation, shared by the ArtPipeline and the golden pipeline case:
+ * denoise packed tokens from given noise and text embeddings, then decode (grey latent outside
+ * the boxes, the transparent decoder for every layer's RGBA, the VAE for merged and background).
+ * No text encoders, no PRNG, no I/O: those live around it.
+ */
+import { BACKGROUND_LAYER, LATENT_CHANNELS, MERGED_LAYER, VAE_FACTOR } from '../constants.ts';
+import { decoderLatents, greyFromMean, latentSize, rgbaFromPlanes, vaeToUnit, type VaeScaling } from './decode.ts';
+import { denoise, type Prediction } from './denoise.ts';
+import type { GraphSession } from './graph-session.ts';
+import { latentTokens, type TokenGrid } from './layout-tokens.ts';
+import { gatherCells } from './packing.ts';
+import { ropeTables } from './rope.ts';
+import { fluxSchedule, type Schedule, type SchedulerConfig } from './scheduler.ts';
+import { transformerPredictor, type TextEmbeddings } from './transformer-runner.ts';
+import type { Layout } from './types.ts';
+
+export interface ModelSettings {
+  vae: VaeScaling;
+  scheduler: SchedulerConfig;
+  transformer: { axesDimsRope: readonly number[]; ropeTheta: number };
+  transparentDecoder: { axesDimsRope: readonly number[]; ropeTheta: number };
+}
+
+export interface DecoderGraphs {
+  transformer: GraphSession;
+  vaeEncoder: GraphSession;
+  vaeDecoder: GraphSession;
+  transparentDecoder: GraphSession;
+}
+
+export interface DenoiseJob {
+  grid: TokenGrid;
+  /** Packed in-box noise `[N, 64]`. */
+  initial: Float32Array;
+  positive: TextEmbeddings;
+  negative: TextEmbeddings;
+  steps: number;
+  guidance: number;
+  trueCfg: number;
+  signal?: AbortSignal;
+  onStep?: (done: number, total: number, latents: Float32Array, prediction: Prediction) => void;
+}
+
+export interface Decoded {
+  /** `[L, 16, h, w]`: what both decoders received. */
+  latents: Float32Array;
+  /** Per layer, whole-canvas RGBA `[H, W, 4]`. */
+  rgba: Uint8Array[];
+  /** VAE images of the merged and background layers, `[3, H, W]` in [0, 1]. */
+  merged: Float32Array;
+  background: Float32Array;
+}
+
+export class ArtRunner {
+  private readonly greyCache = new Map<string, Promise<Float32Array>>();
+
+  constructor(readonly graphs: DecoderGraphs, readonly settings: ModelSettings) {}
+
+  schedule(steps: number, grid: TokenGrid): Schedule {
+    // mu uses the total number of cropped tokens, as the official pipeline does.
+    return fluxSchedule(steps, grid.count, this.settings.scheduler);
+  }
+
+  async denoise(job: DenoiseJob): Promise<Float32Array> {
+    const predictor = transformerPredictor(this.graphs.transformer, {
+      grid: job.grid,
+      positive: job.positive,
+      negative: job.negative,
+      guidance: job.guidance,
+      axesDimsRope: this.settings.transformer.axesDimsRope,
+      ropeTheta: this.settings.transformer.ropeTheta,
+    });
+    return denoise(job.initial, predictor, { schedule: this.schedule(job.steps, job.grid), trueCfg: job.trueCfg, signal: job.signal, onStep: job.onStep });
+  }
+
+  /** The grey latent `[16, h, w]` (scaled, as the denoiser sees latents): the VAE mean of a zero image, once per size. */
+  greyLatent(width: number, height: number): Promise<Float32Array> {
+    const key = `${width}x${height}`;
+    let grey = this.greyCache.get(key);
+    if (!grey) {
+      grey = this.graphs.vaeEncoder
+        .run({ image: { data: new Float32Array(3 * width * height), dims: [1, 3, height, width] } }, ['mean'])
+        .then((out) => greyFromMean(out.mean.data, this.settings.vae));
+      grey.catch(() => this.greyCache.delete(key));
+      this.greyCache.set(key, grey);
+    }
+    return grey;
+  }
+
+  /** Decodes denoised tokens: transparent RGBA for every layer, VAE images for merged and background. */
+  async decode(layout: Layout, grid: TokenGrid, tokens: Float32Array, onLayer?: (done: number, total: number) => void): Promise<Decoded> {
+    const { width, height } = layout;
+    const { h, w } = latentSize(width, height);
+    const layers = layout.boxes.length;
+    const latents = decoderLatents(tokens, grid, await this.greyLatent(width, height), this.settings.vae);
+    const rgba = await this.transparent(layout, latents);
+    onLayer?.(1, 2);
+    const per = LATENT_CHANNELS * h * w;
+    const pick = new Float32Array(2 * per);
+    pick.set(latents.subarray(MERGED_LAYER * per, (MERGED_LAYER + 1) * per), 0);
+    pick.set(latents.subarray(BACKGROUND_LAYER * per, (BACKGROUND_LAYER + 1) * per), per);
+    const images = (await this.graphs.vaeDecoder.run({ latents: { data: pick, dims: [2, LATENT_CHANNELS, h, w] } }, ['image'])).image.data;
+    const unit = vaeToUnit(images);
+    const px = 3 * width * height;
+    onLayer?.(2, 2);
+    if (rgba.length !== layers) throw new Error(`transparent decoder returned ${rgba.length} layers for ${layers}`);
+    return { latents, rgba, merged: unit.subarray(0, px), background: unit.subarray(px, 2 * px) };
+  }
+
+  /** The transparent decoder over the latent cells inside the boxes; whole-canvas RGBA per layer. */
+  private async transparent(layout: Layout, latents: Float32Array): Promise<Uint8Array[]> {
+    const cells = latentTokens(layout);
+    const td = this.settings.transparentDecoder;
+    const rope = ropeTables(cells.ids, td.axesDimsRope, 0, td.ropeTheta);
+    const out = await this.graphs.transparentDecoder.run(
+      {
+        tokens: { data: gatherCells(latents, cells), dims: [1, cells.count, LATENT_CHANNELS] },
+        rope_cos: { data: rope.cos, dims: [rope.rows, rope.dim] },
+        rope_sin: { data: rope.sin, dims: [rope.rows, rope.dim] },
+      },
+      ['pixels'],
+    );
+    return unpatchRgba(out.pixels.data, cells, layout.width, layout.height);
+  }
+}
+
+/**
+ * The decoder's per-token output `[M, 4 * 8 * 8]` (channel-major: r, g, b, alpha planes of 8x8
+ * pixels, raw values about [-1, 1]) to whole-canvas planes per layer: `fg [3, H, W]` and
+ * `alpha [H, W]`; outside its box a layer is rgb 0 and alpha -1, as the official decoder leaves it.
+ */
+export function unpatchPlanes(pixels: Float32Array, cells: TokenGrid, width: number, height: number): { fg: Float32Array; alpha: Float32Array }[] {
+  const P = VAE_FACTOR;
+  const per = 4 * P * P;
+  if (pixels.length !== cells.count * per) throw new RangeError(`transparent decoder output has ${pixels.length} values, expected ${cells.count} x ${per}`);
+  const plane = width * height;
+  return cells.layers.map((l) => {
+    const fg = new Float32Array(3 * plane);
+    const alpha = new Float32Array(plane).fill(-1);
+    let t = l.offset;
+    for (let cy = l.y1; cy < l.y2; cy++) {
+      for (let cx = l.x1; cx < l.x2; cx++, t++) {
+        const base = t * per;
+        for (let py = 0; py < P; py++) {
+          for (let px = 0; px < P; px++) {
+            const pix = (cy * P + py) * width + cx * P + px;
+            const o = py * P + px;
+            for (let c = 0; c < 3; c++) fg[c * plane + pix] = pixels[base + c * P * P + o];
+            alpha[pix] = pixels[base + 3 * P * P + o];
+          }
+        }
+      }
+    }
+    return { fg, alpha };
+  });
+}
+
+/** Whole-canvas RGBA `[H, W, 4]` per layer from the decoder's per-token output. */
+export const unpatchRgba = (pixels: Float32Array, cells: TokenGrid, width: number, height: number): Uint8Array[] =>
+  unpatchPlanes(pixels, cells, width, height).map((p) => rgbaFromPlanes(p.fg, p.alpha, width, height));

@@ -1,0 +1,47 @@
+/**
+ * One ONNX graph of a model folder behind a float32 interface: inputs are converted to the
+ * element type the graph declares (float16 graphs take halves) and float outputs come back as
+ * float32, so the pipeline never cares about a folder's precision.
+ */
+import { float32ToHalves, halvesToFloat32 } from '../onnx/half.ts';
+import { ort } from '../onnx/session.ts';
+
+export type Feed = { data: Float32Array; dims: readonly number[] } | { data: BigInt64Array; dims: readonly number[] };
+
+export class GraphSession {
+  private readonly inputTypes = new Map<string, string>();
+
+  constructor(readonly name: string, readonly session: ort.InferenceSession) {
+    for (const m of session.inputMetadata) if (m.isTensor) this.inputTypes.set(m.name, m.type);
+  }
+
+  hasInput(name: string): boolean {
+    return this.inputTypes.has(name);
+  }
+
+  /** Runs the graph; returns the requested float outputs as float32 with their dims. */
+  async run(feeds: Record<string, Feed>, outputs: readonly string[]): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
+    const tensors: Record<string, ort.Tensor> = {};
+    for (const [name, feed] of Object.entries(feeds)) {
+      const type = this.inputTypes.get(name);
+      if (!type) throw new Error(`graph ${this.name} has no input "${name}" (inputs: ${[...this.inputTypes.keys()].join(', ')}); the model folder does not match this program, re-convert it`);
+      const dims = [...feed.dims];
+      if (feed.data instanceof BigInt64Array) tensors[name] = new ort.Tensor('int64', feed.data, dims);
+      else if (type === 'float16') tensors[name] = new ort.Tensor('float16', float32ToHalves(feed.data), dims);
+      else tensors[name] = new ort.Tensor('float32', feed.data, dims);
+    }
+    const result = await this.session.run(tensors, [...outputs]);
+    const out: Record<string, { data: Float32Array; dims: number[] }> = {};
+    for (const name of outputs) {
+      const t = result[name];
+      const data = t.type === 'float16' ? halvesToFloat32(t.data as Uint16Array) : (t.data as Float32Array);
+      out[name] = { data, dims: [...t.dims] };
+      t.dispose();
+    }
+    return out;
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
