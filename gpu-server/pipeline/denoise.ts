@@ -48,7 +48,7 @@ export async function denoise(initial: Float32Array, model: NoisePredictor, opti
   const { schedule, trueCfg, signal } = options;
   const withUncond = trueCfg !== 1;
   const total = schedule.timesteps.length;
-  let latents = Float32Array.from(initial);
+  let latents: Float32Array = Float32Array.from(initial);
   for (let i = 0; i < total; i++) {
     throwIfAborted(signal);
     // The pipeline passes t / 1000 in float32; the model scales it back.

@@ -42,7 +42,7 @@ test('denoise calls the model once per step at t/1000, guided, and reports progr
   assert.deepEqual(calls.map((c) => c.timestep), Array.from(schedule.timesteps, (t) => Math.fround(t / 1000)));
   assert.ok(calls.every((c) => c.withUncond));
   // Replay by hand: guided = uncond + 2 (cond - uncond) = x + 3.
-  let x = Float32Array.from(initial);
+  let x: Float32Array = Float32Array.from(initial);
   for (let i = 0; i < 3; i++) x = eulerStep(schedule, i, x, x.map((v) => Math.fround(v - 1) + Math.fround(2 * 2)));
   assert.deepEqual(out, x);
   assert.deepEqual(Array.from(initial), [0.5, -0.25], 'the input is not modified');
