@@ -127,11 +127,15 @@ export function buildCharsmap(rules: ReadonlyMap<string, string>): Uint8Array {
 
   const units: number[] = [0];
   const used = new Set<number>([0]);
+  // The reader checks only a unit's label, so no two nodes may share a child block (base):
+  // otherwise a byte could step from one node into another's children.
+  const bases = new Set<number>();
   const place = (node: TrieNode, at: number, label: number) => {
     // Slots this node's children need, relative to their block: 0 for the value, then labels.
     const needs = [...(node.value !== undefined ? [0] : []), ...node.children.keys()];
     let base = 1;
-    while (needs.some((c) => used.has(base ^ c))) base++;
+    while (bases.has(base) || needs.some((c) => used.has(base ^ c))) base++;
+    bases.add(base);
     const offset = at ^ base;
     if (offset >= 1 << 21) throw new Error('buildCharsmap: trie too large for this simple packer');
     units[at] = ((offset << 10) | (node.value !== undefined ? HAS_LEAF : 0) | label) >>> 0;
