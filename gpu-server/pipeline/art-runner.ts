@@ -89,27 +89,35 @@ export class ArtRunner {
   }
 
   /** Decodes denoised tokens: transparent RGBA for every layer, VAE images for merged and background. */
-  async decode(layout: Layout, grid: TokenGrid, tokens: Float32Array, onLayer?: (done: number, total: number) => void): Promise<Decoded> {
+  async decode(layout: Layout, grid: TokenGrid, tokens: Float32Array, onPart?: (done: number, total: number) => void): Promise<Decoded> {
+    const latents = await this.decoderLatents(layout, grid, tokens);
+    const rgba = await this.transparentRgba(layout, latents);
+    onPart?.(1, 2);
+    const [merged, background] = await this.vaeImages(layout, latents, [MERGED_LAYER, BACKGROUND_LAYER]);
+    onPart?.(2, 2);
+    return { latents, rgba, merged, background };
+  }
+
+  /** `[L, 16, h, w]` for the decoders: grey latent outside each box, unscaled. */
+  async decoderLatents(layout: Layout, grid: TokenGrid, tokens: Float32Array): Promise<Float32Array> {
+    return decoderLatents(tokens, grid, await this.greyLatent(layout.width, layout.height), this.settings.vae);
+  }
+
+  /** VAE decode of the chosen layers (one batch): `[3, H, W]` each in [0, 1]. */
+  async vaeImages(layout: Layout, latents: Float32Array, layers: readonly number[]): Promise<Float32Array[]> {
     const { width, height } = layout;
     const { h, w } = latentSize(width, height);
-    const layers = layout.boxes.length;
-    const latents = decoderLatents(tokens, grid, await this.greyLatent(width, height), this.settings.vae);
-    const rgba = await this.transparent(layout, latents);
-    onLayer?.(1, 2);
     const per = LATENT_CHANNELS * h * w;
-    const pick = new Float32Array(2 * per);
-    pick.set(latents.subarray(MERGED_LAYER * per, (MERGED_LAYER + 1) * per), 0);
-    pick.set(latents.subarray(BACKGROUND_LAYER * per, (BACKGROUND_LAYER + 1) * per), per);
-    const images = (await this.graphs.vaeDecoder.run({ latents: { data: pick, dims: [2, LATENT_CHANNELS, h, w] } }, ['image'])).image.data;
+    const pick = new Float32Array(layers.length * per);
+    layers.forEach((l, i) => pick.set(latents.subarray(l * per, (l + 1) * per), i * per));
+    const images = (await this.graphs.vaeDecoder.run({ latents: { data: pick, dims: [layers.length, LATENT_CHANNELS, h, w] } }, ['image'])).image.data;
     const unit = vaeToUnit(images);
     const px = 3 * width * height;
-    onLayer?.(2, 2);
-    if (rgba.length !== layers) throw new Error(`transparent decoder returned ${rgba.length} layers for ${layers}`);
-    return { latents, rgba, merged: unit.subarray(0, px), background: unit.subarray(px, 2 * px) };
+    return layers.map((_, i) => unit.subarray(i * px, (i + 1) * px));
   }
 
   /** The transparent decoder over the latent cells inside the boxes; whole-canvas RGBA per layer. */
-  private async transparent(layout: Layout, latents: Float32Array): Promise<Uint8Array[]> {
+  async transparentRgba(layout: Layout, latents: Float32Array): Promise<Uint8Array[]> {
     const cells = latentTokens(layout);
     const td = this.settings.transparentDecoder;
     const rope = ropeTables(cells.ids, td.axesDimsRope, 0, td.ropeTheta);
@@ -119,9 +127,11 @@ export class ArtRunner {
         rope_cos: { data: rope.cos, dims: [rope.rows, rope.dim] },
         rope_sin: { data: rope.sin, dims: [rope.rows, rope.dim] },
       },
-      ['pixels'],
+      ['patches'],
     );
-    return unpatchRgba(out.pixels.data, cells, layout.width, layout.height);
+    const rgba = unpatchRgba(out.patches.data, cells, layout.width, layout.height);
+    if (rgba.length !== layout.boxes.length) throw new Error(`transparent decoder returned ${rgba.length} layers for ${layout.boxes.length}`);
+    return rgba;
   }
 }
 
