@@ -84,7 +84,11 @@ export const t5TokenizerJsonSchema = z.object({
   model: z.object({
     type: z.literal('Unigram'),
     unk_id: z.number().int().nonnegative().nullable(),
-    vocab: z.array(z.tuple([z.string(), z.number()])),
+    // A hand-written check: zod takes most of a second over T5's 32100 pairs.
+    vocab: z.custom<Array<[string, number]>>(
+      (v) => Array.isArray(v) && v.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && Number.isFinite(p[1])),
+      'expected [piece, score] pairs',
+    ),
     byte_fallback: z.boolean().optional(),
   }),
 });

@@ -75,19 +75,32 @@ export function parseCharsmap(blob: Uint8Array): Charsmap {
 const encoder = new TextEncoder();
 const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 
+/** Normalized form of each grapheme seen, per map: prompts repeat the same few characters. */
+const memo = new WeakMap<Charsmap, Map<string, string>>();
+
 export function applyCharsmap(map: Charsmap, text: string): string {
+  let known = memo.get(map);
+  if (!known) memo.set(map, (known = new Map()));
   let out = '';
   for (const { segment } of graphemes.segment(text)) {
-    const bytes = encoder.encode(segment);
-    if (bytes.length < 6) {
-      const whole = map.lookup(bytes);
-      if (whole !== undefined) {
-        out += whole;
-        continue;
-      }
+    let normalized = known.get(segment);
+    if (normalized === undefined) {
+      normalized = normalizeGrapheme(map, segment);
+      if (known.size < 50_000) known.set(segment, normalized);
     }
-    for (const char of segment) out += map.lookup(encoder.encode(char)) ?? char;
+    out += normalized;
   }
+  return out;
+}
+
+function normalizeGrapheme(map: Charsmap, segment: string): string {
+  const bytes = encoder.encode(segment);
+  if (bytes.length < 6) {
+    const whole = map.lookup(bytes);
+    if (whole !== undefined) return whole;
+  }
+  let out = '';
+  for (const char of segment) out += map.lookup(encoder.encode(char)) ?? char;
   return out;
 }
 
