@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { compareFloat } from '../../gpu-server/golden/compare.ts';
 import { buildVaeDecoder, buildVaeEncoder, parseVaeConfig, VaeConfigError } from '../../gpu-server/models/vae.ts';
 import { groupNorm } from '../../gpu-server/onnx/nn-conv.ts';
-import { checkpointWeights, type GraphBuilder, GraphBuilder as Builder, memoryWeights, shapeOnlyWeights } from '../../gpu-server/onnx/graph.ts';
+import { checkpointWeights, GraphBuilder, memoryWeights, shapeOnlyWeights } from '../../gpu-server/onnx/graph.ts';
 import { float32ToHalves, halvesToFloat32 } from '../../gpu-server/onnx/half.ts';
 import { writeModel } from '../../gpu-server/onnx/onnx-writer.ts';
 import { Checkpoint } from '../../gpu-server/onnx/safetensors.ts';
@@ -100,7 +100,7 @@ test('group norm stays accurate on near-constant inputs (float32 single-pass sum
     ['n.weight', { shape: [C], data: Float32Array.from({ length: C }, (_, i) => 1 + i / 10) }],
     ['n.bias', { shape: [C], data: Float32Array.from({ length: C }, (_, i) => i / 100) }],
   ]);
-  const g = new Builder('gn', 'float32', memoryWeights('mem', w));
+  const g = new GraphBuilder('gn', 'float32', memoryWeights('mem', w));
   g.output(groupNorm(g, g.input('x', 'float', [B, C, H, W]), 'n', C, G, 1e-6), 'y', 'float', [B, C, H, W]);
   const y = (await run(g, { x: { shape: [B, C, H, W], data: x } })).y;
   // float64 reference.
