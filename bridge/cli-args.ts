@@ -1,0 +1,99 @@
+/** The bridge's command line, parsed into plain options (pure: no I/O, no process access). */
+import { parseArgs } from 'node:util';
+
+export const DEFAULT_PORT = 8765;
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_OUTPUTS = 'outputs';
+export const DEFAULT_KEEP_JOBS = 100;
+const PROVIDERS = ['cuda', 'webgpu', 'cpu'] as const;
+export type Provider = (typeof PROVIDERS)[number];
+
+export interface CliOptions {
+  model?: string;
+  port: number;
+  host: string;
+  provider?: Provider;
+  outputs: string;
+  keepJobs: number;
+  allowOrigins: string[];
+  cancelOnShutdown: boolean;
+  configDir?: string;
+  /** Module exporting createPipeline (default: the real pipeline); for development and tests. */
+  pipeline?: string;
+  build: boolean;
+  help: boolean;
+}
+
+export const USAGE = `Usage: npm start -- [options]
+
+  --model <dir>           model folder written by \`npm run convert\` (default: the tiny model, noise)
+  --provider <name>       cuda | webgpu | cpu (default: the best one available)
+  --port <n>              port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
+  --host <addr>           address to bind (default ${DEFAULT_HOST}; anything else exposes the GPU to your network)
+  --outputs <dir>         job store (default ./${DEFAULT_OUTPUTS})
+  --keep-jobs <n>         finished jobs kept in the job store (default ${DEFAULT_KEEP_JOBS})
+  --allow-origin <origin> also accept WebSockets from this web origin (repeatable; Figma's plugin iframe is always allowed)
+  --cancel-on-shutdown    on Ctrl-C, cancel the running job instead of letting it finish
+  --config-dir <dir>      where the pairing token lives (default $ART_FOR_FIGMA_CONFIG_DIR, else ~/.config/art-for-figma)
+  --pipeline <module>     module exporting createPipeline(options) (development and tests)
+  --no-build              do not build the plugin and UI first
+  --help                  this text`;
+
+export type ParsedCli = { ok: true; options: CliOptions } | { ok: false; error: string };
+
+export function parseCli(argv: string[]): ParsedCli {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        model: { type: 'string' },
+        provider: { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        outputs: { type: 'string' },
+        'keep-jobs': { type: 'string' },
+        'allow-origin': { type: 'string', multiple: true },
+        'cancel-on-shutdown': { type: 'boolean' },
+        'config-dir': { type: 'string' },
+        pipeline: { type: 'string' },
+        'no-build': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    return { ok: false, error: `${(error as Error).message}\n\n${USAGE}` };
+  }
+  const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    return { ok: false, error: `--port must be an integer 0..65535, got "${values.port}"` };
+  const keepJobs = values['keep-jobs'] === undefined ? DEFAULT_KEEP_JOBS : Number(values['keep-jobs']);
+  if (!Number.isInteger(keepJobs) || keepJobs < 1)
+    return { ok: false, error: `--keep-jobs must be a positive integer, got "${values['keep-jobs']}"` };
+  const provider = values.provider;
+  if (provider !== undefined && !(PROVIDERS as readonly string[]).includes(provider))
+    return { ok: false, error: `--provider must be one of ${PROVIDERS.join(', ')}, got "${provider}"` };
+  const origins = values['allow-origin'] ?? [];
+  for (const origin of origins)
+    if (!/^https?:\/\/[^/\s]+$/.test(origin))
+      return { ok: false, error: `--allow-origin takes an origin like https://example.com (scheme and host, no path), got "${origin}"` };
+  return {
+    ok: true,
+    options: {
+      model: values.model,
+      port,
+      host: values.host ?? DEFAULT_HOST,
+      provider: provider as Provider | undefined,
+      outputs: values.outputs ?? DEFAULT_OUTPUTS,
+      keepJobs,
+      allowOrigins: origins,
+      cancelOnShutdown: values['cancel-on-shutdown'] ?? false,
+      configDir: values['config-dir'],
+      pipeline: values.pipeline,
+      build: !(values['no-build'] ?? false),
+      help: values.help ?? false,
+    },
+  };
+}

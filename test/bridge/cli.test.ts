@@ -1,0 +1,80 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, stat, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseCli, DEFAULT_PORT } from '../../bridge/cli-args.ts';
+import { TestClient, generateMessage, collectJob } from './helpers.ts';
+import { PROTOCOL_VERSION } from '../../bridge/protocol.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+test('parseCli: defaults, and each bad flag says what is wrong', () => {
+  const ok = parseCli([]);
+  assert.ok(ok.ok);
+  assert.equal(ok.options.port, DEFAULT_PORT);
+  assert.equal(ok.options.host, '127.0.0.1');
+  assert.equal(ok.options.build, true);
+  const full = parseCli(['--port', '9000', '--provider', 'cuda', '--allow-origin', 'https://a.example', '--allow-origin', 'http://b:3000', '--cancel-on-shutdown', '--no-build']);
+  assert.ok(full.ok);
+  assert.deepEqual(
+    [full.options.port, full.options.provider, full.options.allowOrigins, full.options.cancelOnShutdown, full.options.build],
+    [9000, 'cuda', ['https://a.example', 'http://b:3000'], true, false],
+  );
+  for (const [args, words] of [
+    [['--port', 'x'], /--port/],
+    [['--port', '70000'], /--port/],
+    [['--provider', 'tpu'], /--provider/],
+    [['--allow-origin', 'https://a.example/path'], /--allow-origin/],
+    [['--keep-jobs', '0'], /--keep-jobs/],
+    [['--bogus'], /bogus/],
+  ] as const) {
+    const r = parseCli([...args]);
+    assert.ok(!r.ok && words.test(r.error), `${args.join(' ')} -> ${JSON.stringify(r)}`);
+  }
+});
+
+test('the CLI prints model, provider, address and token, stores the token 0600, and SIGTERM lets the running job finish', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'art-cli-test-'));
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'bridge/cli.ts', '--pipeline', 'test/bridge/fake-pipeline.ts', '--port', '0', '--outputs', join(dir, 'out'), '--config-dir', join(dir, 'cfg'), '--no-build'],
+    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    const deadline = Date.now() + 15_000;
+    while (!/pairing token: \S+/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const token = /pairing token: (\S+)/.exec(out)?.[1];
+    const port = /address: +ws:\/\/localhost:(\d+)/.exec(out)?.[1];
+    assert.ok(token && port, out);
+    assert.match(out, /provider: cpu/);
+    assert.match(out, /model: +fake/);
+    assert.match(out, /NOISE/);
+    assert.match(out, /npm run convert -- --art <ART dir> --flux <FLUX.1-dev dir> --out <model dir>/);
+    const tokenFile = join(dir, 'cfg', 'token');
+    assert.equal((await readFile(tokenFile, 'utf8')).trim(), token);
+    assert.equal((await stat(tokenFile)).mode & 0o777, 0o600);
+
+    const client = await TestClient.open(`ws://127.0.0.1:${port}`, { origin: 'null' });
+    client.send({ type: 'hello', protocol: PROTOCOL_VERSION, token });
+    await client.next((m) => m.type === 'welcome');
+    client.send(generateMessage('cli-1', { steps: 60 }));
+    const q = await client.next((m) => m.type === 'queued');
+    await client.next((m) => m.type === 'progress');
+    child.kill('SIGTERM');
+    const { done } = await collectJob(client, (q as { jobId: string }).jobId);
+    assert.ok(done.type === 'done');
+    assert.equal((await client.closed).code, 1001);
+    assert.equal(await exited, 0);
+    assert.equal(out.split(token).length - 1, 1, 'the token is printed once, in the banner, and never logged');
+  } finally {
+    child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
+});
