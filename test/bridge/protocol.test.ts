@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  encodeImageFrame,
+  decodeImageFrame,
+  parseClientMessage,
+  clientMessageSchema,
+  ERROR_CODES,
+  MAX_MESSAGE_BYTES,
+} from '../../bridge/protocol.ts';
+import { generateMessage } from './helpers.ts';
+import { readFile } from 'node:fs/promises';
+
+test('image frames round-trip job id, layer index, kind and PNG bytes', () => {
+  const png = new Uint8Array([137, 80, 78, 71, 1, 2, 3]);
+  const jobId = '6f1c2a3b-1111-4222-8333-444455556666';
+  for (const layerIndex of [0, 1, 51, 300, 65535]) {
+    const bytes = encodeImageFrame({ kind: 'layer', jobId, layerIndex, png });
+    const back = decodeImageFrame(bytes);
+    assert.deepEqual({ ...back, png: [...back.png] }, { kind: 'layer', jobId, layerIndex, png: [...png] });
+  }
+  assert.equal(decodeImageFrame(encodeImageFrame({ kind: 'preview', jobId, layerIndex: 0, png })).kind, 'preview');
+});
+
+test('image frames: bad headers are refused with what is wrong', () => {
+  const good = encodeImageFrame({ kind: 'layer', jobId: 'abc', layerIndex: 2, png: new Uint8Array([1]) });
+  assert.throws(() => decodeImageFrame(good.subarray(0, 5)), /shorter than its header/);
+  const badMagic = good.slice();
+  badMagic[0] = 0;
+  assert.throws(() => decodeImageFrame(badMagic), /ARTI/);
+  const badKind = good.slice();
+  badKind[5] = 9;
+  assert.throws(() => decodeImageFrame(badKind), /kind 9/);
+  const badLength = good.slice(0, 10);
+  badLength[8] = 200;
+  assert.throws(() => decodeImageFrame(badLength), /job id/);
+  assert.throws(() => encodeImageFrame({ kind: 'layer', jobId: 'x', layerIndex: 70000, png: new Uint8Array() }), /16 bits/);
+});
+
+test('a valid generate parses to the same data; a 52-layer layout is accepted', () => {
+  const message = generateMessage('ok-1');
+  const parsed = parseClientMessage(JSON.stringify(message));
+  assert.ok(parsed.ok);
+  assert.deepEqual(parsed.message, message);
+  const many = generateMessage('ok-2');
+  many.layout.boxes = [many.layout.boxes[0], many.layout.boxes[1], ...Array.from({ length: 50 }, (_, i) => [(i % 8) * 16, 0, (i % 8) * 16 + 16, 16] as [number, number, number, number])];
+  assert.ok(parseClientMessage(JSON.stringify(many)).ok);
+});
+
+test('parse: codes for frames that are not messages', () => {
+  assert.equal(parseClientMessage('x'.repeat(MAX_MESSAGE_BYTES + 1)).ok, false);
+  const big = parseClientMessage('x'.repeat(MAX_MESSAGE_BYTES + 1));
+  assert.ok(!big.ok && big.code === 'message_too_large');
+  const cases: [string, string][] = [
+    ['nope', 'malformed_json'],
+    ['null', 'invalid_message'],
+    ['"hello"', 'invalid_message'],
+    ['{"type":7}', 'invalid_message'],
+    ['{"type":"welcome"}', 'unknown_type'],
+    ['{"type":"ping","id":{}}', 'invalid_message'],
+  ];
+  for (const [text, code] of cases) {
+    const r = parseClientMessage(text);
+    assert.ok(!r.ok && r.code === code, `${text} -> ${JSON.stringify(r)}`);
+    assert.ok(ERROR_CODES.includes(r.code));
+  }
+});
+
+test('the schema is the same object the UI imports (no Node APIs in protocol.ts)', async () => {
+  assert.equal(typeof clientMessageSchema.safeParse, 'function');
+  const source = await readFile(new URL('../../bridge/protocol.ts', import.meta.url), 'utf8');
+  const imports = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
+  assert.deepEqual(imports.filter((i) => i.startsWith('node:') || i === 'ws' || i === 'pngjs'), []);
+});
+
+test('PROTOCOL.md lists exactly the error codes of the code', async () => {
+  const doc = await readFile(new URL('../../bridge/PROTOCOL.md', import.meta.url), 'utf8');
+  const section = doc.split('Error codes (`ERROR_CODES`):')[1].split('\n\n')[0];
+  const documented = [...section.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]);
+  assert.deepEqual(documented, [...ERROR_CODES]);
+});

@@ -1,0 +1,118 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat, readdir, mkdir, writeFile, chmod, readFile } from 'node:fs/promises';
+import { tmpdir, homedir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { JobStore } from '../../bridge/job-store.ts';
+import { configDir, loadOrCreateToken, tokenMatches, CONFIG_DIR_ENV } from '../../bridge/pairing.ts';
+import { FailureLimiter, TokenBucket } from '../../bridge/rate-limit.ts';
+import { originAllowed } from '../../bridge/origin.ts';
+import type { Layout } from '../../gpu-server/pipeline/types.ts';
+
+const layout: Layout = { width: 32, height: 16, boxes: [[0, 0, 32, 16], [0, 0, 32, 16]] };
+const manifestFor = (jobId: string, finishedAt: string) => ({
+  jobId,
+  prompt: 'p',
+  layout,
+  params: { resolution: 32, steps: 1, guidance: 4, trueCfg: 3.5, seed: 1 },
+  seed: 1,
+  model: 'm',
+  provider: 'cpu',
+  tiny: true,
+  promptTruncated: false,
+  timings: {},
+  createdAt: finishedAt,
+  finishedAt,
+});
+
+test('job store: save then load returns the same PNG bytes; bad ids never reach the disk', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'art-store-'));
+  try {
+    const store = new JobStore(dir, 10);
+    await store.open();
+    const id = randomUUID();
+    const png = new Uint8Array([9, 8, 7]);
+    await store.save(manifestFor(id, new Date().toISOString()), [{ index: 0, box: [0, 0, 32, 16], width: 32, height: 16, png }]);
+    const loaded = await store.load(id);
+    assert.deepEqual([...loaded!.layers[0].png], [9, 8, 7]);
+    assert.equal(loaded!.manifest.jobId, id);
+    assert.equal(await store.load(randomUUID()), undefined);
+    assert.equal(await store.load('../' + id), undefined);
+    await assert.rejects(store.save(manifestFor('../evil', ''), []), /not a bridge job id/);
+    assert.deepEqual(await readdir(dir), [id]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('job store: keeps the newest N jobs, and open() removes temporary folders a crash left', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'art-store-'));
+  try {
+    await mkdir(join(dir, '.tmp-leftover'));
+    const store = new JobStore(dir, 2);
+    await store.open();
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    for (const [i, id] of ids.entries()) await store.save(manifestFor(id, `2025-01-0${i + 1}T00:00:00.000Z`), []);
+    assert.deepEqual((await readdir(dir)).sort(), [ids[1], ids[2]].sort());
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('pairing: token created once with mode 0600, reused after, tightened if loosened', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'art-cfg-'));
+  try {
+    const cfg = join(dir, 'nested', 'art-for-figma');
+    const first = await loadOrCreateToken(cfg);
+    assert.equal(first.created, true);
+    assert.ok(first.token.length >= 40);
+    assert.equal((await stat(first.path)).mode & 0o777, 0o600);
+    const second = await loadOrCreateToken(cfg);
+    assert.deepEqual([second.token, second.created], [first.token, false]);
+    await chmod(first.path, 0o644);
+    await loadOrCreateToken(cfg);
+    assert.equal((await stat(first.path)).mode & 0o777, 0o600);
+    await writeFile(first.path, '\n');
+    const regenerated = await loadOrCreateToken(cfg);
+    assert.equal(regenerated.created, true);
+    assert.equal((await readFile(first.path, 'utf8')).trim(), regenerated.token);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('pairing: config dir from the env var, XDG_CONFIG_HOME, or ~/.config; tokens compared exactly', () => {
+  assert.equal(configDir({ [CONFIG_DIR_ENV]: '/x/y' }), '/x/y');
+  assert.equal(configDir({ XDG_CONFIG_HOME: '/xdg' }), '/xdg/art-for-figma');
+  assert.equal(configDir({}), join(homedir(), '.config', 'art-for-figma'));
+  assert.equal(tokenMatches('abc', 'abc'), true);
+  assert.equal(tokenMatches('abc', 'abd'), false);
+  assert.equal(tokenMatches('abc', 'abcd'), false);
+  assert.equal(tokenMatches('abc', ''), false);
+});
+
+test('origins: null and absent allowed, others only when listed', () => {
+  assert.equal(originAllowed('null', []), true);
+  assert.equal(originAllowed(undefined, []), true);
+  assert.equal(originAllowed('https://evil.example', []), false);
+  assert.equal(originAllowed('https://ok.example', ['https://ok.example']), true);
+  assert.equal(originAllowed('https://ok.example.evil', ['https://ok.example']), false);
+});
+
+test('rate limits: failures block a key for the window; a bucket refills over time', () => {
+  const limiter = new FailureLimiter(3, 1000);
+  for (let t = 0; t < 3; t++) {
+    assert.equal(limiter.blocked('a', t), false);
+    limiter.fail('a', t);
+  }
+  assert.equal(limiter.blocked('a', 10), true);
+  assert.equal(limiter.blocked('b', 10), false);
+  assert.equal(limiter.retryAfterMs('a', 10), 990);
+  assert.equal(limiter.blocked('a', 1001), false);
+
+  const bucket = new TokenBucket(2, 10, 0);
+  assert.deepEqual([bucket.take(0), bucket.take(0), bucket.take(0)], [true, true, false]);
+  assert.equal(bucket.take(50), false);
+  assert.equal(bucket.take(100), true);
+});
