@@ -2,7 +2,8 @@
  * A test double of the ART pipeline, loaded by the bridge's worker in place of the real one.
  * Deterministic RGBA of each box's size, a busy-wait per step that holds its thread as
  * onnxruntime does, AbortSignal checked between steps, progress per step.
- * Options (beside modelDir/provider): stepMs, loadMs. A prompt containing "FAIL" throws.
+ * Options (beside modelDir/provider): stepMs, loadMs. A prompt containing "FAIL" throws; one
+ * containing "CRASH" kills the worker thread (as a native crash in onnxruntime would).
  */
 import type { ArtPipeline, GenerateParams, GenerateOptions, GenerateResult, LayerImage } from '../../gpu-server/pipeline/types.ts';
 import { MAX_LAYERS } from '../../gpu-server/constants.ts';
@@ -38,6 +39,7 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
         if (opts.signal?.aborted) throw new DOMException('the job was cancelled', 'AbortError');
       };
       if (params.prompt.includes('FAIL')) throw new Error('fake pipeline failure (prompt asked for it)');
+      if (params.prompt.includes('CRASH')) process.exit(3);
       for (let step = 1; step <= params.steps; step++) {
         abortIfAsked();
         holdThread(stepMs);

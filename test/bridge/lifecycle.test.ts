@@ -135,3 +135,17 @@ test('ping is answered within 50 ms while a job runs and its PNGs are encoded', 
   assert.ok(worst < 50, `worst ping ${worst.toFixed(1)} ms`);
   client.close();
 });
+
+test('a crashed pipeline worker fails its job, and the next job runs on a fresh worker', async () => {
+  const client = await TestClient.paired(tb.url);
+  client.send(generateMessage('crash', { prompt: 'please CRASH' }));
+  const crashed = await jobIdOf(client, 'crash');
+  const e = await client.next(isEnd(crashed));
+  assert.ok(e.type === 'error' && e.code === 'generation_failed', JSON.stringify(e));
+  assert.match(e.message, /worker/);
+  client.send(generateMessage('after-crash', { steps: 2, seed: 3 }));
+  const next = await jobIdOf(client, 'after-crash');
+  const { done } = await collectJob(client, next, 15_000);
+  assert.ok(done.type === 'done' && done.layerCount === 4);
+  client.close();
+});
