@@ -20,7 +20,7 @@
  */
 import { CLIP_TOKENS } from '../constants.ts';
 import { readSpecialTokenNames, readTokenizerJson, readTokenizerText } from './tokenizer-files.ts';
-import { fitToLength, splitOnSpecialTokens, type EncodedPrompt, type PromptTokenizer } from './tokenizer-prompt.ts';
+import { fitToLength, splitOnSpecialTokens, type EncodedPrompt, type LoadedTokenizer } from './tokenizer-prompt.ts';
 import { z } from 'zod';
 
 export const CLIP_BOS = '<|startoftext|>';
@@ -62,7 +62,7 @@ export interface ClipVocabulary {
 
 const encoder = new TextEncoder();
 
-export function createClipTokenizer(data: ClipVocabulary, length: number = CLIP_TOKENS): PromptTokenizer {
+export function createClipTokenizer(data: ClipVocabulary, length: number = CLIP_TOKENS): LoadedTokenizer {
   const idOf = (token: string, role: string): number => {
     const id = data.vocab.get(token);
     if (id === undefined) throw new Error(`CLIP tokenizer: the ${role} token ${token} is not in vocab.json`);
@@ -154,7 +154,7 @@ export function parseMerges(text: string): Array<[string, string]> {
 }
 
 /** Load FLUX.1-dev's `tokenizer/` folder (CLIP-L). */
-export function loadClipTokenizer(dir: string, length: number = CLIP_TOKENS): PromptTokenizer {
+export function loadClipTokenizer(dir: string, length: number = CLIP_TOKENS): LoadedTokenizer {
   const what = 'CLIP tokenizer';
   const vocab = new Map(Object.entries(readTokenizerJson(dir, 'vocab.json', what, vocabSchema)));
   const merges = parseMerges(readTokenizerText(dir, 'merges.txt', what));

@@ -18,7 +18,7 @@
 import { T5_TOKENS } from '../constants.ts';
 import { applyCharsmap, parseCharsmap, type Charsmap } from './tokenizer-charsmap.ts';
 import { readSpecialTokenNames, readTokenizerJson } from './tokenizer-files.ts';
-import { fitToLength, splitOnSpecialTokens, type EncodedPrompt, type PromptTokenizer } from './tokenizer-prompt.ts';
+import { fitToLength, splitOnSpecialTokens, type EncodedPrompt, type LoadedTokenizer } from './tokenizer-prompt.ts';
 import { z } from 'zod';
 
 export const METASPACE = '\u2581';
@@ -27,12 +27,21 @@ const UNKNOWN_PENALTY = 10;
 
 type NormalizerConfig =
   | { type: 'Precompiled'; precompiled_charsmap: string | null }
-  | { type: 'NFKC' | 'NFC' }
+  | { type: 'NFKC' | 'NFC' | 'Lowercase' }
+  /** Newer conversions of SentencePiece models add `Replace(" {2,}", " ")` after the charsmap. */
+  | { type: 'Replace'; pattern: { String: string } | { Regex: string }; content: string }
+  | { type: 'Strip'; strip_left?: boolean; strip_right?: boolean }
   | { type: 'Sequence'; normalizers: NormalizerConfig[] };
 const normalizerSchema: z.ZodType<NormalizerConfig> = z.lazy(() =>
   z.union([
     z.object({ type: z.literal('Precompiled'), precompiled_charsmap: z.string().nullable() }),
-    z.object({ type: z.enum(['NFKC', 'NFC']) }),
+    z.object({ type: z.enum(['NFKC', 'NFC', 'Lowercase']) }),
+    z.object({
+      type: z.literal('Replace'),
+      pattern: z.union([z.object({ String: z.string() }), z.object({ Regex: z.string() })]),
+      content: z.string(),
+    }),
+    z.object({ type: z.literal('Strip'), strip_left: z.boolean().optional(), strip_right: z.boolean().optional() }),
     z.object({ type: z.literal('Sequence'), normalizers: z.array(normalizerSchema) }),
   ]),
 );
@@ -102,7 +111,7 @@ export interface T5Options {
   eos?: string;
 }
 
-export function createT5Tokenizer(json: T5TokenizerJson, options: T5Options = {}): PromptTokenizer {
+export function createT5Tokenizer(json: T5TokenizerJson, options: T5Options = {}): LoadedTokenizer {
   const length = options.length ?? T5_TOKENS;
   const model = json.model;
   if (model.byte_fallback) throw new Error('T5 tokenizer: byte_fallback unigram models are not supported');
@@ -185,6 +194,25 @@ function normalizerOf(config: NormalizerConfig | null): (text: string) => string
       const form = config.type;
       return (text) => text.normalize(form);
     }
+    case 'Lowercase':
+      // Per code point, as Rust's char::to_lowercase (no final-sigma rule).
+      return (text) => Array.from(text, (c) => c.toLowerCase()).join('');
+    case 'Replace': {
+      const { pattern, content } = config;
+      // Oniguruma and JavaScript agree on the simple patterns these files use (" {2,}").
+      if ('String' in pattern) return (text) => text.replaceAll(pattern.String, content);
+      const regex = new RegExp(pattern.Regex, 'gu');
+      return (text) => text.replace(regex, () => content);
+    }
+    case 'Strip': {
+      const left = config.strip_left ?? true;
+      const right = config.strip_right ?? true;
+      return (text) => {
+        let out = left ? text.replace(STRIP_LEFT, '') : text;
+        if (right) out = out.replace(STRIP_RIGHT, '');
+        return out;
+      };
+    }
     case 'Precompiled': {
       if (!config.precompiled_charsmap) return (text) => text;
       const map: Charsmap = parseCharsmap(Buffer.from(config.precompiled_charsmap, 'base64'));
@@ -197,8 +225,11 @@ function normalizerOf(config: NormalizerConfig | null): (text: string) => string
   }
 }
 
-/** Unicode White_Space, what Rust's `char::is_whitespace` (WhitespaceSplit) tests. */
-const WHITESPACE_RUN = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/u;
+/** Unicode White_Space, what Rust's `char::is_whitespace` (WhitespaceSplit, Strip) tests. */
+const WHITESPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const WHITESPACE_RUN = new RegExp(`[${WHITESPACE}]+`, 'u');
+const STRIP_LEFT = new RegExp(`^[${WHITESPACE}]+`, 'u');
+const STRIP_RIGHT = new RegExp(`[${WHITESPACE}]+$`, 'u');
 
 /** Words the unigram model sees. `atStart`: this text begins the prompt (Metaspace `first`). */
 function preTokenizerOf(config: PreTokenizerConfig | null): (text: string, atStart: boolean) => string[] {
@@ -301,9 +332,9 @@ export function viterbi(
 }
 
 /** Load FLUX.1-dev's `tokenizer_2/` folder (T5-XXL). */
-export function loadT5Tokenizer(dir: string, length: number = T5_TOKENS): PromptTokenizer {
+export function loadT5Tokenizer(dir: string, length: number = T5_TOKENS): LoadedTokenizer {
   const what = 'T5 tokenizer';
-  const json = readTokenizerJson(dir, 'tokenizer.json', what, t5TokenizerJsonSchema);
+  const json = readTokenizerJson(dir, 'tokenizer.json', what, t5TokenizerJsonSchema, ' (the fast tokenizer; spiece.model alone is not read)');
   const names = readSpecialTokenNames(dir, what);
   return createT5Tokenizer(json, { length, pad: names.pad_token, eos: names.eos_token });
 }

@@ -11,16 +11,22 @@ export const CLIP_TOKENIZER_FILES = ['vocab.json', 'merges.txt', 'special_tokens
 /** Files the T5 loader reads from FLUX.1-dev's `tokenizer_2/` (`spiece.model` is not needed). */
 export const T5_TOKENIZER_FILES = ['tokenizer.json', 'special_tokens_map.json', 'tokenizer_config.json'] as const;
 
-export function readTokenizerText(dir: string, name: string, what: string): string {
+export function readTokenizerText(dir: string, name: string, what: string, hint = ''): string {
   const path = join(dir, name);
   if (!existsSync(path)) {
-    throw new Error(`${what}: missing ${name} in ${dir}; copy the whole tokenizer folder of the checkpoint`);
+    throw new Error(`${what}: missing ${name} in ${dir}${hint}; copy the whole tokenizer folder of the checkpoint`);
   }
   return readFileSync(path, 'utf8');
 }
 
-export function readTokenizerJson<T>(dir: string, name: string, what: string, schema: z.ZodType<T, z.ZodTypeDef, unknown>): T {
-  const text = readTokenizerText(dir, name, what);
+export function readTokenizerJson<T>(
+  dir: string,
+  name: string,
+  what: string,
+  schema: z.ZodType<T, z.ZodTypeDef, unknown>,
+  hint = '',
+): T {
+  const text = readTokenizerText(dir, name, what, hint);
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -11,12 +11,17 @@ export interface EncodedPrompt {
   truncated: boolean;
 }
 
+/** What the text stage needs: prompt in, fixed-length ids out. */
 export interface PromptTokenizer {
+  encode(text: string): EncodedPrompt;
+}
+
+/** What the loaders return: also the sizes, to check against the encoder graph. */
+export interface LoadedTokenizer extends PromptTokenizer {
   /** Sequence length of every `ids` this tokenizer returns. */
   readonly length: number;
   /** Ids are all smaller than this. */
   readonly vocabSize: number;
-  encode(text: string): EncodedPrompt;
 }
 
 export interface FitOptions {

@@ -147,6 +147,25 @@ test('Metaspace alone, without prepending: spaces become ▁ and split words', (
   assert.deepEqual(content('hello world', t), [4, 9, 14, 1]);
 });
 
+test('normalizer sequences: charsmap, then Replace and Lowercase as newer tokenizer.json files have', () => {
+  const charsmap = buildCharsmap(new Map([['ｈ', 'h']]));
+  const t = loadT5Tokenizer(
+    writeFolder({
+      normalizer: {
+        type: 'Sequence',
+        normalizers: [
+          { type: 'Precompiled', precompiled_charsmap: Buffer.from(charsmap).toString('base64') },
+          { type: 'Replace', pattern: { String: 'll' }, content: 'l' },
+          { type: 'Lowercase' },
+        ],
+      },
+    }),
+  );
+  // ＨELLO -> HELLO -> HELLO (no "ll" yet) -> hello; "Hello" -> "Helo" -> "helo" = ▁he l o.
+  assert.deepEqual(content('ｈELLO', t), [11, 12, 1]);
+  assert.deepEqual(content('Hello', t), [11, 6, 7, 1]);
+});
+
 test('without a post-processor the end token comes from the config', () => {
   const t = loadT5Tokenizer(writeFolder({ post_processor: null }));
   assert.deepEqual(content('hello', t), [11, 12, 1]);
@@ -161,7 +180,7 @@ test('a missing or unsupported file is named in the error', () => {
     /tokenizer\.json has an unexpected shape at model/,
   );
   assert.throws(
-    () => loadT5Tokenizer(writeFolder({ normalizer: { type: 'Lowercase' } })),
+    () => loadT5Tokenizer(writeFolder({ normalizer: { type: 'BertNormalizer' } })),
     /tokenizer\.json has an unexpected shape at normalizer/,
   );
 });
