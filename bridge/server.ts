@@ -390,7 +390,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
     if (bytes > MAX_MESSAGE_BYTES)
       return sendError(client, 'message_too_large', `message is ${bytes} bytes; the limit is ${MAX_MESSAGE_BYTES}`);
-    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+    const text = (Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)).toString('utf8');
     const parsed = parseClientMessage(text);
     if (!parsed.ok) return sendError(client, parsed.code, parsed.message, parsed.requestId === undefined ? {} : { requestId: parsed.requestId });
     onMessage(client, parsed.message);
