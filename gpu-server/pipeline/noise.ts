@@ -69,3 +69,23 @@ export function tokenNoise(seed: number, grid: TokenGrid): Float32Array {
   }
   return out;
 }
+
+/**
+ * `count` standard normal values of one named stream (e.g. a weight's name) under a seed: for
+ * seeded random weights, where values must not depend on which other tensors exist.
+ */
+export function streamNoise(seed: number, stream: string, count: number): Float32Array {
+  checkSeed(seed);
+  let id = 0x811c9dc5;
+  for (let i = 0; i < stream.length; i++) id = Math.imul(id ^ stream.charCodeAt(i), 0x01000193) >>> 0;
+  const seedLo = seed >>> 0;
+  const seedHi = Math.floor(seed / TWO_32) >>> 0;
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i += 2) {
+    // (layer, y, x, pair) words reused as (stream, -1, index high, index low): disjoint from latents' cells.
+    const [a, b] = gaussianPair(seedLo, seedHi, id, 0xffffffff, Math.floor(i / TWO_32), i >>> 0);
+    out[i] = a;
+    if (i + 1 < count) out[i + 1] = b;
+  }
+  return out;
+}

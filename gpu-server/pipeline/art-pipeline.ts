@@ -1,0 +1,164 @@
+/**
+ * The ART pipeline on onnxruntime: loads a model folder (the tiny one when none is named, made on
+ * first use), opens every graph once on the chosen execution provider, and generates: text
+ * encoding (cached), seeded noise, denoising with batched true CFG, decoding, RGBA cropped to
+ * each box. One job at a time; others wait their turn.
+ */
+import { join, resolve } from 'node:path';
+import { GRAPH_NAMES, loadManifest, type GraphName, type Manifest } from '../model-folder/manifest.ts';
+import { DEFAULT_TINY_DIR, ensureTinyModel } from '../model-folder/tiny.ts';
+import { openSession, type Provider, type ProviderChoice } from '../onnx/session.ts';
+import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
+import { loadT5Tokenizer } from '../text/t5-tokenizer.ts';
+import { ArtRunner } from './art-runner.ts';
+import { cropImage, unitToRgb } from './decode.ts';
+import { abortError, throwIfAborted } from './denoise.ts';
+import { GraphSession } from './graph-session.ts';
+import { transformerTokens, validateLayout } from './layout-tokens.ts';
+import { checkSeed, tokenNoise } from './noise.ts';
+import { TextEncoder } from './text-encoder.ts';
+import type { ArtPipeline, GenerateOptions, GenerateParams, GenerateResult, LayerImage, PipelineInfo, Stage } from './types.ts';
+
+export interface PipelineOptions {
+  /** A model folder; default: the tiny model (random weights), created if missing. */
+  modelDir?: string;
+  /** An execution provider, or `auto` (CUDA, then WebGPU, then CPU). */
+  provider?: ProviderChoice;
+}
+
+export class ParamsError extends Error {
+  override name = 'ParamsError';
+}
+
+const MAX_STEPS = 200;
+
+/** Checks what a caller sends, once; throws a ParamsError (or LayoutError) naming the problem. */
+export function validateParams(params: GenerateParams, maxLayers: number): void {
+  if (typeof params.prompt !== 'string') throw new ParamsError('prompt must be a string');
+  if (!Number.isInteger(params.steps) || params.steps < 1 || params.steps > MAX_STEPS) throw new ParamsError(`steps must be an integer from 1 to ${MAX_STEPS}, got ${params.steps}`);
+  if (!Number.isFinite(params.guidance) || params.guidance < 0) throw new ParamsError(`guidance must be a non-negative number, got ${params.guidance}`);
+  if (!Number.isFinite(params.trueCfg) || params.trueCfg < 0) throw new ParamsError(`trueCfg must be a non-negative number, got ${params.trueCfg}`);
+  try {
+    checkSeed(params.seed);
+  } catch (e) {
+    throw new ParamsError((e as Error).message);
+  }
+  validateLayout(params.layout, maxLayers);
+}
+
+export async function createPipeline(options: PipelineOptions = {}): Promise<ArtPipeline> {
+  const dir = resolve(options.modelDir ?? DEFAULT_TINY_DIR);
+  const manifest: Manifest = options.modelDir ? loadManifest(dir) : ensureTinyModel(dir);
+  const choice = options.provider ?? 'auto';
+
+  // The first graph decides the provider (auto: the best one that opens); the rest follow it.
+  const sessions = {} as Record<GraphName, GraphSession>;
+  let provider: Provider | undefined;
+  try {
+    for (const name of ['transformer', ...GRAPH_NAMES.filter((n) => n !== 'transformer')] as GraphName[]) {
+      const opened = await openSession(join(dir, manifest.graphs[name].file), provider ?? choice);
+      provider = opened.provider;
+      sessions[name] = new GraphSession(name, opened.session);
+    }
+  } catch (e) {
+    for (const s of Object.values(sessions)) await s.release();
+    throw e;
+  }
+  const text = new TextEncoder(
+    { graph: sessions.clip_text, tokenizer: loadClipTokenizer(join(dir, manifest.tokenizers.clip), manifest.text.clipTokens) },
+    { graph: sessions.t5_encoder, tokenizer: loadT5Tokenizer(join(dir, manifest.tokenizers.t5), manifest.text.t5Tokens) },
+  );
+  const runner = new ArtRunner(
+    { transformer: sessions.transformer, vaeEncoder: sessions.vae_encoder, vaeDecoder: sessions.vae_decoder, transparentDecoder: sessions.transparent_decoder },
+    { vae: manifest.vae, scheduler: manifest.scheduler, transformer: manifest.transformer, transparentDecoder: manifest.transparentDecoder },
+  );
+  const info: PipelineInfo = {
+    model: manifest.name,
+    provider: provider ?? 'cpu',
+    tiny: manifest.tiny,
+    maxLayers: manifest.maxLayers,
+    resolutions: manifest.resolutions,
+  };
+
+  let queue: Promise<unknown> = Promise.resolve();
+  let disposed = false;
+
+  async function run(params: GenerateParams, opts: GenerateOptions): Promise<GenerateResult> {
+    const { signal, onProgress } = opts;
+    const start = performance.now();
+    const timings: Partial<Record<Stage, number>> = {};
+    const progress = (stage: Stage, step: number, total: number) => onProgress?.({ stage, step, total, elapsedMs: performance.now() - start });
+    const timed = async <T>(stage: Stage, fn: () => Promise<T>): Promise<T> => {
+      const t0 = performance.now();
+      try {
+        return await fn();
+      } finally {
+        timings[stage] = (timings[stage] ?? 0) + performance.now() - t0;
+      }
+    };
+    throwIfAborted(signal);
+    const { layout } = params;
+    const grid = transformerTokens(layout);
+
+    progress('text', 0, 1);
+    const [positive, negative] = await timed('text', () => Promise.all([text.encode(params.prompt), text.encode('')]));
+    progress('text', 1, 1);
+    throwIfAborted(signal);
+
+    progress('denoise', 0, params.steps);
+    const tokens = await timed('denoise', () =>
+      runner.denoise({
+        grid,
+        initial: tokenNoise(params.seed, grid),
+        positive,
+        negative,
+        steps: params.steps,
+        guidance: params.guidance,
+        trueCfg: params.trueCfg,
+        signal,
+        onStep: (done, total) => progress('denoise', done, total),
+      }),
+    );
+    throwIfAborted(signal);
+
+    progress('decode', 0, 2);
+    const decoded = await timed('decode', () => runner.decode(layout, grid, tokens, (done, total) => progress('decode', done, total)));
+    const layers: LayerImage[] = decoded.rgba.map((rgba, index) => {
+      const box = layout.boxes[index];
+      return { index, box, width: box[2] - box[0], height: box[3] - box[1], rgba: cropImage(rgba, layout.width, 4, box) };
+    });
+    const { width, height } = layout;
+    return {
+      layers,
+      merged: { width, height, rgb: unitToRgb(decoded.merged, width, height) },
+      background: { width, height, rgb: unitToRgb(decoded.background, width, height) },
+      seed: params.seed,
+      timings,
+      tiny: manifest.tiny,
+      model: manifest.name,
+      provider: info.provider,
+      promptTruncated: positive.truncated,
+    };
+  }
+
+  return {
+    info,
+    generate(params: GenerateParams, opts: GenerateOptions = {}): Promise<GenerateResult> {
+      if (disposed) return Promise.reject(new Error('this pipeline was disposed; create a new one'));
+      try {
+        validateParams(params, manifest.maxLayers);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      if (opts.signal?.aborted) return Promise.reject(abortError());
+      const job = queue.then(() => run(params, opts));
+      queue = job.catch(() => undefined);
+      return job;
+    },
+    async dispose(): Promise<void> {
+      disposed = true;
+      await queue;
+      for (const s of Object.values(sessions)) await s.release();
+    },
+  };
+}

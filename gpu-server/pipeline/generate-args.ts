@@ -1,0 +1,155 @@
+/**
+ * `npm run generate` arguments and layout files, pure: argv and file text in, a validated job
+ * description or a message saying what is wrong out.
+ */
+import { parseArgs } from 'node:util';
+import { DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TRUE_CFG, GRID, MAX_CANVAS_SIDE } from '../constants.ts';
+import { LayoutError, snapLayout, validateLayout } from './layout-tokens.ts';
+import type { BoxTuple, Layout } from './types.ts';
+
+export const USAGE = `usage: npm run generate -- --layout layout.json --out dir [options]
+  --prompt "..."        the caption (default: the layout file's "caption")
+  --layout file.json    {caption?, boxes} as in art-validation-layouts.json, or {width, height, boxes};
+                        the whole fixture file works with --case 512/3
+  --case res/index      pick a case of a file holding {"cases": {"512": [...]}}
+  --model dir           model folder (default: the tiny model, random weights: images are noise)
+  --provider name       cuda | webgpu | cpu | auto (default auto)
+  --resolution n        longest canvas side; the layout is scaled to it (default: the layout's own)
+  --steps n             denoising steps (default ${DEFAULT_STEPS})
+  --guidance x          guidance embedding (default ${DEFAULT_GUIDANCE})
+  --true-cfg x          true classifier-free guidance scale (default ${DEFAULT_TRUE_CFG})
+  --seed n              noise seed (default ${DEFAULT_SEED})
+  --out dir             where layer_<i>.png, merged.png, background.png, merged_rgba.png, result.json go`;
+
+export interface GenerateJob {
+  prompt: string;
+  layout: Layout;
+  layoutFile: string;
+  model?: string;
+  provider: 'cuda' | 'webgpu' | 'cpu' | 'auto';
+  steps: number;
+  guidance: number;
+  trueCfg: number;
+  seed: number;
+  out: string;
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+interface LayoutFileCase {
+  caption?: string;
+  width?: number;
+  height?: number;
+  boxes: BoxTuple[];
+}
+
+const isBox = (b: unknown): b is BoxTuple => Array.isArray(b) && b.length === 4 && b.every((v) => typeof v === 'number' && Number.isFinite(v));
+
+/** Picks the case of a layout file: a case itself, or `cases[res][index]` with `--case res/index`. */
+export function readLayoutCase(json: unknown, pick: string | undefined, file: string): Parsed<LayoutFileCase> {
+  const fail = (error: string): Parsed<LayoutFileCase> => ({ ok: false, error: `${file}: ${error}` });
+  if (typeof json !== 'object' || json === null) return fail('expected a JSON object');
+  let c = json as Record<string, unknown>;
+  if ('cases' in c) {
+    if (!pick) return fail('this file holds several cases; pick one with --case <resolution>/<index>, e.g. --case 512/0');
+    const m = /^(\w+)\/(\d+)$/.exec(pick);
+    const group = m ? (c.cases as Record<string, unknown>)?.[m[1]] : undefined;
+    if (!m || !Array.isArray(group) || Number(m[2]) >= group.length) {
+      const groups = Object.entries((c.cases ?? {}) as Record<string, unknown[]>).map(([k, v]) => `${k}/0..${(Array.isArray(v) ? v.length : 1) - 1}`);
+      return fail(`--case ${pick} is not in this file (it has ${groups.join(', ')})`);
+    }
+    c = group[Number(m[2])] as Record<string, unknown>;
+  } else if (pick) {
+    return fail('--case given but this file holds a single layout');
+  }
+  if (!Array.isArray(c.boxes) || !c.boxes.every(isBox)) return fail('"boxes" must be a list of [x1, y1, x2, y2]');
+  if (c.caption !== undefined && typeof c.caption !== 'string') return fail('"caption" must be a string');
+  for (const k of ['width', 'height'] as const) if (c[k] !== undefined && typeof c[k] !== 'number') return fail(`"${k}" must be a number`);
+  return { ok: true, value: c as unknown as LayoutFileCase };
+}
+
+/**
+ * The canvas and boxes at the requested resolution: the canvas is the file's width and height,
+ * or box 0 (the merged image covers the whole canvas); scaled so the longest side is
+ * `resolution`, sides rounded to the grid, boxes snapped outwards.
+ */
+export function layoutAt(c: LayoutFileCase, resolution: number | undefined): Layout {
+  if (c.boxes.length === 0) throw new LayoutError('the layout has no boxes');
+  const width = c.width ?? c.boxes[0][2];
+  const height = c.height ?? c.boxes[0][3];
+  if (!(width > 0 && height > 0)) throw new LayoutError(`canvas ${width}x${height} is empty`);
+  const scale = resolution ? resolution / Math.max(width, height) : 1;
+  const w = Math.max(GRID, Math.round((width * scale) / GRID) * GRID);
+  const h = Math.max(GRID, Math.round((height * scale) / GRID) * GRID);
+  const sx = w / width, sy = h / height;
+  const boxes = c.boxes.map(([x1, y1, x2, y2], i): BoxTuple =>
+    // Merged and background always cover the whole canvas.
+    i < 2 ? [0, 0, w, h] : [x1 * sx, y1 * sy, x2 * sx, y2 * sy],
+  );
+  const layout = snapLayout({ width: w, height: h, boxes });
+  validateLayout(layout);
+  return layout;
+}
+
+const number = (name: string, raw: string | undefined, fallback: number, check: (n: number) => boolean, what: string): number => {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (raw.trim() === '' || !check(n)) throw new Error(`--${name} must be ${what}, got "${raw}"`);
+  return n;
+};
+
+/** Parses argv (after `--`), reading the layout file through `readFile`. */
+export function parseGenerateArgs(argv: string[], readFile: (path: string) => string): Parsed<GenerateJob> {
+  try {
+    const { values } = parseArgs({
+      args: argv.filter((a) => a !== '--'),
+      options: {
+        prompt: { type: 'string' }, layout: { type: 'string' }, case: { type: 'string' }, model: { type: 'string' },
+        provider: { type: 'string' }, resolution: { type: 'string' }, steps: { type: 'string' }, guidance: { type: 'string' },
+        'true-cfg': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' },
+      },
+      strict: true,
+    });
+    if (values.help) return { ok: false, error: USAGE };
+    if (!values.layout) return { ok: false, error: `--layout is required\n${USAGE}` };
+    if (!values.out) return { ok: false, error: `--out is required\n${USAGE}` };
+    const provider = values.provider ?? 'auto';
+    if (!['cuda', 'webgpu', 'cpu', 'auto'].includes(provider)) return { ok: false, error: `--provider must be cuda, webgpu, cpu or auto, got "${provider}"` };
+    let text: string;
+    try {
+      text = readFile(values.layout);
+    } catch (e) {
+      return { ok: false, error: `cannot read the layout file ${values.layout}: ${(e as Error).message}` };
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      return { ok: false, error: `${values.layout} is not valid JSON (${(e as Error).message})` };
+    }
+    const picked = readLayoutCase(json, values.case, values.layout);
+    if (!picked.ok) return picked;
+    const resolution = values.resolution === undefined ? undefined
+      : number('resolution', values.resolution, 0, (n) => Number.isInteger(n) && n >= GRID && n <= MAX_CANVAS_SIDE, `an integer from ${GRID} to ${MAX_CANVAS_SIDE}`);
+    const layout = layoutAt(picked.value, resolution);
+    const prompt = values.prompt ?? picked.value.caption;
+    if (prompt === undefined || prompt.trim() === '') return { ok: false, error: 'no prompt: pass --prompt "..." or use a layout file with a "caption"' };
+    return {
+      ok: true,
+      value: {
+        prompt,
+        layout,
+        layoutFile: values.layout,
+        model: values.model,
+        provider: provider as GenerateJob['provider'],
+        steps: number('steps', values.steps, DEFAULT_STEPS, (n) => Number.isInteger(n) && n >= 1 && n <= 200, 'an integer from 1 to 200'),
+        guidance: number('guidance', values.guidance, DEFAULT_GUIDANCE, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number'),
+        trueCfg: number('true-cfg', values['true-cfg'], DEFAULT_TRUE_CFG, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number'),
+        seed: number('seed', values.seed, DEFAULT_SEED, (n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer'),
+        out: values.out,
+      },
+    };
+  } catch (e) {
+    return { ok: false, error: (e as Error).message };
+  }
+}
