@@ -3,9 +3,9 @@
  * the encoder (image -> mean and log-variance of the latent distribution, nothing sampled). Both
  * read the official state_dict names (`encoder.*`, `decoder.*`) of `vae/diffusion_pytorch_model.safetensors`.
  *
- * Ops: Conv, InstanceNormalization (+ Reshape, Shape, Mul, Add: group norm), Sigmoid (SiLU),
- * Resize (nearest 2x), Transpose, MatMul, com.microsoft.MultiHeadAttention (mid-block attention),
- * Split and Clip (encoder head).
+ * Ops: Conv; group norm as Reshape, ReduceMean, Sub, Mul, Add, Sqrt, Div (see `nn-conv.ts`); Sigmoid
+ * and Mul (SiLU); Resize (nearest 2x); Transpose, MatMul, com.microsoft.MultiHeadAttention
+ * (mid-block attention); Split and Clip (encoder head). fp16 graphs Cast around the group norm.
  */
 import { type Value, type WeightSource, GraphBuilder } from '../onnx/graph.ts';
 import { attention, linear, silu, split, transpose } from '../onnx/nn.ts';
@@ -93,9 +93,6 @@ export function parseVaeConfig(json: unknown): VaeConfig {
     midBlockAddAttention: midAttn as boolean,
   };
 }
-
-/** Spatial factor between image and latent: one 2x step per level but the last. */
-export const vaeSpatialFactor = (config: VaeConfig): number => 2 ** (config.blockOutChannels.length - 1);
 
 /** diffusers `ResnetBlock2D` (no time embedding): norm, SiLU, conv, norm, SiLU, conv, plus shortcut. */
 function resnet(g: GraphBuilder, x: Value, prefix: string, cin: number, cout: number, groups: number): Value {

@@ -31,11 +31,12 @@ export function conv2d(
 
 /**
  * torch `nn.GroupNorm(groups, channels, eps)` with affine weights under `prefix`, on `[B, C, H, W]`.
- * Written out with two-level reductions (over W, then over the group's channels and rows): a
- * single reduction over a whole group (up to millions of values) loses about 1e-4 in float32 on
- * near-constant inputs such as the encoder's zero image, where torch's cascade sums do not; the
- * mean is taken first and the variance of the centred values after (no E[x^2] - E[x]^2). fp16
- * graphs compute the statistics in fp32 (the VAE's activations overflow fp16 when squared).
+ * Written out with two-level reductions (over W, then over the group's rows), and the mean refined
+ * by a second pass over the centred values: one float32 reduction over a whole group (up to
+ * millions of values) was off by about 1e-4 on near-constant inputs such as the encoder's zero
+ * image (torch's cascade sums are not), and a single refined pass still by 3e-6 there. The
+ * variance is taken from the centred values (no E[x^2] - E[x]^2). fp16 graphs compute the
+ * statistics in fp32, so squares of large activations cannot overflow.
  */
 export function groupNorm(g: GraphBuilder, x: Value, prefix: string, channels: number, groups: number, eps: number): Value {
   if (channels % groups !== 0) throw new RangeError(`group norm ${prefix}: ${channels} channels are not divisible into ${groups} groups`);
