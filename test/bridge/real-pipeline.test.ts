@@ -1,0 +1,68 @@
+/**
+ * One full job through the bridge with the real pipeline (gpu-server/pipeline/art-pipeline.ts)
+ * and the tiny model on the CPU provider: the same path as `npm start` without --model.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startBridge } from '../../bridge/server.ts';
+import { TestClient, collectJob, decodePng, TOKEN } from './helpers.ts';
+
+const factory = fileURLToPath(new URL('../../gpu-server/pipeline/art-pipeline.ts', import.meta.url));
+
+test('real tiny model: a full job, valid PNGs of each box size, ping answered within 50 ms throughout', { skip: !existsSync(factory) && 'art-pipeline.ts is not in this checkout' }, async () => {
+  const outputs = await mkdtemp(join(tmpdir(), 'art-bridge-real-'));
+  const bridge = await startBridge({
+    host: '127.0.0.1',
+    port: 0,
+    token: TOKEN,
+    allowOrigins: [],
+    outputs,
+    keepJobs: 5,
+    pipeline: { factory, options: { provider: 'cpu' } },
+    cancelOnShutdown: true,
+    version: 'test',
+  });
+  try {
+    assert.equal(bridge.info.tiny, true);
+    assert.equal(bridge.info.provider, 'cpu');
+    const client = await TestClient.paired(`ws://127.0.0.1:${bridge.port}`);
+    const layout = { width: 512, height: 64, boxes: [[0, 0, 512, 64], [0, 0, 512, 64], [32, 16, 160, 64], [256, 0, 512, 32]] };
+    client.send({ type: 'generate', requestId: 'real', prompt: 'a banner that says "HELLO"', layout, params: { resolution: 512, steps: 2, guidance: 4, trueCfg: 3.5, seed: 41 } });
+    const queued = (await client.next((m) => m.type === 'queued', 30_000)) as { jobId: string };
+
+    let finished = false;
+    const job = collectJob(client, queued.jobId, 120_000).finally(() => (finished = true));
+    const rtts: number[] = [];
+    for (let id = 0; !finished; id++) {
+      const sent = performance.now();
+      client.send({ type: 'ping', id });
+      await client.next((m) => m.type === 'pong' && m.id === id, 5000);
+      rtts.push(performance.now() - sent);
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    const { done, messages } = await job;
+
+    assert.ok(done.type === 'done' && done.layerCount === layout.boxes.length && done.tiny);
+    const stages = new Set(messages.flatMap((m) => (m.type === 'progress' ? [m.stage] : [])));
+    assert.ok(stages.has('denoise') && stages.has('decode'), [...stages].join());
+    for (const [index, [x1, y1, x2, y2]] of layout.boxes.entries()) {
+      const frame = messages.find((m) => m.type === 'binary' && m.frame.layerIndex === index);
+      assert.ok(frame?.type === 'binary');
+      const png = decodePng(frame.frame.png);
+      assert.deepEqual([png.width, png.height], [x2 - x1, y2 - y1]);
+    }
+    const worst = Math.max(...rtts);
+    console.log(`real tiny job: ${JSON.stringify(done.timings)}; ${rtts.length} pings, worst ${worst.toFixed(1)} ms`);
+    assert.ok(rtts.length >= 5);
+    assert.ok(worst < 50, `worst ping ${worst.toFixed(1)} ms while the real pipeline ran`);
+    client.close();
+  } finally {
+    await bridge.close();
+    await rm(outputs, { recursive: true, force: true });
+  }
+});
