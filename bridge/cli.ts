@@ -35,7 +35,7 @@ function banner(o: CliOptions, bridge: Bridge, info: PipelineInfo, version: stri
   const pluginUrl = local ? `ws://localhost:${bridge.port}` : `ws://${hostForUrl}:${bridge.port}`;
   const lines = [
     `ART for Figma bridge ${version}`,
-    `  model:    ${info.model}${info.tiny ? ' (tiny, random weights)' : ''}${o.model ? `  [${resolve(o.model)}]` : ''}`,
+    `  model:    ${info.model}${info.tiny && !/random/i.test(info.model) ? ' (tiny, random weights)' : ''}${o.model ? `  [${resolve(o.model)}]` : ''}`,
     `  provider: ${info.provider}${o.provider && o.provider !== info.provider ? `  (asked for ${o.provider})` : ''}`,
     `  address:  ${pluginUrl}   (health: http://${hostForUrl}:${bridge.port}/health)`,
     `  outputs:  ${resolve(o.outputs)}`,

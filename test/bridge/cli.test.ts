@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, stat, readFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, readFile, mkdir, writeFile, utimes } from 'node:fs/promises';
+import { needsBuild } from '../../bridge/build-if-needed.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +76,28 @@ test('the CLI prints model, provider, address and token, stores the token 0600, 
     assert.equal(out.split(token).length - 1, 1, 'the token is printed once, in the banner, and never logged');
   } finally {
     child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('build-if-needed: builds when dist is missing or older than the plugin/UI sources, and only if a build script exists', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'art-build-test-'));
+  try {
+    await writeFile(join(dir, 'package.json'), JSON.stringify({ scripts: {} }));
+    assert.equal((await needsBuild(dir)).build, false);
+    await writeFile(join(dir, 'package.json'), JSON.stringify({ scripts: { build: 'x' } }));
+    await mkdir(join(dir, 'ui'));
+    await writeFile(join(dir, 'ui', 'app.tsx'), '');
+    assert.deepEqual(await needsBuild(dir), { build: true, why: 'dist/plugin.js is missing' });
+    await mkdir(join(dir, 'dist'));
+    await writeFile(join(dir, 'dist', 'plugin.js'), '');
+    await writeFile(join(dir, 'dist', 'ui.html'), '');
+    const past = new Date(Date.now() - 60_000);
+    await utimes(join(dir, 'ui', 'app.tsx'), past, past);
+    assert.equal((await needsBuild(dir)).build, false);
+    await utimes(join(dir, 'ui', 'app.tsx'), new Date(), new Date(Date.now() + 60_000));
+    assert.deepEqual(await needsBuild(dir), { build: true, why: 'sources changed since the last build' });
+  } finally {
     await rm(dir, { recursive: true, force: true });
   }
 });
