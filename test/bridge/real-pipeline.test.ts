@@ -14,7 +14,7 @@ import { TestClient, collectJob, decodePng, TOKEN } from './helpers.ts';
 
 const factory = fileURLToPath(new URL('../../gpu-server/pipeline/art-pipeline.ts', import.meta.url));
 
-test('real tiny model: a full job, valid PNGs of each box size, ping answered within 50 ms throughout', { skip: !existsSync(factory) && 'art-pipeline.ts is not in this checkout' }, async () => {
+test('real tiny model: a full job (valid PNGs of each box size, ping within 50 ms throughout), then cancel mid-denoise', { skip: !existsSync(factory) && 'art-pipeline.ts is not in this checkout' }, async () => {
   const outputs = await mkdtemp(join(tmpdir(), 'art-bridge-real-'));
   const bridge = await startBridge({
     host: '127.0.0.1',
@@ -60,6 +60,16 @@ test('real tiny model: a full job, valid PNGs of each box size, ping answered wi
     console.log(`real tiny job: ${JSON.stringify(done.timings)}; ${rtts.length} pings, worst ${worst.toFixed(1)} ms`);
     assert.ok(rtts.length >= 5);
     assert.ok(worst < 50, `worst ping ${worst.toFixed(1)} ms while the real pipeline ran`);
+
+    // Cancel while onnxruntime holds the worker: it stops at the next denoising step.
+    client.send({ type: 'generate', requestId: 'real-cancel', prompt: 'x', layout, params: { resolution: 512, steps: 50, guidance: 4, trueCfg: 3.5, seed: 1 } });
+    const second = (await client.next((m) => m.type === 'queued' && m.requestId === 'real-cancel')) as { jobId: string };
+    await client.next((m) => m.type === 'progress' && m.jobId === second.jobId && m.stage === 'denoise' && m.step >= 1, 60_000);
+    client.send({ type: 'cancel', jobId: second.jobId });
+    const cancelled = await client.error(undefined, 30_000);
+    assert.equal(cancelled.code, 'cancelled');
+    assert.equal(cancelled.jobId, second.jobId);
+    assert.equal(existsSync(join(outputs, second.jobId)), false);
     client.close();
   } finally {
     await bridge.close();
