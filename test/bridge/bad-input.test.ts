@@ -12,7 +12,7 @@ import { MAX_LAYERS } from '../../gpu-server/constants.ts';
 let tb: TestBridge;
 let witness: TestClient;
 before(async () => {
-  tb = await startTestBridge({ fake: { stepMs: 2 } });
+  tb = await startTestBridge({ fake: { stepMs: 1 }, keepJobs: 5 });
   witness = await TestClient.paired(tb.url);
 });
 after(async () => {
@@ -25,7 +25,7 @@ let witnessRuns = 0;
 function witnessJob(): () => Promise<void> {
   const requestId = `w${witnessRuns++}`;
   const seed = 1000 + witnessRuns;
-  const request = generateMessage(requestId, { steps: 3, seed });
+  const request = generateMessage(requestId, { steps: 2, seed });
   witness.send(request);
   return async () => {
     const q = await witness.next((m) => m.type === 'queued' && m.requestId === requestId);
