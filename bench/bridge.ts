@@ -1,0 +1,236 @@
+/**
+ * Bridge benchmark: a real bridge (bridge/server.ts) in a child process, its pipeline worker
+ * running bench/sample-pipeline.ts (denoising simulated by a thread-holding wait per step,
+ * layers of real generated content), and a real WebSocket client here. One job of 52 layers,
+ * each the whole 1024x1024 canvas (the largest job the protocol allows). The child measures its
+ * own event-loop delay and memory, so the client's work does not count against the bridge.
+ * Run: `npx tsx bench/bridge.ts [--steps 28] [--step-ms 20]`.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { WebSocket } from 'ws';
+import { MAX_LAYERS } from '../gpu-server/constants.ts';
+import type { BoxTuple } from '../gpu-server/pipeline/types.ts';
+import { PROTOCOL_VERSION, decodeImageFrame, type BridgeMessage } from '../bridge/protocol.ts';
+import { startBridge } from '../bridge/server.ts';
+import { measurePngOptions, pngOptionsTable } from './png-options.ts';
+import { fixed, machineLine, mib, table } from './stats.ts';
+
+const SIDE = 1024;
+
+export interface BridgeBenchOptions {
+  steps: number;
+  stepMs: number;
+}
+
+export const DEFAULT_BRIDGE_OPTIONS: BridgeBenchOptions = { steps: 28, stepMs: 20 };
+
+export const HOW_TO_READ = `How to read: one job of ${MAX_LAYERS} layers, each the whole ${SIDE}x${SIDE} canvas, through a real bridge
+(child process) to a real WebSocket client. The pipeline is a stand-in (bench/sample-pipeline.ts):
+each denoising step holds the worker thread for step-ms, as onnxruntime does, and the layers are
+the official sample output resampled, so PNG encoding (in the worker), the job store (disk) and
+delivery are real. Times are from the client's send of "generate". Event-loop delay is the bridge
+process's main thread over the whole job (what a second client would wait); memory is the bridge
+process (main thread + pipeline worker).`;
+
+// ---- the bridge side (child process) -------------------------------------------------------------
+
+type ToChild = { type: 'monitor' } | { type: 'report' } | { type: 'close' };
+interface ChildReport {
+  loopP50: number;
+  loopP99: number;
+  loopMax: number;
+  rssBefore: number;
+  rssPeak: number;
+  heapPeak: number;
+  arrayBuffersPeak: number;
+}
+type FromChild = { type: 'listening'; port: number; token: string } | { type: 'report'; report: ChildReport };
+
+async function serve(options: BridgeBenchOptions): Promise<void> {
+  const send = (m: FromChild) => process.send?.(m);
+  const outputs = mkdtempSync(join(tmpdir(), 'art-bench-bridge-'));
+  const token = randomBytes(16).toString('hex');
+  const bridge = await startBridge({
+    host: '127.0.0.1', port: 0, token, allowOrigins: [], outputs, keepJobs: 2,
+    pipeline: { factory: fileURLToPath(new URL('./sample-pipeline.ts', import.meta.url)), options: { stepMs: options.stepMs } },
+    cancelOnShutdown: true, version: 'bench',
+  });
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  let rssBefore = 0, rssPeak = 0, heapPeak = 0, arrayBuffersPeak = 0;
+  let sampler: NodeJS.Timeout | undefined;
+  const sample = () => {
+    const m = process.memoryUsage();
+    rssPeak = Math.max(rssPeak, m.rss);
+    heapPeak = Math.max(heapPeak, m.heapUsed);
+    arrayBuffersPeak = Math.max(arrayBuffersPeak, m.arrayBuffers);
+  };
+  process.on('message', (m: ToChild) => {
+    if (m.type === 'monitor') {
+      rssBefore = process.memoryUsage().rss;
+      loop.reset();
+      loop.enable();
+      sampler = setInterval(sample, 10);
+    } else if (m.type === 'report') {
+      loop.disable();
+      clearInterval(sampler);
+      sample();
+      const ms = (ns: number) => ns / 1e6;
+      send({ type: 'report', report: { loopP50: ms(loop.percentile(50)), loopP99: ms(loop.percentile(99)), loopMax: ms(loop.max), rssBefore, rssPeak, heapPeak, arrayBuffersPeak } });
+    } else if (m.type === 'close') {
+      void bridge.close().finally(() => {
+        rmSync(outputs, { recursive: true, force: true });
+        process.exit(0);
+      });
+    }
+  });
+  send({ type: 'listening', port: bridge.port, token });
+}
+
+// ---- the client side -------------------------------------------------------------------------------
+
+export interface BridgeBenchResult {
+  queuedMs: number;
+  firstProgressMs: number;
+  lastProgressMs: number;
+  firstLayerMs: number;
+  doneMs: number;
+  layers: number;
+  pngBytes: number;
+  rgbaBytes: number;
+  workerEncodeMs: number;
+  child: ChildReport;
+}
+
+function nextMessage<T extends FromChild['type']>(child: ChildProcess, type: T): Promise<Extract<FromChild, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: FromChild) => {
+      if (m.type !== type) return;
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      resolve(m as Extract<FromChild, { type: T }>);
+    };
+    const onExit = (code: number | null) => reject(new Error(`the bridge process exited (code ${code}) before sending "${type}"; run with --serve to see its output`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+export async function measureBridge(options: BridgeBenchOptions = DEFAULT_BRIDGE_OPTIONS): Promise<BridgeBenchResult> {
+  const child = fork(fileURLToPath(import.meta.url), ['--serve', '--steps', String(options.steps), '--step-ms', String(options.stepMs)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  try {
+    const { port, token } = await nextMessage(child, 'listening');
+    const ws = new WebSocket(`ws://127.0.0.1:${port}`, { headers: { origin: 'null' }, maxPayload: 256 * 2 ** 20 });
+    await new Promise<void>((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const whole: BoxTuple = [0, 0, SIDE, SIDE];
+    let t0 = 0;
+    const times: Partial<Record<'queued' | 'firstProgress' | 'lastProgress' | 'firstLayer' | 'done', number>> = {};
+    let pngBytes = 0, rgbaBytes = 0, frames = 0, workerEncodeMs = 0;
+    const finished = new Promise<void>((resolve, reject) => {
+      ws.on('message', (data, isBinary) => {
+        const now = performance.now() - t0;
+        const buf = data as Buffer;
+        if (isBinary) {
+          frames++;
+          pngBytes += decodeImageFrame(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)).png.length;
+          return;
+        }
+        const m = JSON.parse(buf.toString('utf8')) as BridgeMessage;
+        if (m.type === 'welcome') {
+          t0 = performance.now();
+          child.send({ type: 'monitor' } satisfies ToChild);
+          ws.send(JSON.stringify({
+            type: 'generate', requestId: 'bench', prompt: 'a poster with many layers',
+            layout: { width: SIDE, height: SIDE, boxes: Array.from({ length: MAX_LAYERS }, () => whole) },
+            params: { resolution: SIDE, steps: options.steps, guidance: 4, trueCfg: 3.5, seed: 1 },
+          }));
+        } else if (m.type === 'queued') times.queued ??= now;
+        else if (m.type === 'progress') {
+          times.firstProgress ??= now;
+          times.lastProgress = now;
+        } else if (m.type === 'layer') {
+          times.firstLayer ??= now;
+          rgbaBytes += m.width * m.height * 4;
+        } else if (m.type === 'done') {
+          times.done = now;
+          workerEncodeMs = m.timings.encode ?? 0;
+          resolve();
+        } else if (m.type === 'error') reject(new Error(`the bridge answered ${m.code}: ${m.message}`));
+      });
+    });
+    ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, token, client: 'bench' }));
+    await finished;
+    child.send({ type: 'report' } satisfies ToChild);
+    const { report } = await nextMessage(child, 'report');
+    ws.close();
+    if (frames !== MAX_LAYERS) throw new Error(`received ${frames} layer frames, expected ${MAX_LAYERS}`);
+    const need = (k: keyof typeof times) => {
+      const v = times[k];
+      if (v === undefined) throw new Error(`the bridge never sent "${k}"`);
+      return v;
+    };
+    return {
+      queuedMs: need('queued'), firstProgressMs: need('firstProgress'), lastProgressMs: need('lastProgress'),
+      firstLayerMs: need('firstLayer'), doneMs: need('done'), layers: frames, pngBytes, rgbaBytes, workerEncodeMs, child: report,
+    };
+  } finally {
+    child.send({ type: 'close' } satisfies ToChild);
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+}
+
+export function bridgeTable(r: BridgeBenchResult, o: BridgeBenchOptions): string {
+  const delivery = r.doneMs - r.firstLayerMs;
+  return table(['measure', 'value'], [
+    ['generate -> queued', `${fixed(r.queuedMs)} ms`],
+    ['generate -> first progress', `${fixed(r.firstProgressMs)} ms`],
+    [`generate -> last progress (${o.steps} steps x ${o.stepMs} ms simulated)`, `${fixed(r.lastProgressMs)} ms`],
+    ['last progress -> first layer (PNG encode in worker + job store write)', `${fixed(r.firstLayerMs - r.lastProgressMs)} ms`],
+    ['  of which PNG encoding (worker, reported in done.timings.encode)', `${fixed(r.workerEncodeMs)} ms`],
+    [`first layer -> done (delivery of ${r.layers} layers)`, `${fixed(delivery)} ms`],
+    ['generate -> done', `${fixed(r.doneMs)} ms`],
+    ['PNG bytes delivered', `${mib(r.pngBytes)} (${fixed(r.rgbaBytes / r.pngBytes)}x smaller than ${mib(r.rgbaBytes)} RGBA)`],
+    ['delivery rate', `${fixed(r.pngBytes / 2 ** 20 / (delivery / 1000))} MiB/s`],
+    ['bridge event-loop delay p50 / p99 / max', `${fixed(r.child.loopP50)} / ${fixed(r.child.loopP99)} / ${fixed(r.child.loopMax)} ms`],
+    ['bridge RSS before job -> peak', `${mib(r.child.rssBefore)} -> ${mib(r.child.rssPeak)}`],
+    ['bridge peak JS heap / array buffers', `${mib(r.child.heapPeak)} / ${mib(r.child.arrayBuffersPeak)}`],
+  ]);
+}
+
+function parseArgs(argv: string[]): BridgeBenchOptions {
+  const o = { ...DEFAULT_BRIDGE_OPTIONS };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--serve') continue;
+    const value = Number(argv[i + 1]);
+    if (!Number.isInteger(value) || value <= 0) throw new Error(`${argv[i]} needs a positive integer, got ${argv[i + 1]}`);
+    if (argv[i] === '--steps') o.steps = value;
+    else if (argv[i] === '--step-ms') o.stepMs = value;
+    else throw new Error(`unknown option ${argv[i]} (use --steps, --step-ms)`);
+    i++;
+  }
+  return o;
+}
+
+export async function main(options: BridgeBenchOptions = DEFAULT_BRIDGE_OPTIONS): Promise<BridgeBenchResult> {
+  console.log(`\n== bridge: ${MAX_LAYERS} layers of ${SIDE}x${SIDE} RGBA through a real bridge and WebSocket ==\n${machineLine()}`);
+  const result = await measureBridge(options);
+  console.log(`\n${bridgeTable(result, options)}\n\n${HOW_TO_READ}`);
+  console.log(`\nPNG encoding options (one layer, median of 3, this process):\n\n${pngOptionsTable(measurePngOptions())}\n\n` +
+    'How to read: the first row per layer is what bridge/encode.ts does today; the others are pngjs\n' +
+    'options it could pass. Times are on this machine; the job above encodes 52 such layers.');
+  return result;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const args = process.argv.slice(2);
+  if (args.includes('--serve')) await serve(parseArgs(args));
+  else await main(parseArgs(args));
+}
