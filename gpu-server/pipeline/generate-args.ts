@@ -78,6 +78,12 @@ export function layoutAt(c: LayoutFileCase, resolution: number | undefined): Lay
   const width = c.width ?? c.boxes[0][2];
   const height = c.height ?? c.boxes[0][3];
   if (!(width > 0 && height > 0)) throw new LayoutError(`canvas ${width}x${height} is empty`);
+  // Boxes are checked as written; snapping and clamping below only absorb rounding.
+  c.boxes.forEach(([x1, y1, x2, y2], i) => {
+    if (x2 < x1 || y2 < y1) throw new LayoutError(`box ${i} [${c.boxes[i]}] is inverted (x2 < x1 or y2 < y1)`);
+    if (x1 === x2 || y1 === y2) throw new LayoutError(`box ${i} [${c.boxes[i]}] is empty; drop that layer`);
+    if (x1 < 0 || y1 < 0 || x2 > width || y2 > height) throw new LayoutError(`box ${i} [${c.boxes[i]}] is outside the ${width}x${height} canvas`);
+  });
   const scale = resolution ? resolution / Math.max(width, height) : 1;
   const w = Math.max(GRID, Math.round((width * scale) / GRID) * GRID);
   const h = Math.max(GRID, Math.round((height * scale) / GRID) * GRID);
