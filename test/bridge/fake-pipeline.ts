@@ -1,6 +1,6 @@
 /**
  * A test double of the ART pipeline, loaded by the bridge's worker in place of the real one.
- * Deterministic RGBA of each box's size, a busy-wait per step that holds its thread as
+ * Deterministic RGBA of each box's size, a wait per step that holds its thread as
  * onnxruntime does, AbortSignal checked between steps, progress per step.
  * Options (beside modelDir/provider): stepMs, loadMs. A prompt containing "FAIL" throws; one
  * containing "CRASH" kills the worker thread (as a native crash in onnxruntime would).
@@ -20,11 +20,9 @@ export function fakePixel(seed: number, index: number, x: number, y: number): [n
   return [(seed + x) & 255, (index * 7 + y) & 255, (x ^ y) & 255, (index * 31 + seed) & 255];
 }
 
+/** Holds this thread like InferenceSession.run() does, without burning a core (tests share 2). */
 function holdThread(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end) {
-    // Deliberately blocking, like InferenceSession.run().
-  }
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipeline> {

@@ -119,6 +119,7 @@ test('ping is answered within 50 ms while a job runs and its PNGs are encoded', 
   const jobId = await jobIdOf(client, 'p1');
   await client.next((m) => m.type === 'progress');
   const rtts: number[] = [];
+  const phases: string[] = [];
   let finished = false;
   const end = collectJob(client, jobId, 20_000).then(() => (finished = true));
   for (let id = 0; !finished && id < 400; id++) {
@@ -126,13 +127,15 @@ test('ping is answered within 50 ms while a job runs and its PNGs are encoded', 
     client.send({ type: 'ping', id });
     await client.next((m) => m.type === 'pong' && m.id === id);
     rtts.push(performance.now() - sent);
+    phases.push(client.received.some((m) => m.type === 'layer') ? 'sending' : client.received.filter((m) => m.type === 'progress').length > 0 ? 'running' : 'queued');
     await new Promise((r) => setTimeout(r, 40)); // under the 30 a second message limit
   }
   await end;
   assert.ok(rtts.length >= 10, `only ${rtts.length} pings`);
   const worst = Math.max(...rtts);
-  console.log(`ping during a job: ${rtts.length} pings, worst ${worst.toFixed(1)} ms, median ${rtts.sort((x, y) => x - y)[rtts.length >> 1].toFixed(1)} ms`);
-  assert.ok(worst < 50, `worst ping ${worst.toFixed(1)} ms`);
+  const at = rtts.indexOf(worst);
+  console.log(`ping during a job: ${rtts.length} pings, worst ${worst.toFixed(1)} ms (ping ${at}, ${phases[at]}), median ${[...rtts].sort((x, y) => x - y)[rtts.length >> 1].toFixed(1)} ms`);
+  assert.ok(worst < 50, `worst ping ${worst.toFixed(1)} ms (ping ${at} of ${rtts.length}, while ${phases[at]})`);
   client.close();
 });
 
