@@ -1,0 +1,26 @@
+/**
+ * `npm run bench`: every benchmark, one after the other (they would disturb each other's timings
+ * if run together), each printing its table and how to read it. `npm run bench -- crop bridge`
+ * runs only the ones named (crop, bridge, stages).
+ */
+import { main as cropVsFull } from './crop-vs-full.ts';
+import { main as bridge } from './bridge.ts';
+import { main as stages } from './pipeline-stages.ts';
+import { fixed, machineLine } from './stats.ts';
+
+const BENCHES: Record<string, () => Promise<unknown>> = {
+  crop: () => cropVsFull(),
+  bridge: () => bridge(),
+  stages: () => stages(),
+};
+
+const asked = process.argv.slice(2).filter((a) => a !== '--');
+const unknown = asked.filter((a) => !(a in BENCHES));
+if (unknown.length > 0) {
+  console.error(`unknown benchmark ${unknown.join(', ')}; choose from ${Object.keys(BENCHES).join(', ')} (none: all)`);
+  process.exit(2);
+}
+const t0 = performance.now();
+console.log(`ART for Figma benchmarks on ${machineLine()}`);
+for (const name of asked.length > 0 ? asked : Object.keys(BENCHES)) await BENCHES[name]();
+console.log(`\nall benchmarks done in ${fixed((performance.now() - t0) / 1000)} s`);
