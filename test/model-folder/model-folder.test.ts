@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -41,7 +41,7 @@ test('the tiny model is deterministic: same seed, same weight files', () => {
 
 test('a changed weight file is caught by the checksum check', () => {
   const copy = join(root, 'tampered');
-  writeTinyModel(copy);
+  cpSync(tiny, copy, { recursive: true });
   const m = loadManifest(copy);
   const data = join(copy, 'vae_decoder.onnx.data');
   const bytes = readFileSync(data);
@@ -55,11 +55,11 @@ test('a missing folder, a folder without manifest, a truncated file and a missin
   const empty = mkdtempSync(join(root, 'empty-'));
   assert.throws(() => loadManifest(empty), isFolderError(/has no manifest.json/));
   const broken = join(root, 'broken');
-  writeTinyModel(broken);
+  cpSync(tiny, broken, { recursive: true });
   rmSync(join(broken, 'clip_text.onnx'));
   assert.throws(() => loadManifest(broken), isFolderError(/clip_text.onnx is missing/));
   const short = join(root, 'short');
-  writeTinyModel(short);
+  cpSync(tiny, short, { recursive: true });
   truncateSync(join(short, 'transformer.onnx.data'), 10);
   assert.throws(() => loadManifest(short), isFolderError(/transformer.onnx.data has 10 bytes but the manifest says/));
 });
