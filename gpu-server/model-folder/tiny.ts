@@ -103,7 +103,12 @@ export function writeTinyModel(out: string, seed = TINY_SEED, options: WriteFold
 /** The tiny model folder, made on first use. */
 export function ensureTinyModel(dir = DEFAULT_TINY_DIR): Manifest {
   if (existsSync(join(dir, MANIFEST_FILE))) return loadManifest(dir);
-  writeTinyModel(dir);
+  try {
+    writeTinyModel(dir);
+  } catch (e) {
+    // Another process (the bridge and a CLI started together) may have finished it first.
+    if (!existsSync(join(dir, MANIFEST_FILE))) throw e;
+  }
   return loadManifest(dir);
 }
 
