@@ -22,6 +22,17 @@ interface Child {
   parent: FakeContainer<never> | null;
 }
 
+/** Page coordinates of a node's top-left corner: its own position plus every positioned parent's. */
+function origin(parent: unknown): { x: number; y: number } {
+  let x = 0;
+  let y = 0;
+  for (let p = parent as { x?: number; y?: number; parent?: unknown } | null; p; p = (p.parent ?? null) as typeof p) {
+    x += p.x ?? 0;
+    y += p.y ?? 0;
+  }
+  return { x, y };
+}
+
 class FakeContainer<C extends Child> {
   children: C[] = [];
   appendChild(child: C): void {
@@ -44,6 +55,11 @@ export class FakeRect implements SceneRect {
   visible = true;
   removed = false;
   parent: FakeContainer<never> | null = null;
+  /** Read back by plugin/read-scene.ts when the new frame is selected. */
+  get absoluteBoundingBox(): Rect {
+    const o = origin(this.parent);
+    return { x: o.x + this.x, y: o.y + this.y, width: this.width, height: this.height };
+  }
   resize(width: number, height: number): void {
     if (!(width >= 0.01 && height >= 0.01)) throw new Error(`resize: ${width}x${height} is below Figma's minimum`);
     this.width = width;
@@ -67,11 +83,17 @@ export class FakeFrame extends FakeContainer<FakeRect> implements SceneFrame<Fak
   height = 100;
   fills: FrameNode['fills'] = [{ type: 'SOLID', color: { r: 1, g: 1, b: 1 } }];
   clipsContent = true;
+  visible = true;
   removed = false;
   parent: FakeContainer<never> | null = null;
   /** Test hook: fail the n-th appendChild, to check that nothing is left behind. */
   failOnAppend: number | null = null;
   private appends = 0;
+  /** Read back by plugin/read-scene.ts when the new frame is selected. */
+  get absoluteBoundingBox(): Rect {
+    const o = origin(this.parent);
+    return { x: o.x + this.x, y: o.y + this.y, width: this.width, height: this.height };
+  }
   override appendChild(child: FakeRect): void {
     if (this.failOnAppend !== null && ++this.appends === this.failOnAppend) throw new Error('appendChild failed (test)');
     super.appendChild(child);

@@ -1,0 +1,211 @@
+/**
+ * End to end in real Chromium: the built plugin against a fake Figma scene, its built UI in a
+ * sandboxed iframe, a real bridge on an ephemeral port. Pairing, generating, inserting, wrong
+ * token, bridge down, cancel mid-job.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PNG } from 'pngjs';
+import { DEFAULT_SEED } from '../../gpu-server/constants.ts';
+import { frameLayout, type FrameLayout } from '../../plugin/layout.ts';
+import { FRAME_GAP, resultFrameName } from '../../plugin/insert.ts';
+import { fakePixel } from '../bridge/fake-pipeline.ts';
+import { TOKEN, startTestBridge, type TestBridge } from '../bridge/helpers.ts';
+import { HarnessBrowser, type Session } from './harness/browser.ts';
+import type { DumpedNode } from './harness/fake-figma-env.ts';
+import { CARD, LONE_TEXT, POSTER, toPlain } from './harness/scene-spec.ts';
+
+const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
+const TIMEOUT = 20_000;
+
+let browser: HarnessBrowser;
+let bridge: TestBridge;
+
+before(async () => {
+  bridge = await startTestBridge({ fake: { stepMs: 10 } });
+  browser = await HarnessBrowser.launch();
+});
+
+after(async () => {
+  await Promise.all([browser?.close(), bridge?.close()]);
+});
+
+/** Types the bridge address and token into the UI and connects. */
+async function pair(s: Session, url: string, token: string) {
+  await s.ui.getByLabel('Bridge address').fill(url);
+  await s.ui.getByLabel('Pairing token').fill(token);
+  await s.ui.getByRole('button', { name: /^Connect/ }).click();
+}
+
+async function waitForStatus(s: Session, status: string) {
+  const line = s.ui.getByTestId('connection-status');
+  try {
+    await line.filter({ hasText: new RegExp(`^${status}$`) }).waitFor({ state: 'attached', timeout: TIMEOUT });
+  } catch (error) {
+    throw new Error(`connection status stayed "${await line.textContent()}", expected "${status}": ${error}`);
+  }
+}
+
+function layoutOf(spec: typeof POSTER): FrameLayout {
+  const result = frameLayout(toPlain(spec), 512);
+  if (!result.ok) throw new Error(result.message);
+  return result.value;
+}
+
+/** Checks one inserted rectangle against its layout box and the fake pipeline's pixels. */
+function checkLayer(node: DumpedNode, layout: FrameLayout, index: number, seed: number, images: Record<string, string>) {
+  const [x1, y1, x2, y2] = layout.regions[index].box;
+  assert.equal(node.name, layout.regions[index].name);
+  assert.ok(Math.abs(node.x - x1 / layout.scaleX) < 1e-6, `${node.name} x ${node.x}`);
+  assert.ok(Math.abs(node.y - y1 / layout.scaleY) < 1e-6, `${node.name} y ${node.y}`);
+  assert.ok(Math.abs(node.width - (x2 - x1) / layout.scaleX) < 1e-6, `${node.name} width`);
+  assert.ok(Math.abs(node.height - (y2 - y1) / layout.scaleY) < 1e-6, `${node.name} height`);
+  assert.equal(node.imageHashes.length, 1, `${node.name} has one image fill`);
+  const png = PNG.sync.read(Buffer.from(images[node.imageHashes[0]], 'base64'));
+  assert.deepEqual([png.width, png.height], [x2 - x1, y2 - y1], `${node.name} image size`);
+  // The right layer landed on the right node: spot-check pixels the fake pipeline wrote.
+  for (const [x, y] of [[0, 0], [png.width - 1, png.height - 1], [png.width >> 1, png.height >> 1]]) {
+    const at = (y * png.width + x) * 4;
+    assert.deepEqual([...png.data.subarray(at, at + 4)], fakePixel(seed, index, x, y), `${node.name} pixel ${x},${y}`);
+  }
+}
+
+test('pair, select a frame, generate, and get every layer back as a positioned image node', { timeout: 60_000 }, async () => {
+  const s = await browser.open([POSTER, CARD, LONE_TEXT]);
+  try {
+    await pair(s, bridge.url, TOKEN);
+    await waitForStatus(s, 'paired');
+    await s.ui.getByText(/Tiny test model/).waitFor();
+
+    await s.select([POSTER.id]);
+    const expected = layoutOf(POSTER);
+    await s.ui.getByTestId('layer-count').filter({ hasText: `${expected.regions.length - 2} layers` }).waitFor({ timeout: TIMEOUT });
+    const prompt = s.ui.getByLabel('Prompt', { exact: true });
+    assert.match(await prompt.inputValue(), /"Summer Sale"/, 'prompt pre-filled with the draft');
+    await prompt.fill('A summer sale poster with a sun, a badge and the text "Summer Sale"');
+    await s.ui.getByLabel('Steps').fill('6');
+    await s.ui.getByLabel('Steps').press('Tab');
+
+    await s.ui.getByRole('button', { name: /^Generate/ }).click();
+    await s.ui.locator('[data-testid=job-result][data-status=inserted]').waitFor({ timeout: TIMEOUT });
+    await s.ui.locator('img.thumb').waitFor();
+
+    const dump = await s.dump();
+    const name = resultFrameName('Poster', DEFAULT_SEED);
+    const inserted = dump.page.find((n) => n.name === name);
+    assert.ok(inserted, `a frame named ${name}; page has ${dump.page.map((n) => n.name).join(', ')}`);
+    assert.deepEqual([inserted.x, inserted.y, inserted.width, inserted.height], [POSTER.x + POSTER.width + FRAME_GAP, POSTER.y, 800, 600]);
+    assert.deepEqual(
+      inserted.children.map((c) => c.name),
+      ['Background', 'Sky', 'Sun', 'Badge', 'Title', 'Merged preview'],
+      'background, the visible children bottom to top, merged on top',
+    );
+    const order = [1, 2, 3, 4, 5, 0];
+    inserted.children.forEach((child, k) => checkLayer(child, expected, order[k], DEFAULT_SEED, dump.images));
+    assert.equal(inserted.children[0].locked, true);
+    assert.equal(inserted.children.at(-1)!.visible, false);
+    // The source is untouched; the new frame is selected and in view; one undo step; a notice.
+    const source = dump.page.find((n) => n.id === POSTER.id)!;
+    assert.equal(source.children.length, POSTER.children!.length);
+    assert.deepEqual(dump.selection, [inserted.id]);
+    assert.deepEqual(dump.scrolledTo.at(-1), [inserted.id]);
+    assert.equal(dump.undoCommits, 2);
+    assert.deepEqual(dump.notifications.at(-1), { message: `Inserted “${name}”: 4 layers (tiny test model: noise)`, error: false });
+
+    // The new frame is selected, so the UI now shows its layout: one box per inserted layer.
+    await s.ui.getByTestId('layout-preview').filter({ hasText: name }).waitFor({ timeout: TIMEOUT });
+    assert.deepEqual(s.errors, []);
+    await s.select([POSTER.id]); // the source again, for a screenshot with its layout and the result
+    await s.ui.getByTestId('layout-preview').filter({ hasText: 'Poster · 4 layers' }).waitFor({ timeout: TIMEOUT });
+    await mkdir(OUTPUT, { recursive: true });
+    // Tall enough for the whole panel, as a designer would scroll through it.
+    await s.page.evaluate(() => (document.getElementById('plugin-ui')!.style.height = '1020px'));
+    await s.page.locator('#plugin-ui').screenshot({ path: join(OUTPUT, 'ui-after-generate.png') });
+  } finally {
+    await s.page.close();
+  }
+});
+
+test('several selected frames become several jobs; a non-frame gets a message', { timeout: 60_000 }, async () => {
+  const s = await browser.open([POSTER, CARD, LONE_TEXT], {
+    'art-for-figma/settings/v1': { bridgeUrl: bridge.url, token: TOKEN, steps: 3, seedMode: 'fixed', seed: 7 },
+  });
+  try {
+    await waitForStatus(s, 'paired'); // stored token: pairs on open
+    await s.select([POSTER.id, CARD.id, LONE_TEXT.id]);
+    await s.ui.getByText('“Loose text” is a text, not a frame').waitFor({ timeout: TIMEOUT });
+    await s.ui.getByRole('button', { name: 'Generate 2 frames' }).waitFor();
+    await s.ui.getByLabel('Prompt', { exact: true }).press('Control+Enter');
+    await s.ui.locator('[data-testid=job-result][data-status=inserted]').nth(1).waitFor({ timeout: TIMEOUT });
+    const dump = await s.dump();
+    const poster = dump.page.find((n) => n.name === resultFrameName('Poster', 7));
+    const card = dump.page.find((n) => n.name === resultFrameName('Card', 7));
+    assert.ok(poster && card, dump.page.map((n) => n.name).join(', '));
+    assert.deepEqual([card.x, card.y], [CARD.x + CARD.width + FRAME_GAP, CARD.y], 'each result lands beside its own source');
+    const cardLayout = layoutOf(CARD);
+    assert.deepEqual(card.children.map((c) => c.name), ['Background', 'Photo', 'Caption', 'Merged preview']);
+    checkLayer(card.children[1], cardLayout, 2, 7, dump.images);
+    assert.deepEqual(s.errors, []);
+  } finally {
+    await s.page.close();
+  }
+});
+
+test('a wrong token is reported as such and nothing can be generated', { timeout: 30_000 }, async () => {
+  const s = await browser.open([POSTER]);
+  try {
+    await pair(s, bridge.url, 'not-the-token');
+    await waitForStatus(s, 'wrong-token');
+    assert.match((await s.ui.getByRole('alert').first().textContent()) ?? '', /Wrong token\. The token does not match/);
+    await s.select([POSTER.id]);
+    await s.ui.getByTestId('layout-preview').waitFor();
+    assert.equal(await s.ui.getByRole('button', { name: /^Generate/ }).isDisabled(), true);
+  } finally {
+    await s.page.close();
+  }
+});
+
+test('a bridge that is not running is reported with the command to start it', { timeout: 30_000 }, async () => {
+  // A port that was free a moment ago: nothing listens there.
+  const port = await new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const p = (server.address() as { port: number }).port;
+      server.close(() => resolve(p));
+    });
+  });
+  const s = await browser.open([POSTER]);
+  try {
+    await pair(s, `ws://127.0.0.1:${port}`, TOKEN);
+    await waitForStatus(s, 'unreachable');
+    assert.match((await s.ui.getByRole('alert').first().textContent()) ?? '', /No bridge is running at .*npm start/);
+  } finally {
+    await s.page.close();
+  }
+});
+
+test('cancel mid-job stops the job and inserts nothing', { timeout: 60_000 }, async () => {
+  const slow = await startTestBridge({ fake: { stepMs: 150 } });
+  const s = await browser.open([POSTER]);
+  try {
+    await pair(s, slow.url, TOKEN);
+    await waitForStatus(s, 'paired');
+    await s.select([POSTER.id]);
+    await s.ui.getByTestId('layout-preview').waitFor();
+    await s.ui.getByLabel('Steps').fill('40');
+    await s.ui.getByLabel('Steps').press('Tab');
+    await s.ui.getByRole('button', { name: /^Generate/ }).click();
+    await s.ui.getByTestId('job-stage').filter({ hasText: /step [1-9]\d*\/40/ }).waitFor({ timeout: TIMEOUT });
+    await s.ui.getByRole('button', { name: 'Cancel' }).click();
+    await s.ui.locator('[data-testid=job-result][data-status=cancelled]').waitFor({ timeout: TIMEOUT });
+    const dump = await s.dump();
+    assert.deepEqual(dump.page.map((n) => n.name), ['Poster']);
+    assert.equal(dump.undoCommits, 0);
+  } finally {
+    await s.page.close();
+    await slow.close();
+  }
+});

@@ -1,0 +1,125 @@
+/**
+ * The UI's record of this session's jobs and how bridge events move them along. Pure: each
+ * function returns the next job list; images live outside (they are bytes, not view state).
+ */
+import type { BridgeMessage } from '../bridge/protocol.ts';
+import type { FrameLayout } from '../plugin/layout.ts';
+import type { Stage } from '../gpu-server/pipeline/types.ts';
+import { errorText } from './words.ts';
+
+export type JobStatus = 'sending' | 'queued' | 'running' | 'inserting' | 'inserted' | 'failed' | 'cancelled';
+
+export interface Job {
+  requestId: string;
+  jobId: string | null;
+  frameName: string;
+  layout: FrameLayout;
+  prompt: string;
+  seed: number;
+  status: JobStatus;
+  position: number | null;
+  stage: Stage | null;
+  step: number;
+  total: number;
+  elapsedMs: number;
+  /** First denoising progress seen, for the pace estimate. */
+  denoiseFrom: { step: number; elapsedMs: number } | null;
+  cancelRequested: boolean;
+  tiny: boolean;
+  promptTruncated: boolean;
+  error: string | null;
+  insertedName: string | null;
+  totalMs: number | null;
+}
+
+export const ACTIVE: readonly JobStatus[] = ['sending', 'queued', 'running'];
+
+export function isActive(job: Job): boolean {
+  return ACTIVE.includes(job.status);
+}
+
+export function newJob(requestId: string, layout: FrameLayout, prompt: string, seed: number): Job {
+  return {
+    requestId,
+    jobId: null,
+    frameName: layout.frameName,
+    layout,
+    prompt,
+    seed,
+    status: 'sending',
+    position: null,
+    stage: null,
+    step: 0,
+    total: 0,
+    elapsedMs: 0,
+    denoiseFrom: null,
+    cancelRequested: false,
+    tiny: false,
+    promptTruncated: false,
+    error: null,
+    insertedName: null,
+    totalMs: null,
+  };
+}
+
+function update(jobs: readonly Job[], match: (j: Job) => boolean, change: (j: Job) => Partial<Job>): Job[] {
+  return jobs.map((j) => (match(j) ? { ...j, ...change(j) } : j));
+}
+
+/** Finds the job a bridge message is about: by job id, else by request id. */
+export function jobFor(jobs: readonly Job[], ids: { jobId?: string; requestId?: string }): Job | undefined {
+  return (
+    (ids.jobId !== undefined ? jobs.find((j) => j.jobId === ids.jobId) : undefined) ??
+    (ids.requestId !== undefined ? jobs.find((j) => j.requestId === ids.requestId) : undefined)
+  );
+}
+
+export function applyBridgeMessage(jobs: readonly Job[], message: BridgeMessage): Job[] {
+  switch (message.type) {
+    case 'queued': {
+      const job = jobFor(jobs, message);
+      if (!job || !isActive(job)) return [...jobs];
+      return update(jobs, (j) => j === job, () => ({
+        jobId: message.jobId,
+        position: message.position,
+        status: message.position === 0 ? 'running' : 'queued',
+      }));
+    }
+    case 'progress': {
+      const job = jobFor(jobs, message);
+      if (!job || !isActive(job)) return [...jobs];
+      return update(jobs, (j) => j === job, (j) => ({
+        status: 'running',
+        position: 0,
+        stage: message.stage,
+        step: message.step,
+        total: message.total,
+        elapsedMs: message.elapsedMs,
+        denoiseFrom:
+          message.stage === 'denoise' ? (j.denoiseFrom ?? { step: message.step, elapsedMs: message.elapsedMs }) : j.denoiseFrom,
+      }));
+    }
+    case 'done': {
+      const job = jobFor(jobs, message);
+      if (!job || !isActive(job)) return [...jobs];
+      return update(jobs, (j) => j === job, () => ({
+        status: 'inserting',
+        seed: message.seed,
+        tiny: message.tiny,
+        promptTruncated: message.promptTruncated,
+        totalMs: message.timings.total ?? null,
+      }));
+    }
+    case 'error': {
+      const job = jobFor(jobs, message);
+      if (!job) return [...jobs];
+      const cancelled = message.code === 'cancelled';
+      return update(jobs, (j) => j === job, () => ({
+        status: cancelled ? 'cancelled' : 'failed',
+        error: cancelled ? null : errorText(message),
+      }));
+    }
+    default:
+      return [...jobs];
+  }
+}
