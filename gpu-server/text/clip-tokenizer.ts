@@ -138,7 +138,7 @@ export function bpe(chars: readonly string[], ranks: ReadonlyMap<string, number>
 // A hand-written check: zod per entry takes about half a second over CLIP's 49408 tokens.
 const vocabSchema = z.custom<Record<string, number>>(
   (v) =>
-    typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((id) => Number.isInteger(id) && id >= 0),
+    typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((id) => typeof id === 'number' && Number.isInteger(id) && id >= 0),
   'expected an object of token -> non-negative integer id',
 );
 
