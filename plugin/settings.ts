@@ -27,7 +27,8 @@ export interface Settings {
   seed: number;
 }
 
-/** The bridge's default address; Figma's manifest only lets the plugin reach `localhost` names. */
+/** The bridge's default address (its DEFAULT_PORT, bridge/cli-args.ts; a test keeps them equal). Figma's
+ * manifest only lets the plugin reach `localhost` names. */
 export const DEFAULT_BRIDGE_URL = 'ws://localhost:8765';
 export const SETTINGS_KEY = 'art-for-figma/settings/v1';
 

@@ -5,7 +5,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,8 +14,8 @@ import { PNG } from 'pngjs';
 import { DEFAULT_SEED } from '../../gpu-server/constants.ts';
 import { frameLayout, type FrameLayout } from '../../plugin/layout.ts';
 import { FRAME_GAP, resultFrameName } from '../../plugin/insert.ts';
-import { fakePixel } from '../bridge/fake-pipeline.ts';
-import { TOKEN, startTestBridge, type TestBridge } from '../bridge/helpers.ts';
+import { startBridge } from '../../bridge/server.ts';
+import { TOKEN } from '../bridge/helpers.ts';
 import { HarnessBrowser, type Session } from './harness/browser.ts';
 import type { DumpedNode } from './harness/fake-figma-env.ts';
 import { CARD, LONE_TEXT, POSTER, toPlain } from './harness/scene-spec.ts';
@@ -22,11 +23,58 @@ import { CARD, LONE_TEXT, POSTER, toPlain } from './harness/scene-spec.ts';
 const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
 const TIMEOUT = 20_000;
 
+const TINY_PIPELINE = fileURLToPath(new URL('../../gpu-server/pipeline/art-pipeline.ts', import.meta.url));
+
+interface RealBridge {
+  url: string;
+  outputs: string;
+  close(): Promise<void>;
+}
+
+/** The bridge `npm start` runs, on an ephemeral port, with the tiny model on the CPU. */
+async function startTinyBridge(): Promise<RealBridge> {
+  const outputs = await mkdtemp(join(tmpdir(), 'art-e2e-outputs-'));
+  const bridge = await startBridge({
+    host: '127.0.0.1',
+    port: 0,
+    token: TOKEN,
+    allowOrigins: [],
+    outputs,
+    keepJobs: 20,
+    pipeline: { factory: TINY_PIPELINE, options: { provider: 'cpu' } },
+    cancelOnShutdown: true,
+    version: 'e2e',
+  });
+  return {
+    url: `ws://127.0.0.1:${bridge.port}`,
+    outputs,
+    async close() {
+      await bridge.close();
+      await rm(outputs, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The layer PNGs the bridge stored for each job, by job id and layer index. */
+async function storedJobs(outputs: string): Promise<Map<string, Map<number, Buffer>>> {
+  const jobs = new Map<string, Map<number, Buffer>>();
+  for (const entry of await readdir(outputs, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const layers = new Map<number, Buffer>();
+    for (const file of await readdir(join(outputs, entry.name))) {
+      const m = /^layer-(\d+)\.png$/.exec(file);
+      if (m) layers.set(Number(m[1]), await readFile(join(outputs, entry.name, file)));
+    }
+    jobs.set(entry.name, layers);
+  }
+  return jobs;
+}
+
 let browser: HarnessBrowser;
-let bridge: TestBridge;
+let bridge: RealBridge;
 
 before(async () => {
-  bridge = await startTestBridge({ fake: { stepMs: 10 } });
+  bridge = await startTinyBridge();
   browser = await HarnessBrowser.launch();
 });
 
@@ -56,8 +104,8 @@ function layoutOf(spec: typeof POSTER): FrameLayout {
   return result.value;
 }
 
-/** Checks one inserted rectangle against its layout box and the fake pipeline's pixels. */
-function checkLayer(node: DumpedNode, layout: FrameLayout, index: number, seed: number, images: Record<string, string>) {
+/** Checks one inserted rectangle against its layout box and the PNG the bridge stored for that layer. */
+function checkLayer(node: DumpedNode, layout: FrameLayout, index: number, stored: Map<number, Buffer>, images: Record<string, string>) {
   const [x1, y1, x2, y2] = layout.regions[index].box;
   assert.equal(node.name, layout.regions[index].name);
   assert.ok(Math.abs(node.x - x1 / layout.scaleX) < 1e-6, `${node.name} x ${node.x}`);
@@ -65,13 +113,18 @@ function checkLayer(node: DumpedNode, layout: FrameLayout, index: number, seed: 
   assert.ok(Math.abs(node.width - (x2 - x1) / layout.scaleX) < 1e-6, `${node.name} width`);
   assert.ok(Math.abs(node.height - (y2 - y1) / layout.scaleY) < 1e-6, `${node.name} height`);
   assert.equal(node.imageHashes.length, 1, `${node.name} has one image fill`);
-  const png = PNG.sync.read(Buffer.from(images[node.imageHashes[0]], 'base64'));
+  const bytes = Buffer.from(images[node.imageHashes[0]], 'base64');
+  const png = PNG.sync.read(bytes);
   assert.deepEqual([png.width, png.height], [x2 - x1, y2 - y1], `${node.name} image size`);
-  // The right layer landed on the right node: spot-check pixels the fake pipeline wrote.
-  for (const [x, y] of [[0, 0], [png.width - 1, png.height - 1], [png.width >> 1, png.height >> 1]]) {
-    const at = (y * png.width + x) * 4;
-    assert.deepEqual([...png.data.subarray(at, at + 4)], fakePixel(seed, index, x, y), `${node.name} pixel ${x},${y}`);
-  }
+  // The right layer landed on the right node: the very bytes the bridge stored for that index.
+  assert.ok(stored.get(index)?.equals(bytes), `${node.name} shows layer ${index} of the job`);
+}
+
+/** The one stored job whose layer count matches, for a bridge that ran only that many-layer job. */
+async function jobWithLayers(count: number): Promise<Map<number, Buffer>> {
+  const jobs = [...(await storedJobs(bridge.outputs)).values()].filter((j) => j.size === count);
+  assert.equal(jobs.length, 1, `one stored job with ${count} layers`);
+  return jobs[0];
 }
 
 test('pair, select a frame, generate, and get every layer back as a positioned image node', { timeout: 60_000 }, async () => {
@@ -87,7 +140,7 @@ test('pair, select a frame, generate, and get every layer back as a positioned i
     const prompt = s.ui.getByLabel('Prompt', { exact: true });
     assert.match(await prompt.inputValue(), /"Summer Sale"/, 'prompt pre-filled with the draft');
     await prompt.fill('A summer sale poster with a sun, a badge and the text "Summer Sale"');
-    await s.ui.getByLabel('Steps').fill('6');
+    await s.ui.getByLabel('Steps').fill('2');
     await s.ui.getByLabel('Steps').press('Tab');
 
     await s.ui.getByRole('button', { name: /^Generate/ }).click();
@@ -105,7 +158,8 @@ test('pair, select a frame, generate, and get every layer back as a positioned i
       'background, the visible children bottom to top, merged on top',
     );
     const order = [1, 2, 3, 4, 5, 0];
-    inserted.children.forEach((child, k) => checkLayer(child, expected, order[k], DEFAULT_SEED, dump.images));
+    const stored = await jobWithLayers(expected.regions.length);
+    inserted.children.forEach((child, k) => checkLayer(child, expected, order[k], stored, dump.images));
     assert.equal(inserted.children[0].locked, true);
     assert.equal(inserted.children.at(-1)!.visible, false);
     // The source is untouched; the new frame is selected and in view; one undo step; a notice.
@@ -132,7 +186,7 @@ test('pair, select a frame, generate, and get every layer back as a positioned i
 
 test('several selected frames become several jobs; a non-frame gets a message', { timeout: 60_000 }, async () => {
   const s = await browser.open([POSTER, CARD, LONE_TEXT], {
-    'art-for-figma/settings/v1': { bridgeUrl: bridge.url, token: TOKEN, steps: 3, seedMode: 'fixed', seed: 7 },
+    'art-for-figma/settings/v1': { bridgeUrl: bridge.url, token: TOKEN, steps: 2, seedMode: 'fixed', seed: 7 },
   });
   try {
     await waitForStatus(s, 'paired'); // stored token: pairs on open
@@ -148,7 +202,8 @@ test('several selected frames become several jobs; a non-frame gets a message', 
     assert.deepEqual([card.x, card.y], [CARD.x + CARD.width + FRAME_GAP, CARD.y], 'each result lands beside its own source');
     const cardLayout = layoutOf(CARD);
     assert.deepEqual(card.children.map((c) => c.name), ['Background', 'Photo', 'Caption', 'Merged preview']);
-    checkLayer(card.children[1], cardLayout, 2, 7, dump.images);
+    const stored = await jobWithLayers(cardLayout.regions.length);
+    card.children.forEach((child, k) => checkLayer(child, cardLayout, [1, 2, 3, 0][k], stored, dump.images));
     assert.deepEqual(s.errors, []);
   } finally {
     await s.page.close();
@@ -188,24 +243,23 @@ test('a bridge that is not running is reported with the command to start it', { 
 });
 
 test('cancel mid-job stops the job and inserts nothing', { timeout: 60_000 }, async () => {
-  const slow = await startTestBridge({ fake: { stepMs: 150 } });
   const s = await browser.open([POSTER]);
   try {
-    await pair(s, slow.url, TOKEN);
+    await pair(s, bridge.url, TOKEN);
     await waitForStatus(s, 'paired');
     await s.select([POSTER.id]);
     await s.ui.getByTestId('layout-preview').waitFor();
-    await s.ui.getByLabel('Steps').fill('40');
+    await s.ui.getByLabel('Steps').fill('100');
     await s.ui.getByLabel('Steps').press('Tab');
     await s.ui.getByRole('button', { name: /^Generate/ }).click();
-    await s.ui.getByTestId('job-stage').filter({ hasText: /step [1-9]\d*\/40/ }).waitFor({ timeout: TIMEOUT });
+    await s.ui.getByTestId('job-stage').filter({ hasText: /step [1-9]\d*\/100/ }).waitFor({ timeout: TIMEOUT });
     await s.ui.getByRole('button', { name: 'Cancel' }).click();
     await s.ui.locator('[data-testid=job-result][data-status=cancelled]').waitFor({ timeout: TIMEOUT });
     const dump = await s.dump();
     assert.deepEqual(dump.page.map((n) => n.name), ['Poster']);
     assert.equal(dump.undoCommits, 0);
+    assert.match((await s.ui.getByTestId('job-result').first().textContent()) ?? '', /Cancelled/);
   } finally {
     await s.page.close();
-    await slow.close();
   }
 });
