@@ -11,6 +11,14 @@ interface Props {
   onDisconnect: () => void;
 }
 
+function isLocalhost(url: string): boolean {
+  try {
+    return new URL(url).hostname === 'localhost';
+  } catch {
+    return false;
+  }
+}
+
 function StatusLine({ state }: { state: ConnectionState }) {
   switch (state.status) {
     case 'idle':
@@ -44,6 +52,8 @@ function StatusLine({ state }: { state: ConnectionState }) {
         <p class="error" role="alert">
           No bridge is running at {state.url}. Start it in the project folder with <code>{START_COMMAND}</code>, then
           Connect.
+          {!isLocalhost(state.url) &&
+            ' Figma lets the plugin reach only the addresses listed in its manifest.json (devAllowedDomains); for another machine, an SSH tunnel to localhost is simplest.'}
         </p>
       );
     case 'refused':
