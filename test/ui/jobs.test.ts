@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { frameLayout } from '../../plugin/layout.ts';
+import { applyBridgeMessage, isActive, newJob, type Job } from '../../ui/jobs.ts';
+import { errorText, remainingMs, seconds } from '../../ui/words.ts';
+import { frame, rect } from '../plugin/trees.ts';
+
+const result = frameLayout(frame('Card', { x: 0, y: 0, width: 100, height: 100 }, [rect('A', 0, 0, 50, 50)]), 512);
+if (!result.ok) throw new Error(result.message);
+const layout = result.value;
+const JOB = '0a1b2c3d-0000-4000-8000-000000000001';
+
+function start(): Job[] {
+  return [newJob('r1', layout, 'a card', 41), newJob('r2', layout, 'other', 7)];
+}
+
+test('a job moves from sending to queued, running, and inserting on done; other jobs are untouched', () => {
+  let jobs = start();
+  jobs = applyBridgeMessage(jobs, { type: 'queued', requestId: 'r1', jobId: JOB, position: 2 });
+  assert.deepEqual([jobs[0].status, jobs[0].jobId, jobs[0].position], ['queued', JOB, 2]);
+  jobs = applyBridgeMessage(jobs, { type: 'progress', jobId: JOB, stage: 'denoise', step: 1, total: 10, elapsedMs: 1000 });
+  jobs = applyBridgeMessage(jobs, { type: 'progress', jobId: JOB, stage: 'denoise', step: 5, total: 10, elapsedMs: 3000 });
+  assert.equal(jobs[0].status, 'running');
+  assert.deepEqual(jobs[0].denoiseFrom, { step: 1, elapsedMs: 1000 }, 'the pace is measured from the first step seen');
+  jobs = applyBridgeMessage(jobs, {
+    type: 'done', jobId: JOB, requestId: 'r1', layerCount: 3, seed: 41, model: 'tiny', provider: 'cpu',
+    tiny: true, promptTruncated: true, timings: { total: 4200 }, fetched: false,
+  });
+  assert.deepEqual([jobs[0].status, jobs[0].tiny, jobs[0].promptTruncated, jobs[0].totalMs], ['inserting', true, true, 4200]);
+  assert.equal(isActive(jobs[0]), false);
+  assert.deepEqual(jobs[1], start()[1]);
+});
+
+test('errors end the job in designer words; a cancel is not an error', () => {
+  let jobs = applyBridgeMessage(start(), { type: 'queued', requestId: 'r1', jobId: JOB, position: 0 });
+  const failed = applyBridgeMessage(jobs, { type: 'error', code: 'generation_failed', message: 'out of memory', jobId: JOB });
+  assert.equal(failed[0].status, 'failed');
+  assert.match(failed[0].error!, /terminal running it says more: out of memory/);
+  jobs = applyBridgeMessage(jobs, { type: 'error', code: 'cancelled', message: 'the job was cancelled', jobId: JOB });
+  assert.deepEqual([jobs[0].status, jobs[0].error], ['cancelled', null]);
+  // A finished job ignores late progress.
+  const late = applyBridgeMessage(jobs, { type: 'progress', jobId: JOB, stage: 'denoise', step: 9, total: 10, elapsedMs: 1 });
+  assert.equal(late[0].status, 'cancelled');
+});
+
+test('error texts keep the bridge’s specifics where they matter', () => {
+  assert.match(errorText({ code: 'unauthorized', message: 'x' }), /token does not match/);
+  assert.equal(errorText({ code: 'invalid_layout', message: 'box 3 is empty' }), 'This frame’s layout cannot be generated: box 3 is empty');
+  assert.equal(errorText({ code: 'internal', message: 'something specific' }), 'something specific');
+});
+
+test('time left follows the pace of the steps so far', () => {
+  assert.equal(remainingMs({ step: 1, elapsedMs: 1000 }, { step: 1, total: 10, elapsedMs: 1000 }), null);
+  assert.equal(remainingMs({ step: 1, elapsedMs: 1000 }, { step: 5, total: 10, elapsedMs: 3000 }), 2500);
+  assert.equal(seconds(2500), '2.5 s');
+  assert.equal(seconds(45_000), '45 s');
+  assert.equal(seconds(150_000), '2 min 30 s');
+});
