@@ -38,6 +38,7 @@ function banner(o: CliOptions, bridge: Bridge, info: PipelineInfo, version: stri
     `  model:    ${info.model}${info.tiny && !/random/i.test(info.model) ? ' (tiny, random weights)' : ''}${o.model ? `  [${resolve(o.model)}]` : ''}`,
     `  provider: ${info.provider}${o.provider && o.provider !== info.provider ? `  (asked for ${o.provider})` : ''}`,
     `  address:  ${pluginUrl}   (health: http://${hostForUrl}:${bridge.port}/health)`,
+    ...(info.memoryPlan ? [`  ${info.memoryPlan}`] : []),
     `  outputs:  ${resolve(o.outputs)}`,
     `  pairing token: ${token}`,
     `    paste it into the plugin's connection settings${created ? ' (new token, created now)' : ''}; kept in ${tokenPath}`,

@@ -13,7 +13,8 @@ import { loadT5Tokenizer } from '../text/t5-tokenizer.ts';
 import { ArtRunner } from './art-runner.ts';
 import { cropImage, unitToRgb } from './decode.ts';
 import { abortError, throwIfAborted } from './denoise.ts';
-import { GraphSession } from './graph-session.ts';
+import { GraphSession, GraphSlot } from './graph-session.ts';
+import { freeDeviceMemory, type MemoryMode, planMemory } from './memory-plan.ts';
 import { transformerTokens, validateLayout } from './layout-tokens.ts';
 import { checkSeed, tokenNoise } from './noise.ts';
 import { TextEncoder } from './text-encoder.ts';
@@ -24,6 +25,15 @@ export interface PipelineOptions {
   modelDir?: string;
   /** An execution provider, or `auto` (CUDA, then WebGPU, then CPU). */
   provider?: ProviderChoice;
+  /** Overrides the memory plan made from free device memory. */
+  memory?: MemoryMode;
+}
+
+const TEXT_GRAPHS: GraphName[] = ['clip_text', 't5_encoder'];
+
+/** Bytes of the files (graph and weights) of some graphs of a folder. */
+function graphBytes(manifest: Manifest, names: GraphName[]): number {
+  return names.flatMap((n) => [manifest.graphs[n].file, ...manifest.graphs[n].data]).reduce((sum, f) => sum + (manifest.files[f]?.bytes ?? 0), 0);
 }
 
 export class ParamsError extends Error {
@@ -52,21 +62,32 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
   const choice = options.provider ?? 'auto';
 
   // The first graph decides the provider (auto: the best one that opens); the rest follow it.
-  const sessions = {} as Record<GraphName, GraphSession>;
-  let provider: Provider | undefined;
+  const sessions = {} as Record<Exclude<GraphName, 'clip_text' | 't5_encoder'>, GraphSession>;
+  const open = async (name: GraphName, on: ProviderChoice) => {
+    const opened = await openSession(join(dir, manifest.graphs[name].file), on);
+    return { graph: new GraphSession(name, opened.session), provider: opened.provider };
+  };
+  const first = await open('transformer', choice);
+  const provider: Provider = first.provider;
+  sessions.transformer = first.graph;
+  const plan = planMemory(graphBytes(manifest, TEXT_GRAPHS), graphBytes(manifest, GRAPH_NAMES.filter((n) => !TEXT_GRAPHS.includes(n))), freeDeviceMemory(provider), provider, options.memory);
+  const resident = plan.mode === 'resident';
+  const slots = Object.fromEntries(TEXT_GRAPHS.map((n) => [n, new GraphSlot(n, async () => (await open(n, provider)).graph, resident)])) as Record<'clip_text' | 't5_encoder', GraphSlot>;
   try {
-    for (const name of ['transformer', ...GRAPH_NAMES.filter((n) => n !== 'transformer')] as GraphName[]) {
-      const opened = await openSession(join(dir, manifest.graphs[name].file), provider ?? choice);
-      provider = opened.provider;
-      sessions[name] = new GraphSession(name, opened.session);
+    for (const name of GRAPH_NAMES) {
+      if (name === 'clip_text' || name === 't5_encoder') {
+        if (resident) await slots[name].ensureOpen();
+      } else if (name !== 'transformer') {
+        sessions[name] = (await open(name, provider)).graph;
+      }
     }
   } catch (e) {
-    for (const s of Object.values(sessions)) await s.release();
+    for (const s of [...Object.values(sessions), ...Object.values(slots)]) await s.release();
     throw e;
   }
   const text = new TextEncoder(
-    { graph: sessions.clip_text, tokenizer: loadClipTokenizer(join(dir, manifest.tokenizers.clip), manifest.text.clipTokens) },
-    { graph: sessions.t5_encoder, tokenizer: loadT5Tokenizer(join(dir, manifest.tokenizers.t5), manifest.text.t5Tokens) },
+    { graph: slots.clip_text, tokenizer: loadClipTokenizer(join(dir, manifest.tokenizers.clip), manifest.text.clipTokens) },
+    { graph: slots.t5_encoder, tokenizer: loadT5Tokenizer(join(dir, manifest.tokenizers.t5), manifest.text.t5Tokens) },
   );
   const runner = new ArtRunner(
     { transformer: sessions.transformer, vaeEncoder: sessions.vae_encoder, vaeDecoder: sessions.vae_decoder, transparentDecoder: sessions.transparent_decoder },
@@ -74,7 +95,8 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
   );
   const info: PipelineInfo = {
     model: manifest.name,
-    provider: provider ?? 'cpu',
+    provider,
+    memoryPlan: plan.summary,
     tiny: manifest.tiny,
     maxLayers: manifest.maxLayers,
     resolutions: manifest.resolutions,
@@ -158,7 +180,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     async dispose(): Promise<void> {
       disposed = true;
       await queue;
-      for (const s of Object.values(sessions)) await s.release();
+      for (const s of [...Object.values(sessions), ...Object.values(slots)]) await s.release();
     },
   };
 }

@@ -4,10 +4,17 @@
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TRUE_CFG, GRID, MAX_CANVAS_SIDE } from '../constants.ts';
+import { fileURLToPath } from 'node:url';
 import { LayoutError, snapLayout, validateLayout } from './layout-tokens.ts';
 import type { BoxTuple, Layout } from './types.ts';
 
-export const USAGE = `usage: npm run generate -- --layout layout.json --out dir [options]
+/** The built-in default job: the first official validation layout (512 px) and its caption. */
+export const DEFAULT_LAYOUT_FILE = fileURLToPath(new URL('../../test/fixtures/art-validation-layouts.json', import.meta.url));
+export const DEFAULT_CASE = '512/0';
+export const DEFAULT_OUT = 'outputs/generate';
+
+export const USAGE = `usage: npm run generate -- [--layout layout.json] [--out dir] [options]
+  with no --layout: the first official validation layout and its caption (--case ${DEFAULT_CASE})
   --prompt "..."        the caption (default: the layout file's "caption")
   --layout file.json    {caption?, boxes} as in art-validation-layouts.json, or {width, height, boxes};
                         the whole fixture file works with --case 512/3
@@ -19,7 +26,7 @@ export const USAGE = `usage: npm run generate -- --layout layout.json --out dir 
   --guidance x          guidance embedding (default ${DEFAULT_GUIDANCE})
   --true-cfg x          true classifier-free guidance scale (default ${DEFAULT_TRUE_CFG})
   --seed n              noise seed (default ${DEFAULT_SEED})
-  --out dir             where layer_<i>.png, merged.png, background.png, merged_rgba.png, result.json go`;
+  --out dir             (default ${DEFAULT_OUT}) where layer_<i>.png, merged.png, background.png, merged_rgba.png, result.json go`;
 
 export interface GenerateJob {
   prompt: string;
@@ -117,8 +124,11 @@ export function parseGenerateArgs(argv: string[], readFile: (path: string) => st
       strict: true,
     });
     if (values.help) return { ok: false, error: USAGE };
-    if (!values.layout) return { ok: false, error: `--layout is required\n${USAGE}` };
-    if (!values.out) return { ok: false, error: `--out is required\n${USAGE}` };
+    if (!values.layout) {
+      values.layout = DEFAULT_LAYOUT_FILE;
+      values.case ??= DEFAULT_CASE;
+    }
+    values.out ??= DEFAULT_OUT;
     const provider = values.provider ?? 'auto';
     if (!['cuda', 'webgpu', 'cpu', 'auto'].includes(provider)) return { ok: false, error: `--provider must be cuda, webgpu, cpu or auto, got "${provider}"` };
     let text: string;

@@ -36,6 +36,7 @@ async function main(): Promise<number> {
   const pipeline = await createPipeline({ modelDir: job.model ? resolve(job.model) : undefined, provider: job.provider });
   if (pipeline.info.tiny) console.error(TINY_BANNER);
   console.error(`model: ${pipeline.info.model}   provider: ${pipeline.info.provider}   canvas ${job.layout.width}x${job.layout.height}, ${job.layout.boxes.length} layers, ${job.steps} steps, seed ${job.seed}`);
+  if (pipeline.info.memoryPlan) console.error(pipeline.info.memoryPlan);
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   try {

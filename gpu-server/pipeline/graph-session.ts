@@ -45,3 +45,39 @@ export class GraphSession {
     return this.session.release();
   }
 }
+
+/**
+ * A graph that is opened when first used and, unless resident, released after each use (the
+ * memory plan's `text-on-demand` mode for the text encoders).
+ */
+export class GraphSlot {
+  private open: Promise<GraphSession> | undefined;
+  /** Runs in flight: a non-resident graph is released only when the last one ends. */
+  private users = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly openGraph: () => Promise<GraphSession>,
+    private readonly resident: boolean,
+  ) {}
+
+  /** Opens the graph now (resident graphs open at start, so a broken folder fails early). */
+  ensureOpen(): Promise<GraphSession> {
+    return (this.open ??= this.openGraph());
+  }
+
+  async run(feeds: Record<string, Feed>, outputs: readonly string[]): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
+    this.users++;
+    try {
+      return await (await this.ensureOpen()).run(feeds, outputs);
+    } finally {
+      if (--this.users === 0 && !this.resident) await this.release();
+    }
+  }
+
+  async release(): Promise<void> {
+    const open = this.open;
+    this.open = undefined;
+    if (open) await (await open).release();
+  }
+}

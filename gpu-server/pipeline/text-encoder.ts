@@ -5,6 +5,9 @@
  */
 import type { PromptTokenizer } from '../text/tokenizer-prompt.ts';
 import type { GraphSession } from './graph-session.ts';
+
+/** A graph that can run: an open session, or one opened on demand. */
+type Runnable = Pick<GraphSession, 'run'>;
 import type { TextEmbeddings } from './transformer-runner.ts';
 
 export interface EncodedText extends TextEmbeddings {
@@ -18,8 +21,8 @@ export class TextEncoder {
   private readonly cache = new Map<string, Promise<EncodedText>>();
 
   constructor(
-    private readonly clip: { graph: GraphSession; tokenizer: PromptTokenizer },
-    private readonly t5: { graph: GraphSession; tokenizer: PromptTokenizer },
+    private readonly clip: { graph: Runnable; tokenizer: PromptTokenizer },
+    private readonly t5: { graph: Runnable; tokenizer: PromptTokenizer },
   ) {}
 
   encode(prompt: string): Promise<EncodedText> {

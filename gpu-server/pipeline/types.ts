@@ -84,6 +84,8 @@ export interface PipelineInfo {
   maxLayers: number;
   /** Canvas sides the model folder accepts. */
   resolutions: number[];
+  /** How the graphs share device memory, in one line (printed at start). */
+  memoryPlan?: string;
 }
 
 /** What the bridge and the CLI call; one implementation runs the ONNX graphs. */

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { PNG } from 'pngjs';
 import { writeTinyModel } from '../../gpu-server/model-folder/tiny.ts';
 import { createPipeline } from '../../gpu-server/pipeline/art-pipeline.ts';
-import { layoutAt, parseGenerateArgs, readLayoutCase } from '../../gpu-server/pipeline/generate-args.ts';
+import { DEFAULT_LAYOUT_FILE, DEFAULT_OUT, layoutAt, parseGenerateArgs, readLayoutCase } from '../../gpu-server/pipeline/generate-args.ts';
 import { composite, layerOnCanvas, writeGenerateOutputs } from '../../gpu-server/pipeline/generate-output.ts';
 import type { ArtPipeline, LayerImage } from '../../gpu-server/pipeline/types.ts';
 
@@ -56,9 +56,16 @@ test('an explicit canvas keeps its aspect when scaled', () => {
   assert.deepEqual(r.value.layout.boxes[2], [16, 16, 160, 80]);
 });
 
+test('with no arguments it runs the built-in default: the first official 512 layout and its caption', () => {
+  const r = parseGenerateArgs([], (p) => readFileSync(p, 'utf8'));
+  assert.ok(r.ok, r.ok ? '' : r.error);
+  const first = (JSON.parse(readFileSync(DEFAULT_LAYOUT_FILE, 'utf8')) as { cases: Record<string, { caption: string; boxes: number[][] }[]> }).cases['512'][0];
+  assert.equal(r.value.prompt, first.caption);
+  assert.equal(r.value.layout.boxes.length, first.boxes.length);
+  assert.equal(r.value.out, DEFAULT_OUT);
+});
+
 const errors: [string, RegExp][] = [
-  ['--out o', /--layout is required/],
-  ['--layout one.json', /--out is required/],
   ['--layout nope.json --out o', /cannot read the layout file nope.json/],
   ['--layout broken.json --out o', /not valid JSON/],
   ['--layout fixture.json --out o', /pick one with --case/],
