@@ -1,6 +1,6 @@
 /**
  * `npm run convert -- --art <ART_v1.0 dir> --flux <FLUX.1-dev dir> --out <model dir>
- * [--precision fp32|fp16]`: reads the Hugging Face layouts (ART: `transformer/`, `transp_vae/`;
+ * [--precision fp32|fp16|int4]`: reads the Hugging Face layouts (ART: `transformer/`, `transp_vae/`;
  * FLUX.1-dev: `text_encoder/`, `text_encoder_2/`, `tokenizer/`, `tokenizer_2/`, `vae/`,
  * `scheduler/`), checks that the parts fit together and that the disk has room, and writes a
  * model folder (resumable; complete only once renamed into place).
@@ -18,7 +18,7 @@ import { checkpointWeights } from '../onnx/graph.ts';
 import { Checkpoint, elementCount } from '../onnx/safetensors.ts';
 import { schedulerConfigFromDiffusers } from '../pipeline/scheduler.ts';
 import { CLIP_TOKENIZER_FILES, T5_TOKENIZER_FILES } from '../text/tokenizer-files.ts';
-import type { ModelComponents, Precision } from './graphs.ts';
+import { type ModelComponents, type Precision, PRECISIONS } from './graphs.ts';
 import { ModelFolderError, type Manifest } from './manifest.ts';
 import { writeModelFolder, type FolderProgress } from './write-folder.ts';
 
@@ -93,9 +93,10 @@ export function planConversion(artDir: string, fluxDir: string, precision: Preci
   if (transformer.pooledProjectionDim !== clip.hidden) mismatch(`the transformer takes pooled vectors of ${transformer.pooledProjectionDim} but CLIP gives ${clip.hidden}`);
   if (vae.latentChannels !== LATENT_CHANNELS) mismatch(`the VAE has ${vae.latentChannels} latent channels, ART needs ${LATENT_CHANNELS}`);
 
-  const perValue = precision === 'fp16' ? 2 : 4;
+  // Bytes per weight: int4 stores the transformer in 4 bits plus a scale and zero point per 32.
+  const perValue = (ck: Checkpoint) => (precision === 'fp32' ? 4 : precision === 'int4' && ck === transformerCkpt ? 0.6 : 2);
   const bytes = [transformerCkpt, transpCkpt, clipCkpt, t5Ckpt, vaeCkpt]
-    .map((ck) => [...ck.tensors.values()].reduce((n, t) => n + elementCount(t.shape) * perValue, 0))
+    .map((ck) => [...ck.tensors.values()].reduce((n, t) => n + elementCount(t.shape) * perValue(ck), 0))
     .reduce((a, b) => a + b, 0);
   return {
     components: {
@@ -162,12 +163,12 @@ async function main(): Promise<number> {
     options: { art: { type: 'string' }, flux: { type: 'string' }, out: { type: 'string' }, precision: { type: 'string' } },
   });
   if (!values.art || !values.flux || !values.out) {
-    console.error('usage: npm run convert -- --art <ART_v1.0 dir> --flux <FLUX.1-dev dir> --out <model dir> [--precision fp32|fp16]');
+    console.error('usage: npm run convert -- --art <ART_v1.0 dir> --flux <FLUX.1-dev dir> --out <model dir> [--precision fp32|fp16|int4]');
     return 2;
   }
-  const precision = values.precision ?? 'fp16';
-  if (precision !== 'fp32' && precision !== 'fp16') {
-    console.error(`--precision must be fp32 or fp16, got "${precision}"`);
+  const precision = (values.precision ?? 'fp16') as Precision;
+  if (!PRECISIONS.includes(precision)) {
+    console.error(`--precision must be ${PRECISIONS.join(', ')}, got "${precision}"`);
     return 2;
   }
   if (existsSync(`${resolve(values.out)}.partial`) && statSync(`${resolve(values.out)}.partial`).isDirectory()) {

@@ -12,8 +12,10 @@ import type { GraphBuilder, WeightSource } from '../onnx/graph.ts';
 import { writeModel, type WriteProgress } from '../onnx/onnx-writer.ts';
 import type { GraphName } from './manifest.ts';
 
-export type Precision = 'fp32' | 'fp16';
-export const graphFloat = (p: Precision): 'float32' | 'float16' => (p === 'fp16' ? 'float16' : 'float32');
+/** fp32 (CPU, tests), fp16 (GPU), int4 (GPU with 12-16 GB: 4-bit weight-only transformer, fp16 elsewhere). */
+export const PRECISIONS = ['fp32', 'fp16', 'int4'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+export const graphFloat = (p: Precision): 'float32' | 'float16' => (p === 'fp32' ? 'float32' : 'float16');
 
 export interface Component<C> {
   config: C;
@@ -33,7 +35,7 @@ export function graphBuilders(c: Partial<ModelComponents>, precision: Precision)
   const f = graphFloat(precision);
   const out: Partial<Record<GraphName, () => GraphBuilder>> = {};
   const { transformer, vae, transparentDecoder, clip, t5 } = c;
-  if (transformer) out.transformer = () => buildTransformer(transformer.config, transformer.weights, f);
+  if (transformer) out.transformer = () => buildTransformer(transformer.config, transformer.weights, f, { quantize: precision === 'int4' ? 'int4' : 'none' });
   if (vae) {
     out.vae_encoder = () => buildVaeEncoder(vae.config, vae.weights, f);
     out.vae_decoder = () => buildVaeDecoder(vae.config, vae.weights, f);

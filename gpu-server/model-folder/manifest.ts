@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, normalize, sep } from 'node:path';
 import { z } from 'zod';
+import { PRECISIONS } from './graphs.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'art-model-folder';
@@ -41,7 +42,7 @@ export const manifestSchema = z.object({
   name: z.string().min(1),
   /** Random weights: images are noise, and every output says so. */
   tiny: z.boolean(),
-  precision: z.enum(['fp32', 'fp16']),
+  precision: z.enum(PRECISIONS),
   maxLayers: positiveInt,
   /** Canvas sides (longest side) the folder is meant for. */
   resolutions: z.array(positiveInt).min(1),

@@ -51,6 +51,25 @@ test('fp16 conversion writes half-size transformer weights', () => {
   assert.ok(ratio > 0.45 && ratio < 0.55, `fp16/fp32 size ratio ${ratio}`);
 });
 
+test('int4 conversion stores the transformer in 4-bit blocks and the folder still generates', async () => {
+  const out = join(root, 'model4');
+  const m = convert({ art: hf.art, flux: hf.flux, out, precision: 'int4' });
+  const m32 = loadManifest(join(root, 'model'));
+  assert.equal(m.precision, 'int4');
+  // 4 bits per weight plus an fp16 scale and a 4-bit zero point per block of 32: about 1/7 of fp32.
+  const ratio = m.files['transformer.onnx.data'].bytes / m32.files['transformer.onnx.data'].bytes;
+  assert.ok(ratio < 0.3, `int4/fp32 size ratio ${ratio}`);
+  assert.ok(readFileSync(join(out, 'transformer.onnx')).includes('MatMulNBits'));
+  const pipeline = await createPipeline({ modelDir: out, provider: 'cpu' });
+  try {
+    const layout = { width: 64, height: 64, boxes: [[0, 0, 64, 64], [0, 0, 64, 64], [16, 16, 48, 48]] as [number, number, number, number][] };
+    const r = await pipeline.generate({ prompt: 'a poster', layout, steps: 1, guidance: 4, trueCfg: 3.5, seed: 3 });
+    assert.equal(r.layers[2].rgba.length, 32 * 32 * 4);
+  } finally {
+    await pipeline.dispose();
+  }
+});
+
 test('missing parts and parts that do not fit together are named', () => {
   const moved = join(root, 'moved');
   renameSync(join(hf.flux, 'text_encoder_2'), moved);
