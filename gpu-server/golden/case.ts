@@ -5,7 +5,10 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { GraphBuilder } from '../onnx/graph.ts';
+import { writeModel } from '../onnx/onnx-writer.ts';
 import { loadAll, toFloat32 } from '../onnx/safetensors.ts';
+import { floatsOf, openSession, type ort } from '../onnx/session.ts';
 import type { Layout } from '../pipeline/types.ts';
 import type { GoldenReport } from './compare.ts';
 
@@ -53,6 +56,15 @@ export function readFloats(file: string): Map<string, { shape: number[]; data: F
   return out;
 }
 
+/** An I64 tensor of a small safetensors file (token ids). */
+export function readInt64(file: string, name: string): { shape: number[]; data: BigInt64Array } {
+  const t = loadAll(file).get(name);
+  if (!t) throw new GoldenError(`${file}: tensor "${name}" is missing`);
+  if (t.info.dtype !== 'I64') throw new GoldenError(`${file}: tensor "${name}" is ${t.info.dtype}, expected I64 token ids`);
+  const b = t.bytes;
+  return { shape: t.info.shape, data: new BigInt64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) };
+}
+
 export function need<T>(map: Map<string, T>, name: string, file: string): T {
   const v = map.get(name);
   if (v === undefined) throw new GoldenError(`${file}: tensor "${name}" is missing`);
@@ -67,6 +79,24 @@ export async function withScratch<T>(fn: (dir: string) => Promise<T>): Promise<T
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Writes `graph` to a scratch folder, opens it on the CPU provider, runs it once with `feeds` and
+ * returns every output (float outputs as float32). Each golden check goes through here.
+ */
+export async function runGraphOnce(graph: GraphBuilder, feeds: Record<string, ort.Tensor>): Promise<Record<string, Float32Array>> {
+  return withScratch(async (scratch) => {
+    const path = join(scratch, `${graph.name}.onnx`);
+    writeModel(graph, path);
+    const { session } = await openSession(path, 'cpu');
+    try {
+      const out = await session.run(feeds);
+      return Object.fromEntries(Object.entries(out).map(([name, t]) => [name, floatsOf(t)]));
+    } finally {
+      await session.release();
+    }
+  });
 }
 
 export async function checkCase(dir: string): Promise<GoldenReport> {

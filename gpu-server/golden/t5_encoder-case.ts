@@ -2,11 +2,9 @@
 import { join } from 'node:path';
 import { bucketTable, buildT5Encoder, parseT5Config, type T5Config } from '../models/t5-encoder.ts';
 import { checkpointWeights } from '../onnx/graph.ts';
-import { writeModel } from '../onnx/onnx-writer.ts';
 import { Checkpoint } from '../onnx/safetensors.ts';
-import { openSession, ort } from '../onnx/session.ts';
-import { need, readFloats, readJson, withScratch } from './case.ts';
-import { readInt64 } from './clip_text-case.ts';
+import { ort } from '../onnx/session.ts';
+import { need, readFloats, readInt64, readJson, runGraphOnce } from './case.ts';
 import { compareFloat, type GoldenReport } from './compare.ts';
 
 export async function check(dir: string): Promise<GoldenReport> {
@@ -19,21 +17,12 @@ export async function check(dir: string): Promise<GoldenReport> {
 
   const weights = Checkpoint.open(join(dir, 'weights.safetensors'));
   const graph = buildT5Encoder(config, checkpointWeights(weights), 'float32', { seqLen: ids.shape[1] });
-  const result = await withScratch(async (scratch) => {
-    const path = join(scratch, 't5_encoder.onnx');
-    writeModel(graph, path);
-    const { session } = await openSession(path, 'cpu');
-    try {
-      return await session.run({ input_ids: new ort.Tensor('int64', ids.data, ids.shape) });
-    } finally {
-      await session.release();
-    }
-  });
+  const result = await runGraphOnce(graph, { input_ids: new ort.Tensor('int64', ids.data, ids.shape) });
   return {
     kind: 't5_encoder',
     dir,
     comparisons: [
-      compareFloat('last_hidden_state', result.last_hidden_state.data as Float32Array, need(outputs, 'last_hidden_state', outputsFile).data),
+      compareFloat('last_hidden_state', result.last_hidden_state, need(outputs, 'last_hidden_state', outputsFile).data),
       // The bucket table the graph embeds, looked up in block 0's bias weights: exact or wrong.
       compareFloat('position_bias', positionBias(config, weights.readFloat32(BIAS_KEY), ids.shape[1]), need(outputs, 'position_bias', outputsFile).data, 0),
     ],

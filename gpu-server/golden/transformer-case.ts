@@ -2,13 +2,12 @@
 import { join } from 'node:path';
 import { buildTransformer, parseTransformerConfig } from '../models/transformer.ts';
 import { checkpointWeights, type WeightSource } from '../onnx/graph.ts';
-import { writeModel } from '../onnx/onnx-writer.ts';
 import { Checkpoint } from '../onnx/safetensors.ts';
-import { floatsOf, floatTensor, openSession, ort } from '../onnx/session.ts';
+import { floatTensor, ort } from '../onnx/session.ts';
 import { transformerTokens, validateLayout } from '../pipeline/layout-tokens.ts';
 import { gatherTokens, scatterTokens } from '../pipeline/packing.ts';
 import { ropeTables } from '../pipeline/rope.ts';
-import { caseLayout, need, readCase, readFloats, readJson, withScratch } from './case.ts';
+import { caseLayout, need, readCase, readFloats, readJson, runGraphOnce } from './case.ts';
 import { compareFloat, type Comparison, FP32_TOLERANCE, type GoldenReport } from './compare.ts';
 
 /** Builds variants of the graph for the same case: fp32 (the golden bar), fp16 or int4 (their own bars). */
@@ -46,30 +45,21 @@ export async function runCase(dir: string, variant: TransformerVariant = FP32_VA
 
   const source = weights ?? checkpointWeights(Checkpoint.open(join(dir, 'weights.safetensors')));
   const graph = buildTransformer(config, source, variant.precision, { intermediates: true, quantize: variant.quantize });
-  const result = await withScratch(async (scratch) => {
-    const path = join(scratch, 'transformer.onnx');
-    writeModel(graph, path);
-    const { session } = await openSession(path, 'cpu');
-    try {
-      const n = grid.count;
-      const feeds: Record<string, ort.Tensor> = {
-        hidden_states: floatTensor(gatherTokens(latents.data, grid), [1, n, 64], variant.precision),
-        token_layer: new ort.Tensor('int64', BigInt64Array.from(grid.layerOf, (v) => BigInt(v)), [n]),
-        encoder_hidden_states: floatTensor(context.data, context.shape, variant.precision),
-        pooled_projections: floatTensor(pooled.data, pooled.shape, variant.precision),
-        timestep: new ort.Tensor('float32', need(inputs, 'timestep', inputsFile).data, [1]),
-        rope_cos: floatTensor(rope.cos, [rope.rows, rope.dim], variant.precision),
-        rope_sin: floatTensor(rope.sin, [rope.rows, rope.dim], variant.precision),
-      };
-      if (config.guidanceEmbeds) feeds.guidance = new ort.Tensor('float32', need(inputs, 'guidance', inputsFile).data, [1]);
-      return await session.run(feeds);
-    } finally {
-      await session.release();
-    }
-  });
+  const n = grid.count;
+  const feeds: Record<string, ort.Tensor> = {
+    hidden_states: floatTensor(gatherTokens(latents.data, grid), [1, n, 64], variant.precision),
+    token_layer: new ort.Tensor('int64', BigInt64Array.from(grid.layerOf, (v) => BigInt(v)), [n]),
+    encoder_hidden_states: floatTensor(context.data, context.shape, variant.precision),
+    pooled_projections: floatTensor(pooled.data, pooled.shape, variant.precision),
+    timestep: new ort.Tensor('float32', need(inputs, 'timestep', inputsFile).data, [1]),
+    rope_cos: floatTensor(rope.cos, [rope.rows, rope.dim], variant.precision),
+    rope_sin: floatTensor(rope.sin, [rope.rows, rope.dim], variant.precision),
+  };
+  if (config.guidanceEmbeds) feeds.guidance = new ort.Tensor('float32', need(inputs, 'guidance', inputsFile).data, [1]);
+  const result = await runGraphOnce(graph, feeds);
 
   const full = new Float32Array(latents.data.length);
-  scatterTokens(floatsOf(result.noise_pred), grid, full);
+  scatterTokens(result.noise_pred, grid, full);
   const mask = scatterTokens(new Float32Array(grid.count * 64).fill(1), grid, new Float32Array(latents.data.length));
   return { comparisons, result, noisePred: full, mask, outputs, outputsFile };
 }
@@ -77,8 +67,8 @@ export async function runCase(dir: string, variant: TransformerVariant = FP32_VA
 export async function check(dir: string, variant: TransformerVariant = FP32_VARIANT): Promise<GoldenReport> {
   const { comparisons, result, noisePred, mask, outputs, outputsFile } = await runCase(dir, variant);
   const tol = variant.tolerance;
-  comparisons.push(compareFloat('temb', floatsOf(result.temb), need(outputs, 'temb', outputsFile).data, tol));
-  comparisons.push(compareFloat('packed_hidden_after_crop', floatsOf(result.packed_hidden_after_crop), need(outputs, 'packed_hidden_after_crop', outputsFile).data, tol));
+  comparisons.push(compareFloat('temb', result.temb, need(outputs, 'temb', outputsFile).data, tol));
+  comparisons.push(compareFloat('packed_hidden_after_crop', result.packed_hidden_after_crop, need(outputs, 'packed_hidden_after_crop', outputsFile).data, tol));
 
   // noise_pred is compared inside the boxes only: outside, the reference holds proj_out(norm_out(0)).
   comparisons.push(compareFloat('noise_pred (inside boxes)', noisePred, need(outputs, 'noise_pred', outputsFile).data, tol, mask));

@@ -6,13 +6,12 @@
 import { join } from 'node:path';
 import { buildTransparentDecoder, parseTransparentDecoderConfig, patchesToRgba, unpatchify } from '../models/transparent-decoder.ts';
 import { checkpointWeights } from '../onnx/graph.ts';
-import { writeModel } from '../onnx/onnx-writer.ts';
 import { Checkpoint, loadAll } from '../onnx/safetensors.ts';
-import { openSession, ort } from '../onnx/session.ts';
+import { ort } from '../onnx/session.ts';
 import { latentTokens } from '../pipeline/layout-tokens.ts';
 import { gatherCells } from '../pipeline/packing.ts';
 import { ropeTables } from '../pipeline/rope.ts';
-import { caseLayout, GoldenError, need, readCase, readFloats, readJson, withScratch } from './case.ts';
+import { caseLayout, GoldenError, need, readCase, readFloats, readJson, runGraphOnce } from './case.ts';
 import { compareFloat, compareLevels, type GoldenReport } from './compare.ts';
 
 function readUint8(file: string, name: string): Uint8Array {
@@ -36,20 +35,10 @@ export async function check(dir: string): Promise<GoldenReport> {
   const rope = ropeTables(grid.ids, config.ropeAxes, 0, config.ropeTheta);
 
   const graph = buildTransparentDecoder(config, checkpointWeights(Checkpoint.open(join(dir, 'weights.safetensors'))), 'float32');
-  const patches = await withScratch(async (scratch) => {
-    const path = join(scratch, 'transparent_decoder.onnx');
-    writeModel(graph, path);
-    const { session } = await openSession(path, 'cpu');
-    try {
-      const out = await session.run({
-        tokens: new ort.Tensor('float32', tokens, [1, grid.count, config.inChannels]),
-        rope_cos: new ort.Tensor('float32', rope.cos, [rope.rows, rope.dim]),
-        rope_sin: new ort.Tensor('float32', rope.sin, [rope.rows, rope.dim]),
-      });
-      return out.patches.data as Float32Array;
-    } finally {
-      await session.release();
-    }
+  const { patches } = await runGraphOnce(graph, {
+    tokens: new ort.Tensor('float32', tokens, [1, grid.count, config.inChannels]),
+    rope_cos: new ort.Tensor('float32', rope.cos, [rope.rows, rope.dim]),
+    rope_sin: new ort.Tensor('float32', rope.sin, [rope.rows, rope.dim]),
   });
   const { fg, alpha } = unpatchify(patches, layout);
   const extraOf = (name: string): Float32Array => need(extra, name, extraFile).data;

@@ -6,29 +6,16 @@
 import { join } from 'node:path';
 import { buildVaeDecoder, buildVaeEncoder, parseVaeConfig, type VaeConfig } from '../models/vae.ts';
 import { checkpointWeights, type GraphBuilder } from '../onnx/graph.ts';
-import { writeModel } from '../onnx/onnx-writer.ts';
 import { Checkpoint } from '../onnx/safetensors.ts';
-import { openSession, ort } from '../onnx/session.ts';
-import { need, readFloats, readJson, withScratch } from './case.ts';
+import { ort } from '../onnx/session.ts';
+import { need, readFloats, readJson, runGraphOnce } from './case.ts';
 import { compareFloat, type GoldenReport } from './compare.ts';
 
 type Feeds = Record<string, { shape: number[]; data: Float32Array }>;
 
-/** Writes `graph` to a scratch folder, runs it once on the CPU, returns its outputs as float32. */
-async function runOnce(graph: GraphBuilder, feeds: Feeds): Promise<Record<string, Float32Array>> {
-  return withScratch(async (scratch) => {
-    const path = join(scratch, `${graph.name}.onnx`);
-    writeModel(graph, path);
-    const { session } = await openSession(path, 'cpu');
-    try {
-      const inputs = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new ort.Tensor('float32', v.data, v.shape)]));
-      const out = await session.run(inputs);
-      return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
-    } finally {
-      await session.release();
-    }
-  });
-}
+/** Runs `graph` once on float32 feeds. */
+const runOnce = (graph: GraphBuilder, feeds: Feeds): Promise<Record<string, Float32Array>> =>
+  runGraphOnce(graph, Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new ort.Tensor('float32', v.data, v.shape)])));
 
 /** The grey latent from the encoder's mean, in float32 steps as torch computes it. */
 function greyLatent(mean: Float32Array, config: VaeConfig): Float32Array {

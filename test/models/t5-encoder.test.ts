@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { readInt64 } from '../../gpu-server/golden/clip_text-case.ts';
+import { readInt64 } from '../../gpu-server/golden/case.ts';
 import { compareFloat } from '../../gpu-server/golden/compare.ts';
 import { bucketTable, buildT5Encoder, parseT5Config, relativePositionBucket } from '../../gpu-server/models/t5-encoder.ts';
 import { type GraphBuilder, GraphError, memoryWeights, shapeOnlyWeights } from '../../gpu-server/onnx/graph.ts';
