@@ -10,6 +10,7 @@ import {
   GRID,
   MAX_CANVAS_SIDE,
   MAX_LAYERS,
+  MAX_STEPS,
   MERGED_LAYER,
   BACKGROUND_LAYER,
 } from '../gpu-server/constants.ts';
@@ -25,7 +26,7 @@ export const MAX_MESSAGE_BYTES = 64 * 1024;
 /** Prompt length in characters (T5 reads 512 tokens; longer text would be cut anyway). */
 export const MAX_PROMPT_CHARS = 4000;
 export const MIN_STEPS = 1;
-export const MAX_STEPS = 100;
+export { MAX_STEPS };
 /** Guidance *embedding* range (official default 4.0). */
 export const MIN_GUIDANCE = 0;
 export const MAX_GUIDANCE = 20;

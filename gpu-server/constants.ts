@@ -28,6 +28,8 @@ export const CLIP_TOKENS = 77;
 export const T5_TOKENS = 512;
 /** Defaults of the official pipeline (the seed's example). */
 export const DEFAULT_STEPS = 28;
+/** Most denoising steps a job may ask for (FLUX is trained for 28-50). */
+export const MAX_STEPS = 100;
 export const DEFAULT_GUIDANCE = 4.0;
 export const DEFAULT_TRUE_CFG = 3.5;
 export const DEFAULT_SEED = 41;

@@ -5,6 +5,7 @@
  * each box. One job at a time; others wait their turn.
  */
 import { join, resolve } from 'node:path';
+import { MAX_STEPS } from '../constants.ts';
 import { GRAPH_NAMES, loadManifest, type GraphName, type Manifest } from '../model-folder/manifest.ts';
 import { DEFAULT_TINY_DIR, ensureTinyModel } from '../model-folder/tiny.ts';
 import { openSession, type Provider, type ProviderChoice } from '../onnx/session.ts';
@@ -40,7 +41,6 @@ export class ParamsError extends Error {
   override name = 'ParamsError';
 }
 
-const MAX_STEPS = 200;
 
 /** Checks what a caller sends, once; throws a ParamsError (or LayoutError) naming the problem. */
 export function validateParams(params: GenerateParams, maxLayers: number): void {

@@ -3,7 +3,7 @@
  * description or a message saying what is wrong out.
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TRUE_CFG, GRID, MAX_CANVAS_SIDE } from '../constants.ts';
+import { DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TRUE_CFG, GRID, MAX_CANVAS_SIDE, MAX_STEPS } from '../constants.ts';
 import { fileURLToPath } from 'node:url';
 import { LayoutError, snapLayout, validateLayout } from './layout-tokens.ts';
 import type { BoxTuple, Layout } from './types.ts';
@@ -158,7 +158,7 @@ export function parseGenerateArgs(argv: string[], readFile: (path: string) => st
         layoutFile: values.layout,
         model: values.model,
         provider: provider as GenerateJob['provider'],
-        steps: number('steps', values.steps, DEFAULT_STEPS, (n) => Number.isInteger(n) && n >= 1 && n <= 200, 'an integer from 1 to 200'),
+        steps: number('steps', values.steps, DEFAULT_STEPS, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_STEPS, `an integer from 1 to ${MAX_STEPS}`),
         guidance: number('guidance', values.guidance, DEFAULT_GUIDANCE, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number'),
         trueCfg: number('true-cfg', values['true-cfg'], DEFAULT_TRUE_CFG, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number'),
         seed: number('seed', values.seed, DEFAULT_SEED, (n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer'),

@@ -72,7 +72,7 @@ const errors: [string, RegExp][] = [
   ['--layout fixture.json --case 1024/0 --out o', /not in this file \(it has 512\/0\.\.10\)/],
   ['--layout one.json --case 512/0 --out o', /single layout/],
   ['--layout sized.json --out o', /no prompt/],
-  ['--layout one.json --steps 0 --out o', /--steps must be an integer from 1 to 200/],
+  ['--layout one.json --steps 0 --out o', /--steps must be an integer from 1 to 100/],
   ['--layout one.json --seed=-1 --out o', /--seed must be a non-negative integer/],
   ['--layout one.json --guidance x --out o', /--guidance must be/],
   ['--layout one.json --resolution 4000 --out o', /--resolution must be/],
