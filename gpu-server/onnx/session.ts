@@ -20,10 +20,18 @@ const require = createRequire(import.meta.url);
 
 const ORDER: Provider[] = ['cuda', 'webgpu', 'cpu'];
 
-/** Providers this onnxruntime-node build ships with (CUDA only after `npm run setup:cuda`). */
+/** Providers worth trying here: CUDA only after `npm run setup:cuda`, WebGPU only where a Vulkan loader exists (Linux). */
 export function availableProviders(): Provider[] {
   const backends = ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }];
-  return ORDER.filter((p) => backends.some((b) => b.name === p && (p !== 'cuda' || cudaInstalled())));
+  const usable = (p: Provider) => (p === 'cuda' ? cudaInstalled() : p === 'webgpu' ? webgpuPossible() : true);
+  return ORDER.filter((p) => backends.some((b) => b.name === p) && usable(p));
+}
+
+/** On Linux onnxruntime's WebGPU runs on Vulkan; without a loader it can only fail (noisily). */
+function webgpuPossible(): boolean {
+  if (process.platform !== 'linux') return true;
+  const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':'), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/usr/local/lib'];
+  return dirs.some((d) => d && existsSync(join(d, 'libvulkan.so.1')));
 }
 
 /** The CUDA provider library fetched by `npm run setup:cuda`, if present. */
