@@ -15,6 +15,7 @@ import { ArtRunner } from './art-runner.ts';
 import { cropImage, unitToRgb } from './decode.ts';
 import { abortError, throwIfAborted } from './denoise.ts';
 import { GraphSession, GraphSlot } from './graph-session.ts';
+import { mergedPreview } from './preview.ts';
 import { freeDeviceMemory, type MemoryMode, planMemory } from './memory-plan.ts';
 import { transformerTokens, validateLayout } from './layout-tokens.ts';
 import { checkSeed, tokenNoise } from './noise.ts';
@@ -127,6 +128,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     progress('text', 1, 1);
     throwIfAborted(signal);
 
+    const previewMap = opts.onPreview ? await runner.previewMap() : undefined;
     progress('denoise', 0, params.steps);
     const tokens = await timed('denoise', () =>
       runner.denoise({
@@ -138,7 +140,10 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
         guidance: params.guidance,
         trueCfg: params.trueCfg,
         signal,
-        onStep: (done, total) => progress('denoise', done, total),
+        onStep: (done, total, _latents, _prediction, denoised) => {
+          progress('denoise', done, total);
+          if (previewMap) opts.onPreview?.(mergedPreview(denoised(), grid, previewMap, manifest.vae), done);
+        },
       }),
     );
     throwIfAborted(signal);

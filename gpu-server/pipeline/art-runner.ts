@@ -6,10 +6,11 @@
  */
 import { BACKGROUND_LAYER, LATENT_CHANNELS, MERGED_LAYER, VAE_FACTOR } from '../constants.ts';
 import { decoderLatents, greyFromMean, latentSize, rgbaFromPlanes, vaeToUnit, type VaeScaling } from './decode.ts';
-import { denoise, type Prediction } from './denoise.ts';
+import { denoise, type DenoiseOptions } from './denoise.ts';
 import type { GraphSession } from './graph-session.ts';
 import { latentTokens, type TokenGrid } from './layout-tokens.ts';
 import { gatherCells } from './packing.ts';
+import { calibrationImage, fitLatentRgb, type LatentRgbMap } from './preview.ts';
 import { ropeTables } from './rope.ts';
 import { fluxSchedule, type Schedule, type SchedulerConfig } from './scheduler.ts';
 import { transformerPredictor, type TextEmbeddings } from './transformer-runner.ts';
@@ -39,7 +40,7 @@ export interface DenoiseJob {
   guidance: number;
   trueCfg: number;
   signal?: AbortSignal;
-  onStep?: (done: number, total: number, latents: Float32Array, prediction: Prediction) => void;
+  onStep?: DenoiseOptions['onStep'];
 }
 
 export interface Decoded {
@@ -54,6 +55,7 @@ export interface Decoded {
 
 export class ArtRunner {
   private readonly greyCache = new Map<string, Promise<Float32Array>>();
+  private previewFit: Promise<LatentRgbMap> | undefined;
 
   constructor(readonly graphs: DecoderGraphs, readonly settings: ModelSettings) {}
 
@@ -72,6 +74,17 @@ export class ArtRunner {
       ropeTheta: this.settings.transformer.ropeTheta,
     });
     return denoise(job.initial, predictor, { schedule: this.schedule(job.steps, job.grid), trueCfg: job.trueCfg, signal: job.signal, onStep: job.onStep });
+  }
+
+  /** The linear latent -> RGB map for live previews, fitted once from this model's VAE encoder. */
+  previewMap(): Promise<LatentRgbMap> {
+    this.previewFit ??= (async () => {
+      const { image, size } = calibrationImage();
+      const out = await this.graphs.vaeEncoder.run({ image: { data: image, dims: [1, 3, size, size] } }, ['mean']);
+      return fitLatentRgb(out.mean.data);
+    })();
+    this.previewFit.catch(() => (this.previewFit = undefined));
+    return this.previewFit;
   }
 
   /** The grey latent `[16, h, w]` (scaled, as the denoiser sees latents): the VAE mean of a zero image, once per size. */

@@ -22,8 +22,11 @@ export interface DenoiseOptions {
   /** True CFG scale: `uncond + trueCfg * (cond - uncond)`; 1 skips the unconditional branch. */
   trueCfg: number;
   signal?: AbortSignal;
-  /** After each step: steps done (1-based), total, and the latents (for previews and checks). */
-  onStep?: (done: number, total: number, latents: Float32Array, prediction: Prediction) => void;
+  /**
+   * After each step: steps done (1-based), total, the latents, the model's predictions, and the
+   * current estimate of the clean latents `x - sigma * v` (computed only if called; for previews).
+   */
+  onStep?: (done: number, total: number, latents: Float32Array, prediction: Prediction, denoised: () => Float32Array) => void;
 }
 
 export function abortError(): DOMException {
@@ -56,7 +59,9 @@ export async function denoise(initial: Float32Array, model: NoisePredictor, opti
     throwIfAborted(signal);
     const guided = withUncond && prediction.uncond ? trueCfgCombine(prediction.cond, prediction.uncond, trueCfg) : prediction.cond;
     latents = eulerStep(schedule, i, latents, guided);
-    options.onStep?.(i + 1, total, latents, prediction);
+    const sigma = schedule.sigmas[i + 1];
+    const current = latents;
+    options.onStep?.(i + 1, total, latents, prediction, () => current.map((x, k) => x - sigma * guided[k]));
   }
   return latents;
 }

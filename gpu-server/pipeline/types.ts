@@ -75,6 +75,12 @@ export interface GenerateOptions {
   onProgress?: (progress: Progress) => void;
   /** Checked between steps; an aborted job rejects with an AbortError. */
   signal?: AbortSignal;
+  /**
+   * A small live preview of the merged image after each denoising step (1/8 of the canvas a side,
+   * from the current clean-latent estimate; no VAE run). Asking for it costs one small VAE encode
+   * per pipeline, once.
+   */
+  onPreview?: (image: RgbImage, step: number) => void;
 }
 
 export interface PipelineInfo {
