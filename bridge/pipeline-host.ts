@@ -15,6 +15,7 @@ export class JobAborted extends Error {
 interface Pending {
   seq: number;
   onProgress: (progress: Progress) => void;
+  onPreview?: (png: Uint8Array, step: number) => void;
   resolve: (result: EncodedResult) => void;
   reject: (error: Error) => void;
 }
@@ -75,12 +76,12 @@ export class PipelineHost {
   }
 
   /** Runs one job; `cancel(seq)` with the returned seq stops it between steps. */
-  generate(params: GenerateParams, onProgress: (p: Progress) => void): { seq: number; result: Promise<EncodedResult> } {
+  generate(params: GenerateParams, onProgress: (p: Progress) => void, onPreview?: (png: Uint8Array, step: number) => void): { seq: number; result: Promise<EncodedResult> } {
     const seq = ++this.seq;
     const result = new Promise<EncodedResult>((resolve, reject) => {
       if (this.dead) return reject(this.dead);
       if (this.pending) return reject(new Error('pipeline is busy (one job at a time)'));
-      this.pending = { seq, onProgress, resolve, reject };
+      this.pending = { seq, onProgress, onPreview, resolve, reject };
       this.send({ type: 'generate', seq, params });
     });
     return { seq, result };
@@ -116,6 +117,9 @@ export class PipelineHost {
     switch (m.type) {
       case 'progress':
         if (p?.seq === m.seq) p.onProgress(m.progress);
+        break;
+      case 'preview':
+        if (p?.seq === m.seq) p.onPreview?.(m.png, m.step);
         break;
       case 'result':
         if (p?.seq === m.seq) {

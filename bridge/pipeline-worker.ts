@@ -8,7 +8,7 @@ import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ArtPipeline, GenerateParams } from '../gpu-server/pipeline/types.ts';
 import { encodePng } from './encode.ts';
-import type { EncodedResult, FromWorker, ToWorker, WorkerInit } from './worker-messages.ts';
+import { type EncodedResult, type FromWorker, PREVIEW_INTERVAL_MS, type ToWorker, type WorkerInit } from './worker-messages.ts';
 
 const port = parentPort;
 if (!port) throw new Error('pipeline-worker.ts must run in a worker thread');
@@ -27,6 +27,13 @@ async function load(): Promise<ArtPipeline> {
   return mod.createPipeline(init.options);
 }
 
+/** Opaque RGBA from RGB, for the PNG encoder. */
+function rgbToRgba(rgb: Uint8Array): Uint8Array {
+  const out = new Uint8Array((rgb.length / 3) * 4).fill(255);
+  for (let p = 0, q = 0; p < rgb.length; p += 3, q += 4) out.set(rgb.subarray(p, p + 3), q);
+  return out;
+}
+
 const controllers = new Map<number, AbortController>();
 
 async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): Promise<void> {
@@ -35,12 +42,20 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
   const checkCancel = () => {
     if (Atomics.load(cancelFlag, 0) === seq) controller.abort();
   };
+  let lastPreview = -Infinity;
   try {
     const result = await pipeline.generate(params, {
       signal: controller.signal,
       onProgress: (progress) => {
         checkCancel();
         post({ type: 'progress', seq, progress });
+      },
+      onPreview: (image, step) => {
+        const now = performance.now();
+        if (now - lastPreview < PREVIEW_INTERVAL_MS) return;
+        lastPreview = now;
+        const png = encodePng(image.width, image.height, rgbToRgba(image.rgb));
+        post({ type: 'preview', seq, step, png }, [png.buffer as ArrayBuffer]);
       },
     });
     checkCancel();

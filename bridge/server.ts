@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
-import { MAX_CANVAS_SIDE, GRID } from '../gpu-server/constants.ts';
+import { MAX_CANVAS_SIDE, GRID, MERGED_LAYER } from '../gpu-server/constants.ts';
 import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import {
   PROTOCOL_VERSION,
@@ -207,7 +207,11 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         job.lastProgress = { stage: progress.stage, at: now };
         broadcast(job, { type: 'progress', jobId: job.id, ...progress });
       };
-      const run = host.generate(job.params, onProgress);
+      const onPreview = (png: Uint8Array) => {
+        const frame = encodeImageFrame({ kind: 'preview', jobId: job.id, layerIndex: MERGED_LAYER, png });
+        job.subscribers.forEach((c) => c.ws.readyState === WebSocket.OPEN && c.ws.send(frame));
+      };
+      const run = host.generate(job.params, onProgress, onPreview);
       job.seq = run.seq;
       if (job.cancelRequested) host.cancel(run.seq);
       const result = await run.result;

@@ -18,6 +18,9 @@ export interface WorkerInit {
   cancelFlag: SharedArrayBuffer;
 }
 
+/** Previews are encoded at most this often (each is a small PNG, but a step can be fast). */
+export const PREVIEW_INTERVAL_MS = 500;
+
 export type ToWorker =
   | { type: 'generate'; seq: number; params: GenerateParams }
   | { type: 'cancel'; seq: number }
@@ -37,6 +40,8 @@ export type FromWorker =
   | { type: 'ready'; info: PipelineInfo }
   | { type: 'load_failed'; message: string }
   | { type: 'progress'; seq: number; progress: Progress }
+  /** A small PNG of the merged image so far (throttled in the worker, see PREVIEW_INTERVAL_MS). */
+  | { type: 'preview'; seq: number; step: number; png: Uint8Array }
   | { type: 'result'; seq: number; result: EncodedResult }
   | { type: 'failed'; seq: number; aborted: boolean; message: string }
   | { type: 'disposed' };

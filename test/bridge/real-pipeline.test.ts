@@ -51,11 +51,16 @@ test('real tiny model: a full job (valid PNGs of each box size, ping within 50 m
     const stages = new Set(messages.flatMap((m) => (m.type === 'progress' ? [m.stage] : [])));
     assert.ok(stages.has('denoise') && stages.has('decode'), [...stages].join());
     for (const [index, [x1, y1, x2, y2]] of layout.boxes.entries()) {
-      const frame = messages.find((m) => m.type === 'binary' && m.frame.layerIndex === index);
+      const frame = messages.find((m) => m.type === 'binary' && m.frame.kind === 'layer' && m.frame.layerIndex === index);
       assert.ok(frame?.type === 'binary');
       const png = decodePng(frame.frame.png);
       assert.deepEqual([png.width, png.height], [x2 - x1, y2 - y1]);
     }
+    // A live preview of the merged image (1/8 of the canvas a side) came before the layers.
+    const preview = messages.find((m) => m.type === 'binary' && m.frame.kind === 'preview');
+    assert.ok(preview?.type === 'binary', 'a preview frame was sent');
+    assert.deepEqual([decodePng(preview.frame.png).width, decodePng(preview.frame.png).height], [64, 8]);
+    assert.ok(messages.indexOf(preview) < messages.findIndex((m) => m.type === 'binary' && m.frame.kind === 'layer'));
     const worst = Math.max(...rtts);
     console.log(`real tiny job: ${JSON.stringify(done.timings)}; ${rtts.length} pings, worst ${worst.toFixed(1)} ms`);
     assert.ok(rtts.length >= 5);
