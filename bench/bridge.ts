@@ -224,8 +224,8 @@ export async function main(options: BridgeBenchOptions = DEFAULT_BRIDGE_OPTIONS)
   const result = await measureBridge(options);
   console.log(`\n${bridgeTable(result, options)}\n\n${HOW_TO_READ}`);
   console.log(`\nPNG encoding options (one layer, median of 3, this process):\n\n${pngOptionsTable(measurePngOptions())}\n\n` +
-    'How to read: the first row per layer is what bridge/encode.ts does today; the others are pngjs\n' +
-    'options it could pass. Times are on this machine; the job above encodes 52 such layers.');
+    'How to read: size and time of each pngjs option against its defaults; the project encodes with\n' +
+    'Paeth only (gpu-server/pipeline/png.ts). Times are on this machine; the job above encodes 52 such layers.');
   return result;
 }
 

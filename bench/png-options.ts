@@ -1,7 +1,7 @@
 /**
  * PNG encoding is most of the bridge's own time on a big job (it runs in the pipeline worker).
  * This measures pngjs options on one 1024x1024 layer of real content: bytes and ms, so a change
- * to bridge/encode.ts can be judged by numbers from the same run.
+ * to the project's encoder (gpu-server/pipeline/png.ts) can be judged by numbers from the same run.
  */
 import { readFileSync } from 'node:fs';
 import { PNG, type PackerOptions } from 'pngjs';
@@ -9,8 +9,8 @@ import { resample } from './sample-pipeline.ts';
 import { fixed, median, table } from './stats.ts';
 
 const OPTIONS: { name: string; options: PackerOptions }[] = [
-  { name: 'pngjs defaults (all 5 filters per row; bridge/encode.ts today)', options: {} },
-  { name: 'filterType 4 (Paeth only)', options: { filterType: 4 } },
+  { name: 'pngjs defaults (all 5 filters per row)', options: {} },
+  { name: 'filterType 4 (Paeth only; what gpu-server/pipeline/png.ts does)', options: { filterType: 4 } },
   { name: 'filterType 1 (Sub only), deflateLevel 4', options: { filterType: 1, deflateLevel: 4 } },
 ];
 

@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ArtPipeline, GenerateParams } from '../gpu-server/pipeline/types.ts';
-import { encodePng } from './encode.ts';
+import { encodePng, rgbToRgba } from '../gpu-server/pipeline/png.ts';
 import { type EncodedResult, type FromWorker, PREVIEW_INTERVAL_MS, type ToWorker, type WorkerInit } from './worker-messages.ts';
 
 const port = parentPort;
@@ -25,13 +25,6 @@ async function load(): Promise<ArtPipeline> {
   if (typeof mod.createPipeline !== 'function')
     throw new Error(`${init.factory} does not export createPipeline(options)`);
   return mod.createPipeline(init.options);
-}
-
-/** Opaque RGBA from RGB, for the PNG encoder. */
-function rgbToRgba(rgb: Uint8Array): Uint8Array {
-  const out = new Uint8Array((rgb.length / 3) * 4).fill(255);
-  for (let p = 0, q = 0; p < rgb.length; p += 3, q += 4) out.set(rgb.subarray(p, p + 3), q);
-  return out;
 }
 
 const controllers = new Map<number, AbortController>();

@@ -8,7 +8,7 @@ import { BACKGROUND_LAYER, MERGED_LAYER } from '../constants.ts';
 import { graphBuilders, writeGraph, type ModelComponents } from '../model-folder/graphs.ts';
 import type { GraphName } from '../model-folder/manifest.ts';
 import { parseTransformerConfig } from '../models/transformer.ts';
-import { parseTransparentDecoderConfig } from '../models/transparent-decoder.ts';
+import { parseTransparentDecoderConfig, patchesToRgba } from '../models/transparent-decoder.ts';
 import { parseVaeConfig } from '../models/vae.ts';
 import { checkpointWeights } from '../onnx/graph.ts';
 import { Checkpoint, loadAll } from '../onnx/safetensors.ts';
@@ -115,8 +115,7 @@ export async function check(dir: string): Promise<GoldenReport> {
       const px = images.length / layout.boxes.length;
       comparisons.push(compareFloat('images[merged]', decoded.merged, images.subarray(MERGED_LAYER * px, (MERGED_LAYER + 1) * px)));
       comparisons.push(compareFloat('images[background]', decoded.background, images.subarray(BACKGROUND_LAYER * px, (BACKGROUND_LAYER + 1) * px)));
-      const rgba = new Uint8Array(decoded.rgba.reduce((n, r) => n + r.length, 0));
-      decoded.rgba.reduce((at, r) => (rgba.set(r, at), at + r.length), 0);
+      const rgba = patchesToRgba(decoded.patches, layout);
       const expectedRgba = loadAll(outputsFile).get('rgba');
       if (!expectedRgba || expectedRgba.info.dtype !== 'U8') throw new GoldenError(`${outputsFile}: U8 tensor "rgba" is missing`);
       comparisons.push(compareLevels('rgba', rgba, new Uint8Array(expectedRgba.bytes)));

@@ -12,7 +12,7 @@ import { openSession, type Provider, type ProviderChoice } from '../onnx/session
 import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
 import { loadT5Tokenizer } from '../text/t5-tokenizer.ts';
 import { ArtRunner } from './art-runner.ts';
-import { cropImage, unitToRgb } from './decode.ts';
+import { unitToRgb } from './decode.ts';
 import { abortError, throwIfAborted } from './denoise.ts';
 import { GraphSession, GraphSlot } from './graph-session.ts';
 import { mergedPreview } from './preview.ts';
@@ -150,10 +150,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
 
     progress('decode', 0, 2);
     const decoded = await timed('decode', () => runner.decode(layout, grid, tokens, (done, total) => progress('decode', done, total)));
-    const layers: LayerImage[] = decoded.rgba.map((rgba, index) => {
-      const box = layout.boxes[index];
-      return { index, box, width: box[2] - box[0], height: box[3] - box[1], rgba: cropImage(rgba, layout.width, 4, box) };
-    });
+    const { layers } = decoded;
     const { width, height } = layout;
     return {
       layers,

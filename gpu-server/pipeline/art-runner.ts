@@ -4,8 +4,9 @@
  * the boxes, the transparent decoder for every layer's RGBA, the VAE for merged and background).
  * No text encoders, no PRNG, no I/O: those live around it.
  */
-import { BACKGROUND_LAYER, LATENT_CHANNELS, MERGED_LAYER, VAE_FACTOR } from '../constants.ts';
-import { decoderLatents, greyFromMean, latentSize, rgbaFromPlanes, vaeToUnit, type VaeScaling } from './decode.ts';
+import { BACKGROUND_LAYER, LATENT_CHANNELS, MERGED_LAYER } from '../constants.ts';
+import { patchesToLayerImages } from '../models/transparent-decoder.ts';
+import { decoderLatents, greyFromMean, latentSize, vaeToUnit, type VaeScaling } from './decode.ts';
 import { denoise, type DenoiseOptions } from './denoise.ts';
 import type { GraphSession } from './graph-session.ts';
 import { latentTokens, type TokenGrid } from './layout-tokens.ts';
@@ -14,7 +15,7 @@ import { calibrationImage, fitLatentRgb, type LatentRgbMap } from './preview.ts'
 import { ropeTables } from './rope.ts';
 import { fluxSchedule, type Schedule, type SchedulerConfig } from './scheduler.ts';
 import { transformerPredictor, type TextEmbeddings } from './transformer-runner.ts';
-import type { Layout } from './types.ts';
+import type { LayerImage, Layout } from './types.ts';
 
 export interface ModelSettings {
   vae: VaeScaling;
@@ -46,8 +47,10 @@ export interface DenoiseJob {
 export interface Decoded {
   /** `[L, 16, h, w]`: what both decoders received. */
   latents: Float32Array;
-  /** Per layer, whole-canvas RGBA `[H, W, 4]`. */
-  rgba: Uint8Array[];
+  /** The transparent decoder's output `[M, 256]` (4 channels x 8 x 8 pixels per latent cell). */
+  patches: Float32Array;
+  /** Per layer, RGBA cropped to its box. */
+  layers: LayerImage[];
   /** VAE images of the merged and background layers, `[3, H, W]` in [0, 1]. */
   merged: Float32Array;
   background: Float32Array;
@@ -104,11 +107,12 @@ export class ArtRunner {
   /** Decodes denoised tokens: transparent RGBA for every layer, VAE images for merged and background. */
   async decode(layout: Layout, grid: TokenGrid, tokens: Float32Array, onPart?: (done: number, total: number) => void): Promise<Decoded> {
     const latents = await this.decoderLatents(layout, grid, tokens);
-    const rgba = await this.transparentRgba(layout, latents);
+    const patches = await this.transparentPatches(layout, latents);
+    const layers = patchesToLayerImages(patches, layout);
     onPart?.(1, 2);
     const [merged, background] = await this.vaeImages(layout, latents, [MERGED_LAYER, BACKGROUND_LAYER]);
     onPart?.(2, 2);
-    return { latents, rgba, merged, background };
+    return { latents, patches, layers, merged, background };
   }
 
   /** `[L, 16, h, w]` for the decoders: grey latent outside each box, unscaled. */
@@ -129,8 +133,8 @@ export class ArtRunner {
     return layers.map((_, i) => unit.subarray(i * px, (i + 1) * px));
   }
 
-  /** The transparent decoder over the latent cells inside the boxes; whole-canvas RGBA per layer. */
-  async transparentRgba(layout: Layout, latents: Float32Array): Promise<Uint8Array[]> {
+  /** The transparent decoder over the latent cells inside the boxes: `[M, 256]` patches. */
+  async transparentPatches(layout: Layout, latents: Float32Array): Promise<Float32Array> {
     const cells = latentTokens(layout);
     const td = this.settings.transparentDecoder;
     const rope = ropeTables(cells.ids, td.axesDimsRope, 0, td.ropeTheta);
@@ -142,43 +146,6 @@ export class ArtRunner {
       },
       ['patches'],
     );
-    const rgba = unpatchRgba(out.patches.data, cells, layout.width, layout.height);
-    if (rgba.length !== layout.boxes.length) throw new Error(`transparent decoder returned ${rgba.length} layers for ${layout.boxes.length}`);
-    return rgba;
+    return out.patches.data;
   }
 }
-
-/**
- * The decoder's per-token output `[M, 4 * 8 * 8]` (channel-major: r, g, b, alpha planes of 8x8
- * pixels, raw values about [-1, 1]) to whole-canvas planes per layer: `fg [3, H, W]` and
- * `alpha [H, W]`; outside its box a layer is rgb 0 and alpha -1, as the official decoder leaves it.
- */
-export function unpatchPlanes(pixels: Float32Array, cells: TokenGrid, width: number, height: number): { fg: Float32Array; alpha: Float32Array }[] {
-  const P = VAE_FACTOR;
-  const per = 4 * P * P;
-  if (pixels.length !== cells.count * per) throw new RangeError(`transparent decoder output has ${pixels.length} values, expected ${cells.count} x ${per}`);
-  const plane = width * height;
-  return cells.layers.map((l) => {
-    const fg = new Float32Array(3 * plane);
-    const alpha = new Float32Array(plane).fill(-1);
-    let t = l.offset;
-    for (let cy = l.y1; cy < l.y2; cy++) {
-      for (let cx = l.x1; cx < l.x2; cx++, t++) {
-        const base = t * per;
-        for (let py = 0; py < P; py++) {
-          for (let px = 0; px < P; px++) {
-            const pix = (cy * P + py) * width + cx * P + px;
-            const o = py * P + px;
-            for (let c = 0; c < 3; c++) fg[c * plane + pix] = pixels[base + c * P * P + o];
-            alpha[pix] = pixels[base + 3 * P * P + o];
-          }
-        }
-      }
-    }
-    return { fg, alpha };
-  });
-}
-
-/** Whole-canvas RGBA `[H, W, 4]` per layer from the decoder's per-token output. */
-export const unpatchRgba = (pixels: Float32Array, cells: TokenGrid, width: number, height: number): Uint8Array[] =>
-  unpatchPlanes(pixels, cells, width, height).map((p) => rgbaFromPlanes(p.fg, p.alpha, width, height));

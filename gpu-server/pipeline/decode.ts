@@ -1,12 +1,11 @@
 /**
  * From denoised tokens to pixels, the pure parts: the latents both decoders receive (grey
- * latent outside each box, unscaled), the transparent decoder's output to 8-bit RGBA, cropping
- * to a box, and the VAE's output to 8-bit RGB.
+ * latent outside each box, unscaled) and the VAE's output to 8-bit RGB. (The transparent
+ * decoder's output becomes RGBA in `models/transparent-decoder.ts`.)
  */
 import { LATENT_CHANNELS, VAE_FACTOR } from '../constants.ts';
 import type { TokenGrid } from './layout-tokens.ts';
 import { scatterTokens } from './packing.ts';
-import type { BoxTuple } from './types.ts';
 
 export interface VaeScaling {
   scalingFactor: number;
@@ -34,38 +33,6 @@ export function decoderLatents(tokens: Float32Array, grid: TokenGrid, grey: Floa
   const shift = Math.fround(vae.shiftFactor), scale = Math.fround(vae.scalingFactor);
   for (let i = 0; i < full.length; i++) full[i] = Math.fround(full[i] / scale) + shift;
   return full;
-}
-
-/** `clamp((x + 1) / 2, 0, 1) * 255`, truncated to an integer, as the transparent RGBA is built. */
-export function levelTruncated(x: number): number {
-  const v = Math.min(1, Math.max(0, Math.fround(Math.fround(x + 1) / 2)));
-  return Math.trunc(Math.fround(v * 255));
-}
-
-/**
- * One layer's RGBA `[H, W, 4]` from the transparent decoder's planes: `fg [3, H, W]` and
- * `alpha [H, W]` (raw, about [-1, 1]).
- */
-export function rgbaFromPlanes(fg: Float32Array, alpha: Float32Array, width: number, height: number): Uint8Array {
-  const n = width * height;
-  if (fg.length !== 3 * n || alpha.length !== n) throw new RangeError(`planes of ${fg.length} and ${alpha.length} values do not fit ${width}x${height}`);
-  const out = new Uint8Array(n * 4);
-  for (let p = 0; p < n; p++) {
-    out[p * 4] = levelTruncated(fg[p]);
-    out[p * 4 + 1] = levelTruncated(fg[n + p]);
-    out[p * 4 + 2] = levelTruncated(fg[2 * n + p]);
-    out[p * 4 + 3] = levelTruncated(alpha[p]);
-  }
-  return out;
-}
-
-/** Cuts `box` out of a whole-canvas image with `channels` bytes per pixel. */
-export function cropImage(image: Uint8Array, width: number, channels: number, box: BoxTuple): Uint8Array {
-  const [x1, y1, x2, y2] = box;
-  const w = x2 - x1;
-  const out = new Uint8Array(w * (y2 - y1) * channels);
-  for (let y = y1; y < y2; y++) out.set(image.subarray((y * width + x1) * channels, (y * width + x2) * channels), (y - y1) * w * channels);
-  return out;
 }
 
 /** VAE output `[3, H, W]` -> the pipeline's `clamp(x * 0.5 + 0.5, 0, 1)` in [0, 1] (float32). */

@@ -5,8 +5,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PNG } from 'pngjs';
 import { BACKGROUND_LAYER, MERGED_LAYER } from '../constants.ts';
+import { encodePng, rgbToRgba } from './png.ts';
 import type { GenerateResult, LayerImage, Layout, RgbImage } from './types.ts';
 
 /** A layer cropped to its box, placed on a transparent canvas. */
@@ -44,22 +44,6 @@ export function composite(background: RgbImage, layers: LayerImage[]): Uint8Arra
   return rgba;
 }
 
-export function rgbToRgba(image: RgbImage): Uint8Array {
-  const n = image.width * image.height;
-  const out = new Uint8Array(n * 4);
-  for (let p = 0; p < n; p++) {
-    out.set(image.rgb.subarray(p * 3, p * 3 + 3), p * 4);
-    out[p * 4 + 3] = 255;
-  }
-  return out;
-}
-
-export function encodePng(rgba: Uint8Array, width: number, height: number): Buffer {
-  const png = new PNG({ width, height });
-  png.data = Buffer.from(rgba.buffer, rgba.byteOffset, rgba.byteLength);
-  return PNG.sync.write(png);
-}
-
 export interface RunDescription {
   prompt: string;
   layout: Layout;
@@ -74,14 +58,14 @@ export function writeGenerateOutputs(dir: string, result: GenerateResult, run: R
   mkdirSync(dir, { recursive: true });
   const { width, height } = run.layout;
   const files: string[] = [];
-  const put = (name: string, data: Buffer | string) => {
+  const put = (name: string, data: Uint8Array | string) => {
     writeFileSync(join(dir, name), data);
     files.push(name);
   };
-  for (const layer of result.layers) put(`layer_${layer.index}.png`, encodePng(layerOnCanvas(layer, width, height), width, height));
-  put('merged.png', encodePng(rgbToRgba(result.merged), width, height));
-  put('background.png', encodePng(rgbToRgba(result.background), width, height));
-  put('merged_rgba.png', encodePng(composite(result.background, result.layers), width, height));
+  for (const layer of result.layers) put(`layer_${layer.index}.png`, encodePng(width, height, layerOnCanvas(layer, width, height)));
+  put('merged.png', encodePng(width, height, rgbToRgba(result.merged.rgb)));
+  put('background.png', encodePng(width, height, rgbToRgba(result.background.rgb)));
+  put('merged_rgba.png', encodePng(width, height, composite(result.background, result.layers)));
   const description = {
     ...(result.tiny ? { warning: 'TINY MODEL: random weights, these images are noise. Convert real ART weights with `npm run convert`.' } : {}),
     model: result.model,

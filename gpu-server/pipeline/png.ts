@@ -1,4 +1,4 @@
-/** RGBA -> PNG. Runs in the pipeline worker so the bridge's event loop never compresses images. */
+/** 8-bit RGBA -> PNG, for the bridge (in its pipeline worker, off the event loop) and the generate CLI. */
 import { PNG } from 'pngjs';
 
 export function encodePng(width: number, height: number, rgba: Uint8Array): Uint8Array {
@@ -11,4 +11,11 @@ export function encodePng(width: number, height: number, rgba: Uint8Array): Uint
   const buffer = PNG.sync.write(png, { colorType: 6, filterType: 4 });
   // A copy that owns its ArrayBuffer, so it can be transferred to the main thread.
   return new Uint8Array(buffer);
+}
+
+/** Opaque RGBA from interleaved RGB (the VAE images and previews are RGB). */
+export function rgbToRgba(rgb: Uint8Array): Uint8Array {
+  const out = new Uint8Array((rgb.length / 3) * 4).fill(255);
+  for (let p = 0, q = 0; p < rgb.length; p += 3, q += 4) out.set(rgb.subarray(p, p + 3), q);
+  return out;
 }
