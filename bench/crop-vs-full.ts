@@ -60,9 +60,9 @@ run; best-run speedup divides the fastest runs (other processes only ever add ti
 FLOP ratio is what a machine with no overheads would give. Other processes on the machine add noise:
 see the load average printed above the table.`;
 
-type Feeds = Record<string, ort.Tensor>;
+export type Feeds = Record<string, ort.Tensor>;
 
-function feedsFor(c: TransformerConfig, layout: Layout, textTokens: number): { feeds: Feeds; imageTokens: number } {
+export function feedsFor(c: TransformerConfig, layout: Layout, textTokens: number): { feeds: Feeds; imageTokens: number } {
   validateLayout(layout);
   const grid = transformerTokens(layout);
   const n = grid.count;
