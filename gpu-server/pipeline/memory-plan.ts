@@ -25,7 +25,7 @@ export interface MemoryPlan {
 /** Weights are not all: activations, workspace and the runtime's own copies need room too. */
 export const HEADROOM = 1.3;
 
-const gb = (b: number) => `${(b / 1024 ** 3).toFixed(1)} GB`;
+const gb = (b: number) => (b >= 1024 ** 3 ? `${(b / 1024 ** 3).toFixed(1)} GB` : `${Math.max(1, Math.round(b / 1024 ** 2))} MB`);
 
 export function planMemory(textBytes: number, restBytes: number, freeBytes: number | undefined, device: string, forced?: MemoryMode): MemoryPlan {
   const total = (textBytes + restBytes) * HEADROOM;

@@ -21,6 +21,10 @@ test('text encoders load on demand when the whole model does not fit (ART on a 2
   assert.equal(planMemory(1 * GB, 1 * GB, 2 * GB * HEADROOM - 1, 'cpu').mode, 'text-on-demand');
 });
 
+test('small models are stated in MB', () => {
+  assert.match(planMemory(2 * 1024 ** 2, 4 * 1024 ** 2, 8 * GB, 'cpu').summary, /\(8 MB needed, 8\.0 GB free\)/);
+});
+
 test('unknown free memory keeps everything resident and says why; a forced mode wins', () => {
   assert.match(planMemory(1, 1, undefined, 'webgpu').summary, /free memory of webgpu unknown/);
   assert.equal(planMemory(1, 1, 100 * GB, 'cpu', 'text-on-demand').mode, 'text-on-demand');
