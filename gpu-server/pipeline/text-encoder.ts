@@ -11,7 +11,10 @@ type Runnable = Pick<GraphSession, 'run'>;
 import type { TextEmbeddings } from './transformer-runner.ts';
 
 export interface EncodedText extends TextEmbeddings {
-  /** Either tokenizer had to cut the prompt. */
+  /**
+   * T5 (512 tokens, the text the transformer reads) had to cut the prompt. CLIP's 77-token cut is
+   * not reported: FLUX uses CLIP only for one pooled vector and cuts most captions there.
+   */
   truncated: boolean;
 }
 
@@ -45,6 +48,6 @@ export class TextEncoder {
     const t = this.t5.tokenizer.encode(prompt);
     const pooled = (await this.clip.graph.run({ input_ids: { data: c.ids, dims: [1, c.ids.length] } }, ['pooled'])).pooled;
     const hidden = (await this.t5.graph.run({ input_ids: { data: t.ids, dims: [1, t.ids.length] } }, ['last_hidden_state'])).last_hidden_state;
-    return { hidden: hidden.data, tokens: hidden.dims[1], width: hidden.dims[2], pooled: pooled.data, truncated: c.truncated || t.truncated };
+    return { hidden: hidden.data, tokens: hidden.dims[1], width: hidden.dims[2], pooled: pooled.data, truncated: t.truncated };
   }
 }

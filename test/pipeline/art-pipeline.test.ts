@@ -102,3 +102,11 @@ test('a missing model folder and a corrupt manifest fail createPipeline clearly'
   writeFileSync(join(bad, 'manifest.json'), '{ not json');
   await assert.rejects(createPipeline({ modelDir: bad }), (e: unknown) => e instanceof ModelFolderError && /corrupt/.test(e.message));
 });
+
+test('a prompt is reported as cut only when T5 (512 tokens) cuts it, not for CLIP’s usual 77', async () => {
+  const words = (n: number) => Array.from({ length: n }, (_, i) => ['poster', 'title', 'sale', 'red'][i % 4]).join(' ');
+  const long = await pipeline.generate(params({ prompt: words(150), steps: 1 }));
+  assert.equal(long.promptTruncated, false);
+  const tooLong = await pipeline.generate(params({ prompt: words(1200), steps: 1 }));
+  assert.equal(tooLong.promptTruncated, true);
+});
