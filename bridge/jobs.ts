@@ -1,0 +1,321 @@
+/**
+ * The job lifecycle: queue a generate request, run one job at a time on the pipeline worker,
+ * forward its progress and previews, store the result before delivering it, cancel, and replay
+ * stored jobs on `fetch`. Knows nothing of sockets: it talks to `Subscriber`s.
+ */
+import { randomUUID } from 'node:crypto';
+import { MERGED_LAYER } from '../gpu-server/constants.ts';
+import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
+import { encodeImageFrame, type BridgeMessage, type GenerateMessage, type Timings } from './protocol.ts';
+import { JobQueue } from './queue.ts';
+import { JobStore, type JobManifest, type LayerPng } from './job-store.ts';
+import { PipelineHost, JobAborted } from './pipeline-host.ts';
+import { shouldSendProgress, type LastSent } from './progress-throttle.ts';
+import type { PipelineFactoryOptions } from './worker-messages.ts';
+
+/** A connection that follows jobs; sending to a closed one does nothing. */
+export interface Subscriber {
+  readonly id: string;
+  readonly open: boolean;
+  send(message: BridgeMessage): void;
+  sendFrame(frame: Uint8Array): void;
+}
+
+export interface JobLimits {
+  /** Jobs one connection may have waiting or running. */
+  jobsPerClient: number;
+  /** Jobs waiting in all. */
+  queueLength: number;
+  progressIntervalMs: number;
+}
+
+export interface JobsOptions {
+  /** Job store folder and how many finished jobs it keeps. */
+  outputs: string;
+  keepJobs: number;
+  pipeline: { factory: string; options: PipelineFactoryOptions };
+  /** At shutdown, cancel the running job instead of letting it finish. */
+  cancelOnShutdown: boolean;
+  limits: JobLimits;
+  log: (line: string) => void;
+}
+
+interface Job {
+  id: string;
+  requestId: string;
+  clientId: string;
+  message: GenerateMessage;
+  params: GenerateParams;
+  subscribers: Set<Subscriber>;
+  queuedAt: number;
+  createdAt: string;
+  lastPosition?: number;
+  seq?: number;
+  cancelRequested: boolean;
+  lastProgress?: LastSent;
+}
+
+export class Jobs {
+  /** What the pipeline worker loaded at start (a restarted worker loads the same). */
+  readonly info: PipelineInfo;
+  private readonly queue: JobQueue<Job>;
+  /** Waiting and running jobs by id. */
+  private readonly active = new Map<string, Job>();
+  private running: Promise<void> | undefined;
+  private closing = false;
+
+  private constructor(
+    private readonly options: JobsOptions,
+    private readonly store: JobStore,
+    private host: PipelineHost,
+  ) {
+    this.info = host.info;
+    this.queue = new JobQueue<Job>({ perClient: options.limits.jobsPerClient, global: options.limits.queueLength });
+  }
+
+  /** Opens the job store, then starts the pipeline worker and waits until it is loaded. */
+  static async open(options: JobsOptions): Promise<Jobs> {
+    const store = new JobStore(options.outputs, options.keepJobs);
+    await store.open();
+    const host = await PipelineHost.start(options.pipeline.factory, options.pipeline.options);
+    return new Jobs(options, store, host);
+  }
+
+  get shuttingDown(): boolean {
+    return this.closing;
+  }
+
+  get counts(): { waiting: number; running: number } {
+    return { waiting: this.queue.waitingCount, running: this.queue.running ? 1 : 0 };
+  }
+
+  /** Queues a request that already fits the model; answers `queued` or `queue_full`. */
+  submit(client: Subscriber, message: GenerateMessage): void {
+    const { requestId } = message;
+    const job: Job = {
+      id: randomUUID(),
+      requestId,
+      clientId: client.id,
+      message,
+      params: {
+        prompt: message.prompt,
+        layout: message.layout,
+        steps: message.params.steps,
+        guidance: message.params.guidance,
+        trueCfg: message.params.trueCfg,
+        seed: message.params.seed,
+      },
+      subscribers: new Set([client]),
+      queuedAt: Date.now(),
+      createdAt: new Date().toISOString(),
+      cancelRequested: false,
+    };
+    const added = this.queue.add(job.id, client.id, job);
+    if (!added.ok) {
+      const { limits } = this.options;
+      const why =
+        added.reason === 'client_full'
+          ? `this connection already has ${limits.jobsPerClient} jobs queued or running; wait for one to finish`
+          : `the queue is full (${limits.queueLength} jobs waiting); try again later`;
+      return client.send({ type: 'error', code: 'queue_full', message: why, requestId });
+    }
+    this.active.set(job.id, job);
+    job.lastPosition = added.position;
+    client.send({ type: 'queued', requestId, jobId: job.id, position: added.position });
+    this.pump();
+  }
+
+  /** Drops a waiting job at once; asks the running one to stop (it answers `cancelled` when it does). */
+  cancel(client: Subscriber, jobId: string): void {
+    const job = this.active.get(jobId);
+    if (!job)
+      return client.send({
+        type: 'error',
+        code: 'unknown_job',
+        message: `job ${jobId} is not queued or running (finished, cancelled, or never existed)`,
+        jobId,
+      });
+    job.subscribers.add(client);
+    if (this.queue.remove(jobId)) {
+      this.active.delete(jobId);
+      broadcast(job, { type: 'error', code: 'cancelled', message: 'job cancelled before it started', requestId: job.requestId, jobId });
+      this.updatePositions();
+      return;
+    }
+    this.requestCancel(job);
+  }
+
+  /** Follows a job still waiting or running, or replays a finished one from the job store. */
+  async fetch(client: Subscriber, jobId: string): Promise<void> {
+    const active = this.active.get(jobId);
+    if (active) {
+      // Still waiting or running: follow it from here on.
+      active.subscribers.add(client);
+      const position = this.queue.position(jobId) ?? 0;
+      return client.send({ type: 'queued', requestId: active.requestId, jobId, position });
+    }
+    const stored = await this.store.load(jobId);
+    if (!stored)
+      return client.send({ type: 'error', code: 'unknown_job', message: `no finished job ${jobId} in the job store (never existed, or pruned)`, jobId });
+    deliver(client, stored.manifest, stored.layers, true);
+  }
+
+  /** A disconnect does not cancel: the job runs on and is stored for `fetch`. */
+  unsubscribe(client: Subscriber): void {
+    for (const job of this.active.values()) job.subscribers.delete(client);
+  }
+
+  /** Refuses new jobs, drops the waiting ones, finishes (or cancels) the running one. */
+  async shutdown(): Promise<void> {
+    this.closing = true;
+    for (const { id, item: job } of this.queue.waitingJobs()) {
+      this.queue.remove(id);
+      this.active.delete(id);
+      broadcast(job, {
+        type: 'error',
+        code: 'shutting_down',
+        message: 'the bridge shut down before this job started; start it again and resend',
+        requestId: job.requestId,
+        jobId: id,
+      });
+    }
+    const current = this.queue.running?.item;
+    if (current && this.options.cancelOnShutdown) this.requestCancel(current);
+    await this.running;
+  }
+
+  /** Stops the pipeline worker; call after `shutdown`. */
+  dispose(): Promise<void> {
+    return this.host.dispose();
+  }
+
+  private requestCancel(job: Job): void {
+    job.cancelRequested = true;
+    if (job.seq !== undefined) this.host.cancel(job.seq);
+  }
+
+  /** Tells every waiting job's subscribers where it stands, when that changed. */
+  private updatePositions(): void {
+    for (const { item: job } of this.queue.waitingJobs()) {
+      const position = this.queue.position(job.id);
+      if (position === undefined || position === job.lastPosition) continue;
+      job.lastPosition = position;
+      broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position });
+    }
+  }
+
+  private pump(): void {
+    if (this.running) return;
+    const next = this.queue.start();
+    if (!next) return;
+    this.running = this.run(next.item).finally(() => {
+      this.queue.finish(next.id);
+      this.active.delete(next.id);
+      this.running = undefined;
+      if (!this.closing) this.pump();
+      this.updatePositions();
+    });
+    this.updatePositions();
+  }
+
+  /** Runs one job to its end; never rejects (failures go to the subscribers as errors). */
+  private async run(job: Job): Promise<void> {
+    const { limits, log } = this.options;
+    if (job.lastPosition !== 0) broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position: 0 });
+    job.lastPosition = 0;
+    const startedAt = Date.now();
+    try {
+      if (!this.host.alive) {
+        log('pipeline worker is gone; starting a new one');
+        this.host = await PipelineHost.start(this.options.pipeline.factory, this.options.pipeline.options);
+      }
+      const onProgress = (progress: Progress) => {
+        const now = Date.now();
+        if (!shouldSendProgress(job.lastProgress, progress, now, limits.progressIntervalMs)) return;
+        job.lastProgress = { stage: progress.stage, at: now };
+        broadcast(job, { type: 'progress', jobId: job.id, ...progress });
+      };
+      const onPreview = (png: Uint8Array) => {
+        const frame = encodeImageFrame({ kind: 'preview', jobId: job.id, layerIndex: MERGED_LAYER, png });
+        job.subscribers.forEach((c) => c.sendFrame(frame));
+      };
+      const run = this.host.generate(job.params, onProgress, onPreview);
+      job.seq = run.seq;
+      if (job.cancelRequested) this.host.cancel(run.seq);
+      const result = await run.result;
+      if (job.cancelRequested) throw new JobAborted('cancelled after the last step');
+      const finished = Date.now();
+      const timings: Timings = { ...result.timings, queue: startedAt - job.queuedAt, total: finished - job.queuedAt };
+      const manifest = await this.store.save(
+        {
+          jobId: job.id,
+          requestId: job.requestId,
+          prompt: job.message.prompt,
+          layout: job.message.layout,
+          params: job.message.params,
+          seed: result.seed,
+          model: result.model,
+          provider: result.provider,
+          tiny: result.tiny,
+          promptTruncated: result.promptTruncated,
+          timings,
+          createdAt: job.createdAt,
+          finishedAt: new Date(finished).toISOString(),
+        },
+        result.layers,
+      );
+      log(`job ${job.id} done in ${timings.total} ms (${result.layers.length} layers)`);
+      job.subscribers.forEach((c) => deliver(c, manifest, result.layers, false));
+    } catch (error) {
+      if (error instanceof JobAborted || job.cancelRequested) {
+        const why = this.closing && this.options.cancelOnShutdown ? 'the bridge is shutting down' : 'cancel was requested';
+        log(`job ${job.id} cancelled`);
+        broadcast(job, { type: 'error', code: 'cancelled', message: `job cancelled: ${why}`, requestId: job.requestId, jobId: job.id });
+      } else {
+        const message = error instanceof Error ? error.message : String(error);
+        log(`job ${job.id} failed: ${message}`);
+        broadcast(job, {
+          type: 'error',
+          code: 'generation_failed',
+          message: `generation failed: ${message}. Check the bridge's console; try again or restart the bridge.`,
+          requestId: job.requestId,
+          jobId: job.id,
+        });
+      }
+    }
+  }
+}
+
+function broadcast(job: Job, message: BridgeMessage): void {
+  job.subscribers.forEach((c) => c.send(message));
+}
+
+/** Sends a finished job: each layer's header then its PNG frame, then `done`. */
+function deliver(client: Subscriber, manifest: JobManifest, layers: LayerPng[], fetched: boolean): void {
+  if (!client.open) return;
+  for (const layer of layers) {
+    client.send({
+      type: 'layer',
+      jobId: manifest.jobId,
+      index: layer.index,
+      box: layer.box,
+      width: layer.width,
+      height: layer.height,
+      bytes: layer.png.length,
+    });
+    client.sendFrame(encodeImageFrame({ kind: 'layer', jobId: manifest.jobId, layerIndex: layer.index, png: layer.png }));
+  }
+  client.send({
+    type: 'done',
+    jobId: manifest.jobId,
+    ...(manifest.requestId === undefined ? {} : { requestId: manifest.requestId }),
+    layerCount: layers.length,
+    seed: manifest.seed,
+    model: manifest.model,
+    provider: manifest.provider,
+    tiny: manifest.tiny,
+    promptTruncated: manifest.promptTruncated,
+    timings: manifest.timings,
+    fetched,
+  });
+}
