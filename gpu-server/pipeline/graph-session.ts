@@ -6,10 +6,15 @@
 import { float32ToHalves, halvesToFloat32 } from '../onnx/half.ts';
 import { ort } from '../onnx/session.ts';
 
-export type Feed = { data: Float32Array; dims: readonly number[] } | { data: BigInt64Array; dims: readonly number[] };
+/**
+ * One input. `constant` marks data that stays the same across runs (text embeddings, RoPE
+ * tables): an fp16 graph converts it once, not at every denoising step.
+ */
+export type Feed = { data: Float32Array; dims: readonly number[]; constant?: boolean } | { data: BigInt64Array; dims: readonly number[]; constant?: boolean };
 
 export class GraphSession {
   private readonly inputTypes = new Map<string, string>();
+  private readonly halves = new WeakMap<Float32Array, ort.Tensor>();
 
   constructor(readonly name: string, readonly session: ort.InferenceSession) {
     for (const m of session.inputMetadata) if (m.isTensor) this.inputTypes.set(m.name, m.type);
@@ -27,7 +32,7 @@ export class GraphSession {
       if (!type) throw new Error(`graph ${this.name} has no input "${name}" (inputs: ${[...this.inputTypes.keys()].join(', ')}); the model folder does not match this program, re-convert it`);
       const dims = [...feed.dims];
       if (feed.data instanceof BigInt64Array) tensors[name] = new ort.Tensor('int64', feed.data, dims);
-      else if (type === 'float16') tensors[name] = new ort.Tensor('float16', float32ToHalves(feed.data), dims);
+      else if (type === 'float16') tensors[name] = feed.constant ? this.halvesOnce(feed.data, dims) : new ort.Tensor('float16', float32ToHalves(feed.data), dims);
       else tensors[name] = new ort.Tensor('float32', feed.data, dims);
     }
     const result = await this.session.run(tensors, [...outputs]);
@@ -43,6 +48,12 @@ export class GraphSession {
 
   release(): Promise<void> {
     return this.session.release();
+  }
+
+  private halvesOnce(data: Float32Array, dims: number[]): ort.Tensor {
+    let t = this.halves.get(data);
+    if (!t) this.halves.set(data, (t = new ort.Tensor('float16', float32ToHalves(data), dims)));
+    return t;
   }
 }
 

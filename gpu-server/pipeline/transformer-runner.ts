@@ -44,14 +44,14 @@ export function transformerPredictor(graph: GraphSession, job: TransformerJob): 
   const rope = ropeTables(grid.ids, job.axesDimsRope, positive.tokens, job.ropeTheta);
   const fixed: Record<string, Feed> = {
     token_layer: { data: BigInt64Array.from(grid.layerOf, (v) => BigInt(v)), dims: [n] },
-    rope_cos: { data: rope.cos, dims: [rope.rows, rope.dim] },
-    rope_sin: { data: rope.sin, dims: [rope.rows, rope.dim] },
+    rope_cos: { data: rope.cos, dims: [rope.rows, rope.dim], constant: true },
+    rope_sin: { data: rope.sin, dims: [rope.rows, rope.dim], constant: true },
   };
   const perBatch = (batch: number): Record<string, Feed> => {
     const uncond = batch === 2;
     const feeds: Record<string, Feed> = {
-      encoder_hidden_states: { data: stack(positive.hidden, uncond ? negative.hidden : null), dims: [batch, positive.tokens, positive.width] },
-      pooled_projections: { data: stack(positive.pooled, uncond ? negative.pooled : null), dims: [batch, positive.pooled.length] },
+      encoder_hidden_states: { data: stack(positive.hidden, uncond ? negative.hidden : null), dims: [batch, positive.tokens, positive.width], constant: true },
+      pooled_projections: { data: stack(positive.pooled, uncond ? negative.pooled : null), dims: [batch, positive.pooled.length], constant: true },
     };
     if (graph.hasInput('guidance')) feeds.guidance = { data: new Float32Array(batch).fill(job.guidance), dims: [batch] };
     return feeds;
