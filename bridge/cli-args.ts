@@ -1,5 +1,6 @@
 /** The bridge's command line, parsed into plain options (pure: no I/O, no process access). */
 import { parseArgs } from 'node:util';
+import { MEMORY_MODES, type MemoryMode } from '../gpu-server/pipeline/memory-plan.ts';
 
 export const DEFAULT_PORT = 8765;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -13,6 +14,7 @@ export interface CliOptions {
   port: number;
   host: string;
   provider?: Provider;
+  memory?: MemoryMode;
   outputs: string;
   keepJobs: number;
   allowOrigins: string[];
@@ -28,6 +30,7 @@ export const USAGE = `Usage: npm start -- [options]
 
   --model <dir>           model folder written by \`npm run convert\` (default: the tiny model, noise)
   --provider <name>       cuda | webgpu | cpu (default: the best one available)
+  --memory <plan>         resident | text-on-demand (default: chosen from free device memory)
   --port <n>              port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
   --host <addr>           address to bind (default ${DEFAULT_HOST}; anything else exposes the GPU to your network)
   --outputs <dir>         job store (default ./${DEFAULT_OUTPUTS})
@@ -51,6 +54,7 @@ export function parseCli(argv: string[]): ParsedCli {
       options: {
         model: { type: 'string' },
         provider: { type: 'string' },
+        memory: { type: 'string' },
         port: { type: 'string' },
         host: { type: 'string' },
         outputs: { type: 'string' },
@@ -75,6 +79,9 @@ export function parseCli(argv: string[]): ParsedCli {
   const provider = values.provider;
   if (provider !== undefined && !(PROVIDERS as readonly string[]).includes(provider))
     return { ok: false, error: `--provider must be one of ${PROVIDERS.join(', ')}, got "${provider}"` };
+  const memory = values.memory;
+  if (memory !== undefined && !(MEMORY_MODES as readonly string[]).includes(memory))
+    return { ok: false, error: `--memory must be one of ${MEMORY_MODES.join(', ')}, got "${memory}"` };
   const origins = values['allow-origin'] ?? [];
   for (const origin of origins)
     if (!/^https?:\/\/[^/\s]+$/.test(origin))
@@ -86,6 +93,7 @@ export function parseCli(argv: string[]): ParsedCli {
       port,
       host: values.host ?? DEFAULT_HOST,
       provider: provider as Provider | undefined,
+      memory: memory as MemoryMode | undefined,
       outputs: values.outputs ?? DEFAULT_OUTPUTS,
       keepJobs,
       allowOrigins: origins,

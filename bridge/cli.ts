@@ -97,6 +97,7 @@ async function main(): Promise<number> {
         options: {
           ...(o.model ? { modelDir: resolve(o.model) } : {}),
           ...(o.provider ? { provider: o.provider } : {}),
+          ...(o.memory ? { memory: o.memory } : {}),
         },
       },
       cancelOnShutdown: o.cancelOnShutdown,

@@ -6,6 +6,7 @@ import type { LayerPng } from './job-store.ts';
 export interface PipelineFactoryOptions {
   modelDir?: string;
   provider?: 'cuda' | 'webgpu' | 'cpu';
+  memory?: 'resident' | 'text-on-demand';
   [extra: string]: unknown;
 }
 

@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TRUE_CFG, GRID, MAX_CANVAS_SIDE, MAX_STEPS } from '../constants.ts';
 import { fileURLToPath } from 'node:url';
+import { MEMORY_MODES, type MemoryMode } from './memory-plan.ts';
 import { LayoutError, snapLayout, validateLayout } from './layout-tokens.ts';
 import type { BoxTuple, Layout } from './types.ts';
 
@@ -21,6 +22,7 @@ export const USAGE = `usage: npm run generate -- [--layout layout.json] [--out d
   --case res/index      pick a case of a file holding {"cases": {"512": [...]}}
   --model dir           model folder (default: the tiny model, random weights: images are noise)
   --provider name       cuda | webgpu | cpu | auto (default auto)
+  --memory plan         resident | text-on-demand (default: chosen from free device memory)
   --resolution n        longest canvas side; the layout is scaled to it (default: the layout's own)
   --steps n             denoising steps (default ${DEFAULT_STEPS})
   --guidance x          guidance embedding (default ${DEFAULT_GUIDANCE})
@@ -34,6 +36,7 @@ export interface GenerateJob {
   layoutFile: string;
   model?: string;
   provider: 'cuda' | 'webgpu' | 'cpu' | 'auto';
+  memory?: MemoryMode;
   steps: number;
   guidance: number;
   trueCfg: number;
@@ -118,7 +121,7 @@ export function parseGenerateArgs(argv: string[], readFile: (path: string) => st
       args: argv.filter((a) => a !== '--'),
       options: {
         prompt: { type: 'string' }, layout: { type: 'string' }, case: { type: 'string' }, model: { type: 'string' },
-        provider: { type: 'string' }, resolution: { type: 'string' }, steps: { type: 'string' }, guidance: { type: 'string' },
+        provider: { type: 'string' }, memory: { type: 'string' }, resolution: { type: 'string' }, steps: { type: 'string' }, guidance: { type: 'string' },
         'true-cfg': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' },
       },
       strict: true,
@@ -129,6 +132,7 @@ export function parseGenerateArgs(argv: string[], readFile: (path: string) => st
       values.case ??= DEFAULT_CASE;
     }
     values.out ??= DEFAULT_OUT;
+    if (values.memory !== undefined && !(MEMORY_MODES as readonly string[]).includes(values.memory)) return { ok: false, error: `--memory must be ${MEMORY_MODES.join(' or ')}, got "${values.memory}"` };
     const provider = values.provider ?? 'auto';
     if (!['cuda', 'webgpu', 'cpu', 'auto'].includes(provider)) return { ok: false, error: `--provider must be cuda, webgpu, cpu or auto, got "${provider}"` };
     let text: string;
@@ -158,6 +162,7 @@ export function parseGenerateArgs(argv: string[], readFile: (path: string) => st
         layoutFile: values.layout,
         model: values.model,
         provider: provider as GenerateJob['provider'],
+        memory: values.memory as MemoryMode | undefined,
         steps: number('steps', values.steps, DEFAULT_STEPS, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_STEPS, `an integer from 1 to ${MAX_STEPS}`),
         guidance: number('guidance', values.guidance, DEFAULT_GUIDANCE, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number'),
         trueCfg: number('true-cfg', values['true-cfg'], DEFAULT_TRUE_CFG, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number'),

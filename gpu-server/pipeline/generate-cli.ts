@@ -33,7 +33,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const job = parsed.value;
-  const pipeline = await createPipeline({ modelDir: job.model ? resolve(job.model) : undefined, provider: job.provider });
+  const pipeline = await createPipeline({ modelDir: job.model ? resolve(job.model) : undefined, provider: job.provider, memory: job.memory });
   if (pipeline.info.tiny) console.error(TINY_BANNER);
   console.error(`model: ${pipeline.info.model}   provider: ${pipeline.info.provider}   canvas ${job.layout.width}x${job.layout.height}, ${job.layout.boxes.length} layers, ${job.steps} steps, seed ${job.seed}`);
   if (pipeline.info.memoryPlan) console.error(pipeline.info.memoryPlan);

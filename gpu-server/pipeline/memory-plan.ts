@@ -8,7 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { freemem } from 'node:os';
 import type { Provider } from '../onnx/session.ts';
 
-export type MemoryMode = 'resident' | 'text-on-demand';
+export const MEMORY_MODES = ['resident', 'text-on-demand'] as const;
+export type MemoryMode = (typeof MEMORY_MODES)[number];
 
 export interface MemoryPlan {
   mode: MemoryMode;

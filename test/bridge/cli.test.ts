@@ -18,16 +18,17 @@ test('parseCli: defaults, and each bad flag says what is wrong', () => {
   assert.equal(ok.options.port, DEFAULT_PORT);
   assert.equal(ok.options.host, '127.0.0.1');
   assert.equal(ok.options.build, true);
-  const full = parseCli(['--port', '9000', '--provider', 'cuda', '--allow-origin', 'https://a.example', '--allow-origin', 'http://b:3000', '--cancel-on-shutdown', '--no-build']);
+  const full = parseCli(['--port', '9000', '--provider', 'cuda', '--memory', 'text-on-demand', '--allow-origin', 'https://a.example', '--allow-origin', 'http://b:3000', '--cancel-on-shutdown', '--no-build']);
   assert.ok(full.ok);
   assert.deepEqual(
-    [full.options.port, full.options.provider, full.options.allowOrigins, full.options.cancelOnShutdown, full.options.build],
-    [9000, 'cuda', ['https://a.example', 'http://b:3000'], true, false],
+    [full.options.port, full.options.provider, full.options.memory, full.options.allowOrigins, full.options.cancelOnShutdown, full.options.build],
+    [9000, 'cuda', 'text-on-demand', ['https://a.example', 'http://b:3000'], true, false],
   );
   for (const [args, words] of [
     [['--port', 'x'], /--port/],
     [['--port', '70000'], /--port/],
     [['--provider', 'tpu'], /--provider/],
+    [['--memory', 'swap'], /--memory must be one of resident, text-on-demand/],
     [['--allow-origin', 'https://a.example/path'], /--allow-origin/],
     [['--keep-jobs', '0'], /--keep-jobs/],
     [['--bogus'], /bogus/],

@@ -77,6 +77,7 @@ const errors: [string, RegExp][] = [
   ['--layout one.json --guidance x --out o', /--guidance must be/],
   ['--layout one.json --resolution 4000 --out o', /--resolution must be/],
   ['--layout one.json --provider tpu --out o', /--provider must be/],
+  ['--layout one.json --memory swap --out o', /--memory must be resident or text-on-demand/],
   ['--layout one.json --frobnicate --out o', /frobnicate/],
 ];
 for (const [args, message] of errors) {
