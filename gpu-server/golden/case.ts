@@ -29,7 +29,7 @@ export class GoldenError extends Error {
 
 export function readCase(dir: string): CaseJson {
   const file = join(dir, 'case.json');
-  if (!existsSync(file)) throw new GoldenError(`${dir}: no case.json here; point at a golden case folder (like ../shared/golden/transformer)`);
+  if (!existsSync(file)) throw new GoldenError(`${dir}: no case.json here; point at a golden case folder (like test/fixtures/golden/transformer)`);
   let json: CaseJson;
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
