@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { buildTransformer, parseTransformerConfig } from '../../gpu-server/models/transformer.ts';
 import { memoryWeights, shapeOnlyWeights } from '../../gpu-server/onnx/graph.ts';
-import { placeExternal } from '../../gpu-server/onnx/onnx-writer.ts';
+import onnxProto from 'onnx-proto';
+import { buildModelProto, placeExternal } from '../../gpu-server/onnx/onnx-writer.ts';
 import { Checkpoint } from '../../gpu-server/onnx/safetensors.ts';
 
 const reference = JSON.parse(readFileSync(new URL('../fixtures/reference/full-size-keys.json', import.meta.url), 'utf8')) as {
@@ -38,6 +39,15 @@ test('the full-size graph consumes exactly the 1161 official transformer keys wi
   assert.deepEqual(g.outputs.map((o) => [o.name, o.dims]), [['noise_pred', ['batch', 'tokens', 64]]]);
   // The packed-token interface: attention is the fused op, one per block.
   assert.equal(g.nodes.filter((n) => n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft').length, 19 + 38);
+
+  // The full-size .onnx itself (weights external) is small and valid protobuf, every weight placed.
+  const proto = onnxProto.onnx.ModelProto.decode(buildModelProto(g, 'transformer.onnx.data'));
+  assert.ok(proto.graph!.initializer!.length >= 1161);
+  const external = proto.graph!.initializer!.filter((t) => t.dataLocation === onnxProto.onnx.TensorProto.DataLocation.EXTERNAL);
+  const externalNames = new Set(external.map((t) => t.name));
+  for (const [key] of expected) assert.ok(externalNames.has(key) || externalNames.has(`${key}.T`), `${key} is external data`);
+  const ends = external.map((t) => Number(t.externalData!.find((e) => e.key === 'offset')!.value) + Number(t.externalData!.find((e) => e.key === 'length')!.value));
+  assert.equal(Math.max(...ends), placeExternal(g).totalBytes);
 });
 
 const golden = new URL('../fixtures/golden/transformer/', import.meta.url).pathname;
