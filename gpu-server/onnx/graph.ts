@@ -185,6 +185,16 @@ export class GraphBuilder {
     return { name };
   }
 
+  /** A constant made once per graph under `name` and shared by every caller (e.g. LayerNorm's unit scale). */
+  sharedConstant(name: string, values: () => ArrayLike<number>, dims: number[], type: TypeSpec = 'float'): Value {
+    if (!this.initializers.has(name)) {
+      const elem = this.resolve(type);
+      const data = toArray(values(), elem);
+      this.addInitializer({ name, type: elem, dims, load: () => data, inline: data.byteLength <= MAX_INLINE_BYTES });
+    }
+    return { name };
+  }
+
   scalar(value: number, type: TypeSpec = 'float'): Value {
     return this.constant([value], [], type, 'scalar');
   }

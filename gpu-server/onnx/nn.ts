@@ -47,7 +47,7 @@ export const quickGelu = (g: GraphBuilder, x: Value): Value => g.op('Mul', [x, g
 
 /** LayerNorm over the last axis; without affine parameters when `prefix` is null. */
 export function layerNorm(g: GraphBuilder, x: Value, dim: number, eps: number, prefix: string | null): Value {
-  const scale = prefix ? g.weight(`${prefix}.weight`, [dim]) : g.constant(new Float32Array(dim).fill(1), [dim]);
+  const scale = prefix ? g.weight(`${prefix}.weight`, [dim]) : g.sharedConstant(`ones_${dim}`, () => new Float32Array(dim).fill(1), [dim]);
   const bias = prefix ? g.weight(`${prefix}.bias`, [dim]) : null;
   return g.op('LayerNormalization', bias ? [x, scale, bias] : [x, scale], { axis: int(-1), epsilon: float(eps) });
 }
