@@ -8,6 +8,7 @@ import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ArtPipeline, GenerateParams } from '../gpu-server/pipeline/types.ts';
 import { encodePng, rgbToRgba } from '../gpu-server/pipeline/png.ts';
+import { PngPool } from './png-pool.ts';
 import { type EncodedResult, type FromWorker, PREVIEW_INTERVAL_MS, type ToWorker, type WorkerInit } from './worker-messages.ts';
 
 const port = parentPort;
@@ -26,6 +27,8 @@ async function load(): Promise<ArtPipeline> {
     throw new Error(`${init.factory} does not export createPipeline(options)`);
   return mod.createPipeline(init.options);
 }
+
+const pngPool = new PngPool();
 
 const controllers = new Map<number, AbortController>();
 
@@ -54,13 +57,8 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
     checkCancel();
     if (controller.signal.aborted) throw new DOMException('cancelled', 'AbortError');
     const start = performance.now();
-    const layers = result.layers.map((l) => ({
-      index: l.index,
-      box: l.box,
-      width: l.width,
-      height: l.height,
-      png: encodePng(l.width, l.height, l.rgba),
-    }));
+    const pngs = await pngPool.encodeAll(result.layers);
+    const layers = result.layers.map((l, i) => ({ index: l.index, box: l.box, width: l.width, height: l.height, png: pngs[i] }));
     const encoded: EncodedResult = {
       layers,
       seed: result.seed,
@@ -92,7 +90,7 @@ try {
         controllers.get(message.seq)?.abort();
         break;
       case 'dispose':
-        void pipeline.dispose().finally(() => post({ type: 'disposed' }));
+        void Promise.all([pipeline.dispose(), pngPool.close()]).finally(() => post({ type: 'disposed' }));
         break;
     }
   });

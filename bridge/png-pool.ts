@@ -1,0 +1,85 @@
+/**
+ * PNG encoding on several threads. A finished job's layers are encoded before anything is stored
+ * or sent, and on one thread 52 layers of 1024x1024 take seconds; the pool spreads them over the
+ * machine's cores (the pipeline's own thread only waits meanwhile).
+ */
+import { availableParallelism } from 'node:os';
+import type { Worker } from 'node:worker_threads';
+import { startTsWorker } from './ts-worker.ts';
+
+export interface EncodeRequest {
+  id: number;
+  width: number;
+  height: number;
+  rgba: Uint8Array;
+}
+
+export type EncodeReply = { id: number; png: Uint8Array } | { id: number; error: string };
+
+interface Waiting {
+  resolve: (png: Uint8Array) => void;
+  reject: (error: Error) => void;
+}
+
+/** Threads by default: the cores, at most 4 (beyond that the job store's disk writes dominate). */
+export const defaultPoolSize = (): number => Math.max(1, Math.min(4, availableParallelism()));
+
+export class PngPool {
+  private workers: Worker[] = [];
+  private readonly waiting = new Map<number, Waiting>();
+  private nextId = 0;
+  private nextWorker = 0;
+
+  constructor(readonly size = defaultPoolSize()) {}
+
+  /**
+   * Encodes every image; the PNGs come back in the order given. Pixel buffers that an image owns
+   * whole are moved to the encoder threads, not copied (a 52-layer job is 200 MB of RGBA): the
+   * caller must not use them afterwards.
+   */
+  encodeAll(images: readonly { width: number; height: number; rgba: Uint8Array }[]): Promise<Uint8Array[]> {
+    return Promise.all(images.map((img) => this.encode(img.width, img.height, img.rgba)));
+  }
+
+  encode(width: number, height: number, rgba: Uint8Array): Promise<Uint8Array> {
+    this.start();
+    const id = this.nextId++;
+    const worker = this.workers[this.nextWorker++ % this.workers.length];
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      const request: EncodeRequest = { id, width, height, rgba };
+      const ownsBuffer = rgba.byteOffset === 0 && rgba.byteLength === rgba.buffer.byteLength && rgba.buffer instanceof ArrayBuffer;
+      worker.postMessage(request, ownsBuffer ? [rgba.buffer as ArrayBuffer] : []);
+    });
+  }
+
+  async close(): Promise<void> {
+    const workers = this.workers;
+    this.workers = [];
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+
+  private start(): void {
+    if (this.workers.length > 0) return;
+    for (let i = 0; i < this.size; i++) {
+      const worker = startTsWorker(new URL('./png-encoder-worker.ts', import.meta.url));
+      worker.on('message', (reply: EncodeReply) => this.settle(reply));
+      worker.on('error', (error) => this.failAll(new Error(`PNG encoder thread failed: ${error.message}`)));
+      this.workers.push(worker);
+    }
+  }
+
+  private settle(reply: EncodeReply): void {
+    const w = this.waiting.get(reply.id);
+    if (!w) return;
+    this.waiting.delete(reply.id);
+    if ('png' in reply) w.resolve(reply.png);
+    else w.reject(new Error(reply.error));
+  }
+
+  private failAll(error: Error): void {
+    for (const w of this.waiting.values()) w.reject(error);
+    this.waiting.clear();
+    void this.close();
+  }
+}
