@@ -283,7 +283,7 @@ export function App() {
         )}
       </section>
 
-      <JobList jobs={jobs} images={images} />
+      <JobList jobs={jobs} images={images} tiny={connection.status === 'paired' && connection.welcome.tiny} />
     </main>
   );
 }

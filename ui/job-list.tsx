@@ -3,7 +3,7 @@ import type { Job } from './jobs.ts';
 import { isActive } from './jobs.ts';
 import { remainingMs, seconds, stageText } from './words.ts';
 
-function Progress({ job, preview }: { job: Job; preview?: string }) {
+function Progress({ job, preview, tiny }: { job: Job; preview?: string; tiny: boolean }) {
   const fraction = job.total > 0 ? job.step / job.total : 0;
   const left =
     job.stage === 'denoise' && job.denoiseFrom
@@ -36,7 +36,12 @@ function Progress({ job, preview }: { job: Job; preview?: string }) {
         </div>
       )}
       {job.cancelRequested && <p class="muted">Cancelling…</p>}
-      {preview && <img class="preview" src={preview} alt={`Preview of ${job.frameName}`} />}
+      {preview && (
+        <figure class="preview-figure">
+          <img class="preview" src={preview} alt={`Preview of ${job.frameName}`} data-testid="job-preview" />
+          {tiny && <figcaption class="muted">Live preview · tiny test model: noise</figcaption>}
+        </figure>
+      )}
     </li>
   );
 }
@@ -69,7 +74,8 @@ function Result({ job, thumb }: { job: Job; thumb?: string }) {
   );
 }
 
-export function JobList({ jobs, images }: { jobs: readonly Job[]; images: Record<string, string> }) {
+/** `tiny`: the bridge runs the random-weight test model, so previews are labelled as noise. */
+export function JobList({ jobs, images, tiny }: { jobs: readonly Job[]; images: Record<string, string>; tiny: boolean }) {
   const active = jobs.filter(isActive);
   const finished = jobs.filter((j) => !isActive(j));
   if (jobs.length === 0) return null;
@@ -80,7 +86,7 @@ export function JobList({ jobs, images }: { jobs: readonly Job[]; images: Record
           <h2>Progress</h2>
           <ul class="jobs">
             {active.map((job) => (
-              <Progress key={job.requestId} job={job} preview={images[`preview:${job.requestId}`]} />
+              <Progress key={job.requestId} job={job} preview={images[`preview:${job.requestId}`]} tiny={tiny} />
             ))}
           </ul>
         </>

@@ -253,6 +253,11 @@ test('cancel mid-job stops the job and inserts nothing', { timeout: 60_000 }, as
     await s.ui.getByLabel('Steps').press('Tab');
     await s.ui.getByRole('button', { name: /^Generate/ }).click();
     await s.ui.getByTestId('job-stage').filter({ hasText: /step [1-9]\d*\/100/ }).waitFor({ timeout: TIMEOUT });
+    // While it denoises, a live preview of the merged image shows, labelled as the tiny model's noise.
+    const preview = s.ui.getByTestId('job-preview');
+    await preview.waitFor({ timeout: TIMEOUT });
+    assert.match((await s.ui.locator('.preview-figure figcaption').textContent()) ?? '', /tiny test model: noise/);
+    assert.ok(await preview.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth === 64), 'the preview is 1/8 of the 512-pixel-wide canvas');
     await s.ui.getByRole('button', { name: 'Cancel' }).click();
     await s.ui.locator('[data-testid=job-result][data-status=cancelled]').waitFor({ timeout: TIMEOUT });
     const dump = await s.dump();
