@@ -1,13 +1,12 @@
 /** The bridge's command line, parsed into plain options (pure: no I/O, no process access). */
 import { parseArgs } from 'node:util';
+import { PROVIDERS, type Provider } from '../gpu-server/constants.ts';
 import { MEMORY_MODES, type MemoryMode } from '../gpu-server/pipeline/memory-plan.ts';
 
 export const DEFAULT_PORT = 8765;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_OUTPUTS = 'outputs';
 export const DEFAULT_KEEP_JOBS = 100;
-const PROVIDERS = ['cuda', 'webgpu', 'cpu'] as const;
-export type Provider = (typeof PROVIDERS)[number];
 
 export interface CliOptions {
   model?: string;

@@ -1,12 +1,14 @@
 /** Messages between the bridge's main thread and its pipeline worker (structured clone). */
 import type { GenerateParams, PipelineInfo, Progress, Stage } from '../gpu-server/pipeline/types.ts';
+import type { Provider } from '../gpu-server/constants.ts';
+import type { MemoryMode } from '../gpu-server/pipeline/memory-plan.ts';
 import type { LayerPng } from './job-store.ts';
 
 /** Options passed to the pipeline module's `createPipeline`; extra keys are for test doubles. */
 export interface PipelineFactoryOptions {
   modelDir?: string;
-  provider?: 'cuda' | 'webgpu' | 'cpu';
-  memory?: 'resident' | 'text-on-demand';
+  provider?: Provider;
+  memory?: MemoryMode;
   [extra: string]: unknown;
 }
 

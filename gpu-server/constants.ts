@@ -23,6 +23,9 @@ export const RESOLUTIONS = [512, 1024] as const;
 export type Resolution = (typeof RESOLUTIONS)[number];
 /** Largest canvas side accepted anywhere. */
 export const MAX_CANVAS_SIDE = 1024;
+/** onnxruntime execution providers, in the order `auto` tries them. */
+export const PROVIDERS = ['cuda', 'webgpu', 'cpu'] as const;
+export type Provider = (typeof PROVIDERS)[number];
 /** Text lengths of the two encoders as FLUX.1-dev calls them. */
 export const CLIP_TOKENS = 77;
 export const T5_TOKENS = 512;

@@ -37,12 +37,6 @@ export function floatToHalf(value: number): number {
   return sign | (half + (rest > 0x1000 || (rest === 0x1000 && half & 1) ? 1 : 0));
 }
 
-/** bfloat16 bits are the top half of a float32. */
-export function bf16ToFloat(b: number): number {
-  u32[0] = b << 16;
-  return f32[0];
-}
-
 export function floatToBf16(value: number): number {
   f32[0] = value;
   const x = u32[0];

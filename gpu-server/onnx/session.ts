@@ -6,9 +6,10 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
+import { PROVIDERS, type Provider } from '../constants.ts';
 import { float32ToHalves, halvesToFloat32 } from './half.ts';
 
-export type Provider = 'cuda' | 'webgpu' | 'cpu';
+export type { Provider };
 export type ProviderChoice = Provider | 'auto';
 
 export interface OpenSession {
@@ -18,13 +19,12 @@ export interface OpenSession {
 
 const require = createRequire(import.meta.url);
 
-const ORDER: Provider[] = ['cuda', 'webgpu', 'cpu'];
 
 /** Providers worth trying here: CUDA only after `npm run setup:cuda`, WebGPU only where a Vulkan loader exists (Linux). */
 export function availableProviders(): Provider[] {
   const backends = ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }];
   const usable = (p: Provider) => (p === 'cuda' ? cudaInstalled() : p === 'webgpu' ? webgpuPossible() : true);
-  return ORDER.filter((p) => backends.some((b) => b.name === p) && usable(p));
+  return PROVIDERS.filter((p) => backends.some((b) => b.name === p) && usable(p));
 }
 
 /** On Linux onnxruntime's WebGPU runs on Vulkan; without a loader it can only fail (noisily). */

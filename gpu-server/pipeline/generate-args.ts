@@ -3,7 +3,7 @@
  * description or a message saying what is wrong out.
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TRUE_CFG, GRID, MAX_CANVAS_SIDE, MAX_STEPS } from '../constants.ts';
+import { DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TRUE_CFG, GRID, MAX_CANVAS_SIDE, MAX_STEPS, PROVIDERS, type Provider } from '../constants.ts';
 import { fileURLToPath } from 'node:url';
 import { MEMORY_MODES, type MemoryMode } from './memory-plan.ts';
 import { LayoutError, snapLayout, validateLayout } from './layout-tokens.ts';
@@ -35,7 +35,7 @@ export interface GenerateJob {
   layout: Layout;
   layoutFile: string;
   model?: string;
-  provider: 'cuda' | 'webgpu' | 'cpu' | 'auto';
+  provider: Provider | 'auto';
   memory?: MemoryMode;
   steps: number;
   guidance: number;
@@ -134,7 +134,7 @@ export function parseGenerateArgs(argv: string[], readFile: (path: string) => st
     values.out ??= DEFAULT_OUT;
     if (values.memory !== undefined && !(MEMORY_MODES as readonly string[]).includes(values.memory)) return { ok: false, error: `--memory must be ${MEMORY_MODES.join(' or ')}, got "${values.memory}"` };
     const provider = values.provider ?? 'auto';
-    if (!['cuda', 'webgpu', 'cpu', 'auto'].includes(provider)) return { ok: false, error: `--provider must be cuda, webgpu, cpu or auto, got "${provider}"` };
+    if (provider !== 'auto' && !(PROVIDERS as readonly string[]).includes(provider)) return { ok: false, error: `--provider must be ${PROVIDERS.join(', ')} or auto, got "${provider}"` };
     let text: string;
     try {
       text = readFile(values.layout);
