@@ -12,6 +12,8 @@ import type { FakeOptions } from './fake-pipeline.ts';
 
 export const TOKEN = 'test-token-0123456789abcdef';
 export const FAKE_FACTORY = fileURLToPath(new URL('./fake-pipeline.ts', import.meta.url));
+/** The pipeline `npm start` runs; with no model folder it uses the tiny model. */
+export const REAL_FACTORY = fileURLToPath(new URL('../../gpu-server/pipeline/art-pipeline.ts', import.meta.url));
 
 export interface TestBridge {
   bridge: Bridge;
@@ -20,8 +22,9 @@ export interface TestBridge {
   close(): Promise<void>;
 }
 
+/** A bridge on an ephemeral port: the fake pipeline, or with `real` the tiny model on the CPU. */
 export async function startTestBridge(
-  opts: { fake?: FakeOptions; limits?: Partial<BridgeLimits>; cancelOnShutdown?: boolean; keepJobs?: number; allowOrigins?: string[] } = {},
+  opts: { fake?: FakeOptions; real?: boolean; limits?: Partial<BridgeLimits>; cancelOnShutdown?: boolean; keepJobs?: number; allowOrigins?: string[] } = {},
 ): Promise<TestBridge> {
   const outputs = await mkdtemp(join(tmpdir(), 'art-bridge-test-'));
   const bridge = await startBridge({
@@ -31,7 +34,7 @@ export async function startTestBridge(
     allowOrigins: opts.allowOrigins ?? [],
     outputs,
     keepJobs: opts.keepJobs ?? 20,
-    pipeline: { factory: FAKE_FACTORY, options: { stepMs: 5, ...opts.fake } },
+    pipeline: opts.real ? { factory: REAL_FACTORY, options: { provider: 'cpu' } } : { factory: FAKE_FACTORY, options: { stepMs: 5, ...opts.fake } },
     cancelOnShutdown: opts.cancelOnShutdown ?? false,
     limits: opts.limits,
     version: 'test',

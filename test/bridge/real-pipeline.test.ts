@@ -5,28 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startBridge } from '../../bridge/server.ts';
-import { TestClient, collectJob, decodePng, TOKEN } from './helpers.ts';
+import { TestClient, collectJob, decodePng, startTestBridge } from './helpers.ts';
 
-const factory = fileURLToPath(new URL('../../gpu-server/pipeline/art-pipeline.ts', import.meta.url));
-
-test('real tiny model: a full job (valid PNGs of each box size, ping within 50 ms throughout), then cancel mid-denoise', { skip: !existsSync(factory) && 'art-pipeline.ts is not in this checkout' }, async () => {
-  const outputs = await mkdtemp(join(tmpdir(), 'art-bridge-real-'));
-  const bridge = await startBridge({
-    host: '127.0.0.1',
-    port: 0,
-    token: TOKEN,
-    allowOrigins: [],
-    outputs,
-    keepJobs: 5,
-    pipeline: { factory, options: { provider: 'cpu' } },
-    cancelOnShutdown: true,
-    version: 'test',
-  });
+test('real tiny model: a full job (valid PNGs of each box size, ping within 50 ms throughout), then cancel mid-denoise', async () => {
+  const { bridge, outputs, close } = await startTestBridge({ real: true, keepJobs: 5, cancelOnShutdown: true });
   try {
     assert.equal(bridge.info.tiny, true);
     assert.equal(bridge.info.provider, 'cpu');
@@ -77,7 +60,6 @@ test('real tiny model: a full job (valid PNGs of each box size, ping within 50 m
     assert.equal(existsSync(join(outputs, second.jobId)), false);
     client.close();
   } finally {
-    await bridge.close();
-    await rm(outputs, { recursive: true, force: true });
+    await close();
   }
 });

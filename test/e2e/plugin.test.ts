@@ -5,8 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,46 +13,13 @@ import { PNG } from 'pngjs';
 import { DEFAULT_SEED } from '../../gpu-server/constants.ts';
 import { frameLayout, type FrameLayout } from '../../plugin/layout.ts';
 import { FRAME_GAP, resultFrameName } from '../../plugin/insert.ts';
-import { startBridge } from '../../bridge/server.ts';
-import { TOKEN } from '../bridge/helpers.ts';
+import { startTestBridge, TOKEN, type TestBridge } from '../bridge/helpers.ts';
 import { HarnessBrowser, type Session } from './harness/browser.ts';
 import type { DumpedNode } from './harness/fake-figma-env.ts';
 import { CARD, LONE_TEXT, POSTER, toPlain } from './harness/scene-spec.ts';
 
 const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
 const TIMEOUT = 20_000;
-
-const TINY_PIPELINE = fileURLToPath(new URL('../../gpu-server/pipeline/art-pipeline.ts', import.meta.url));
-
-interface RealBridge {
-  url: string;
-  outputs: string;
-  close(): Promise<void>;
-}
-
-/** The bridge `npm start` runs, on an ephemeral port, with the tiny model on the CPU. */
-async function startTinyBridge(): Promise<RealBridge> {
-  const outputs = await mkdtemp(join(tmpdir(), 'art-e2e-outputs-'));
-  const bridge = await startBridge({
-    host: '127.0.0.1',
-    port: 0,
-    token: TOKEN,
-    allowOrigins: [],
-    outputs,
-    keepJobs: 20,
-    pipeline: { factory: TINY_PIPELINE, options: { provider: 'cpu' } },
-    cancelOnShutdown: true,
-    version: 'e2e',
-  });
-  return {
-    url: `ws://127.0.0.1:${bridge.port}`,
-    outputs,
-    async close() {
-      await bridge.close();
-      await rm(outputs, { recursive: true, force: true });
-    },
-  };
-}
 
 /** The layer PNGs the bridge stored for each job, by job id and layer index. */
 async function storedJobs(outputs: string): Promise<Map<string, Map<number, Buffer>>> {
@@ -71,10 +37,10 @@ async function storedJobs(outputs: string): Promise<Map<string, Map<number, Buff
 }
 
 let browser: HarnessBrowser;
-let bridge: RealBridge;
+let bridge: TestBridge;
 
 before(async () => {
-  bridge = await startTinyBridge();
+  bridge = await startTestBridge({ real: true, cancelOnShutdown: true });
   browser = await HarnessBrowser.launch();
 });
 
