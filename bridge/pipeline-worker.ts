@@ -39,6 +39,7 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
     if (Atomics.load(cancelFlag, 0) === seq) controller.abort();
   };
   let lastPreview = -Infinity;
+  const startedAt = performance.now();
   try {
     const result = await pipeline.generate(params, {
       signal: controller.signal,
@@ -57,7 +58,11 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
     checkCancel();
     if (controller.signal.aborted) throw new DOMException('cancelled', 'AbortError');
     const start = performance.now();
+    const encoding = (step: number) =>
+      post({ type: 'progress', seq, progress: { stage: 'encode', step, total: 1, elapsedMs: performance.now() - startedAt } });
+    encoding(0);
     const pngs = await pngPool.encodeAll(result.layers);
+    encoding(1);
     const layers = result.layers.map((l, i) => ({ index: l.index, box: l.box, width: l.width, height: l.height, png: pngs[i] }));
     const encoded: EncodedResult = {
       layers,

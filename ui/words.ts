@@ -28,7 +28,6 @@ export function errorText(error: Pick<ErrorMessage, 'code' | 'message'>): string
 }
 
 const STAGES: Record<Stage, string> = {
-  load: 'Loading the model',
   text: 'Reading the prompt',
   denoise: 'Generating',
   decode: 'Decoding layers',

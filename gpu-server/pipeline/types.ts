@@ -28,7 +28,8 @@ export interface GenerateParams {
   seed: number;
 }
 
-export type Stage = 'load' | 'text' | 'denoise' | 'decode' | 'encode';
+/** Stages a job reports progress in; `encode` (PNG encoding) is the bridge's, after the pipeline's. */
+export type Stage = 'text' | 'denoise' | 'decode' | 'encode';
 
 export interface Progress {
   stage: Stage;
