@@ -73,6 +73,7 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
       tiny: result.tiny,
       promptTruncated: result.promptTruncated,
       timings: { ...result.timings, encode: (result.timings.encode ?? 0) + (performance.now() - start) },
+      latents: result.latents,
     };
     post({ type: 'result', seq, result: encoded }, layers.map((l) => l.png.buffer as ArrayBuffer));
   } catch (error) {

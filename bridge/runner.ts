@@ -4,7 +4,7 @@
  * workers behind Redis (`queue-runner.ts`). The bridge picks one at start-up; job code never asks
  * which.
  */
-import type { GenerateParams, PipelineInfo, Progress, Stage } from '../gpu-server/pipeline/types.ts';
+import type { CleanLatents, GenerateParams, PipelineInfo, Progress, Stage } from '../gpu-server/pipeline/types.ts';
 import type { LayerPng } from './job-store.ts';
 
 /** Rejection of a job that was cancelled. */
@@ -12,7 +12,7 @@ export class JobAborted extends Error {
   override name = 'JobAborted';
 }
 
-/** What a finished job hands back: its layers as PNGs and what the manifest records. */
+/** What a finished job hands back, wherever it ran: its layers as PNGs, what the manifest records, its latents. */
 export interface JobResult {
   layers: LayerPng[];
   seed: number;
@@ -21,6 +21,8 @@ export interface JobResult {
   tiny: boolean;
   promptTruncated: boolean;
   timings: Partial<Record<Stage, number>>;
+  /** The final clean latents, for a later job that keeps some of this one's layers. */
+  latents: CleanLatents;
 }
 
 export interface RunnerJob {
