@@ -152,6 +152,9 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes });
 
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node removes its own 'error' listener before emitting 'upgrade', and ws adds one only inside
+    // handleUpgrade: without this, a reset while we write a refusal is an unhandled 'error' (a crash).
+    socket.on('error', () => socket.destroy());
     if (jobs.shuttingDown) return refuse(socket, '503 Service Unavailable', SHUTDOWN_REASON);
     if (!originAllowed(req.headers.origin, options.allowOrigins)) {
       log(`refused a WebSocket from origin ${JSON.stringify(req.headers.origin)} (start with --allow-origin to allow it)`);
@@ -183,6 +186,9 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     });
   });
   const address = http.address() as AddressInfo;
+  // After listen, an accept error (EMFILE: out of file descriptors) is emitted here; without a
+  // listener it would crash the bridge and lose the running job. The server keeps listening.
+  http.on('error', (error) => log(`HTTP server error (still serving): ${error.message}`));
 
   const close = async () => {
     if (jobs.shuttingDown) return;
