@@ -28,7 +28,7 @@ import { GuessThrottle } from './rate-limit.ts';
 import { disableOnnxTelemetry } from '../gpu-server/onnx/telemetry.ts';
 import { Connection } from './connection.ts';
 import { Jobs } from './jobs.ts';
-import type { PipelineFactoryOptions } from './worker-messages.ts';
+import { openRunner, type RunnerChoice } from './open-runner.ts';
 
 export interface BridgeLimits {
   /** Jobs one connection may have waiting or running. */
@@ -104,8 +104,9 @@ export interface BridgeOptions {
   outputs: string;
   /** Finished jobs kept in the job store. */
   keepJobs: number;
-  pipeline: { factory: string; options: PipelineFactoryOptions };
-  /** At shutdown, cancel the running job instead of letting it finish. */
+  /** Where jobs run: this machine's pipeline, or GPU workers behind Redis. */
+  runner: RunnerChoice;
+  /** At shutdown, cancel the running jobs instead of letting them finish. */
   cancelOnShutdown: boolean;
   limits?: Partial<BridgeLimits>;
   /** Version reported by /health. */
@@ -116,8 +117,9 @@ export interface BridgeOptions {
 export interface Bridge {
   readonly host: string;
   readonly port: number;
+  /** The default model's pipeline. */
   readonly info: PipelineInfo;
-  /** Stops accepting, empties the queue, finishes or cancels the running job, closes sockets. */
+  /** Stops accepting, empties the queue, finishes or cancels the running jobs, closes sockets. */
   close(): Promise<void>;
 }
 
@@ -126,16 +128,22 @@ const SHUTDOWN_REASON = 'bridge shutting down';
 export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const limits: BridgeLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log = options.log ?? (() => {});
-  disableOnnxTelemetry(); // before the pipeline worker starts: it reads the real environment
-  const jobs = await Jobs.open({
-    outputs: options.outputs,
-    keepJobs: options.keepJobs,
-    pipeline: options.pipeline,
-    cancelOnShutdown: options.cancelOnShutdown,
-    limits,
-    log,
-  });
-  const { info } = jobs;
+  disableOnnxTelemetry(); // before the runner starts its worker: onnxruntime reads the real environment
+  const runner = await openRunner(options.runner, log);
+  let jobs: Jobs;
+  try {
+    jobs = await Jobs.open({
+      outputs: options.outputs,
+      keepJobs: options.keepJobs,
+      runner,
+      cancelOnShutdown: options.cancelOnShutdown,
+      limits,
+      log,
+    });
+  } catch (error) {
+    await runner.dispose();
+    throw error;
+  }
   /** Open connections in the order they opened (eviction takes the oldest unpaired). */
   const clients = new Set<Connection>();
   const guesses = new GuessThrottle({
@@ -151,7 +159,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const onGenerate = (client: Connection, message: GenerateMessage) => {
     const { requestId } = message;
     if (jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
-    const misfit = modelMisfit(info, message);
+    const misfit = modelMisfit(jobs.info, message);
     if (misfit) return client.sendError(misfit.code, misfit.message, { requestId });
     jobs.submit(client, message);
   };
@@ -196,7 +204,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       };
     if (!refusal) {
       client.paired = true;
-      return client.send(welcome(info));
+      return client.send(welcome(jobs.info));
     }
     client.refused = true;
     client.paired = false;
@@ -247,7 +255,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method === 'GET' && path === '/health') {
         res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-        return res.end(JSON.stringify(health(options.version, info, jobs)));
+        return res.end(JSON.stringify(health(options.version, jobs)));
       }
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found: the bridge serves GET /health and a WebSocket endpoint\n');
@@ -334,7 +342,14 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     await new Promise<void>((resolve) => http.close(() => resolve()));
   };
 
-  return { host: address.address, port: address.port, info, close };
+  return {
+    host: address.address,
+    port: address.port,
+    get info() {
+      return jobs.info;
+    },
+    close,
+  };
 }
 
 /** Logs a line at most once a second (with how many were left out): a flood must not flood the console. */
@@ -382,7 +397,8 @@ function modelMisfit(info: PipelineInfo, message: GenerateMessage): { code: Erro
   return undefined;
 }
 
-function health(version: string, info: PipelineInfo, jobs: Jobs) {
+function health(version: string, jobs: Jobs) {
+  const { info } = jobs;
   return {
     ok: true,
     name: 'art-for-figma bridge',
@@ -394,6 +410,7 @@ function health(version: string, info: PipelineInfo, jobs: Jobs) {
     maxLayers: info.maxLayers,
     queue: jobs.counts,
     shuttingDown: jobs.shuttingDown,
+    ...jobs.runnerHealth(),
   };
 }
 
