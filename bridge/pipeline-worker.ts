@@ -9,7 +9,8 @@ import { pathToFileURL } from 'node:url';
 import type { ArtPipeline, GenerateParams } from '../gpu-server/pipeline/types.ts';
 import { encodePng, rgbToRgba } from '../gpu-server/pipeline/png.ts';
 import { PngPool } from './png-pool.ts';
-import { type EncodedResult, type FromWorker, PREVIEW_INTERVAL_MS, type ToWorker, type WorkerInit } from './worker-messages.ts';
+import type { JobResult } from './runner.ts';
+import { type FromWorker, PREVIEW_INTERVAL_MS, type ToWorker, type WorkerInit } from './worker-messages.ts';
 
 const port = parentPort;
 if (!port) throw new Error('pipeline-worker.ts must run in a worker thread');
@@ -64,7 +65,7 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
     const pngs = await pngPool.encodeAll(result.layers);
     encoding(1);
     const layers = result.layers.map((l, i) => ({ index: l.index, box: l.box, width: l.width, height: l.height, png: pngs[i] }));
-    const encoded: EncodedResult = {
+    const encoded: JobResult = {
       layers,
       seed: result.seed,
       model: result.model,
@@ -72,6 +73,7 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
       tiny: result.tiny,
       promptTruncated: result.promptTruncated,
       timings: { ...result.timings, encode: (result.timings.encode ?? 0) + (performance.now() - start) },
+      latents: result.latents,
     };
     post({ type: 'result', seq, result: encoded }, layers.map((l) => l.png.buffer as ArrayBuffer));
   } catch (error) {

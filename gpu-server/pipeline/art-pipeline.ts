@@ -19,6 +19,7 @@ import { mergedPreview } from './preview.ts';
 import { freeDeviceMemory, type MemoryMode, planMemory } from './memory-plan.ts';
 import { transformerTokens, validateLayout } from './layout-tokens.ts';
 import { checkSeed, tokenNoise } from './noise.ts';
+import { checkKeep, checkLatents, holdKept, keptTokens } from './keep.ts';
 import { TextEncoder } from './text-encoder.ts';
 import type { ArtPipeline, GenerateOptions, GenerateParams, GenerateResult, LayerImage, PipelineInfo, Stage } from './types.ts';
 
@@ -43,8 +44,11 @@ export class ParamsError extends Error {
 }
 
 
-/** Checks what a caller sends, once; throws a ParamsError (or LayoutError) naming the problem. */
-export function validateParams(params: GenerateParams, maxLayers: number): void {
+/**
+ * Checks what a caller sends, once; throws a ParamsError (or LayoutError, or KeepError for a
+ * base that does not fit `model`) naming the problem.
+ */
+export function validateParams(params: GenerateParams, maxLayers: number, model: string): void {
   if (typeof params.prompt !== 'string') throw new ParamsError('prompt must be a string');
   if (!Number.isInteger(params.steps) || params.steps < 1 || params.steps > MAX_STEPS) throw new ParamsError(`steps must be an integer from 1 to ${MAX_STEPS}, got ${params.steps}`);
   if (!Number.isFinite(params.guidance) || params.guidance < 0) throw new ParamsError(`guidance must be a non-negative number, got ${params.guidance}`);
@@ -55,6 +59,11 @@ export function validateParams(params: GenerateParams, maxLayers: number): void 
     throw new ParamsError((e as Error).message);
   }
   validateLayout(params.layout, maxLayers);
+  if (params.base) {
+    validateLayout(params.base.latents.layout, maxLayers);
+    checkLatents(params.base.latents);
+    checkKeep(params.layout, { model: params.base.model, layout: params.base.latents.layout }, params.base.keep, model);
+  }
 }
 
 export async function createPipeline(options: PipelineOptions = {}): Promise<ArtPipeline> {
@@ -129,11 +138,15 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     throwIfAborted(signal);
 
     const previewMap = opts.onPreview ? await runner.previewMap() : undefined;
+    // The new job's noise starts every layer and is the eps of the kept layers' forward process.
+    const eps = tokenNoise(params.seed, grid);
+    const kept = params.base && params.base.keep.length > 0 ? keptTokens(grid, params.base.latents, params.base.keep) : undefined;
     progress('denoise', 0, params.steps);
     const tokens = await timed('denoise', () =>
       runner.denoise({
         grid,
-        initial: tokenNoise(params.seed, grid),
+        initial: eps,
+        hold: kept && ((latents, sigma) => holdKept(latents, kept, eps, sigma)),
         positive,
         negative,
         steps: params.steps,
@@ -162,6 +175,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
       model: manifest.name,
       provider: info.provider,
       promptTruncated: positive.truncated,
+      latents: { layout, tokens },
     };
   }
 
@@ -170,7 +184,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     generate(params: GenerateParams, opts: GenerateOptions = {}): Promise<GenerateResult> {
       if (disposed) return Promise.reject(new Error('this pipeline was disposed; create a new one'));
       try {
-        validateParams(params, manifest.maxLayers);
+        validateParams(params, manifest.maxLayers, manifest.name);
       } catch (e) {
         return Promise.reject(e);
       }
