@@ -1,7 +1,8 @@
 /**
  * The job lifecycle: queue a generate request, run one job at a time on the pipeline worker,
- * forward its progress and previews, store the result before delivering it, cancel, and replay
- * stored jobs on `fetch`. Knows nothing of sockets: it talks to `Subscriber`s.
+ * forward its progress, previews and layers (each as soon as it is encoded), store the result
+ * before `done`, cancel, and replay stored jobs on `fetch`. Knows nothing of sockets: it talks to
+ * `Subscriber`s.
  */
 import { randomUUID } from 'node:crypto';
 import { MERGED_LAYER } from '../gpu-server/constants.ts';
@@ -53,6 +54,8 @@ interface Job {
   seq?: number;
   cancelRequested: boolean;
   lastProgress?: LastSent;
+  /** Layers already sent while the job runs (replayed to a client that starts following it). */
+  layers: LayerPng[];
 }
 
 export class Jobs {
@@ -109,6 +112,7 @@ export class Jobs {
       queuedAt: Date.now(),
       createdAt: new Date().toISOString(),
       cancelRequested: false,
+      layers: [],
     };
     const added = this.queue.add(job.id, client.id, job);
     if (!added.ok) {
@@ -152,7 +156,9 @@ export class Jobs {
       // Still waiting or running: follow it from here on.
       active.subscribers.add(client);
       const position = this.queue.position(jobId) ?? 0;
-      return client.send({ type: 'queued', requestId: active.requestId, jobId, position });
+      client.send({ type: 'queued', requestId: active.requestId, jobId, position });
+      for (const layer of active.layers) sendLayer(client, jobId, layer);
+      return;
     }
     const stored = await this.store.load(jobId);
     if (!stored)
@@ -239,7 +245,12 @@ export class Jobs {
         const frame = encodeImageFrame({ kind: 'preview', jobId: job.id, layerIndex: MERGED_LAYER, png });
         job.subscribers.forEach((c) => c.sendFrame(frame));
       };
-      const run = this.host.generate(job.params, onProgress, onPreview);
+      // Each layer goes out as soon as it is encoded; `done` follows once the job is stored.
+      const onLayer = (layer: LayerPng) => {
+        job.layers.push(layer);
+        job.subscribers.forEach((c) => sendLayer(c, job.id, layer));
+      };
+      const run = this.host.generate(job.params, onProgress, onPreview, onLayer);
       job.seq = run.seq;
       if (job.cancelRequested) this.host.cancel(run.seq);
       const result = await run.result;
@@ -265,7 +276,7 @@ export class Jobs {
         result.layers,
       );
       log(`job ${job.id} done in ${timings.total} ms (${result.layers.length} layers)`);
-      job.subscribers.forEach((c) => deliver(c, manifest, result.layers, false));
+      job.subscribers.forEach((c) => sendDone(c, manifest, false));
     } catch (error) {
       if (error instanceof JobAborted || job.cancelRequested) {
         const why = this.closing && this.options.cancelOnShutdown ? 'the bridge is shutting down' : 'cancel was requested';
@@ -290,26 +301,26 @@ function broadcast(job: Job, message: BridgeMessage): void {
   job.subscribers.forEach((c) => c.send(message));
 }
 
-/** Sends a finished job: each layer's header then its PNG frame, then `done`. */
+/** Replays a stored job: each layer's header then its PNG frame, then `done`. */
 function deliver(client: Subscriber, manifest: JobManifest, layers: LayerPng[], fetched: boolean): void {
+  for (const layer of layers) sendLayer(client, manifest.jobId, layer);
+  sendDone(client, manifest, fetched);
+}
+
+/** One layer: its header, then its PNG frame. */
+function sendLayer(client: Subscriber, jobId: string, layer: LayerPng): void {
   if (!client.open) return;
-  for (const layer of layers) {
-    client.send({
-      type: 'layer',
-      jobId: manifest.jobId,
-      index: layer.index,
-      box: layer.box,
-      width: layer.width,
-      height: layer.height,
-      bytes: layer.png.length,
-    });
-    client.sendFrame(encodeImageFrame({ kind: 'layer', jobId: manifest.jobId, layerIndex: layer.index, png: layer.png }));
-  }
+  client.send({ type: 'layer', jobId, index: layer.index, box: layer.box, width: layer.width, height: layer.height, bytes: layer.png.length });
+  client.sendFrame(encodeImageFrame({ kind: 'layer', jobId, layerIndex: layer.index, png: layer.png }));
+}
+
+function sendDone(client: Subscriber, manifest: JobManifest, fetched: boolean): void {
+  if (!client.open) return;
   client.send({
     type: 'done',
     jobId: manifest.jobId,
     ...(manifest.requestId === undefined ? {} : { requestId: manifest.requestId }),
-    layerCount: layers.length,
+    layerCount: manifest.layers.length,
     seed: manifest.seed,
     model: manifest.model,
     provider: manifest.provider,

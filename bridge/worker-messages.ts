@@ -39,12 +39,17 @@ export interface EncodedResult {
   timings: Partial<Record<Stage, number>>;
 }
 
+/** The worker's end of a job: the layers went ahead one by one (`layer` messages), this says how many. */
+export type WorkerResult = Omit<EncodedResult, 'layers'> & { layerCount: number };
+
 export type FromWorker =
   | { type: 'ready'; info: PipelineInfo }
   | { type: 'load_failed'; message: string }
   | { type: 'progress'; seq: number; progress: Progress }
   /** A small PNG of the merged image so far (throttled in the worker, see PREVIEW_INTERVAL_MS). */
   | { type: 'preview'; seq: number; step: number; png: Uint8Array }
-  | { type: 'result'; seq: number; result: EncodedResult }
+  /** One layer's PNG, as soon as it is encoded; layers come in index order, all before `result`. */
+  | { type: 'layer'; seq: number; layer: LayerPng }
+  | { type: 'result'; seq: number; result: WorkerResult }
   | { type: 'failed'; seq: number; aborted: boolean; message: string }
   | { type: 'disposed' };
