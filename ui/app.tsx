@@ -72,6 +72,8 @@ export function App() {
     const next = applyBridgeMessage(jobsRef.current, event);
     jobsRef.current = next;
     setJobs(next);
+    // Layers stream in before `done`; a job that ends in an error drops the ones received.
+    if (event.type === 'error' && event.jobId !== undefined) layersRef.current.delete(event.jobId);
     if (event.type === 'done') {
       const job = jobFor(next, event);
       const layers = layersRef.current.get(event.jobId);
