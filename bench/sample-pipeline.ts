@@ -8,7 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
-import { MAX_LAYERS } from '../gpu-server/constants.ts';
+import { MAX_LAYERS, PACKED_CHANNELS } from '../gpu-server/constants.ts';
+import { transformerTokens } from '../gpu-server/pipeline/layout-tokens.ts';
 import type { ArtPipeline, GenerateOptions, GenerateParams, GenerateResult, LayerImage } from '../gpu-server/pipeline/types.ts';
 
 interface Rgba {
@@ -91,6 +92,8 @@ export async function createPipeline(options: { stepMs?: number } = {}): Promise
         layers, merged: blank, background: blank, seed: params.seed,
         timings: { denoise, decode: performance.now() - start - denoise },
         tiny: true, model: 'bench sample', provider: 'cpu', promptTruncated: false,
+        // Zero latents of the right size: the bench measures the bridge, and the store writes them.
+        latents: { layout: params.layout, tokens: new Float32Array(transformerTokens(params.layout).count * PACKED_CHANNELS) },
       };
     },
     async dispose() {},

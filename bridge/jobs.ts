@@ -1,8 +1,8 @@
 /**
- * The job lifecycle: queue a generate request, run one job at a time on the pipeline worker,
- * forward its progress, previews and layers (each as soon as it is encoded), store the result
- * before `done`, cancel, and replay stored jobs on `fetch`. Knows nothing of sockets: it talks to
- * `Subscriber`s.
+ * The job lifecycle: queue a generate request, start jobs in fair order as the runner has idle
+ * pipelines for them, forward their progress, previews and layers (each as soon as it is
+ * encoded), store each result before `done`, cancel, and replay stored jobs on `fetch`. Knows nothing of sockets (it talks to
+ * `Subscriber`s) nor of where jobs run (it talks to a `JobRunner`).
  */
 import { randomUUID } from 'node:crypto';
 import { MERGED_LAYER } from '../gpu-server/constants.ts';
@@ -10,9 +10,8 @@ import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipel
 import { encodeImageFrame, type BridgeMessage, type GenerateMessage, type Timings } from './protocol.ts';
 import { JobQueue } from './queue.ts';
 import { JobStore, type JobManifest, type LayerPng } from './job-store.ts';
-import { PipelineHost, JobAborted } from './pipeline-host.ts';
+import { JobAborted, type JobRun, type JobRunner } from './runner.ts';
 import { shouldSendProgress, type LastSent } from './progress-throttle.ts';
-import type { PipelineFactoryOptions } from './worker-messages.ts';
 
 /** A connection that follows jobs; sending to a closed one does nothing. */
 export interface Subscriber {
@@ -34,8 +33,9 @@ export interface JobsOptions {
   /** Job store folder and how many finished jobs it keeps. */
   outputs: string;
   keepJobs: number;
-  pipeline: { factory: string; options: PipelineFactoryOptions };
-  /** At shutdown, cancel the running job instead of letting it finish. */
+  /** Where jobs run (chosen at start-up); `Jobs` disposes it. */
+  runner: JobRunner;
+  /** At shutdown, cancel the running jobs instead of letting them finish. */
   cancelOnShutdown: boolean;
   limits: JobLimits;
   log: (line: string) => void;
@@ -46,12 +46,15 @@ interface Job {
   requestId: string;
   clientId: string;
   message: GenerateMessage;
+  /** The model the job was made for. */
+  model: string;
   params: GenerateParams;
   subscribers: Set<Subscriber>;
   queuedAt: number;
   createdAt: string;
   lastPosition?: number;
-  seq?: number;
+  lastNote?: string;
+  run?: JobRun;
   cancelRequested: boolean;
   lastProgress?: LastSent;
   /** Layers already sent while the job runs (replayed to a client that starts following it). */
@@ -59,29 +62,42 @@ interface Job {
 }
 
 export class Jobs {
-  /** What the pipeline worker loaded at start (a restarted worker loads the same). */
-  readonly info: PipelineInfo;
   private readonly queue: JobQueue<Job>;
   /** Waiting and running jobs by id. */
   private readonly active = new Map<string, Job>();
-  private running: Promise<void> | undefined;
+  private readonly running = new Set<Promise<void>>();
   private closing = false;
+  private readonly runner: JobRunner;
 
   private constructor(
     private readonly options: JobsOptions,
     private readonly store: JobStore,
-    private host: PipelineHost,
   ) {
-    this.info = host.info;
+    this.runner = options.runner;
     this.queue = new JobQueue<Job>({ perClient: options.limits.jobsPerClient, global: options.limits.queueLength });
+    this.runner.onCapacity(() => {
+      if (!this.closing) this.pump();
+      this.updatePositions();
+    });
   }
 
-  /** Opens the job store, then starts the pipeline worker and waits until it is loaded. */
+  /** Opens the job store; the runner is already started. */
   static async open(options: JobsOptions): Promise<Jobs> {
     const store = new JobStore(options.outputs, options.keepJobs);
     await store.open();
-    const host = await PipelineHost.start(options.pipeline.factory, options.pipeline.options);
-    return new Jobs(options, store, host);
+    return new Jobs(options, store);
+  }
+
+  /** The default model: what a job is made for (the first the runner offers). */
+  get info(): PipelineInfo {
+    const [first] = this.runner.models();
+    if (!first) throw new Error('no model is known yet: no pipeline has started');
+    return first;
+  }
+
+  /** What `/health` shows about where jobs run. */
+  runnerHealth(): Record<string, unknown> {
+    return this.runner.health();
   }
 
   get shuttingDown(): boolean {
@@ -89,7 +105,7 @@ export class Jobs {
   }
 
   get counts(): { waiting: number; running: number } {
-    return { waiting: this.queue.waitingCount, running: this.queue.running ? 1 : 0 };
+    return { waiting: this.queue.waitingCount, running: this.queue.runningCount };
   }
 
   /** Queues a request that already fits the model; answers `queued` or `queue_full`. */
@@ -100,6 +116,7 @@ export class Jobs {
       requestId,
       clientId: client.id,
       message,
+      model: this.info.model,
       params: {
         prompt: message.prompt,
         layout: message.layout,
@@ -129,7 +146,7 @@ export class Jobs {
     this.pump();
   }
 
-  /** Drops a waiting job at once; asks the running one to stop (it answers `cancelled` when it does). */
+  /** Drops a waiting job at once; asks a running one to stop (it answers `cancelled` when it does). */
   cancel(client: Subscriber, jobId: string): void {
     const job = this.active.get(jobId);
     if (!job)
@@ -171,7 +188,7 @@ export class Jobs {
     for (const job of this.active.values()) job.subscribers.delete(client);
   }
 
-  /** Refuses new jobs, drops the waiting ones, finishes (or cancels) the running one. */
+  /** Refuses new jobs, drops the waiting ones, finishes (or cancels) the running ones. */
   async shutdown(): Promise<void> {
     this.closing = true;
     for (const { id, item: job } of this.queue.waitingJobs()) {
@@ -185,42 +202,48 @@ export class Jobs {
         jobId: id,
       });
     }
-    const current = this.queue.running?.item;
-    if (current && this.options.cancelOnShutdown) this.requestCancel(current);
-    await this.running;
+    if (this.options.cancelOnShutdown) for (const { item } of this.queue.runningJobs()) this.requestCancel(item);
+    await Promise.all(this.running);
   }
 
-  /** Stops the pipeline worker; call after `shutdown`. */
+  /** Stops the runner; call after `shutdown`. */
   dispose(): Promise<void> {
-    return this.host.dispose();
+    return this.runner.dispose();
   }
 
   private requestCancel(job: Job): void {
     job.cancelRequested = true;
-    if (job.seq !== undefined) this.host.cancel(job.seq);
+    job.run?.cancel();
   }
 
-  /** Tells every waiting job's subscribers where it stands, when that changed. */
+  /** Tells every waiting job's subscribers where it stands (and why it waits, if not its turn), when that changed. */
   private updatePositions(): void {
     for (const { item: job } of this.queue.waitingJobs()) {
       const position = this.queue.position(job.id);
-      if (position === undefined || position === job.lastPosition) continue;
+      if (position === undefined) continue;
+      const check = this.runner.canStart(job.model);
+      const note = check.ok ? undefined : check.why;
+      if (position === job.lastPosition && note === job.lastNote) continue;
       job.lastPosition = position;
-      broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position });
+      job.lastNote = note;
+      broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position, ...(note ? { note } : {}) });
     }
   }
 
+  /** Starts waiting jobs, in fair order, while the runner has an idle pipeline for them. */
   private pump(): void {
-    if (this.running) return;
-    const next = this.queue.start();
-    if (!next) return;
-    this.running = this.run(next.item).finally(() => {
-      this.queue.finish(next.id);
-      this.active.delete(next.id);
-      this.running = undefined;
-      if (!this.closing) this.pump();
-      this.updatePositions();
-    });
+    for (;;) {
+      const next = this.queue.start((job) => this.runner.canStart(job.model).ok);
+      if (!next) break;
+      const running: Promise<void> = this.run(next.item).finally(() => {
+        this.queue.finish(next.id);
+        this.active.delete(next.id);
+        this.running.delete(running);
+        if (!this.closing) this.pump();
+        this.updatePositions();
+      });
+      this.running.add(running);
+    }
     this.updatePositions();
   }
 
@@ -231,10 +254,6 @@ export class Jobs {
     job.lastPosition = 0;
     const startedAt = Date.now();
     try {
-      if (!this.host.alive) {
-        log('pipeline worker is gone; starting a new one');
-        this.host = await PipelineHost.start(this.options.pipeline.factory, this.options.pipeline.options);
-      }
       const onProgress = (progress: Progress) => {
         const now = Date.now();
         if (!shouldSendProgress(job.lastProgress, progress, now, limits.progressIntervalMs)) return;
@@ -245,16 +264,19 @@ export class Jobs {
         const frame = encodeImageFrame({ kind: 'preview', jobId: job.id, layerIndex: MERGED_LAYER, png });
         job.subscribers.forEach((c) => c.sendFrame(frame));
       };
+      const onNote = (note: string) => broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position: 0, note });
       // Each layer goes out as soon as it is encoded; `done` follows once the job is stored.
       const onLayer = (layer: LayerPng) => {
         job.layers.push(layer);
         job.subscribers.forEach((c) => sendLayer(c, job.id, layer));
       };
-      const run = this.host.generate(job.params, onProgress, onPreview, onLayer);
-      job.seq = run.seq;
-      if (job.cancelRequested) this.host.cancel(run.seq);
-      const result = await run.result;
+      job.run = this.runner.start({ jobId: job.id, model: job.model, params: job.params }, { onProgress, onPreview, onNote, onLayer });
+      if (job.cancelRequested) job.run.cancel();
+      const result = await job.run.result;
       if (job.cancelRequested) throw new JobAborted('cancelled after the last step');
+      // Layers a runner did not stream go out now, in index order.
+      const sent = new Set(job.layers.map((l) => l.index));
+      for (const layer of result.layers) if (!sent.has(layer.index)) onLayer(layer);
       const finished = Date.now();
       const timings: Timings = { ...result.timings, queue: startedAt - job.queuedAt, total: finished - job.queuedAt };
       const manifest = await this.store.save(

@@ -5,13 +5,9 @@
 import type { Worker } from 'node:worker_threads';
 import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import { startTsWorker } from './ts-worker.ts';
+import type { FromWorker, PipelineFactoryOptions, ToWorker, WorkerInit } from './worker-messages.ts';
 import type { LayerPng } from './job-store.ts';
-import type { EncodedResult, FromWorker, PipelineFactoryOptions, ToWorker, WorkerInit } from './worker-messages.ts';
-
-/** Rejection of a job that was cancelled. */
-export class JobAborted extends Error {
-  override name = 'JobAborted';
-}
+import { JobAborted, type JobResult } from './runner.ts';
 
 interface Pending {
   seq: number;
@@ -19,7 +15,7 @@ interface Pending {
   onPreview?: (png: Uint8Array, step: number) => void;
   onLayer?: (layer: LayerPng) => void;
   layers: LayerPng[];
-  resolve: (result: EncodedResult) => void;
+  resolve: (result: JobResult) => void;
   reject: (error: Error) => void;
 }
 
@@ -87,9 +83,9 @@ export class PipelineHost {
     onProgress: (p: Progress) => void,
     onPreview?: (png: Uint8Array, step: number) => void,
     onLayer?: (layer: LayerPng) => void,
-  ): { seq: number; result: Promise<EncodedResult> } {
+  ): { seq: number; result: Promise<JobResult> } {
     const seq = ++this.seq;
-    const result = new Promise<EncodedResult>((resolve, reject) => {
+    const result = new Promise<JobResult>((resolve, reject) => {
       if (this.dead) return reject(this.dead);
       if (this.pending) return reject(new Error('pipeline is busy (one job at a time)'));
       this.pending = { seq, onProgress, onPreview, onLayer, layers: [], resolve, reject };

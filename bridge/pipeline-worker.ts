@@ -76,6 +76,7 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
       tiny: result.tiny,
       promptTruncated: result.promptTruncated,
       timings: { ...result.timings, encode: (result.timings.encode ?? 0) + encodeMs },
+      latents: result.latents,
     };
     post({ type: 'result', seq, result: done });
   } catch (error) {

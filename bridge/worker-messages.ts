@@ -1,8 +1,9 @@
 /** Messages between the bridge's main thread and its pipeline worker (structured clone). */
-import type { GenerateParams, PipelineInfo, Progress, Stage } from '../gpu-server/pipeline/types.ts';
+import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import type { Provider } from '../gpu-server/constants.ts';
 import type { MemoryMode } from '../gpu-server/pipeline/memory-plan.ts';
 import type { LayerPng } from './job-store.ts';
+import type { JobResult } from './runner.ts';
 
 /** Options passed to the pipeline module's `createPipeline`; extra keys are for test doubles. */
 export interface PipelineFactoryOptions {
@@ -29,18 +30,8 @@ export type ToWorker =
   | { type: 'cancel'; seq: number }
   | { type: 'dispose' };
 
-export interface EncodedResult {
-  layers: LayerPng[];
-  seed: number;
-  model: string;
-  provider: string;
-  tiny: boolean;
-  promptTruncated: boolean;
-  timings: Partial<Record<Stage, number>>;
-}
-
 /** The worker's end of a job: the layers went ahead one by one (`layer` messages), this says how many. */
-export type WorkerResult = Omit<EncodedResult, 'layers'> & { layerCount: number };
+export type WorkerResult = Omit<JobResult, 'layers'> & { layerCount: number };
 
 export type FromWorker =
   | { type: 'ready'; info: PipelineInfo }

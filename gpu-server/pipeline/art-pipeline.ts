@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { MAX_STEPS } from '../constants.ts';
 import { GRAPH_NAMES, loadManifest, type GraphName, type Manifest } from '../model-folder/manifest.ts';
 import { DEFAULT_TINY_DIR, ensureTinyModel } from '../model-folder/tiny.ts';
-import { openSession, type Provider, type ProviderChoice } from '../onnx/session.ts';
+import { openSession, type Provider, type ProviderChoice, type SessionFactory } from '../onnx/session.ts';
 import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
 import { loadT5Tokenizer } from '../text/t5-tokenizer.ts';
 import { ArtRunner } from './art-runner.ts';
@@ -19,6 +19,7 @@ import { mergedPreview } from './preview.ts';
 import { freeDeviceMemory, type MemoryMode, planMemory } from './memory-plan.ts';
 import { transformerTokens, validateLayout } from './layout-tokens.ts';
 import { checkSeed, tokenNoise } from './noise.ts';
+import { checkKeep, checkLatents, holdKept, keptTokens } from './keep.ts';
 import { TextEncoder } from './text-encoder.ts';
 import type { ArtPipeline, GenerateOptions, GenerateParams, GenerateResult, LayerImage, PipelineInfo, Stage } from './types.ts';
 
@@ -29,6 +30,8 @@ export interface PipelineOptions {
   provider?: ProviderChoice;
   /** Overrides the memory plan made from free device memory. */
   memory?: MemoryMode;
+  /** Provider detection and session creation; tests inject them to check the choice. */
+  sessions?: SessionFactory;
 }
 
 const TEXT_GRAPHS: GraphName[] = ['clip_text', 't5_encoder'];
@@ -43,8 +46,11 @@ export class ParamsError extends Error {
 }
 
 
-/** Checks what a caller sends, once; throws a ParamsError (or LayoutError) naming the problem. */
-export function validateParams(params: GenerateParams, maxLayers: number): void {
+/**
+ * Checks what a caller sends, once; throws a ParamsError (or LayoutError, or KeepError for a
+ * base that does not fit `model`) naming the problem.
+ */
+export function validateParams(params: GenerateParams, maxLayers: number, model: string): void {
   if (typeof params.prompt !== 'string') throw new ParamsError('prompt must be a string');
   if (!Number.isInteger(params.steps) || params.steps < 1 || params.steps > MAX_STEPS) throw new ParamsError(`steps must be an integer from 1 to ${MAX_STEPS}, got ${params.steps}`);
   if (!Number.isFinite(params.guidance) || params.guidance < 0) throw new ParamsError(`guidance must be a non-negative number, got ${params.guidance}`);
@@ -55,6 +61,11 @@ export function validateParams(params: GenerateParams, maxLayers: number): void 
     throw new ParamsError((e as Error).message);
   }
   validateLayout(params.layout, maxLayers);
+  if (params.base) {
+    validateLayout(params.base.latents.layout, maxLayers);
+    checkLatents(params.base.latents);
+    checkKeep(params.layout, { model: params.base.model, layout: params.base.latents.layout }, params.base.keep, model);
+  }
 }
 
 export async function createPipeline(options: PipelineOptions = {}): Promise<ArtPipeline> {
@@ -65,7 +76,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
   // The first graph decides the provider (auto: the best one that opens); the rest follow it.
   const sessions = {} as Record<Exclude<GraphName, 'clip_text' | 't5_encoder'>, GraphSession>;
   const open = async (name: GraphName, on: ProviderChoice) => {
-    const opened = await openSession(join(dir, manifest.graphs[name].file), on);
+    const opened = await openSession(join(dir, manifest.graphs[name].file), on, {}, options.sessions);
     return { graph: new GraphSession(name, opened.session), provider: opened.provider };
   };
   const first = await open('transformer', choice);
@@ -129,11 +140,15 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     throwIfAborted(signal);
 
     const previewMap = opts.onPreview ? await runner.previewMap() : undefined;
+    // The new job's noise starts every layer and is the eps of the kept layers' forward process.
+    const eps = tokenNoise(params.seed, grid);
+    const kept = params.base && params.base.keep.length > 0 ? keptTokens(grid, params.base.latents, params.base.keep) : undefined;
     progress('denoise', 0, params.steps);
     const tokens = await timed('denoise', () =>
       runner.denoise({
         grid,
-        initial: tokenNoise(params.seed, grid),
+        initial: eps,
+        hold: kept && ((latents, sigma) => holdKept(latents, kept, eps, sigma)),
         positive,
         negative,
         steps: params.steps,
@@ -162,6 +177,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
       model: manifest.name,
       provider: info.provider,
       promptTruncated: positive.truncated,
+      latents: { layout, tokens },
     };
   }
 
@@ -170,7 +186,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     generate(params: GenerateParams, opts: GenerateOptions = {}): Promise<GenerateResult> {
       if (disposed) return Promise.reject(new Error('this pipeline was disposed; create a new one'));
       try {
-        validateParams(params, manifest.maxLayers);
+        validateParams(params, manifest.maxLayers, manifest.name);
       } catch (e) {
         return Promise.reject(e);
       }

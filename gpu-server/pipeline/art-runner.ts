@@ -41,6 +41,7 @@ export interface DenoiseJob {
   guidance: number;
   trueCfg: number;
   signal?: AbortSignal;
+  hold?: DenoiseOptions['hold'];
   onStep?: DenoiseOptions['onStep'];
 }
 
@@ -76,7 +77,7 @@ export class ArtRunner {
       axesDimsRope: this.settings.transformer.axesDimsRope,
       ropeTheta: this.settings.transformer.ropeTheta,
     });
-    return denoise(job.initial, predictor, { schedule: this.schedule(job.steps, job.grid), trueCfg: job.trueCfg, signal: job.signal, onStep: job.onStep });
+    return denoise(job.initial, predictor, { schedule: this.schedule(job.steps, job.grid), trueCfg: job.trueCfg, signal: job.signal, hold: job.hold, onStep: job.onStep });
   }
 
   /** The linear latent -> RGB map for live previews, fitted once from this model's VAE encoder. */

@@ -23,6 +23,12 @@ export interface DenoiseOptions {
   trueCfg: number;
   signal?: AbortSignal;
   /**
+   * Sets some tokens (in place) to where they must be at `sigma`: called on the initial latents
+   * with sigma[0] and after every step i with sigma[i+1] (0 after the last), before `onStep`.
+   * Kept layers use it (keep.ts); absent, the loop is the plain one.
+   */
+  hold?: (latents: Float32Array, sigma: number) => void;
+  /**
    * After each step: steps done (1-based), total, the latents, the model's predictions, and the
    * current estimate of the clean latents `x - sigma * v` (computed only if called; for previews).
    */
@@ -52,6 +58,7 @@ export async function denoise(initial: Float32Array, model: NoisePredictor, opti
   const withUncond = trueCfg !== 1;
   const total = schedule.timesteps.length;
   let latents: Float32Array = Float32Array.from(initial);
+  options.hold?.(latents, schedule.sigmas[0]);
   for (let i = 0; i < total; i++) {
     throwIfAborted(signal);
     // The pipeline passes t / 1000 in float32; the model scales it back.
@@ -60,6 +67,7 @@ export async function denoise(initial: Float32Array, model: NoisePredictor, opti
     const guided = withUncond && prediction.uncond ? trueCfgCombine(prediction.cond, prediction.uncond, trueCfg) : prediction.cond;
     latents = eulerStep(schedule, i, latents, guided);
     const sigma = schedule.sigmas[i + 1];
+    options.hold?.(latents, sigma);
     const current = latents;
     options.onStep?.(i + 1, total, latents, prediction, () => current.map((x, k) => x - sigma * guided[k]));
   }

@@ -17,8 +17,34 @@ export interface Layout {
   boxes: BoxTuple[];
 }
 
+/**
+ * A job's final clean latents: the packed in-box tokens `[N, 64]` (the denoiser's scaled space,
+ * before the grey fill) of `layout`'s 16-pixel token grid, in the grid's order (layers in order,
+ * row-major inside each box). What a later job needs to keep some of this job's layers.
+ */
+export interface CleanLatents {
+  layout: Layout;
+  tokens: Float32Array;
+}
+
+/** Layer `from` of the base job is kept as layer `to` of the new one (neither is 0, the merged layer). */
+export interface KeepEntry {
+  from: number;
+  to: number;
+}
+
+/** The job a generation builds on, and which of its layers it keeps. */
+export interface BaseJob {
+  /** The model that made the base; must be the model that runs the new job. */
+  model: string;
+  latents: CleanLatents;
+  /** Empty: a plain generation (the base is only recorded). */
+  keep: KeepEntry[];
+}
+
 export interface GenerateParams {
   prompt: string;
+  /** The new job's full layout (kept layers at their base boxes, new and moved ones anywhere). */
   layout: Layout;
   steps: number;
   /** The guidance *embedding* passed to the transformer (official default 4.0). */
@@ -26,6 +52,8 @@ export interface GenerateParams {
   /** True classifier-free guidance scale `neg + s * (pos - neg)` (official default 3.5). */
   trueCfg: number;
   seed: number;
+  /** Keep some layers of an earlier job: their tokens are held to its clean latents. */
+  base?: BaseJob;
 }
 
 /** Stages a job reports progress in; `encode` (PNG encoding) is the bridge's, after the pipeline's. */
@@ -70,6 +98,8 @@ export interface GenerateResult {
   provider: string;
   /** The prompt was cut to the text encoders' token limit. */
   promptTruncated: boolean;
+  /** The final clean latents, kept with the job so a later job can keep some of its layers. */
+  latents: CleanLatents;
 }
 
 export interface GenerateOptions {

@@ -8,7 +8,9 @@
  * containing "CRASH" kills the worker thread (as a native crash in onnxruntime would).
  */
 import type { ArtPipeline, GenerateParams, GenerateOptions, GenerateResult, LayerImage } from '../../gpu-server/pipeline/types.ts';
-import { MAX_LAYERS } from '../../gpu-server/constants.ts';
+import { MAX_LAYERS, PACKED_CHANNELS } from '../../gpu-server/constants.ts';
+import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
+import { checkKeep, holdKept, keptTokens } from '../../gpu-server/pipeline/keep.ts';
 
 export interface FakeOptions {
   modelDir?: string;
@@ -41,6 +43,8 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
       };
       if (params.prompt.includes('FAIL')) throw new Error('fake pipeline failure (prompt asked for it)');
       if (params.prompt.includes('CRASH')) process.exit(3);
+      // Refuses a base that does not fit, as the real pipeline's validateParams does.
+      if (params.base) checkKeep(params.layout, { model: params.base.model, layout: params.base.latents.layout }, params.base.keep, 'fake');
       for (let step = 1; step <= params.steps; step++) {
         abortIfAsked();
         holdThread(stepMs);
@@ -63,6 +67,10 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
         opts.onProgress?.({ stage: 'decode', step: 1, total: 1, elapsedMs: performance.now() - start });
       }
       const { width, height } = params.layout;
+      // Latents: a function of the seed and token index, with kept layers' tokens exactly the base's (as the real loop ends).
+      const grid = transformerTokens(params.layout);
+      const tokens = new Float32Array(grid.count * PACKED_CHANNELS).map((_, i) => ((params.seed * 31 + i) % 997) / 997 - 0.5);
+      if (params.base && params.base.keep.length > 0) holdKept(tokens, keptTokens(grid, params.base.latents, params.base.keep), tokens, 0);
       const blank = { width, height, rgb: new Uint8Array(width * height * 3) };
       return {
         layers,
@@ -74,6 +82,7 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
         model: 'fake',
         provider,
         promptTruncated: false,
+        latents: { layout: params.layout, tokens },
       };
     },
     async dispose() {},

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
-import { tokenNoise } from '../../gpu-server/pipeline/noise.ts';
+import { streamNoise, tokenNoise } from '../../gpu-server/pipeline/noise.ts';
 import type { BoxTuple, Layout } from '../../gpu-server/pipeline/types.ts';
 
 const layout = (child: BoxTuple): Layout => ({ width: 256, height: 256, boxes: [[0, 0, 256, 256], [0, 0, 256, 256], child, [32, 32, 160, 96]] });
@@ -53,4 +53,46 @@ test('bad seeds are refused', () => {
   const grid = transformerTokens(layout([0, 0, 64, 64]));
   assert.throws(() => tokenNoise(-1, grid), /non-negative integer/);
   assert.throws(() => tokenNoise(1.5, grid), /non-negative integer/);
+});
+
+/** FNV-1a over the float32 bytes: any change of any value changes it. */
+function fnv1a(a: Float32Array): string {
+  let h = 0x811c9dc5;
+  for (const b of new Uint8Array(a.buffer, a.byteOffset, a.byteLength)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+
+// The README promises the same image for the same seed on every run, machine and version: these
+// values were computed once (Node 20, x64) and must never change. If this test fails, seeds no
+// longer mean the images users saved; do not update the numbers unless that is intended and
+// announced (the generator only uses integer arithmetic, Math.log/sqrt/cos/sin and float32 casts).
+const PINNED: { seed: number; layout: Layout; values: number; hash: string; first: number[]; lastLayerFirstTokenTail: number[] }[] = [
+  { seed: 41, layout: { width: 512, height: 512, boxes: [[0, 0, 512, 512], [0, 0, 512, 512], [32, 48, 160, 96]] }, values: 132608, hash: 'fac2a318',
+    first: [-0.13513720035552979, -1.1481294631958008, -0.19590288400650024, -0.3106497526168823], lastLayerFirstTokenTail: [-0.505622386932373, -1.4987198114395142, -0.5929295420646667] },
+  { seed: 0, layout: { width: 64, height: 32, boxes: [[0, 0, 64, 32], [0, 0, 64, 32], [16, 0, 48, 16]] }, values: 1152, hash: 'ee1daec0',
+    first: [1.909546971321106, 0.9469888806343079, -0.9151738882064819, -0.7360038161277771], lastLayerFirstTokenTail: [2.4527673721313477, 0.4930116832256317, 0.014092530123889446] },
+  { seed: 2 ** 32 + 5, layout: { width: 128, height: 96, boxes: [[0, 0, 128, 96], [0, 0, 128, 96], [16, 16, 80, 64], [64, 48, 128, 96]] }, values: 7680, hash: 'ed7a76ab',
+    first: [1.032787799835205, 0.18089470267295837, -0.03841015696525574, -0.031776122748851776], lastLayerFirstTokenTail: [0.06647335737943649, 0.009895635768771172, -0.12502636015415192] },
+  { seed: 2 ** 53 - 1, layout: { width: 32, height: 32, boxes: [[0, 0, 32, 32], [0, 0, 32, 32]] }, values: 512, hash: '2f55f77c',
+    first: [0.03480996564030647, -0.7298141717910767, -1.367271065711975, -0.8376712203025818], lastLayerFirstTokenTail: [0.7045747637748718, 0.1963043212890625, 1.1246451139450073] },
+];
+
+for (const p of PINNED) {
+  test(`pinned noise: seed ${p.seed} on ${p.layout.width}x${p.layout.height} with ${p.layout.boxes.length} layers`, () => {
+    const grid = transformerTokens(p.layout);
+    const n = tokenNoise(p.seed, grid);
+    assert.equal(n.length, p.values);
+    assert.deepEqual(Array.from(n.subarray(0, 4)), p.first);
+    const last = grid.layers[grid.layers.length - 1];
+    // Channels 61..63 of the last layer's first token.
+    const at = last.offset * 64;
+    assert.deepEqual(Array.from(n.subarray(at + 61, at + 64)), p.lastLayerFirstTokenTail);
+    assert.equal(fnv1a(n), p.hash);
+  });
+}
+
+test('pinned weight stream: the tiny model draws the same weights in every version', () => {
+  const w = streamNoise(0, 'transformer/x_embedder.weight', 1001);
+  assert.deepEqual(Array.from(w.subarray(0, 3)), [2.816697120666504, -0.29808878898620605, -0.001318701426498592]);
+  assert.equal(fnv1a(w), 'fa66fd69');
 });
