@@ -1,7 +1,9 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { LayerStream, type Encoder } from '../../bridge/layer-stream.ts';
-import type { LayerPng } from '../../bridge/job-store.ts';
+import type { JobManifest, LayerPng } from '../../bridge/job-store.ts';
+import { LayerFeed } from '../../bridge/layer-feed.ts';
+import { decodeImageFrame, type BridgeMessage } from '../../bridge/protocol.ts';
 import type { BoxTuple, LayerImage } from '../../gpu-server/pipeline/types.ts';
 import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge, type Received } from './helpers.ts';
 import { fakePixel } from './fake-pipeline.ts';
@@ -92,4 +94,81 @@ test('layers reach the client while the pipeline is still decoding, and a client
   }
   a.close();
   b.close();
+});
+
+// ---- LayerFeed: every subscriber at its own pace --------------------------------------------------
+
+/**
+ * A connection as jobs.ts's Subscriber documents it: `drained()` resolves true once the client has
+ * read what was sent, false once it closed or was dropped; sending to a closed one does nothing.
+ * Here the test decides when it has read.
+ */
+function feedClient() {
+  const got: string[] = [];
+  let release: ((ok: boolean) => void)[] = [];
+  const client = {
+    open: true,
+    send: (m: BridgeMessage) => client.open && got.push(m.type === 'layer' ? `layer${m.index}` : m.type),
+    sendFrame: (f: Uint8Array) => client.open && got.push(`frame${decodeImageFrame(f).layerIndex}`),
+    drained: () => new Promise<boolean>((resolve) => release.push(resolve)),
+  };
+  const read = async (ok = true) => {
+    for (let i = 0; i < 5 && release.length === 0; i++) await tick();
+    const r = release;
+    release = [];
+    r.forEach((f) => f(ok));
+    await tick();
+  };
+  return { client, got, read };
+}
+
+const manifestFor = (jobId: string, count: number): JobManifest => ({
+  format: 1, jobId, requestId: 'r', prompt: '', layout: { width: 1, height: 1, boxes: [] }, params: { resolution: 512, steps: 1, guidance: 4, trueCfg: 3.5, seed: 1 },
+  seed: 1, model: 'm', provider: 'cpu', tiny: true, promptTruncated: false, timings: {}, createdAt: '', finishedAt: '',
+  layers: Array.from({ length: count }, (_, index) => ({ index, box: [0, 0, 1, 1] as BoxTuple, width: 1, height: 1, file: '' })),
+});
+const png = (index: number): LayerPng => ({ index, box: [0, 0, 1, 1], width: 1, height: 1, png: Uint8Array.of(index) });
+const JOB = '0c5b2c7e-3f4a-4b8e-9a1d-2f6e8c9b0a1d';
+
+test('LayerFeed sends each layer only after the client read the last, from the first layer for a late follower, then done once stored', async () => {
+  const feed = new LayerFeed(JOB);
+  const early = feedClient();
+  const following = feed.follow(early.client);
+  feed.push(png(0));
+  feed.push(png(1));
+  await tick();
+  assert.deepEqual(early.got, [], 'nothing before the client can take it');
+  await early.read();
+  assert.deepEqual(early.got, ['layer0', 'frame0']);
+  const late = feedClient();
+  const lateFollowing = feed.follow(late.client);
+  await late.read();
+  await late.read();
+  assert.deepEqual(late.got, ['layer0', 'frame0', 'layer1', 'frame1'], 'a late follower starts at the first layer');
+  feed.push(png(2));
+  feed.push(png(1)); // twice: ignored
+  feed.finish(manifestFor(JOB, 3));
+  await early.read();
+  await early.read();
+  await late.read();
+  await Promise.all([following, lateFollowing]);
+  assert.deepEqual(early.got, ['layer0', 'frame0', 'layer1', 'frame1', 'layer2', 'frame2', 'done']);
+  assert.deepEqual(late.got.slice(4), ['layer2', 'frame2', 'done']);
+});
+
+test('LayerFeed: a client dropped for not reading gets no more, an aborted job sends no done, and followers end', async () => {
+  const feed = new LayerFeed(JOB);
+  const dropped = feedClient();
+  const reader = feedClient();
+  const a = feed.follow(dropped.client);
+  const b = feed.follow(reader.client);
+  feed.push(png(0));
+  await dropped.read(false);
+  await reader.read();
+  feed.push(png(1));
+  feed.abort();
+  await reader.read();
+  await Promise.all([a, b]);
+  assert.deepEqual(dropped.got, []);
+  assert.deepEqual(reader.got, ['layer0', 'frame0'], 'nothing after the abort, and no done');
 });
