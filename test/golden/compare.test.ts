@@ -88,3 +88,33 @@ test('a report passes only when it has comparisons and all pass; the text says w
   assert.match(text, /ok {3}good/);
   assert.match(text, /FAIL bad/);
 });
+
+// Found by the mutation run (docs/testing.md): the exact boundary, the fields of a refused
+// comparison, and the text `npm run golden` prints.
+test('exactly at the bar passes; a length mismatch says so in every field', () => {
+  // 0.5 / 2 = 0.25 exactly in binary floating point.
+  const at = compareFloat('at the bar', shifted(3, 0.5), REF, 0.25);
+  assert.equal(at.maxRel, 0.25);
+  assert.equal(at.pass, true);
+  const short = compareFloat('short', REF.subarray(0, 3), REF);
+  assert.deepEqual([short.metric, short.maxAbs, short.count], ['relative', Infinity, 0]);
+  const shortLevels = compareLevels('short', ref8.subarray(1), ref8);
+  assert.deepEqual([shortLevels.maxAbs, shortLevels.count, shortLevels.tolerance], [Infinity, 0, 2]);
+  assert.match(shortLevels.note ?? '', /length 999 != reference 1000/);
+  const two = compareLevels('two', withDiffs(1, 2), ref8);
+  assert.equal(two.metric, 'levels');
+  assert.equal(two.maxRel, 2 / 255);
+});
+
+test('formatReport prints the case, then one line per comparison with its bar, counts and note', () => {
+  const text = formatReport({
+    kind: 'vae',
+    dir: 'cases/vae',
+    comparisons: [compareFloat('decoded', REF, REF), compareLevels('rgba', withDiffs(2, 2), ref8)],
+  });
+  assert.deepEqual(text.split('\n'), [
+    'vae  cases/vae',
+    `  ok   ${'decoded'.padEnd(28)} max abs 0.000e+0  max rel 0.000e+0  (rel <= 1e-4, 4 values)`,
+    `  FAIL ${'rgba'.padEnd(28)} max abs 2.000e+0  max rel 7.843e-3  (<= 2 levels, 1000 values)  99.800% within 1 level`,
+  ]);
+});
