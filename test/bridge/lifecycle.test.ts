@@ -153,9 +153,10 @@ test('ping is answered while a job runs and its PNGs are encoded: never blocked 
   const at = rtts.indexOf(worst);
   const median = [...rtts].sort((x, y) => x - y)[rtts.length >> 1];
   // The fake's 40 steps hold its thread for 800 ms without yielding: run on the event loop, they
-  // would block one ping for all of it; so would encoding the layers there in one go.
+  // would block one ping for all of it; so would encoding the layers there in one go (a ping sent
+  // into such a block waits for nearly all of it: 40 ms apart, one lands near its start).
   const denoiseMs = 40 * 20;
-  const bound = 0.5 * Math.min(denoiseMs, encodeAllMs);
+  const bound = 0.75 * Math.min(denoiseMs, encodeAllMs);
   console.log(`ping during a job: ${rtts.length} pings, worst ${worst.toFixed(1)} ms (ping ${at}, ${phases[at]}), median ${median.toFixed(1)} ms; bound ${bound.toFixed(0)} ms (encoding the layers here: ${encodeAllMs.toFixed(0)} ms)`);
   assert.ok(worst < bound, `worst ping ${worst.toFixed(1)} ms (ping ${at} of ${rtts.length}, while ${phases[at]}): the event loop was blocked for half the job's denoising or PNG encoding`);
   assert.ok(median < 0.1 * bound, `median ping ${median.toFixed(1)} ms: the event loop is slow throughout the job`);
