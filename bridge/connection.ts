@@ -17,6 +17,8 @@ export interface MessageBudget {
 export class Connection implements Subscriber {
   readonly id = randomUUID();
   paired = false;
+  /** The protocol version this client's `hello` named (set when it pairs). */
+  protocol = 0;
   private readonly bucket: TokenBucket;
   private lastRateWarning = 0;
   private dropped = 0;

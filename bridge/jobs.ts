@@ -5,8 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { MERGED_LAYER } from '../gpu-server/constants.ts';
+import { checkKeep, KeepError } from '../gpu-server/pipeline/keep.ts';
 import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
-import { encodeImageFrame, type BridgeMessage, type GenerateMessage, type Timings } from './protocol.ts';
+import { encodeImageFrame, type BridgeMessage, type ErrorCode, type GenerateMessage, type Timings } from './protocol.ts';
 import { JobQueue } from './queue.ts';
 import { JobStore, type JobManifest, type LayerPng } from './job-store.ts';
 import { PipelineHost, JobAborted } from './pipeline-host.ts';
@@ -55,6 +56,18 @@ interface Job {
   lastProgress?: LastSent;
 }
 
+/** A job refused with a code before or while it runs (e.g. its base was pruned meanwhile). */
+class JobRefused extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Refusal = { code: ErrorCode; message: string };
+
 export class Jobs {
   /** What the pipeline worker loaded at start (a restarted worker loads the same). */
   readonly info: PipelineInfo;
@@ -89,8 +102,51 @@ export class Jobs {
     return { waiting: this.queue.waitingCount, running: this.queue.running ? 1 : 0 };
   }
 
-  /** Queues a request that already fits the model; answers `queued` or `queue_full`. */
+  /**
+   * Queues a request that already fits the model; answers `queued` or `queue_full`. A request
+   * with a base is first checked against the stored base job (answers its coded error).
+   */
   submit(client: Subscriber, message: GenerateMessage): void {
+    if (!message.base) return this.enqueue(client, message);
+    const { requestId } = message;
+    this.baseRefusal(message).then(
+      (refusal) => {
+        if (refusal) return client.send({ type: 'error', ...refusal, requestId });
+        if (this.closing) return client.send({ type: 'error', code: 'shutting_down', message: 'the bridge is shutting down; start it again', requestId });
+        this.enqueue(client, message);
+      },
+      (error: unknown) => client.send({ type: 'error', code: 'internal', message: `could not read the base job: ${String(error)}; try again`, requestId }),
+    );
+  }
+
+  /** Why a request's base cannot be used, or undefined: unknown, still running, another model or canvas, a bad keep list. */
+  private async baseRefusal(message: GenerateMessage): Promise<Refusal | undefined> {
+    if (!message.base) return undefined;
+    const { jobId, keep } = message.base;
+    const active = this.active.get(jobId);
+    if (active)
+      return {
+        code: 'base_running',
+        message: `base job ${jobId} is still ${this.queue.position(jobId) === undefined ? 'running' : 'waiting'}; wait for its done, then regenerate from it`,
+      };
+    const manifest = await this.store.loadManifest(jobId);
+    if (!manifest || !manifest.latents)
+      return {
+        code: 'base_not_found',
+        message: manifest
+          ? `base job ${jobId} was stored before the bridge kept latents, so its layers cannot be kept; generate anew`
+          : `base job ${jobId} is not in the job store (never existed, or pruned: the bridge keeps the last ${this.options.keepJobs} jobs, see --keep-jobs); generate anew`,
+      };
+    try {
+      checkKeep(message.layout, { model: manifest.model, layout: manifest.layout }, keep, this.info.model);
+    } catch (error) {
+      if (!(error instanceof KeepError)) throw error;
+      return { code: error.code === 'base_latents' ? 'base_not_found' : error.code, message: error.message };
+    }
+    return undefined;
+  }
+
+  private enqueue(client: Subscriber, message: GenerateMessage): void {
     const { requestId } = message;
     const job: Job = {
       id: randomUUID(),
@@ -189,6 +245,22 @@ export class Jobs {
     return this.host.dispose();
   }
 
+  /**
+   * Reads a job's base from the store as it starts (it may have been pruned since it was queued)
+   * into its params; returns the base's PNGs of the kept layers, by their new index.
+   */
+  private async attachBase(job: Job): Promise<Map<number, LayerPng>> {
+    const base = job.message.base;
+    if (!base) return new Map();
+    const read = await this.store.loadBase(base.jobId, base.keep.map((k) => k.from));
+    if (!read.ok) throw new JobRefused('base_not_found', `base job ${base.jobId} can no longer be read: ${read.why}; generate anew`);
+    job.params.base = { model: read.manifest.model, latents: read.latents, keep: base.keep };
+    return new Map(base.keep.map(({ from, to }) => {
+      const png = read.layers.get(from) as LayerPng;
+      return [to, { ...png, index: to }];
+    }));
+  }
+
   private requestCancel(job: Job): void {
     job.cancelRequested = true;
     if (job.seq !== undefined) this.host.cancel(job.seq);
@@ -239,11 +311,15 @@ export class Jobs {
         const frame = encodeImageFrame({ kind: 'preview', jobId: job.id, layerIndex: MERGED_LAYER, png });
         job.subscribers.forEach((c) => c.sendFrame(frame));
       };
+      const kept = await this.attachBase(job);
       const run = this.host.generate(job.params, onProgress, onPreview);
       job.seq = run.seq;
       if (job.cancelRequested) this.host.cancel(run.seq);
       const result = await run.result;
+      job.params.base = undefined; // the base's latents are not needed any more
       if (job.cancelRequested) throw new JobAborted('cancelled after the last step');
+      // Kept layers carry the base's PNG bytes, byte for byte; only regenerated layers are new.
+      const layers = result.layers.map((l) => kept.get(l.index) ?? l);
       const finished = Date.now();
       const timings: Timings = { ...result.timings, queue: startedAt - job.queuedAt, total: finished - job.queuedAt };
       const manifest = await this.store.save(
@@ -261,13 +337,18 @@ export class Jobs {
           timings,
           createdAt: job.createdAt,
           finishedAt: new Date(finished).toISOString(),
+          ...(job.message.base ? { base: job.message.base } : {}),
         },
-        result.layers,
+        layers,
+        result.latents,
       );
-      log(`job ${job.id} done in ${timings.total} ms (${result.layers.length} layers)`);
-      job.subscribers.forEach((c) => deliver(c, manifest, result.layers, false));
+      log(`job ${job.id} done in ${timings.total} ms (${layers.length} layers${kept.size ? `, ${kept.size} kept from ${job.message.base?.jobId}` : ''})`);
+      job.subscribers.forEach((c) => deliver(c, manifest, layers, false));
     } catch (error) {
-      if (error instanceof JobAborted || job.cancelRequested) {
+      if (error instanceof JobRefused) {
+        log(`job ${job.id} refused: ${error.message}`);
+        broadcast(job, { type: 'error', code: error.code, message: error.message, requestId: job.requestId, jobId: job.id });
+      } else if (error instanceof JobAborted || job.cancelRequested) {
         const why = this.closing && this.options.cancelOnShutdown ? 'the bridge is shutting down' : 'cancel was requested';
         log(`job ${job.id} cancelled`);
         broadcast(job, { type: 'error', code: 'cancelled', message: `job cancelled: ${why}`, requestId: job.requestId, jobId: job.id });
@@ -317,5 +398,6 @@ function deliver(client: Subscriber, manifest: JobManifest, layers: LayerPng[], 
     promptTruncated: manifest.promptTruncated,
     timings: manifest.timings,
     fetched,
+    ...(manifest.base ? { base: manifest.base } : {}),
   });
 }

@@ -61,9 +61,13 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
     const encoding = (step: number) =>
       post({ type: 'progress', seq, progress: { stage: 'encode', step, total: 1, elapsedMs: performance.now() - startedAt } });
     encoding(0);
-    const pngs = await pngPool.encodeAll(result.layers);
+    // Kept layers carry the base's PNG bytes (the bridge adds them): only the others are encoded.
+    const kept = new Set(params.base?.keep.map((k) => k.to));
+    const fresh = result.layers.filter((l) => !kept.has(l.index));
+    const pngs = await pngPool.encodeAll(fresh);
     encoding(1);
-    const layers = result.layers.map((l, i) => ({ index: l.index, box: l.box, width: l.width, height: l.height, png: pngs[i] }));
+    const encodedPng = new Map(fresh.map((l, i) => [l.index, pngs[i]]));
+    const layers = result.layers.map((l) => ({ index: l.index, box: l.box, width: l.width, height: l.height, png: encodedPng.get(l.index) ?? new Uint8Array(0) }));
     const encoded: EncodedResult = {
       layers,
       seed: result.seed,
@@ -71,9 +75,13 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
       provider: result.provider,
       tiny: result.tiny,
       promptTruncated: result.promptTruncated,
+      latents: result.latents,
       timings: { ...result.timings, encode: (result.timings.encode ?? 0) + (performance.now() - start) },
     };
-    post({ type: 'result', seq, result: encoded }, layers.map((l) => l.png.buffer as ArrayBuffer));
+    const { tokens } = result.latents;
+    // Transfer the latents' buffer only when it is theirs alone (a view into a larger one is copied).
+    const transfers = [...layers.map((l) => l.png.buffer as ArrayBuffer), ...(tokens.byteLength === tokens.buffer.byteLength ? [tokens.buffer as ArrayBuffer] : [])];
+    post({ type: 'result', seq, result: encoded }, [...new Set(transfers)]);
   } catch (error) {
     const aborted = controller.signal.aborted || (error instanceof Error && error.name === 'AbortError');
     post({ type: 'failed', seq, aborted, message: errorText(error) });

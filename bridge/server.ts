@@ -10,7 +10,9 @@ import { WebSocketServer, type RawData } from 'ws';
 import { MAX_CANVAS_SIDE, GRID } from '../gpu-server/constants.ts';
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 import {
+  BASE_PROTOCOL,
   PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOLS,
   MAX_MESSAGE_BYTES,
   MAX_PROMPT_CHARS,
   parseClientMessage,
@@ -104,6 +106,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const onGenerate = (client: Connection, message: GenerateMessage) => {
     const { requestId } = message;
     if (jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
+    if (message.base && client.protocol < BASE_PROTOCOL)
+      return client.sendError('invalid_message', `generate.base needs protocol ${BASE_PROTOCOL}; this connection said hello with protocol ${client.protocol}`, { requestId });
     const misfit = modelMisfit(info, message);
     if (misfit) return client.sendError(misfit.code, misfit.message, { requestId });
     jobs.submit(client, message);
@@ -208,8 +212,8 @@ function pair(client: Connection, message: HelloMessage, token: string, wrongTok
     client.sendError('rate_limited', `too many wrong pairing tokens; try again in ${seconds} s`);
     return client.close(1008, 'rate limited');
   }
-  if (message.protocol !== PROTOCOL_VERSION) {
-    client.sendError('protocol_version', `this bridge speaks protocol ${PROTOCOL_VERSION}, the client ${message.protocol}; update the plugin or the bridge`);
+  if (!SUPPORTED_PROTOCOLS.includes(message.protocol)) {
+    client.sendError('protocol_version', `this bridge speaks protocol ${SUPPORTED_PROTOCOLS.join(' or ')}, the client ${message.protocol}; update the plugin or the bridge`);
     return client.close(1008, 'protocol version');
   }
   if (!tokenMatches(token, message.token)) {
@@ -218,13 +222,15 @@ function pair(client: Connection, message: HelloMessage, token: string, wrongTok
     return client.close(1008, 'unauthorized');
   }
   client.paired = true;
-  client.send(welcome(info));
+  client.protocol = message.protocol;
+  client.send(welcome(info, message.protocol));
 }
 
-function welcome(info: PipelineInfo): BridgeMessage {
+/** The welcome in the client's own version (a version-1 client sees protocol 1). */
+function welcome(info: PipelineInfo, protocol: number): BridgeMessage {
   return {
     type: 'welcome',
-    protocol: PROTOCOL_VERSION,
+    protocol,
     model: info.model,
     provider: info.provider,
     tiny: info.tiny,
@@ -255,6 +261,7 @@ function health(version: string, info: PipelineInfo, jobs: Jobs) {
     name: 'art-for-figma bridge',
     version,
     protocol: PROTOCOL_VERSION,
+    protocols: SUPPORTED_PROTOCOLS,
     model: info.model,
     provider: info.provider,
     tiny: info.tiny,

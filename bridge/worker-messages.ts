@@ -1,5 +1,5 @@
 /** Messages between the bridge's main thread and its pipeline worker (structured clone). */
-import type { GenerateParams, PipelineInfo, Progress, Stage } from '../gpu-server/pipeline/types.ts';
+import type { CleanLatents, GenerateParams, PipelineInfo, Progress, Stage } from '../gpu-server/pipeline/types.ts';
 import type { Provider } from '../gpu-server/constants.ts';
 import type { MemoryMode } from '../gpu-server/pipeline/memory-plan.ts';
 import type { LayerPng } from './job-store.ts';
@@ -30,7 +30,13 @@ export type ToWorker =
   | { type: 'dispose' };
 
 export interface EncodedResult {
+  /**
+   * Every layer. Kept layers (the `to` of `params.base.keep`) may come with an empty PNG: the
+   * bridge carries the base job's bytes for them in any case (jobs.ts), so encoding them is waste.
+   */
   layers: LayerPng[];
+  /** The job's clean latents, stored with it so a later job can keep its layers. */
+  latents: CleanLatents;
   seed: number;
   model: string;
   provider: string;
