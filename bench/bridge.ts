@@ -58,7 +58,7 @@ async function serve(options: BridgeBenchOptions): Promise<void> {
   const token = randomBytes(16).toString('hex');
   const bridge = await startBridge({
     host: '127.0.0.1', port: 0, token, allowOrigins: [], outputs, keepJobs: 2,
-    pipeline: { factory: fileURLToPath(new URL('./sample-pipeline.ts', import.meta.url)), options: { stepMs: options.stepMs } },
+    runner: { kind: 'local', pipeline: { factory: fileURLToPath(new URL('./sample-pipeline.ts', import.meta.url)), options: { stepMs: options.stepMs } } },
     cancelOnShutdown: true, version: 'bench',
   });
   const loop = monitorEventLoopDelay({ resolution: 5 });

@@ -92,12 +92,15 @@ async function main(): Promise<number> {
       allowOrigins: o.allowOrigins,
       outputs: resolve(o.outputs),
       keepJobs: o.keepJobs,
-      pipeline: {
-        factory,
-        options: {
-          ...(o.model ? { modelDir: resolve(o.model) } : {}),
-          ...(o.provider ? { provider: o.provider } : {}),
-          ...(o.memory ? { memory: o.memory } : {}),
+      runner: {
+        kind: 'local',
+        pipeline: {
+          factory,
+          options: {
+            ...(o.model ? { modelDir: resolve(o.model) } : {}),
+            ...(o.provider ? { provider: o.provider } : {}),
+            ...(o.memory ? { memory: o.memory } : {}),
+          },
         },
       },
       cancelOnShutdown: o.cancelOnShutdown,

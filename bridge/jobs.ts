@@ -1,7 +1,8 @@
 /**
- * The job lifecycle: queue a generate request, run one job at a time on the pipeline worker,
- * forward its progress and previews, store the result before delivering it, cancel, and replay
- * stored jobs on `fetch`. Knows nothing of sockets: it talks to `Subscriber`s.
+ * The job lifecycle: queue a generate request, start jobs in fair order as the runner has idle
+ * pipelines for them, forward their progress and previews, store each result before delivering
+ * it, cancel, and replay stored jobs on `fetch`. Knows nothing of sockets (it talks to
+ * `Subscriber`s) nor of where jobs run (it talks to a `JobRunner`).
  */
 import { randomUUID } from 'node:crypto';
 import { MERGED_LAYER } from '../gpu-server/constants.ts';
@@ -10,9 +11,8 @@ import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipel
 import { encodeImageFrame, type BridgeMessage, type ErrorCode, type GenerateMessage, type Timings } from './protocol.ts';
 import { JobQueue } from './queue.ts';
 import { JobStore, type JobManifest, type LayerPng } from './job-store.ts';
-import { PipelineHost, JobAborted } from './pipeline-host.ts';
+import { JobAborted, type JobRun, type JobRunner } from './runner.ts';
 import { shouldSendProgress, type LastSent } from './progress-throttle.ts';
-import type { PipelineFactoryOptions } from './worker-messages.ts';
 
 /** A connection that follows jobs; sending to a closed one does nothing. */
 export interface Subscriber {
@@ -34,8 +34,9 @@ export interface JobsOptions {
   /** Job store folder and how many finished jobs it keeps. */
   outputs: string;
   keepJobs: number;
-  pipeline: { factory: string; options: PipelineFactoryOptions };
-  /** At shutdown, cancel the running job instead of letting it finish. */
+  /** Where jobs run (chosen at start-up); `Jobs` disposes it. */
+  runner: JobRunner;
+  /** At shutdown, cancel the running jobs instead of letting them finish. */
   cancelOnShutdown: boolean;
   limits: JobLimits;
   log: (line: string) => void;
@@ -46,12 +47,15 @@ interface Job {
   requestId: string;
   clientId: string;
   message: GenerateMessage;
+  /** The model the job was made for. */
+  model: string;
   params: GenerateParams;
   subscribers: Set<Subscriber>;
   queuedAt: number;
   createdAt: string;
   lastPosition?: number;
-  seq?: number;
+  lastNote?: string;
+  run?: JobRun;
   cancelRequested: boolean;
   lastProgress?: LastSent;
 }
@@ -69,29 +73,44 @@ class JobRefused extends Error {
 type Refusal = { code: ErrorCode; message: string };
 
 export class Jobs {
-  /** What the pipeline worker loaded at start (a restarted worker loads the same). */
-  readonly info: PipelineInfo;
   private readonly queue: JobQueue<Job>;
   /** Waiting and running jobs by id. */
   private readonly active = new Map<string, Job>();
-  private running: Promise<void> | undefined;
+  private readonly running = new Set<Promise<void>>();
   private closing = false;
+  /** A starting job is reading its base from the store (see run). */
+  private readingBase = false;
+  private readonly runner: JobRunner;
 
   private constructor(
     private readonly options: JobsOptions,
     private readonly store: JobStore,
-    private host: PipelineHost,
   ) {
-    this.info = host.info;
+    this.runner = options.runner;
     this.queue = new JobQueue<Job>({ perClient: options.limits.jobsPerClient, global: options.limits.queueLength });
+    this.runner.onCapacity(() => {
+      if (!this.closing) this.pump();
+      this.updatePositions();
+    });
   }
 
-  /** Opens the job store, then starts the pipeline worker and waits until it is loaded. */
+  /** Opens the job store; the runner is already started. */
   static async open(options: JobsOptions): Promise<Jobs> {
     const store = new JobStore(options.outputs, options.keepJobs);
     await store.open();
-    const host = await PipelineHost.start(options.pipeline.factory, options.pipeline.options);
-    return new Jobs(options, store, host);
+    return new Jobs(options, store);
+  }
+
+  /** The default model: what a job is made for (the first the runner offers). */
+  get info(): PipelineInfo {
+    const [first] = this.runner.models();
+    if (!first) throw new Error('no model is known yet: no pipeline has started');
+    return first;
+  }
+
+  /** What `/health` shows about where jobs run. */
+  runnerHealth(): Record<string, unknown> {
+    return this.runner.health();
   }
 
   get shuttingDown(): boolean {
@@ -99,7 +118,7 @@ export class Jobs {
   }
 
   get counts(): { waiting: number; running: number } {
-    return { waiting: this.queue.waitingCount, running: this.queue.running ? 1 : 0 };
+    return { waiting: this.queue.waitingCount, running: this.queue.runningCount };
   }
 
   /**
@@ -153,6 +172,7 @@ export class Jobs {
       requestId,
       clientId: client.id,
       message,
+      model: this.info.model,
       params: {
         prompt: message.prompt,
         layout: message.layout,
@@ -181,7 +201,7 @@ export class Jobs {
     this.pump();
   }
 
-  /** Drops a waiting job at once; asks the running one to stop (it answers `cancelled` when it does). */
+  /** Drops a waiting job at once; asks a running one to stop (it answers `cancelled` when it does). */
   cancel(client: Subscriber, jobId: string): void {
     const job = this.active.get(jobId);
     if (!job)
@@ -221,7 +241,7 @@ export class Jobs {
     for (const job of this.active.values()) job.subscribers.delete(client);
   }
 
-  /** Refuses new jobs, drops the waiting ones, finishes (or cancels) the running one. */
+  /** Refuses new jobs, drops the waiting ones, finishes (or cancels) the running ones. */
   async shutdown(): Promise<void> {
     this.closing = true;
     for (const { id, item: job } of this.queue.waitingJobs()) {
@@ -235,14 +255,13 @@ export class Jobs {
         jobId: id,
       });
     }
-    const current = this.queue.running?.item;
-    if (current && this.options.cancelOnShutdown) this.requestCancel(current);
-    await this.running;
+    if (this.options.cancelOnShutdown) for (const { item } of this.queue.runningJobs()) this.requestCancel(item);
+    await Promise.all(this.running);
   }
 
-  /** Stops the pipeline worker; call after `shutdown`. */
+  /** Stops the runner; call after `shutdown`. */
   dispose(): Promise<void> {
-    return this.host.dispose();
+    return this.runner.dispose();
   }
 
   /**
@@ -263,30 +282,37 @@ export class Jobs {
 
   private requestCancel(job: Job): void {
     job.cancelRequested = true;
-    if (job.seq !== undefined) this.host.cancel(job.seq);
+    job.run?.cancel();
   }
 
-  /** Tells every waiting job's subscribers where it stands, when that changed. */
+  /** Tells every waiting job's subscribers where it stands (and why it waits, if not its turn), when that changed. */
   private updatePositions(): void {
     for (const { item: job } of this.queue.waitingJobs()) {
       const position = this.queue.position(job.id);
-      if (position === undefined || position === job.lastPosition) continue;
+      if (position === undefined) continue;
+      const check = this.runner.canStart(job.model);
+      const note = check.ok ? undefined : check.why;
+      if (position === job.lastPosition && note === job.lastNote) continue;
       job.lastPosition = position;
-      broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position });
+      job.lastNote = note;
+      broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position, ...(note ? { note } : {}) });
     }
   }
 
+  /** Starts waiting jobs, in fair order, while the runner has an idle pipeline for them. */
   private pump(): void {
-    if (this.running) return;
-    const next = this.queue.start();
-    if (!next) return;
-    this.running = this.run(next.item).finally(() => {
-      this.queue.finish(next.id);
-      this.active.delete(next.id);
-      this.running = undefined;
-      if (!this.closing) this.pump();
-      this.updatePositions();
-    });
+    for (;;) {
+      const next = this.queue.start((job) => !this.readingBase && this.runner.canStart(job.model).ok);
+      if (!next) break;
+      const running: Promise<void> = this.run(next.item).finally(() => {
+        this.queue.finish(next.id);
+        this.active.delete(next.id);
+        this.running.delete(running);
+        if (!this.closing) this.pump();
+        this.updatePositions();
+      });
+      this.running.add(running);
+    }
     this.updatePositions();
   }
 
@@ -297,10 +323,6 @@ export class Jobs {
     job.lastPosition = 0;
     const startedAt = Date.now();
     try {
-      if (!this.host.alive) {
-        log('pipeline worker is gone; starting a new one');
-        this.host = await PipelineHost.start(this.options.pipeline.factory, this.options.pipeline.options);
-      }
       const onProgress = (progress: Progress) => {
         const now = Date.now();
         if (!shouldSendProgress(job.lastProgress, progress, now, limits.progressIntervalMs)) return;
@@ -311,11 +333,21 @@ export class Jobs {
         const frame = encodeImageFrame({ kind: 'preview', jobId: job.id, layerIndex: MERGED_LAYER, png });
         job.subscribers.forEach((c) => c.sendFrame(frame));
       };
-      const kept = await this.attachBase(job);
-      const run = this.host.generate(job.params, onProgress, onPreview);
-      job.seq = run.seq;
-      if (job.cancelRequested) this.host.cancel(run.seq);
-      const result = await run.result;
+      const onNote = (note: string) => broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position: 0, note });
+      let kept = new Map<number, LayerPng>();
+      if (job.message.base) {
+        // No other job starts while this one reads its base: the runner is not yet told it is busy.
+        this.readingBase = true;
+        try {
+          kept = await this.attachBase(job);
+        } finally {
+          this.readingBase = false;
+        }
+      }
+      job.run = this.runner.start({ jobId: job.id, model: job.model, params: job.params }, { onProgress, onPreview, onNote });
+      if (job.message.base && !this.closing) this.pump();
+      if (job.cancelRequested) job.run.cancel();
+      const result = await job.run.result;
       job.params.base = undefined; // the base's latents are not needed any more
       if (job.cancelRequested) throw new JobAborted('cancelled after the last step');
       // Kept layers carry the base's PNG bytes, byte for byte; only regenerated layers are new.

@@ -5,18 +5,14 @@
 import type { Worker } from 'node:worker_threads';
 import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import { startTsWorker } from './ts-worker.ts';
-import type { EncodedResult, FromWorker, PipelineFactoryOptions, ToWorker, WorkerInit } from './worker-messages.ts';
-
-/** Rejection of a job that was cancelled. */
-export class JobAborted extends Error {
-  override name = 'JobAborted';
-}
+import type { FromWorker, PipelineFactoryOptions, ToWorker, WorkerInit } from './worker-messages.ts';
+import { JobAborted, type JobResult } from './runner.ts';
 
 interface Pending {
   seq: number;
   onProgress: (progress: Progress) => void;
   onPreview?: (png: Uint8Array, step: number) => void;
-  resolve: (result: EncodedResult) => void;
+  resolve: (result: JobResult) => void;
   reject: (error: Error) => void;
 }
 
@@ -76,9 +72,9 @@ export class PipelineHost {
   }
 
   /** Runs one job; `cancel(seq)` with the returned seq stops it between steps. */
-  generate(params: GenerateParams, onProgress: (p: Progress) => void, onPreview?: (png: Uint8Array, step: number) => void): { seq: number; result: Promise<EncodedResult> } {
+  generate(params: GenerateParams, onProgress: (p: Progress) => void, onPreview?: (png: Uint8Array, step: number) => void): { seq: number; result: Promise<JobResult> } {
     const seq = ++this.seq;
-    const result = new Promise<EncodedResult>((resolve, reject) => {
+    const result = new Promise<JobResult>((resolve, reject) => {
       if (this.dead) return reject(this.dead);
       if (this.pending) return reject(new Error('pipeline is busy (one job at a time)'));
       this.pending = { seq, onProgress, onPreview, resolve, reject };

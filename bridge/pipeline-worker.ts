@@ -9,7 +9,8 @@ import { pathToFileURL } from 'node:url';
 import type { ArtPipeline, GenerateParams } from '../gpu-server/pipeline/types.ts';
 import { encodePng, rgbToRgba } from '../gpu-server/pipeline/png.ts';
 import { PngPool } from './png-pool.ts';
-import { type EncodedResult, type FromWorker, PREVIEW_INTERVAL_MS, type ToWorker, type WorkerInit } from './worker-messages.ts';
+import type { JobResult } from './runner.ts';
+import { type FromWorker, PREVIEW_INTERVAL_MS, type ToWorker, type WorkerInit } from './worker-messages.ts';
 
 const port = parentPort;
 if (!port) throw new Error('pipeline-worker.ts must run in a worker thread');
@@ -68,15 +69,15 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
     encoding(1);
     const encodedPng = new Map(fresh.map((l, i) => [l.index, pngs[i]]));
     const layers = result.layers.map((l) => ({ index: l.index, box: l.box, width: l.width, height: l.height, png: encodedPng.get(l.index) ?? new Uint8Array(0) }));
-    const encoded: EncodedResult = {
+    const encoded: JobResult = {
       layers,
       seed: result.seed,
       model: result.model,
       provider: result.provider,
       tiny: result.tiny,
       promptTruncated: result.promptTruncated,
-      latents: result.latents,
       timings: { ...result.timings, encode: (result.timings.encode ?? 0) + (performance.now() - start) },
+      latents: result.latents,
     };
     const { tokens } = result.latents;
     // Transfer the latents' buffer only when it is theirs alone (a view into a larger one is copied).

@@ -246,6 +246,9 @@ export interface QueuedMessage {
   jobId: string;
   /** Jobs ahead of this one; 0 means it runs now. Sent again whenever it changes. */
   position: number;
+  /** Why the job waits although its turn came (e.g. no GPU worker has its model), or that it started
+   *  again from the beginning on another worker; for a person. Sent again whenever it changes. */
+  note?: string;
 }
 
 export interface ProgressMessage {

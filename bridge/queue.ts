@@ -1,6 +1,7 @@
 /**
- * The job queue: one job runs at a time; waiting jobs are served round-robin across clients,
- * FIFO within a client, so one client's burst cannot starve another. Pure state, no I/O.
+ * The job queue: waiting jobs are served round-robin across clients, FIFO within a client, so one
+ * client's burst cannot starve another. Several jobs may run at once (one per idle pipeline: the
+ * caller says which jobs can start now). Pure state, no I/O.
  *
  * Fairness: each job gets a turn number when it is added, one past its client's previous job
  * but never behind the turn now being served; jobs run in (turn, arrival) order.
@@ -24,7 +25,7 @@ interface Entry<T> {
 
 export class JobQueue<T> {
   private waiting: Entry<T>[] = [];
-  private current: Entry<T> | undefined;
+  private readonly current = new Map<string, Entry<T>>();
   private servingTurn = 0;
   private seq = 0;
   private readonly lastTurn = new Map<string, number>();
@@ -32,7 +33,8 @@ export class JobQueue<T> {
   constructor(private readonly limits: QueueLimits) {}
 
   add(id: string, client: string, item: T): AddResult {
-    const mine = this.waiting.filter((e) => e.client === client).length + (this.current?.client === client ? 1 : 0);
+    let mine = this.waiting.filter((e) => e.client === client).length;
+    for (const e of this.current.values()) if (e.client === client) mine++;
     if (mine >= this.limits.perClient) return { ok: false, reason: 'client_full' };
     if (this.waiting.length >= this.limits.global) return { ok: false, reason: 'global_full' };
     const turn = Math.max(this.servingTurn, (this.lastTurn.get(client) ?? -1) + 1);
@@ -45,18 +47,23 @@ export class JobQueue<T> {
     return { ok: true, position: this.position(id) as number };
   }
 
-  /** Starts the next job if none runs; returns it. */
-  start(): { id: string; item: T } | undefined {
-    if (this.current || this.waiting.length === 0) return undefined;
-    const next = this.waiting.shift() as Entry<T>;
-    this.current = next;
-    this.servingTurn = next.turn;
+  /**
+   * Starts the first waiting job, in turn order, that `canStart` accepts (by default: the first
+   * waiting job); returns it. A job that cannot start yet (no idle pipeline for its model) keeps
+   * its place.
+   */
+  start(canStart: (item: T) => boolean = () => true): { id: string; item: T } | undefined {
+    const at = this.waiting.findIndex((e) => canStart(e.item));
+    if (at < 0) return undefined;
+    const [next] = this.waiting.splice(at, 1);
+    this.current.set(next.id, next);
+    this.servingTurn = Math.max(this.servingTurn, next.turn);
     return { id: next.id, item: next.item };
   }
 
-  /** The running job ended (done, failed or cancelled). */
+  /** A running job ended (done, failed or cancelled). */
   finish(id: string): void {
-    if (this.current?.id === id) this.current = undefined;
+    this.current.delete(id);
   }
 
   /** Removes a waiting job; false if it is not waiting. */
@@ -67,16 +74,21 @@ export class JobQueue<T> {
     return true;
   }
 
-  /** Jobs ahead of `id` (0: it runs now), or undefined if it is neither waiting nor running. */
+  /** Jobs ahead of `id` (running ones included; 0: it runs now), or undefined if it is neither waiting nor running. */
   position(id: string): number | undefined {
-    if (this.current?.id === id) return 0;
+    if (this.current.has(id)) return 0;
     const at = this.waiting.findIndex((e) => e.id === id);
     if (at < 0) return undefined;
-    return at + (this.current ? 1 : 0);
+    return at + this.current.size;
   }
 
-  get running(): { id: string; item: T } | undefined {
-    return this.current && { id: this.current.id, item: this.current.item };
+  /** Running jobs, oldest start first. */
+  runningJobs(): { id: string; item: T }[] {
+    return [...this.current.values()].map((e) => ({ id: e.id, item: e.item }));
+  }
+
+  get runningCount(): number {
+    return this.current.size;
   }
 
   /** Waiting jobs in the order they will run. */

@@ -27,7 +27,7 @@ import { tokenMatches } from './pairing.ts';
 import { FailureLimiter } from './rate-limit.ts';
 import { Connection } from './connection.ts';
 import { Jobs } from './jobs.ts';
-import type { PipelineFactoryOptions } from './worker-messages.ts';
+import { openRunner, type RunnerChoice } from './open-runner.ts';
 
 export interface BridgeLimits {
   /** Jobs one connection may have waiting or running. */
@@ -67,8 +67,9 @@ export interface BridgeOptions {
   outputs: string;
   /** Finished jobs kept in the job store. */
   keepJobs: number;
-  pipeline: { factory: string; options: PipelineFactoryOptions };
-  /** At shutdown, cancel the running job instead of letting it finish. */
+  /** Where jobs run: this machine's pipeline, or GPU workers behind Redis. */
+  runner: RunnerChoice;
+  /** At shutdown, cancel the running jobs instead of letting them finish. */
   cancelOnShutdown: boolean;
   limits?: Partial<BridgeLimits>;
   /** Version reported by /health. */
@@ -79,8 +80,9 @@ export interface BridgeOptions {
 export interface Bridge {
   readonly host: string;
   readonly port: number;
+  /** The default model's pipeline. */
   readonly info: PipelineInfo;
-  /** Stops accepting, empties the queue, finishes or cancels the running job, closes sockets. */
+  /** Stops accepting, empties the queue, finishes or cancels the running jobs, closes sockets. */
   close(): Promise<void>;
 }
 
@@ -89,15 +91,21 @@ const SHUTDOWN_REASON = 'bridge shutting down';
 export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const limits: BridgeLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log = options.log ?? (() => {});
-  const jobs = await Jobs.open({
-    outputs: options.outputs,
-    keepJobs: options.keepJobs,
-    pipeline: options.pipeline,
-    cancelOnShutdown: options.cancelOnShutdown,
-    limits,
-    log,
-  });
-  const { info } = jobs;
+  const runner = await openRunner(options.runner, log);
+  let jobs: Jobs;
+  try {
+    jobs = await Jobs.open({
+      outputs: options.outputs,
+      keepJobs: options.keepJobs,
+      runner,
+      cancelOnShutdown: options.cancelOnShutdown,
+      limits,
+      log,
+    });
+  } catch (error) {
+    await runner.dispose();
+    throw error;
+  }
   const clients = new Set<Connection>();
   const wrongTokens = new FailureLimiter(limits.wrongTokens, limits.tokenWindowMs);
 
@@ -108,13 +116,13 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     if (jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
     if (message.base && client.protocol < BASE_PROTOCOL)
       return client.sendError('invalid_message', `generate.base needs protocol ${BASE_PROTOCOL}; this connection said hello with protocol ${client.protocol}`, { requestId });
-    const misfit = modelMisfit(info, message);
+    const misfit = modelMisfit(jobs.info, message);
     if (misfit) return client.sendError(misfit.code, misfit.message, { requestId });
     jobs.submit(client, message);
   };
 
   const onMessage = (client: Connection, message: ClientMessage) => {
-    if (message.type === 'hello') return pair(client, message, options.token, wrongTokens, info);
+    if (message.type === 'hello') return pair(client, message, options.token, wrongTokens, jobs.info);
     if (!client.paired) return client.sendError('unauthorized', 'send hello with the pairing token first');
     switch (message.type) {
       case 'ping':
@@ -147,7 +155,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/health') {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      return res.end(JSON.stringify(health(options.version, info, jobs)));
+      return res.end(JSON.stringify(health(options.version, jobs)));
     }
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('not found: the bridge serves GET /health and a WebSocket endpoint\n');
@@ -201,7 +209,14 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     await new Promise<void>((resolve) => http.close(() => resolve()));
   };
 
-  return { host: address.address, port: address.port, info, close };
+  return {
+    host: address.address,
+    port: address.port,
+    get info() {
+      return jobs.info;
+    },
+    close,
+  };
 }
 
 /** Answers `hello`: welcome a client with the right token and protocol, else say why and close. */
@@ -255,7 +270,8 @@ function modelMisfit(info: PipelineInfo, message: GenerateMessage): { code: Erro
   return undefined;
 }
 
-function health(version: string, info: PipelineInfo, jobs: Jobs) {
+function health(version: string, jobs: Jobs) {
+  const { info } = jobs;
   return {
     ok: true,
     name: 'art-for-figma bridge',
@@ -268,6 +284,7 @@ function health(version: string, info: PipelineInfo, jobs: Jobs) {
     maxLayers: info.maxLayers,
     queue: jobs.counts,
     shuttingDown: jobs.shuttingDown,
+    ...jobs.runnerHealth(),
   };
 }
 

@@ -1,8 +1,8 @@
 /** Messages between the bridge's main thread and its pipeline worker (structured clone). */
-import type { CleanLatents, GenerateParams, PipelineInfo, Progress, Stage } from '../gpu-server/pipeline/types.ts';
+import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import type { Provider } from '../gpu-server/constants.ts';
 import type { MemoryMode } from '../gpu-server/pipeline/memory-plan.ts';
-import type { LayerPng } from './job-store.ts';
+import type { JobResult } from './runner.ts';
 
 /** Options passed to the pipeline module's `createPipeline`; extra keys are for test doubles. */
 export interface PipelineFactoryOptions {
@@ -29,28 +29,12 @@ export type ToWorker =
   | { type: 'cancel'; seq: number }
   | { type: 'dispose' };
 
-export interface EncodedResult {
-  /**
-   * Every layer. Kept layers (the `to` of `params.base.keep`) may come with an empty PNG: the
-   * bridge carries the base job's bytes for them in any case (jobs.ts), so encoding them is waste.
-   */
-  layers: LayerPng[];
-  /** The job's clean latents, stored with it so a later job can keep its layers. */
-  latents: CleanLatents;
-  seed: number;
-  model: string;
-  provider: string;
-  tiny: boolean;
-  promptTruncated: boolean;
-  timings: Partial<Record<Stage, number>>;
-}
-
 export type FromWorker =
   | { type: 'ready'; info: PipelineInfo }
   | { type: 'load_failed'; message: string }
   | { type: 'progress'; seq: number; progress: Progress }
   /** A small PNG of the merged image so far (throttled in the worker, see PREVIEW_INTERVAL_MS). */
   | { type: 'preview'; seq: number; step: number; png: Uint8Array }
-  | { type: 'result'; seq: number; result: EncodedResult }
+  | { type: 'result'; seq: number; result: JobResult }
   | { type: 'failed'; seq: number; aborted: boolean; message: string }
   | { type: 'disposed' };

@@ -34,7 +34,10 @@ export async function startTestBridge(
     allowOrigins: opts.allowOrigins ?? [],
     outputs,
     keepJobs: opts.keepJobs ?? 20,
-    pipeline: opts.real ? { factory: REAL_FACTORY, options: { provider: 'cpu' } } : { factory: FAKE_FACTORY, options: { stepMs: 5, ...opts.fake } },
+    runner: {
+      kind: 'local',
+      pipeline: opts.real ? { factory: REAL_FACTORY, options: { provider: 'cpu' } } : { factory: FAKE_FACTORY, options: { stepMs: 5, ...opts.fake } },
+    },
     cancelOnShutdown: opts.cancelOnShutdown ?? false,
     limits: opts.limits,
     version: 'test',

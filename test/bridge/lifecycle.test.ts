@@ -4,6 +4,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge, type Received } from './helpers.ts';
 import { fakePixel } from './fake-pipeline.ts';
+import { encodePng } from '../../gpu-server/pipeline/png.ts';
+import type { ProgressMessage } from '../../bridge/protocol.ts';
 
 let tb: TestBridge;
 before(async () => {
@@ -30,14 +32,17 @@ test('cancel a waiting job and a running job; the bridge then runs the next job'
   const e1 = await client.next(isEnd(waiting));
   assert.ok(e1.type === 'error' && e1.code === 'cancelled' && e1.requestId === 'c-wait');
 
-  await client.next((m) => m.type === 'progress' && m.jobId === running);
-  const sentAt = Date.now();
+  const progress = (await client.next((m) => m.type === 'progress' && m.jobId === running && m.step >= 3)) as ProgressMessage;
+  const sentAt = performance.now();
   client.send({ type: 'cancel', jobId: running });
   const e2 = await client.next(isEnd(running));
-  const latency = Date.now() - sentAt;
+  const latency = performance.now() - sentAt;
   assert.ok(e2.type === 'error' && e2.code === 'cancelled', JSON.stringify(e2));
-  // stops at the next step (20 ms steps), far before the 2 s the job would take
-  assert.ok(latency < 500, `cancel took ${latency} ms`);
+  // It stops at the next step: far before the rest of the job, timed by the job's own pace in this
+  // run (no absolute bound: loaded machines stretch everything). Normal: one step, 20-40 ms.
+  const remaining = ((progress.total - progress.step) * progress.elapsedMs) / progress.step;
+  console.log(`cancel of a running job: ${latency.toFixed(1)} ms; the job had ${remaining.toFixed(0)} ms left`);
+  assert.ok(latency < 0.5 * remaining, `cancel took ${latency.toFixed(1)} ms, the job had only ${remaining.toFixed(0)} ms left: it was not stopped at the next step`);
   assert.equal(existsSync(join(tb.outputs, running)), false, 'a cancelled job is not stored');
 
   client.send(generateMessage('c-after', { steps: 2 }));
@@ -110,11 +115,21 @@ test('a client that disconnects mid-job can fetch it after reconnecting (running
   third.close();
 });
 
-test('ping is answered within 50 ms while a job runs and its PNGs are encoded', async () => {
+test('ping is answered while a job runs and its PNGs are encoded: never blocked for a unit of the job\'s work', async () => {
   const client = await TestClient.paired(tb.url);
   const big = generateMessage('p1', { steps: 40 });
   big.layout = { width: 1024, height: 1024, boxes: [[0, 0, 1024, 1024], [0, 0, 1024, 1024], [0, 0, 1024, 512], [0, 512, 1024, 1024]] };
   big.params.resolution = 1024;
+  // Baselines measured here, under this run's load: encoding the job's layers on this thread (what
+  // the PNG pool keeps off the event loop).
+  const encodeStart = performance.now();
+  for (const [x1, y1, x2, y2] of big.layout.boxes) {
+    const w = x2 - x1, h = y2 - y1;
+    const rgba = new Uint8Array(w * h * 4);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) rgba.set(fakePixel(7, 2, x, y), (y * w + x) * 4);
+    encodePng(w, h, rgba);
+  }
+  const encodeAllMs = performance.now() - encodeStart;
   client.send(big);
   const jobId = await jobIdOf(client, 'p1');
   await client.next((m) => m.type === 'progress');
@@ -123,19 +138,27 @@ test('ping is answered within 50 ms while a job runs and its PNGs are encoded', 
   let finished = false;
   const end = collectJob(client, jobId, 20_000).then(() => (finished = true));
   for (let id = 0; !finished && id < 400; id++) {
+    // The client shares the bridge's event loop: a blocked loop shows as a late pong or a late
+    // timer, so the whole cycle counts (less the 40 ms pause, under the 30 a second message limit).
     const sent = performance.now();
     client.send({ type: 'ping', id });
     await client.next((m) => m.type === 'pong' && m.id === id);
-    rtts.push(performance.now() - sent);
     phases.push(client.received.some((m) => m.type === 'layer') ? 'sending' : client.received.filter((m) => m.type === 'progress').length > 0 ? 'running' : 'queued');
-    await new Promise((r) => setTimeout(r, 40)); // under the 30 a second message limit
+    await new Promise((r) => setTimeout(r, 40));
+    rtts.push(performance.now() - sent - 40);
   }
   await end;
   assert.ok(rtts.length >= 10, `only ${rtts.length} pings`);
   const worst = Math.max(...rtts);
   const at = rtts.indexOf(worst);
-  console.log(`ping during a job: ${rtts.length} pings, worst ${worst.toFixed(1)} ms (ping ${at}, ${phases[at]}), median ${[...rtts].sort((x, y) => x - y)[rtts.length >> 1].toFixed(1)} ms`);
-  assert.ok(worst < 50, `worst ping ${worst.toFixed(1)} ms (ping ${at} of ${rtts.length}, while ${phases[at]})`);
+  const median = [...rtts].sort((x, y) => x - y)[rtts.length >> 1];
+  // The fake's 40 steps hold its thread for 800 ms without yielding: run on the event loop, they
+  // would block one ping for all of it; so would encoding the layers there in one go.
+  const denoiseMs = 40 * 20;
+  const bound = 0.5 * Math.min(denoiseMs, encodeAllMs);
+  console.log(`ping during a job: ${rtts.length} pings, worst ${worst.toFixed(1)} ms (ping ${at}, ${phases[at]}), median ${median.toFixed(1)} ms; bound ${bound.toFixed(0)} ms (encoding the layers here: ${encodeAllMs.toFixed(0)} ms)`);
+  assert.ok(worst < bound, `worst ping ${worst.toFixed(1)} ms (ping ${at} of ${rtts.length}, while ${phases[at]}): the event loop was blocked for half the job's denoising or PNG encoding`);
+  assert.ok(median < 0.1 * bound, `median ping ${median.toFixed(1)} ms: the event loop is slow throughout the job`);
   client.close();
 });
 

@@ -57,3 +57,23 @@ test('per-client and global limits', () => {
   assert.deepEqual(q.add('d1', 'D', ''), { ok: false, reason: 'global_full' });
   assert.equal(q.waitingCount, 3);
 });
+
+test('several jobs run at once; a job that cannot start yet keeps its place and fairness holds', () => {
+  const q = new JobQueue<{ model: string }>({ perClient: 10, global: 100 });
+  q.add('a1', 'A', { model: 'x' });
+  q.add('a2', 'A', { model: 'x' });
+  q.add('a3', 'A', { model: 'x' });
+  q.add('b1', 'B', { model: 'y' }); // round robin: a1, b1, a2, a3
+  const onlyX = (job: { model: string }) => job.model === 'x';
+  assert.equal(q.start(onlyX)?.id, 'a1');
+  assert.equal(q.start(onlyX)?.id, 'a2', 'b1 (model y) is passed over, not dropped');
+  assert.equal(q.runningCount, 2);
+  assert.equal(q.position('b1'), 2, 'two jobs run ahead of it, and it keeps its place');
+  assert.equal(q.position('a3'), 3);
+  assert.equal(q.start((job) => job.model === 'y')?.id, 'b1', 'b1 starts as soon as its model can run');
+  assert.equal(q.start(() => false), undefined);
+  assert.deepEqual(q.runningJobs().map((j) => j.id), ['a1', 'a2', 'b1']);
+  q.finish('a2');
+  assert.equal(q.position('a3'), 2);
+  assert.deepEqual(q.add('a4', 'A', { model: 'x' }), { ok: true, position: 3 });
+});

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestClient, collectJob, decodePng, startTestBridge } from './helpers.ts';
 
-test('real tiny model: a full job (valid PNGs of each box size, ping within 50 ms throughout), then cancel mid-denoise', async () => {
+test('real tiny model: a full job (valid PNGs of each box size, pings never held for a session run), then cancel mid-denoise', async () => {
   const { bridge, outputs, close } = await startTestBridge({ real: true, keepJobs: 5, cancelOnShutdown: true });
   try {
     assert.equal(bridge.info.tiny, true);
@@ -22,11 +22,13 @@ test('real tiny model: a full job (valid PNGs of each box size, ping within 50 m
     const job = collectJob(client, queued.jobId, 120_000).finally(() => (finished = true));
     const rtts: number[] = [];
     for (let id = 0; !finished; id++) {
+      // The client shares the bridge's event loop: a blocked loop shows as a late pong or a late
+      // timer, so the whole cycle counts, less the 40 ms pause.
       const sent = performance.now();
       client.send({ type: 'ping', id });
       await client.next((m) => m.type === 'pong' && m.id === id, 5000);
-      rtts.push(performance.now() - sent);
       await new Promise((r) => setTimeout(r, 40));
+      rtts.push(performance.now() - sent - 40);
     }
     const { done, messages } = await job;
 
@@ -45,9 +47,15 @@ test('real tiny model: a full job (valid PNGs of each box size, ping within 50 m
     assert.deepEqual([decodePng(preview.frame.png).width, decodePng(preview.frame.png).height], [64, 8]);
     assert.ok(messages.indexOf(preview) < messages.findIndex((m) => m.type === 'binary' && m.frame.kind === 'layer'));
     const worst = Math.max(...rtts);
-    console.log(`real tiny job: ${JSON.stringify(done.timings)}; ${rtts.length} pings, worst ${worst.toFixed(1)} ms`);
+    const median = [...rtts].sort((x, y) => x - y)[rtts.length >> 1];
+    // Run on the event loop, onnxruntime would hold it for a whole session run: one denoising
+    // step, or one of the two decoder runs. The bound is that unit as this job timed it (no
+    // absolute figure: loaded machines stretch everything; bench/bridge.ts has the numbers).
+    const unit = Math.max((done.timings.denoise ?? 0) / 2, (done.timings.decode ?? 0) / 2);
+    console.log(`real tiny job: ${JSON.stringify(done.timings)}; ${rtts.length} pings, worst ${worst.toFixed(1)} ms, median ${median.toFixed(1)} ms; one session run ~${unit.toFixed(0)} ms`);
     assert.ok(rtts.length >= 5);
-    assert.ok(worst < 50, `worst ping ${worst.toFixed(1)} ms while the real pipeline ran`);
+    assert.ok(worst < 0.75 * unit, `worst ping ${worst.toFixed(1)} ms while the real pipeline ran: the event loop was held for most of a session run (~${unit.toFixed(0)} ms)`);
+    assert.ok(median < 0.1 * unit, `median ping ${median.toFixed(1)} ms: the event loop is slow throughout the job`);
 
     // Cancel while onnxruntime holds the worker: it stops at the next denoising step.
     client.send({ type: 'generate', requestId: 'real-cancel', prompt: 'x', layout, params: { resolution: 512, steps: 50, guidance: 4, trueCfg: 3.5, seed: 1 } });

@@ -148,6 +148,15 @@ test('a base still waiting or running is refused with base_running', async () =>
   client.send(generate('slow', { steps: 40 }));
   const queued = await client.next<Extract<Received, { type: 'queued' }>>((m) => m.type === 'queued' && m.requestId === 'slow');
   await refused(client, generate('on-running', { base: { jobId: queued.jobId, keep: [] } }), 'base_running', /still (running|waiting); wait for its done/);
+  // Behind it, a job on a finished base and a plain one: the plain one must not start while the
+  // other reads its base (one pipeline, one job at a time).
+  client.send(generate('behind-base', { base: { jobId: base.jobId, keep: [{ from: 2, to: 2 }] } }));
+  const behind = await client.next<Extract<Received, { type: 'queued' }>>((m) => m.type === 'queued' && m.requestId === 'behind-base');
+  assert.ok(behind.position > 0, 'queued behind the slow job');
+  const plain = await runJob(client, generate('behind-plain', { seed: 8 }));
+  assert.ok(plain.done, JSON.stringify(plain.error));
+  const onBase = await client.next((m) => (m.type === 'done' || m.type === 'error') && 'jobId' in m && m.jobId === behind.jobId);
+  assert.equal(onBase.type, 'done', JSON.stringify(onBase));
   await client.next((m) => m.type === 'done' && m.jobId === queued.jobId, 10_000);
   await finished(client, generate('on-finished', { base: { jobId: queued.jobId, keep: [{ from: 2, to: 2 }] } }));
 });
@@ -169,11 +178,13 @@ test('a pruned base: refused at once, or, pruned while the job waited, base_not_
   const c = await TestClient.paired(small.url);
   try {
     const first = await finished(c, generate('first', { seed: 1 }));
-    // A slow job runs; a job on `first` waits behind it; the slow job's save prunes `first`.
-    c.send(generate('slow', { steps: 30, seed: 2 }));
+    // Two slow jobs run; a job on `first` waits behind them; the first one's save prunes `first`
+    // while the second runs (the runner may start the next job while the previous one is saved).
+    c.send(generate('slow1', { steps: 30, seed: 2 }));
+    c.send(generate('slow', { steps: 30, seed: 3 }));
     const slow = await c.next<Extract<Received, { type: 'queued' }>>((m) => m.type === 'queued' && m.requestId === 'slow');
     const r = await runJob(c, generate('late', { base: { jobId: first.jobId, keep: [{ from: 1, to: 1 }] } }));
-    assert.ok(r.error && r.jobId, 'accepted, then refused as it starts');
+    assert.ok(r.error && r.jobId, `accepted, then refused as it starts: ${JSON.stringify(r.error)}`);
     assert.equal(r.error.type === 'error' && r.error.code, 'base_not_found');
     assert.match(r.error.type === 'error' ? r.error.message : '', /can no longer be read: it is not in the job store/);
     await c.next((m) => m.type === 'done' && m.jobId === slow.jobId);

@@ -1,0 +1,65 @@
+/**
+ * Where a job runs. The job lifecycle (`jobs.ts`) decides which job runs next and talks to
+ * clients; a runner runs it: on this machine's pipeline thread (`local-runner.ts`), or on GPU
+ * workers behind Redis (`queue-runner.ts`). The bridge picks one at start-up; job code never asks
+ * which.
+ */
+import type { CleanLatents, GenerateParams, PipelineInfo, Progress, Stage } from '../gpu-server/pipeline/types.ts';
+import type { LayerPng } from './job-store.ts';
+
+/** Rejection of a job that was cancelled. */
+export class JobAborted extends Error {
+  override name = 'JobAborted';
+}
+
+/** What a finished job hands back, wherever it ran: its layers as PNGs, what the manifest records, its latents. */
+export interface JobResult {
+  layers: LayerPng[];
+  seed: number;
+  model: string;
+  provider: string;
+  tiny: boolean;
+  promptTruncated: boolean;
+  timings: Partial<Record<Stage, number>>;
+  /** The final clean latents, for a later job that keeps some of this one's layers. */
+  latents: CleanLatents;
+}
+
+export interface RunnerJob {
+  jobId: string;
+  /** The model the job was made for (a pipeline's `info.model`). */
+  model: string;
+  params: GenerateParams;
+}
+
+export interface RunEvents {
+  onProgress(progress: Progress): void;
+  /** A small PNG of the merged image so far. */
+  onPreview(png: Uint8Array, step: number): void;
+  /** Something the client should know about its running job, in words (e.g. it started again elsewhere). */
+  onNote(note: string): void;
+}
+
+export interface JobRun {
+  /** Resolves with the result; rejects with JobAborted when cancelled, else with what failed. */
+  readonly result: Promise<JobResult>;
+  /** Asks the job to stop between steps. */
+  cancel(): void;
+}
+
+/** Why a job cannot start now, or undefined when it can. */
+export type StartCheck = { ok: true } | { ok: false; why?: string };
+
+export interface JobRunner {
+  /** The models jobs can be made for, the default first. Empty until a pipeline is known. */
+  models(): PipelineInfo[];
+  /** Whether a job for `model` can start now (an idle pipeline has it); if not, why, for `queued`. */
+  canStart(model: string): StartCheck;
+  start(job: RunnerJob, events: RunEvents): JobRun;
+  /** `listener` is called when a job that could not start may now start (a pipeline became idle or joined). */
+  onCapacity(listener: () => void): void;
+  /** What `/health` shows about where jobs run. */
+  health(): Record<string, unknown>;
+  /** Stops the pipelines (local) or the connections (queue); call after every job ended. */
+  dispose(): Promise<void>;
+}
