@@ -5,7 +5,7 @@
  * read that loses a file to it reports the job as gone, never half of it. Job ids are generated
  * by the bridge and checked against JOB_ID_PATTERN before any path is built from one.
  */
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { JOB_ID_PATTERN, type Timings, type WireBase, type WireGenerateParams } from './protocol.ts';
@@ -111,22 +111,45 @@ export class JobStore {
 
   /** The stored job, or undefined if this store has no (complete) job with that id. */
   async load(jobId: string): Promise<StoredJob | undefined> {
+    const manifest = await this.manifest(jobId);
+    if (!manifest) return undefined;
+    const layers: LayerPng[] = [];
+    for (const l of manifest.layers)
+      layers.push({ index: l.index, box: l.box, width: l.width, height: l.height, png: await this.readLayer(jobId, l.index) });
+    return { manifest, layers };
+  }
+
+  /** A stored job's manifest, or undefined if this store has no (complete) job with that id. */
+  async manifest(jobId: string): Promise<JobManifest | undefined> {
     if (!JOB_ID_PATTERN.test(jobId)) return undefined;
-    const dir = join(this.root, jobId);
-    let manifest: JobManifest;
     try {
-      manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as JobManifest;
+      return JSON.parse(await readFile(join(this.root, jobId, 'manifest.json'), 'utf8')) as JobManifest;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
-    const layers: LayerPng[] = [];
-    for (const l of manifest.layers) {
-      // The file name is rebuilt from the index, never taken from the manifest's text.
-      const png = new Uint8Array(await readFile(join(dir, layerFile(l.index))));
-      layers.push({ index: l.index, box: l.box, width: l.width, height: l.height, png });
+  }
+
+  /**
+   * One layer's PNG, read into a new buffer after `reserve` free bytes (where a caller writes a
+   * frame header): one allocation per layer, no copy. The file name is rebuilt from the index,
+   * never taken from the manifest's text.
+   */
+  async readLayer(jobId: string, index: number, reserve = 0): Promise<Uint8Array> {
+    const file = await open(join(this.root, checkedId(jobId), layerFile(index)), 'r');
+    try {
+      const { size } = await file.stat();
+      const out = new Uint8Array(reserve + size);
+      let at = 0;
+      while (at < size) {
+        const { bytesRead } = await file.read(out, reserve + at, size - at, at);
+        if (bytesRead === 0) throw new Error(`layer file ${layerFile(index)} of job ${jobId} shrank while being read`);
+        at += bytesRead;
+      }
+      return out;
+    } finally {
+      await file.close();
     }
-    return { manifest, layers };
   }
 
   /** A stored job's manifest alone, or undefined if there is none (or it is unreadable). */

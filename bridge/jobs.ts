@@ -8,9 +8,9 @@ import { randomUUID } from 'node:crypto';
 import { MERGED_LAYER } from '../gpu-server/constants.ts';
 import { checkKeep, KeepError } from '../gpu-server/pipeline/keep.ts';
 import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
-import { encodeImageFrame, type BridgeMessage, type ErrorCode, type GenerateMessage, type Timings } from './protocol.ts';
+import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader, type BridgeMessage, type ErrorCode, type GenerateMessage, type Timings } from './protocol.ts';
 import { JobQueue } from './queue.ts';
-import { JobStore, type JobManifest, type LayerPng } from './job-store.ts';
+import { JobStore, type JobManifest, type LayerPng, type StoredLayer } from './job-store.ts';
 import { JobAborted, type JobRun, type JobRunner } from './runner.ts';
 import { shouldSendProgress, type LastSent } from './progress-throttle.ts';
 
@@ -20,6 +20,9 @@ export interface Subscriber {
   readonly open: boolean;
   send(message: BridgeMessage): void;
   sendFrame(frame: Uint8Array): void;
+  /** True once the subscriber has read enough of what was sent to take more; false if it closed
+   *  or was dropped for not reading. Delivery of each layer waits for it. */
+  drained(): Promise<boolean>;
 }
 
 export interface JobLimits {
@@ -77,6 +80,8 @@ export class Jobs {
   /** Waiting and running jobs by id. */
   private readonly active = new Map<string, Job>();
   private readonly running = new Set<Promise<void>>();
+  /** Finished jobs still being sent to their subscribers (shutdown lets them finish). */
+  private readonly deliveries = new Set<Promise<void>>();
   private closing = false;
   /** A starting job is reading its base from the store (see run). */
   private readingBase = false;
@@ -225,15 +230,21 @@ export class Jobs {
   async fetch(client: Subscriber, jobId: string): Promise<void> {
     const active = this.active.get(jobId);
     if (active) {
-      // Still waiting or running: follow it from here on.
+      // Still waiting or running: follow it from here on. The request id is the submitter's, not sent.
       active.subscribers.add(client);
       const position = this.queue.position(jobId) ?? 0;
-      return client.send({ type: 'queued', requestId: active.requestId, jobId, position });
+      return client.send({ type: 'queued', jobId, position });
     }
-    const stored = await this.store.load(jobId);
-    if (!stored)
+    const manifest = await this.store.manifest(jobId);
+    if (!manifest)
       return client.send({ type: 'error', code: 'unknown_job', message: `no finished job ${jobId} in the job store (never existed, or pruned)`, jobId });
-    deliver(client, stored.manifest, stored.layers, true);
+    // One layer at a time, read from disk straight into its frame, as fast as the client reads.
+    const frameOf = async (layer: StoredLayer) => {
+      const frame = await this.store.readLayer(jobId, layer.index, imageFrameHeaderBytes(jobId));
+      writeImageFrameHeader(frame, { kind: 'layer', jobId, layerIndex: layer.index });
+      return frame;
+    };
+    await deliver(client, manifest, frameOf, true);
   }
 
   /** A disconnect does not cancel: the job runs on and is stored for `fetch`. */
@@ -257,6 +268,8 @@ export class Jobs {
     }
     if (this.options.cancelOnShutdown) for (const { item } of this.queue.runningJobs()) this.requestCancel(item);
     await Promise.all(this.running);
+    // Bounded: a subscriber that does not read is dropped after the drain timeout.
+    await Promise.all(this.deliveries);
   }
 
   /** Stops the runner; call after `shutdown`. */
@@ -375,7 +388,23 @@ export class Jobs {
         result.latents,
       );
       log(`job ${job.id} done in ${timings.total} ms (${layers.length} layers${kept.size ? `, ${kept.size} kept from ${job.message.base?.jobId}` : ''})`);
-      job.subscribers.forEach((c) => deliver(c, manifest, layers, false));
+      // Each frame is built once for all subscribers; each subscriber is sent as fast as it reads.
+      const pngs = new Map(layers.map((l) => [l.index, l.png]));
+      const frames = new Map<number, Uint8Array>();
+      const frameOf = async (layer: StoredLayer) => {
+        let frame = frames.get(layer.index);
+        if (!frame) {
+          frame = encodeImageFrame({ kind: 'layer', jobId: job.id, layerIndex: layer.index, png: pngs.get(layer.index) as Uint8Array });
+          frames.set(layer.index, frame);
+        }
+        return frame;
+      };
+      for (const c of job.subscribers) {
+        const sending = deliver(c, manifest, frameOf, false)
+          .catch((error: unknown) => log(`delivering job ${job.id} failed: ${String(error)}`))
+          .finally(() => this.deliveries.delete(sending));
+        this.deliveries.add(sending);
+      }
     } catch (error) {
       if (error instanceof JobRefused) {
         log(`job ${job.id} refused: ${error.message}`);
@@ -403,10 +432,16 @@ function broadcast(job: Job, message: BridgeMessage): void {
   job.subscribers.forEach((c) => c.send(message));
 }
 
-/** Sends a finished job: each layer's header then its PNG frame, then `done`. */
-function deliver(client: Subscriber, manifest: JobManifest, layers: LayerPng[], fetched: boolean): void {
-  if (!client.open) return;
-  for (const layer of layers) {
+/**
+ * Sends a finished job: each layer's header then its PNG frame, then `done`. Waits before each
+ * layer until the client has read what was sent (see Subscriber.drained), so a client that does
+ * not read costs at most a high-water mark of memory, never a whole job per request.
+ */
+async function deliver(client: Subscriber, manifest: JobManifest, frameOf: (layer: StoredLayer) => Promise<Uint8Array>, fetched: boolean): Promise<void> {
+  for (const layer of manifest.layers) {
+    if (!(await client.drained())) return;
+    const frame = await frameOf(layer);
+    if (!client.open) return;
     client.send({
       type: 'layer',
       jobId: manifest.jobId,
@@ -414,15 +449,15 @@ function deliver(client: Subscriber, manifest: JobManifest, layers: LayerPng[], 
       box: layer.box,
       width: layer.width,
       height: layer.height,
-      bytes: layer.png.length,
+      bytes: frame.length - imageFrameHeaderBytes(manifest.jobId),
     });
-    client.sendFrame(encodeImageFrame({ kind: 'layer', jobId: manifest.jobId, layerIndex: layer.index, png: layer.png }));
+    client.sendFrame(frame);
   }
   client.send({
     type: 'done',
     jobId: manifest.jobId,
     ...(manifest.requestId === undefined ? {} : { requestId: manifest.requestId }),
-    layerCount: layers.length,
+    layerCount: manifest.layers.length,
     seed: manifest.seed,
     model: manifest.model,
     provider: manifest.provider,
