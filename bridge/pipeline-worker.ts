@@ -1,16 +1,16 @@
 /**
- * The pipeline's thread: loads the pipeline module, runs one job at a time, encodes the layers
- * to PNG, and posts progress and results. onnxruntime holds this thread while it runs; the
+ * The pipeline's thread: loads the pipeline module, runs one job at a time, encodes each layer
+ * to PNG as soon as it is decoded, and posts progress, layers and results. onnxruntime holds this thread while it runs; the
  * bridge's event loop is never blocked by it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { ArtPipeline, GenerateParams } from '../gpu-server/pipeline/types.ts';
+import type { ArtPipeline, GenerateParams, LayerImage } from '../gpu-server/pipeline/types.ts';
 import { encodePng, rgbToRgba } from '../gpu-server/pipeline/png.ts';
+import { LayerStream } from './layer-stream.ts';
 import { PngPool } from './png-pool.ts';
-import type { JobResult } from './runner.ts';
-import { type FromWorker, PREVIEW_INTERVAL_MS, type ToWorker, type WorkerInit } from './worker-messages.ts';
+import { type FromWorker, PREVIEW_INTERVAL_MS, type ToWorker, type WorkerInit, type WorkerResult } from './worker-messages.ts';
 
 const port = parentPort;
 if (!port) throw new Error('pipeline-worker.ts must run in a worker thread');
@@ -41,8 +41,14 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
   };
   let lastPreview = -Infinity;
   const startedAt = performance.now();
+  // Each layer is encoded and posted as soon as it is decoded, in index order (the main thread sends it on).
+  const stream = new LayerStream(pngPool, (layer) => post({ type: 'layer', seq, layer }, [layer.png.buffer as ArrayBuffer]));
+  // Kept layers carry the base's PNG bytes (jobs.ts adds them): only the others are encoded and sent.
+  const kept = new Set(params.base?.keep.map((k) => k.to));
+  const addFresh = (layers: readonly LayerImage[]) => stream.add(layers.filter((l) => !kept.has(l.index)));
   try {
     const result = await pipeline.generate(params, {
+      onLayers: addFresh,
       signal: controller.signal,
       onProgress: (progress) => {
         checkCancel();
@@ -58,31 +64,26 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
     });
     checkCancel();
     if (controller.signal.aborted) throw new DOMException('cancelled', 'AbortError');
-    const start = performance.now();
+    // A pipeline that does not stream its layers hands them all over here.
+    addFresh(result.layers);
     const encoding = (step: number) =>
-      post({ type: 'progress', seq, progress: { stage: 'encode', step, total: 1, elapsedMs: performance.now() - startedAt } });
-    encoding(0);
-    // Kept layers carry the base's PNG bytes (the bridge adds them): only the others are encoded.
-    const kept = new Set(params.base?.keep.map((k) => k.to));
-    const fresh = result.layers.filter((l) => !kept.has(l.index));
-    const pngs = await pngPool.encodeAll(fresh);
-    encoding(1);
-    const encodedPng = new Map(fresh.map((l, i) => [l.index, pngs[i]]));
-    const layers = result.layers.map((l) => ({ index: l.index, box: l.box, width: l.width, height: l.height, png: encodedPng.get(l.index) ?? new Uint8Array(0) }));
-    const encoded: JobResult = {
-      layers,
+      post({ type: 'progress', seq, progress: { stage: 'encode', step, total: result.layers.length, elapsedMs: performance.now() - startedAt } });
+    encoding(stream.sentCount);
+    const encodeMs = await stream.finish();
+    encoding(result.layers.length);
+    const done: WorkerResult = {
+      layerCount: result.layers.length - kept.size,
       seed: result.seed,
       model: result.model,
       provider: result.provider,
       tiny: result.tiny,
       promptTruncated: result.promptTruncated,
-      timings: { ...result.timings, encode: (result.timings.encode ?? 0) + (performance.now() - start) },
+      timings: { ...result.timings, encode: (result.timings.encode ?? 0) + encodeMs },
       latents: result.latents,
     };
     const { tokens } = result.latents;
-    // Transfer the latents' buffer only when it is theirs alone (a view into a larger one is copied).
-    const transfers = [...layers.map((l) => l.png.buffer as ArrayBuffer), ...(tokens.byteLength === tokens.buffer.byteLength ? [tokens.buffer as ArrayBuffer] : [])];
-    post({ type: 'result', seq, result: encoded }, [...new Set(transfers)]);
+    // The latents' buffer is moved, not copied, when it is theirs alone (up to 54 MB at 52 full layers).
+    post({ type: 'result', seq, result: done }, tokens.byteLength === tokens.buffer.byteLength ? [tokens.buffer as ArrayBuffer] : []);
   } catch (error) {
     const aborted = controller.signal.aborted || (error instanceof Error && error.name === 'AbortError');
     post({ type: 'failed', seq, aborted, message: errorText(error) });
@@ -93,6 +94,7 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
 
 try {
   const pipeline = await load();
+  await pngPool.start();
   post({ type: 'ready', info: pipeline.info });
   // Jobs run one at a time; the bridge sends the next only after this one's answer.
   port.on('message', (message: ToWorker) => {

@@ -14,6 +14,7 @@ export class JobAborted extends Error {
 
 /** What a finished job hands back, wherever it ran: its layers as PNGs, what the manifest records, its latents. */
 export interface JobResult {
+  /** Every layer, except that kept ones (`params.base.keep[].to`) may be left out: the bridge carries the base's bytes for them. */
   layers: LayerPng[];
   seed: number;
   model: string;
@@ -38,6 +39,11 @@ export interface RunEvents {
   onPreview(png: Uint8Array, step: number): void;
   /** Something the client should know about its running job, in words (e.g. it started again elsewhere). */
   onNote(note: string): void;
+  /**
+   * A layer's PNG as soon as it is ready, in index order, before the result. A runner may never
+   * call it: the job sends the result's layers it has not streamed.
+   */
+  onLayer(layer: LayerPng): void;
 }
 
 export interface JobRun {

@@ -111,6 +111,9 @@ test('regenerate: kept layers carry the base PNG bytes exactly, others are new; 
     assert.deepEqual([png.width, png.height], [x2 - x1, y2 - y1], `layer ${fresh} at its new box`);
   }
   assert.notDeepEqual(r.pngs.get(0), base.pngs.get(0), 'the merged layer is regenerated');
+  // In index order, kept and new layers alike (kept ones are not encoded but slotted in).
+  const order = client.received.filter((m) => m.type === 'layer' && m.jobId === r.jobId).map((m) => (m.type === 'layer' ? m.index : -1));
+  assert.deepEqual(order, [0, 1, 2, 3, 4, 5]);
   const manifest = JSON.parse(await readFile(join(tb.outputs, r.jobId, 'manifest.json'), 'utf8'));
   assert.deepEqual(manifest.base, { jobId: base.jobId, keep });
   // The stored files are the sent bytes, and the kept tokens are the base's in the stored latents.
