@@ -26,7 +26,7 @@ let root: string;
 let hf: { art: string; flux: string; layerPe: string };
 before(() => {
   root = mkdtempSync(join(tmpdir(), 'art-convert-'));
-  hf = writeSyntheticHf(root);
+  hf = writeSyntheticHf(root, { exactTransformer: true });
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 

@@ -1,7 +1,7 @@
 /**
  * Synthetic Hugging Face folders in the real ART_v1.0 and FLUX.1-dev layouts, holding the tiny
- * golden models' weights under the official key names, stored as bf16 (the transformer as float32),
- * with the transformers and T5 sharded behind index files: what the converter must read.
+ * golden models' weights under the official key names, stored as bf16 (the transformer as float32
+ * on request), with the transformers and T5 sharded behind index files: what the converter must read.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -51,7 +51,7 @@ function config(caseName: string, over: Record<string, unknown> = {}, drop: stri
 }
 
 /** Writes `<root>/ART_v1.0`, `<root>/FLUX.1-dev` and `<root>/layer_pe.safetensors`; returns their paths. */
-export function writeSyntheticHf(root: string): { art: string; flux: string; layerPe: string } {
+export function writeSyntheticHf(root: string, options: { exactTransformer?: boolean } = {}): { art: string; flux: string; layerPe: string } {
   const art = join(root, 'ART_v1.0');
   const flux = join(root, 'FLUX.1-dev');
   const dirs = {
@@ -62,16 +62,16 @@ export function writeSyntheticHf(root: string): { art: string; flux: string; lay
   };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
 
-  // The golden transformer takes pooled vectors of 24; CLIP's width is 32: widen that one input
-  // with zero columns, so the golden inputs padded with zeros give the golden outputs.
+  // The golden transformer takes pooled vectors of 24; CLIP's width is 32: widen that one input.
+  // `exactTransformer`: with zero columns, so the golden inputs padded with zeros give the golden outputs.
   const pooledKey = 'time_text_embed.text_embedder.linear_1.weight';
   const golden = Checkpoint.open(join(GOLDEN, 'transformer', 'weights.safetensors')).readFloat32(pooledKey);
-  const pooledWeight = new Float32Array(32 * 32);
-  for (let o = 0; o < 32; o++) pooledWeight.set(golden.subarray(o * 24, o * 24 + 24), o * 32);
+  const pooledWeight = Float32Array.from({ length: 32 * 32 }, (_, i) => (options.exactTransformer ? 0 : 0.05 * Math.sin(i * 1.7)));
+  if (options.exactTransformer) for (let o = 0; o < 32; o++) pooledWeight.set(golden.subarray(o * 24, o * 24 + 24), o * 32);
   writeFileSync(join(dirs.transformer, 'config.json'), config('transformer', { pooled_projection_dim: 32, _class_name: 'CustomFluxTransformer2DModel' }));
-  // The transformer in float32 (the real one is bf16), so that converting it with the golden
-  // LoRA files can be held to the transformer_lora golden at 1e-4.
-  const transformer = tensorsOf('transformer', { [pooledKey]: { shape: [32, 32], data: pooledWeight } }, f32);
+  // `exactTransformer`: the transformer in float32 (the real one is bf16), so that converting it
+  // with the golden LoRA files can be held to the transformer_lora golden at 1e-4.
+  const transformer = tensorsOf('transformer', { [pooledKey]: { shape: [32, 32], data: pooledWeight } }, options.exactTransformer ? f32 : bf16);
   writeSharded(dirs.transformer, 'diffusion_pytorch_model', transformer, 3);
   // FLUX.1-dev's own transformer/: the same weights without layer_pe, FLUX's config (no
   // max_layer_num); ART's layer_pe beside it as its own file (thuteam/CLD ships layer_pe.pth).
