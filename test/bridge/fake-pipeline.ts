@@ -2,7 +2,9 @@
  * A test double of the ART pipeline, loaded by the bridge's worker in place of the real one.
  * Deterministic RGBA of each box's size, a wait per step that holds its thread as
  * onnxruntime does, AbortSignal checked between steps, progress per step.
- * Options (beside modelDir/provider): stepMs, loadMs. A prompt containing "FAIL" throws; one
+ * Options (beside modelDir/provider): stepMs, loadMs, decodeMs (with it the fake hands its layers
+ * over through `onLayers` first, then waits that long without holding its thread, as onnxruntime's
+ * VAE run does, then reports decode progress and returns). A prompt containing "FAIL" throws; one
  * containing "CRASH" kills the worker thread (as a native crash in onnxruntime would); one
  * containing "NOISE" makes incompressible pixels (PNGs as large as real photos, for memory tests).
  */
@@ -16,6 +18,7 @@ export interface FakeOptions {
   provider?: 'cuda' | 'webgpu' | 'cpu';
   stepMs?: number;
   loadMs?: number;
+  decodeMs?: number;
 }
 
 /** The pixel the fake writes at (x, y) of layer `index`; tests recompute it to check results. */
@@ -68,6 +71,11 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
         }
         return { index, box, width, height, rgba };
       });
+      if (options.decodeMs !== undefined) {
+        opts.onLayers?.(layers);
+        await new Promise((resolve) => setTimeout(resolve, options.decodeMs));
+        opts.onProgress?.({ stage: 'decode', step: 1, total: 1, elapsedMs: performance.now() - start });
+      }
       const { width, height } = params.layout;
       // Latents: a function of the seed and token index, with kept layers' tokens exactly the base's (as the real loop ends).
       const grid = transformerTokens(params.layout);
