@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readInt64 } from '../../gpu-server/golden/case.ts';
-import { compareFloat } from '../../gpu-server/golden/compare.ts';
+import { compareFloat, FP16_TOLERANCE } from '../../gpu-server/golden/compare.ts';
+import { assertFp16, precisionOf } from './graph-precision.ts';
 import { bucketTable, buildT5Encoder, parseT5Config, relativePositionBucket } from '../../gpu-server/models/t5-encoder.ts';
 import { type GraphBuilder, GraphError, memoryWeights, shapeOnlyWeights } from '../../gpu-server/onnx/graph.ts';
 import { halvesToFloat32 } from '../../gpu-server/onnx/half.ts';
@@ -104,7 +105,7 @@ test('fp16 T5 keeps every fp16 tensor in range where the residual stream leaves 
     assert.ok(max <= 65504, `fp16 tensor ${name} reaches ${max}, beyond fp16's range`);
   }
   assert.ok(f16.last_hidden_state.every(Number.isFinite), 'fp16 output has inf/NaN');
-  const c = compareFloat('fp16 vs fp32', f16.last_hidden_state, f32.last_hidden_state, 1e-2);
+  const c = compareFloat('fp16 vs fp32', f16.last_hidden_state, f32.last_hidden_state, FP16_TOLERANCE);
   assert.ok(c.pass, JSON.stringify(c));
 });
 
@@ -112,8 +113,10 @@ test('fp16 T5 stays close to fp32 on the golden weights', async () => {
   const w = memoryWeights('golden', goldenTensors());
   const f32 = await run(buildT5Encoder(config, w, 'float32', { seqLen: S }));
   const f16 = await run(buildT5Encoder(config, w, 'float16', { seqLen: S }));
-  const c = compareFloat('fp16 vs fp32', f16.last_hidden_state, f32.last_hidden_state, 1e-2);
-  assert.ok(c.pass && c.maxAbs > 0, JSON.stringify(c));
+  // The documented fp16 bar (CPU provider figure, 1.6e-3; it computes many fp16 ops in fp32).
+  const c = compareFloat('fp16 vs fp32', f16.last_hidden_state, f32.last_hidden_state, FP16_TOLERANCE);
+  assert.ok(c.pass, JSON.stringify(c));
+  assertFp16(precisionOf(buildT5Encoder(config, w, 'float16', { seqLen: S })), 'fp16 T5');
 });
 
 test('parseT5Config names what is wrong', () => {
