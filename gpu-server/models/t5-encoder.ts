@@ -38,6 +38,30 @@ export interface T5Config {
 }
 
 /** Reads a transformers T5 `config.json` (gated-gelu v1.1 only, as FLUX's); names what is wrong. */
+/**
+ * The feed-forward kind, in either of transformers' two forms: the older `feed_forward_proj`
+ * ("gated-gelu" means gated tanh-GELU) or the newer `dense_act_fn` + `is_gated_act` (FLUX.1-dev's
+ * real `text_encoder_2/config.json`: "gelu_pytorch_tanh", true). Only the gated tanh-GELU of
+ * T5 v1.1 is implemented; anything else is refused by name.
+ */
+function checkGatedGelu(c: Record<string, unknown>, source: string): void {
+  const supported = `this encoder implements T5 v1.1's gated tanh-GELU (FLUX's T5-XXL: feed_forward_proj "gated-gelu", or dense_act_fn "gelu_pytorch_tanh" with is_gated_act true)`;
+  if (c.feed_forward_proj === undefined && (c.dense_act_fn !== undefined || c.is_gated_act !== undefined)) {
+    // transformers writes "gelu_new" for the same tanh approximation in some conversions.
+    const tanhGelu = c.dense_act_fn === 'gelu_pytorch_tanh' || c.dense_act_fn === 'gelu_new';
+    if (!tanhGelu || c.is_gated_act !== true) {
+      throw new GraphError(`${source}: dense_act_fn ${JSON.stringify(c.dense_act_fn)} with is_gated_act ${JSON.stringify(c.is_gated_act)} is not supported; ${supported}`);
+    }
+    return;
+  }
+  const proj = c.feed_forward_proj ?? 'relu';
+  if (proj !== 'gated-gelu') throw new GraphError(`${source}: feed_forward_proj ${JSON.stringify(proj)} is not supported; ${supported}`);
+  // transformers lets dense_act_fn/is_gated_act beside feed_forward_proj disagree with it: refuse that.
+  if ((c.dense_act_fn !== undefined && c.dense_act_fn !== 'gelu_new' && c.dense_act_fn !== 'gelu_pytorch_tanh') || c.is_gated_act === false) {
+    throw new GraphError(`${source}: feed_forward_proj "gated-gelu" but dense_act_fn ${JSON.stringify(c.dense_act_fn)}, is_gated_act ${JSON.stringify(c.is_gated_act)}; ${supported}`);
+  }
+}
+
 export function parseT5Config(json: unknown, source = 'text_encoder_2/config.json'): T5Config {
   const c = (json ?? {}) as Record<string, unknown>;
   const num = (key: string, fallback?: number): number => {
@@ -45,10 +69,7 @@ export function parseT5Config(json: unknown, source = 'text_encoder_2/config.jso
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new GraphError(`${source}: "${key}" must be a positive integer (got ${JSON.stringify(v)})`);
     return v;
   };
-  const proj = c.feed_forward_proj ?? 'relu';
-  if (proj !== 'gated-gelu') {
-    throw new GraphError(`${source}: feed_forward_proj ${JSON.stringify(proj)} is not supported; this encoder implements T5 v1.1's "gated-gelu" (FLUX's T5-XXL)`);
-  }
+  checkGatedGelu(c, source);
   const eps = c.layer_norm_epsilon ?? 1e-6;
   if (typeof eps !== 'number' || !(eps > 0)) throw new GraphError(`${source}: "layer_norm_epsilon" must be a positive number (got ${JSON.stringify(eps)})`);
   const cfg: T5Config = {

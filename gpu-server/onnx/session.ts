@@ -20,11 +20,31 @@ export interface OpenSession {
 const require = createRequire(import.meta.url);
 
 
-/** Providers worth trying here: CUDA only after `npm run setup:cuda`, WebGPU only where a Vulkan loader exists (Linux). */
-export function availableProviders(): Provider[] {
-  const backends = ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }];
-  const usable = (p: Provider) => (p === 'cuda' ? cudaInstalled() : p === 'webgpu' ? webgpuPossible() : true);
+/** What `auto` looks at on this machine; tests inject their own. */
+export interface ProviderDetection {
+  /** The backends this onnxruntime build lists. */
+  backends(): readonly { name: string }[];
+  cudaInstalled(): boolean;
+  webgpuPossible(): boolean;
+}
+
+export const systemDetection: ProviderDetection = {
+  backends: () => ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }],
+  cudaInstalled: () => cudaInstalled(),
+  webgpuPossible: () => webgpuPossible(),
+};
+
+/** Providers worth trying here, in PROVIDERS order: CUDA only after `npm run setup:cuda`, WebGPU only where a Vulkan loader exists (Linux). */
+export function availableProviders(detect: ProviderDetection = systemDetection): Provider[] {
+  const backends = detect.backends();
+  const usable = (p: Provider) => (p === 'cuda' ? detect.cudaInstalled() : p === 'webgpu' ? detect.webgpuPossible() : true);
   return PROVIDERS.filter((p) => backends.some((b) => b.name === p) && usable(p));
+}
+
+/** How sessions are made: onnxruntime's, unless a test injects another. */
+export interface SessionFactory {
+  detect?: ProviderDetection;
+  create?: (path: string, options: ort.InferenceSession.SessionOptions) => Promise<ort.InferenceSession>;
 }
 
 /** On Linux onnxruntime's WebGPU runs on Vulkan; without a loader it can only fail (noisily). */
@@ -47,12 +67,13 @@ export function cudaProviderPath(): string | undefined {
 
 const cudaInstalled = (): boolean => cudaProviderPath() !== undefined;
 
-export async function openSession(modelPath: string, choice: ProviderChoice = 'cpu', options: ort.InferenceSession.SessionOptions = {}): Promise<OpenSession> {
-  const candidates = choice === 'auto' ? availableProviders() : [choice];
+export async function openSession(modelPath: string, choice: ProviderChoice = 'cpu', options: ort.InferenceSession.SessionOptions = {}, factory: SessionFactory = {}): Promise<OpenSession> {
+  const candidates = choice === 'auto' ? availableProviders(factory.detect) : [choice];
+  const create = factory.create ?? ((path, opts) => ort.InferenceSession.create(path, opts));
   const errors: string[] = [];
   for (const provider of candidates) {
     try {
-      const session = await ort.InferenceSession.create(modelPath, {
+      const session = await create(modelPath, {
         graphOptimizationLevel: 'all',
         ...options,
         executionProviders: [provider],

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { MAX_STEPS } from '../constants.ts';
 import { GRAPH_NAMES, loadManifest, type GraphName, type Manifest } from '../model-folder/manifest.ts';
 import { DEFAULT_TINY_DIR, ensureTinyModel } from '../model-folder/tiny.ts';
-import { openSession, type Provider, type ProviderChoice } from '../onnx/session.ts';
+import { openSession, type Provider, type ProviderChoice, type SessionFactory } from '../onnx/session.ts';
 import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
 import { loadT5Tokenizer } from '../text/t5-tokenizer.ts';
 import { ArtRunner } from './art-runner.ts';
@@ -30,6 +30,8 @@ export interface PipelineOptions {
   provider?: ProviderChoice;
   /** Overrides the memory plan made from free device memory. */
   memory?: MemoryMode;
+  /** Provider detection and session creation; tests inject them to check the choice. */
+  sessions?: SessionFactory;
 }
 
 const TEXT_GRAPHS: GraphName[] = ['clip_text', 't5_encoder'];
@@ -74,7 +76,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
   // The first graph decides the provider (auto: the best one that opens); the rest follow it.
   const sessions = {} as Record<Exclude<GraphName, 'clip_text' | 't5_encoder'>, GraphSession>;
   const open = async (name: GraphName, on: ProviderChoice) => {
-    const opened = await openSession(join(dir, manifest.graphs[name].file), on);
+    const opened = await openSession(join(dir, manifest.graphs[name].file), on, {}, options.sessions);
     return { graph: new GraphSession(name, opened.session), provider: opened.provider };
   };
   const first = await open('transformer', choice);

@@ -4,12 +4,24 @@
  *
  * The reference is transformers' CLIPTokenizer backed by the tokenizers library (transformers 5;
  * `CLIPTokenizerFast` in 4.x), built from `vocab.json` + `merges.txt`:
+ * - special tokens typed in the prompt are cut out: those marked `normalized: false` in
+ *   `tokenizer_config.json` (`<|endoftext|>`) from the raw text, those marked `normalized: true`
+ *   (`<|startoftext|>` in FLUX.1-dev's real file) from the normalized text, so `<|STARTOFTEXT|>`
+ *   is the start token too (tokenizers' AddedVocabulary does exactly this);
  * - normalize: NFC, every run of Unicode whitespace -> one space, lower-case per code point;
- * - split: `'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+`, whitespace dropped;
+ * - split: `<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+`
+ *   (transformers' CLIPTokenizer lists the two specials first, so special-token text that reaches
+ *   this step, like `<|ENDOFTEXT|>` lower-cased, is one word and `|>` ends it), whitespace dropped;
  * - each piece as UTF-8 bytes mapped to printable characters (GPT-2's byte table), BPE with
  *   `</w>` glued to the last symbol; a symbol missing from the vocabulary becomes the unknown id;
  * - `<|startoftext|>` content `<|endoftext|>`, content cut to 75, padded with the pad token.
- * `<|startoftext|>`/`<|endoftext|>` typed in the prompt are kept as those tokens.
+ *
+ * Unicode tables: `\p{L}`/`\p{N}` here are the JavaScript engine's (`process.versions.unicode`:
+ * 17.0 on Node 20.20), the reference's are the Oniguruma build inside tokenizers (Unicode 15.0).
+ * A letter or digit assigned after 15.0 (CJK Extension I, U+2EBF0-U+2EE5D, in 15.1; the scripts
+ * of Unicode 16 and 17 such as Garay or Sunuwar) is part of a letter run here but of a symbol run
+ * there, so such words split differently. Matching the older tables would need a copy of them;
+ * prompts in the scripts CLIP was trained on are unaffected.
  *
  * Not reproduced: the Python-only CLIPTokenizer of transformers 4.x differs on some input. With
  * ftfy installed it runs `ftfy.fix_text` (mojibake repair, HTML entities when the text has no
@@ -19,7 +31,7 @@
  * `&amp;` stays four characters.
  */
 import { CLIP_TOKENS } from '../constants.ts';
-import { readSpecialTokenNames, readTokenizerJson, readTokenizerText } from './tokenizer-files.ts';
+import { readNormalizedSpecials, readSpecialTokenNames, readTokenizerJson, readTokenizerText } from './tokenizer-files.ts';
 import { fitToLength, splitOnSpecialTokens, type EncodedPrompt, type LoadedTokenizer } from './tokenizer-prompt.ts';
 import { z } from 'zod';
 
@@ -30,7 +42,7 @@ export const CLIP_WORD_END = '</w>';
 /** Unicode White_Space, what Oniguruma's `\s` matches (JavaScript's `\s` differs: U+FEFF, U+0085). */
 const WHITESPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const WHITESPACE_RUN = new RegExp(`[${WHITESPACE}]+`, 'gu');
-const CLIP_PIECE = new RegExp(`'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${WHITESPACE}\\p{L}\\p{N}]+`, 'gu');
+const CLIP_PIECE = new RegExp(`<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${WHITESPACE}\\p{L}\\p{N}]+`, 'gu');
 
 /**
  * GPT-2's reversible byte -> character table: printable Latin-1 bytes map to themselves, the
@@ -44,10 +56,14 @@ export const BYTE_TO_CHAR: readonly string[] = (() => {
   return table;
 })();
 
+/** The reference's normalizer: NFC, whitespace runs to one space, lower case per code point. */
+export function clipNormalize(text: string): string {
+  return Array.from(text.normalize('NFC').replace(WHITESPACE_RUN, ' '), (c) => c.toLowerCase()).join('');
+}
+
 /** The words BPE sees, before the byte mapping: normalized and split as the reference does. */
 export function clipPreTokenize(text: string): string[] {
-  const lower = Array.from(text.normalize('NFC').replace(WHITESPACE_RUN, ' '), (c) => c.toLowerCase()).join('');
-  return lower.match(CLIP_PIECE) ?? [];
+  return clipNormalize(text).match(CLIP_PIECE) ?? [];
 }
 
 export interface ClipVocabulary {
@@ -58,6 +74,8 @@ export interface ClipVocabulary {
   eos: string;
   pad: string;
   unk: string;
+  /** Special tokens matched after normalization (`normalized: true` in tokenizer_config.json). */
+  normalizedSpecials?: ReadonlySet<string>;
 }
 
 const encoder = new TextEncoder();
@@ -79,10 +97,10 @@ export function createClipTokenizer(data: ClipVocabulary, length: number = CLIP_
     }
     if (!ranks.has(`${a} ${b}`)) ranks.set(`${a} ${b}`, rank);
   });
-  const specials = new Map([
-    [data.bos, bos],
-    [data.eos, eos],
-  ]);
+  const normalizedSet = data.normalizedSpecials ?? new Set<string>();
+  const rawSpecials = new Map<string, number>();
+  const normalizedSpecials = new Map<string, number>();
+  for (const [token, id] of [[data.bos, bos], [data.eos, eos]] as const) (normalizedSet.has(token) ? normalizedSpecials : rawSpecials).set(token, id);
   let vocabSize = 0;
   for (const id of data.vocab.values()) vocabSize = Math.max(vocabSize, id + 1);
 
@@ -101,9 +119,15 @@ export function createClipTokenizer(data: ClipVocabulary, length: number = CLIP_
     vocabSize,
     encode(text: string): EncodedPrompt {
       const content: number[] = [];
-      for (const piece of splitOnSpecialTokens(text, specials)) {
-        if (piece.kind === 'special') content.push(piece.id);
-        else for (const word of clipPreTokenize(piece.text)) content.push(...wordIds(word));
+      for (const piece of splitOnSpecialTokens(text, rawSpecials)) {
+        if (piece.kind === 'special') {
+          content.push(piece.id);
+          continue;
+        }
+        for (const part of splitOnSpecialTokens(clipNormalize(piece.text), normalizedSpecials)) {
+          if (part.kind === 'special') content.push(part.id);
+          else for (const word of clipPreTokenize(part.text)) content.push(...wordIds(word));
+        }
       }
       return fitToLength(content, { length, prefix: [bos], suffix: [eos], padId: pad });
     },
@@ -164,6 +188,7 @@ export function loadClipTokenizer(dir: string, length: number = CLIP_TOKENS): Lo
   const vocab = new Map(Object.entries(readTokenizerJson(dir, 'vocab.json', what, vocabSchema)));
   const merges = parseMerges(readTokenizerText(dir, 'merges.txt', what));
   const names = readSpecialTokenNames(dir, what);
+  const normalizedSpecials = readNormalizedSpecials(dir, what);
   return createClipTokenizer(
     {
       vocab,
@@ -173,6 +198,7 @@ export function loadClipTokenizer(dir: string, length: number = CLIP_TOKENS): Lo
       // CLIPTokenizer's defaults: pad and unknown are both <|endoftext|>.
       pad: names.pad_token ?? CLIP_EOS,
       unk: names.unk_token ?? CLIP_EOS,
+      normalizedSpecials,
     },
     length,
   );

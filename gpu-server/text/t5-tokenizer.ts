@@ -70,9 +70,10 @@ const preTokenizerSchema: z.ZodType<PreTokenizerConfig> = z.lazy(() =>
   ]),
 );
 
+// `type_id` is required by the tokenizers library (0 for every piece of T5's templates); unused here.
 const templatePiece = z.union([
-  z.object({ Sequence: z.object({ id: z.string() }) }),
-  z.object({ SpecialToken: z.object({ id: z.string() }) }),
+  z.object({ Sequence: z.object({ id: z.string(), type_id: z.number().int().nonnegative().optional() }) }),
+  z.object({ SpecialToken: z.object({ id: z.string(), type_id: z.number().int().nonnegative().optional() }) }),
 ]);
 
 export const t5TokenizerJsonSchema = z.object({
@@ -85,6 +86,8 @@ export const t5TokenizerJsonSchema = z.object({
     .object({
       type: z.literal('TemplateProcessing'),
       single: z.array(templatePiece),
+      /** The template for sentence pairs: required by the tokenizers library, unused by one prompt. */
+      pair: z.array(templatePiece).optional(),
       special_tokens: z
         .record(z.string(), z.object({ id: z.string().optional(), ids: z.array(z.number().int().nonnegative()), tokens: z.array(z.string()).optional() }))
         .default({}),

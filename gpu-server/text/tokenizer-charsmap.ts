@@ -12,7 +12,9 @@
  * prefix of it, the *shortest* matching rule's replacement stands for the whole cluster; otherwise
  * each code point is replaced the same way or kept. Clusters come from `Intl.Segmenter` (ICU)
  * where the reference uses the unicode-segmentation crate; both follow UAX #29, so they can only
- * differ where the two Unicode versions differ.
+ * differ where the two Unicode versions differ. V8's segmenter is quadratic in the length of the
+ * string it is given (3 s for 100 k characters), so it only ever sees short windows: see
+ * `graphemeClusters`.
  */
 
 const HAS_LEAF = 1 << 8;
@@ -78,11 +80,46 @@ const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 /** Normalized form of each grapheme seen, per map: prompts repeat the same few characters. */
 const memo = new WeakMap<Charsmap, Map<string, string>>();
 
+/** Code units the segmenter sees at once (grown for a longer cluster). */
+const WINDOW = 256;
+
+/**
+ * The extended grapheme clusters of `text`, in linear time: segment a window, keep every cluster
+ * but the last (the window's end may cut it), restart at that last cluster's start. A cluster
+ * boundary is a fresh start for UAX #29 (its rules look back only within a cluster, and regional
+ * indicator pairs restart at a boundary), so this gives the same clusters as one pass.
+ */
+export function* graphemeClusters(text: string): Generator<string> {
+  let start = 0;
+  let window = WINDOW;
+  while (start < text.length) {
+    const end = Math.min(text.length, start + window);
+    const chunk = text.slice(start, end);
+    if (end === text.length) {
+      for (const { segment } of graphemes.segment(chunk)) yield segment;
+      return;
+    }
+    let last = 0;
+    let count = 0;
+    for (const { segment, index } of graphemes.segment(chunk)) {
+      if (count > 0) yield chunk.slice(last, index);
+      last = index;
+      count++;
+    }
+    if (count === 1) {
+      window *= 2; // one cluster fills the window: look further
+      continue;
+    }
+    start += last;
+    window = WINDOW;
+  }
+}
+
 export function applyCharsmap(map: Charsmap, text: string): string {
   let known = memo.get(map);
   if (!known) memo.set(map, (known = new Map()));
   let out = '';
-  for (const { segment } of graphemes.segment(text)) {
+  for (const segment of graphemeClusters(text)) {
     let normalized = known.get(segment);
     if (normalized === undefined) {
       normalized = normalizeGrapheme(map, segment);

@@ -74,3 +74,18 @@ export function readSpecialTokenNames(dir: string, what: string): SpecialTokenNa
   }
   return names;
 }
+
+const addedTokensConfig = z
+  .object({ added_tokens_decoder: z.record(z.string(), z.object({ content: z.string(), normalized: z.boolean().optional() }).passthrough()).optional() })
+  .passthrough();
+
+/**
+ * Added tokens that `tokenizer_config.json` marks `normalized: true`: the reference matches them
+ * in the normalized text, not the raw one. None when the file or the field is absent (tokenizers'
+ * default for special tokens is `normalized: false`).
+ */
+export function readNormalizedSpecials(dir: string, what: string): Set<string> {
+  if (!existsSync(join(dir, 'tokenizer_config.json'))) return new Set();
+  const config = readTokenizerJson(dir, 'tokenizer_config.json', what, addedTokensConfig);
+  return new Set(Object.values(config.added_tokens_decoder ?? {}).filter((t) => t.normalized === true).map((t) => t.content));
+}

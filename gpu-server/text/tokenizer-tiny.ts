@@ -91,18 +91,19 @@ export function writeTinyClipTokenizer(dir: string, vocabSize: number): void {
   mkdirSync(dir, { recursive: true });
   writeJson(dir, 'vocab.json', Object.fromEntries(vocab));
   writeFileSync(join(dir, 'merges.txt'), `#version: 0.2\n${merges.map(([a, b]) => `${a} ${b}`).join('\n')}\n`);
-  const special = (content: string) => ({ content, lstrip: false, normalized: true, rstrip: false, single_word: false });
+  // As CLIP-L's files mark them: the start token is matched after normalization, the end token is not.
+  const special = (content: string) => ({ content, lstrip: false, normalized: content === CLIP_BOS, rstrip: false, single_word: false });
   writeJson(dir, 'special_tokens_map.json', {
     bos_token: special(CLIP_BOS),
     eos_token: special(CLIP_EOS),
-    pad_token: CLIP_EOS,
+    pad_token: special(CLIP_EOS),
     unk_token: special(CLIP_EOS),
   });
   writeJson(dir, 'tokenizer_config.json', {
     add_prefix_space: false,
     added_tokens_decoder: {
       [vocabSize - 2]: { ...special(CLIP_BOS), special: true },
-      [vocabSize - 1]: { ...special(CLIP_EOS), normalized: false, special: true },
+      [vocabSize - 1]: { ...special(CLIP_EOS), special: true },
     },
     bos_token: CLIP_BOS,
     clean_up_tokenization_spaces: true,
@@ -192,7 +193,14 @@ export function writeTinyT5Tokenizer(dir: string, vocabSize: number): void {
     },
     post_processor: {
       type: 'TemplateProcessing',
-      single: [{ Sequence: { id: 'A' } }, { SpecialToken: { id: '</s>' } }],
+      // As in the real tokenizer.json: tokenizers refuses a TemplateProcessing without `pair` or `type_id`.
+      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      pair: [
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '</s>', type_id: 0 } },
+        { Sequence: { id: 'B', type_id: 0 } },
+        { SpecialToken: { id: '</s>', type_id: 0 } },
+      ],
       special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
     },
     decoder: { type: 'Metaspace', replacement: METASPACE, prepend_scheme: 'always', split: true },
@@ -200,13 +208,17 @@ export function writeTinyT5Tokenizer(dir: string, vocabSize: number): void {
   };
   mkdirSync(dir, { recursive: true });
   writeJson(dir, 'tokenizer.json', tokenizer);
-  writeJson(dir, 'special_tokens_map.json', { eos_token: '</s>', pad_token: '<pad>', unk_token: '<unk>' });
+  const special = (content: string) => ({ content, lstrip: false, normalized: false, rstrip: false, single_word: false });
+  writeJson(dir, 'special_tokens_map.json', { eos_token: special('</s>'), pad_token: special('<pad>'), unk_token: special('<unk>') });
   writeJson(dir, 'tokenizer_config.json', {
+    clean_up_tokenization_spaces: true,
     eos_token: '</s>',
     pad_token: '<pad>',
     unk_token: '<unk>',
     extra_ids: 0,
+    legacy: false,
     model_max_length: 512,
+    sp_model_kwargs: {},
     tokenizer_class: 'T5Tokenizer',
   });
 }

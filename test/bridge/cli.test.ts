@@ -63,6 +63,12 @@ test('the CLI prints model, provider, address and token, stores the token 0600, 
     assert.equal((await readFile(tokenFile, 'utf8')).trim(), token);
     assert.equal((await stat(tokenFile)).mode & 0o777, 0o600);
 
+    // /health names the version users run: package.json's.
+    const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as { version: string; protocol: number };
+    const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(health.version, pkg.version);
+    assert.equal(health.protocol, PROTOCOL_VERSION);
+    assert.match(out, new RegExp(`ART for Figma bridge ${pkg.version.replace(/\./g, '\\.')}`));
     const client = await TestClient.open(`ws://127.0.0.1:${port}`, { origin: 'null' });
     client.send({ type: 'hello', protocol: PROTOCOL_VERSION, token });
     await client.next((m) => m.type === 'welcome');

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge } from './helpers.ts';
 import { fakePixel } from './fake-pipeline.ts';
+import { PROTOCOL_VERSION } from '../../bridge/protocol.ts';
 
 let tb: TestBridge;
 before(async () => {
@@ -86,14 +87,16 @@ test('progress is throttled to about 10 a second', async () => {
   client.close();
 });
 
-test('GET /health reports model, provider, protocol and queue, and no token', async () => {
+test('GET /health reports version, model, provider, protocol and queue, and no token', async () => {
   const res = await fetch(`http://127.0.0.1:${tb.bridge.port}/health`);
   assert.equal(res.status, 200);
   const text = await res.text();
   const health = JSON.parse(text);
   assert.equal(health.model, 'fake');
   assert.equal(health.provider, 'cpu');
-  assert.equal(typeof health.protocol, 'number');
+  // startTestBridge passes version 'test'; the CLI passes package.json's (cli.test.ts).
+  assert.equal(health.version, 'test');
+  assert.equal(health.protocol, PROTOCOL_VERSION);
   assert.deepEqual(health.queue, { waiting: 0, running: 0 });
   assert.ok(!text.includes('test-token'));
   assert.equal((await fetch(`http://127.0.0.1:${tb.bridge.port}/other`)).status, 404);

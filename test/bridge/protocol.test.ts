@@ -7,9 +7,17 @@ import {
   clientMessageSchema,
   ERROR_CODES,
   MAX_MESSAGE_BYTES,
+  MAX_GUIDANCE,
+  MAX_PROMPT_CHARS,
+  MAX_SEED,
+  MAX_STEPS,
+  MAX_TRUE_CFG,
+  MIN_GUIDANCE,
+  MIN_STEPS,
+  MIN_TRUE_CFG,
 } from '../../bridge/protocol.ts';
 import { generateMessage } from './helpers.ts';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 test('image frames round-trip job id, layer index, kind and PNG bytes', () => {
   const png = new Uint8Array([137, 80, 78, 71, 1, 2, 3]);
@@ -66,8 +74,40 @@ test('parse: codes for frames that are not messages', () => {
   }
 });
 
-test('the schema is the same object the UI imports (no Node APIs in protocol.ts)', async () => {
-  assert.equal(typeof clientMessageSchema.safeParse, 'function');
+test("the UI's limits are the schema's own: each bound ui/ imports from protocol.ts is exactly where the bridge's schema refuses", async () => {
+  const base = generateMessage('bounds');
+  assert.equal(clientMessageSchema.safeParse(base).success, true);
+  // The UI imports the bounds, not the schema: what it offers must be what the bridge accepts.
+  const uiDir = new URL('../../ui/', import.meta.url);
+  const imported = new Set<string>();
+  for (const f of await readdir(uiDir)) {
+    if (!/\.tsx?$/.test(f)) continue;
+    const src = await readFile(new URL(f, uiDir), 'utf8');
+    for (const m of src.matchAll(/import \{([^}]*)\} from '\.\.\/bridge\/protocol\.ts'/g)) for (const name of m[1].split(',')) imported.add(name.trim());
+  }
+  const bounds: Record<string, [keyof typeof base.params | 'prompt', number, number]> = {
+    // name -> [field, accepted value at the bound, refused value just past it]
+    MIN_STEPS: ['steps', MIN_STEPS, MIN_STEPS - 1],
+    MAX_STEPS: ['steps', MAX_STEPS, MAX_STEPS + 1],
+    MIN_GUIDANCE: ['guidance', MIN_GUIDANCE, MIN_GUIDANCE - 0.01],
+    MAX_GUIDANCE: ['guidance', MAX_GUIDANCE, MAX_GUIDANCE + 0.01],
+    MIN_TRUE_CFG: ['trueCfg', MIN_TRUE_CFG, MIN_TRUE_CFG - 0.01],
+    MAX_TRUE_CFG: ['trueCfg', MAX_TRUE_CFG, MAX_TRUE_CFG + 0.01],
+    MAX_SEED: ['seed', MAX_SEED, MAX_SEED + 1],
+    MAX_PROMPT_CHARS: ['prompt', MAX_PROMPT_CHARS, MAX_PROMPT_CHARS + 1],
+  };
+  const limits = [...imported].filter((n) => /^(MIN|MAX)_/.test(n));
+  assert.ok(limits.length >= 8, `ui/ imports ${limits.join(', ')}`);
+  for (const name of limits) {
+    const bound = bounds[name];
+    assert.ok(bound, `ui/ imports ${name}: add its boundary to this test`);
+    const [field, ok, bad] = bound;
+    const message = (v: number) =>
+      field === 'prompt' ? { ...base, prompt: 'p'.repeat(v) } : { ...base, params: { ...base.params, [field]: v } };
+    assert.equal(clientMessageSchema.safeParse(message(ok)).success, true, `${name}: ${field} ${ok} refused`);
+    assert.equal(clientMessageSchema.safeParse(message(bad)).success, false, `${name}: ${field} ${bad} accepted`);
+  }
+  // protocol.ts stays bundleable for the UI: no Node APIs.
   const source = await readFile(new URL('../../bridge/protocol.ts', import.meta.url), 'utf8');
   const imports = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
   assert.deepEqual(imports.filter((i) => i.startsWith('node:') || i === 'ws' || i === 'pngjs'), []);

@@ -9,6 +9,7 @@ import { writeModelFolder } from '../../gpu-server/model-folder/write-folder.ts'
 import { tinyComponents } from '../../gpu-server/model-folder/tiny.ts';
 import { FLUX_SCHEDULER } from '../../gpu-server/pipeline/scheduler.ts';
 import { createPipeline } from '../../gpu-server/pipeline/art-pipeline.ts';
+import { FLUX_DEV, floatsWrittenAsIntegers } from './hf-file-shape.ts';
 import { writeSyntheticHf } from './synthetic-hf.ts';
 
 let root: string;
@@ -80,12 +81,13 @@ test('missing parts and parts that do not fit together are named', () => {
   }
   assert.throws(() => planConversion(join(root, 'nope'), hf.flux, 'fp32'), /--art/);
   const cfg = join(hf.flux, 'text_encoder', 'config.json');
-  const original = JSON.parse(readFileSync(cfg, 'utf8')) as Record<string, unknown>;
+  const originalText = readFileSync(cfg, 'utf8');
+  const original = JSON.parse(originalText) as Record<string, unknown>;
   writeFileSync(cfg, JSON.stringify({ ...original, hidden_size: 48, intermediate_size: 64 }));
   try {
     assert.throws(() => planConversion(hf.art, hf.flux, 'fp32'), /do not fit together: the transformer takes pooled vectors of 32 but CLIP gives 48/);
   } finally {
-    writeFileSync(cfg, JSON.stringify(original));
+    writeFileSync(cfg, originalText);
   }
   const shard = readdirSync(join(hf.art, 'transformer')).find((f) => f.endsWith('00002-of-00003.safetensors'));
   assert.ok(shard);
@@ -104,4 +106,13 @@ test('not enough disk space is reported before anything big is written', () => {
     (e: unknown) => e instanceof ModelFolderError && /not enough disk space/.test(e.message),
   );
   assert.ok(!existsSync(out));
+});
+
+test("the synthetic folders write numbers as the real FLUX.1-dev configs do (floats as floats) and T5's config in the real form", () => {
+  for (const rel of ['text_encoder/config.json', 'text_encoder_2/config.json', 'vae/config.json', 'scheduler/scheduler_config.json']) {
+    assert.deepEqual(floatsWrittenAsIntegers(join(hf.flux, rel), join(FLUX_DEV, rel)), [], rel);
+  }
+  assert.match(readFileSync(join(hf.flux, 'text_encoder', 'config.json'), 'utf8'), /"initializer_factor": 1\.0/);
+  const t5 = JSON.parse(readFileSync(join(hf.flux, 'text_encoder_2', 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual([t5.feed_forward_proj, t5.dense_act_fn, t5.is_gated_act], [undefined, 'gelu_pytorch_tanh', true]);
 });

@@ -3,12 +3,13 @@
  * golden models' weights under the official key names, stored as bf16, with the transformer and
  * T5 sharded behind index files: what the converter must read.
  */
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { floatToBf16 } from '../../gpu-server/onnx/half.ts';
 import { Checkpoint, writeSafetensors, type TensorToWrite } from '../../gpu-server/onnx/safetensors.ts';
 import { writeTinyClipTokenizer, writeTinyT5Tokenizer } from '../../gpu-server/text/tokenizer-tiny.ts';
 import { GOLDEN } from '../pipeline/golden-data.ts';
+import { floatKeys } from './hf-file-shape.ts';
 
 const bf16 = (data: Float32Array, shape: number[]): TensorToWrite => ({ dtype: 'BF16', shape, data: Uint16Array.from(data, floatToBf16) });
 
@@ -35,8 +36,18 @@ function writeSharded(dir: string, base: string, tensors: Record<string, TensorT
   writeFileSync(join(dir, `${base}.safetensors.index.json`), JSON.stringify({ metadata: {}, weight_map: weightMap }));
 }
 
-const config = (caseName: string, over: Record<string, unknown> = {}) =>
-  JSON.stringify({ ...JSON.parse(readFileSync(join(GOLDEN, caseName, 'config.json'), 'utf8')), ...over });
+/**
+ * A golden config with overrides, numbers the source writes as floats still written as floats
+ * (`1.0`, not JSON.stringify's `1`: transformers' strict configs type-check float fields).
+ */
+function config(caseName: string, over: Record<string, unknown> = {}, drop: string[] = []): string {
+  const file = join(GOLDEN, caseName, 'config.json');
+  const floats = floatKeys(file);
+  const value: Record<string, unknown> = { ...JSON.parse(readFileSync(file, 'utf8')), ...over };
+  for (const key of drop) delete value[key];
+  const marked = JSON.stringify(value, (key, v) => (floats.has(key) && Number.isInteger(v) ? `@float:${v}` : v), 1);
+  return marked.replace(/"@float:(-?\d+)"/g, '$1.0');
+}
 
 /** Writes `<root>/ART_v1.0` and `<root>/FLUX.1-dev`; returns their paths. */
 export function writeSyntheticHf(root: string): { art: string; flux: string } {
@@ -60,11 +71,12 @@ export function writeSyntheticHf(root: string): { art: string; flux: string } {
 
   writeFileSync(join(dirs.clip, 'config.json'), config('clip_text'));
   writeSafetensors(join(dirs.clip, 'model.safetensors'), tensorsOf('clip_text'));
-  writeFileSync(join(dirs.t5, 'config.json'), config('t5_encoder'));
+  // T5 in transformers' newer form, as FLUX.1-dev's real text_encoder_2/config.json has it.
+  writeFileSync(join(dirs.t5, 'config.json'), config('t5_encoder', { dense_act_fn: 'gelu_pytorch_tanh', is_gated_act: true }, ['feed_forward_proj']));
   writeSharded(dirs.t5, 'model', tensorsOf('t5_encoder'), 2);
   writeFileSync(join(dirs.vae, 'config.json'), config('vae'));
   writeSafetensors(join(dirs.vae, 'diffusion_pytorch_model.safetensors'), tensorsOf('vae'));
-  copyFileSync(join(GOLDEN, 'scheduler', 'config.json'), join(dirs.scheduler, 'scheduler_config.json'));
+  writeFileSync(join(dirs.scheduler, 'scheduler_config.json'), config('scheduler', { _class_name: 'FlowMatchEulerDiscreteScheduler' }));
   writeTinyClipTokenizer(dirs.tok, 1000);
   writeTinyT5Tokenizer(dirs.tok2, 1000);
   return { art, flux };

@@ -168,3 +168,15 @@ test('full-size T5-XXL: consumes exactly the checkpoint keys (one name of the ti
     assert.equal(new Set(mha.map((n) => n.inputs[5])).size, 1);
   }
 });
+
+test("parseT5Config reads FLUX.1-dev's real text_encoder_2/config.json (transformers' newer form) and refuses other activations by name", () => {
+  const realFile = new URL('../fixtures/flux-dev/text_encoder_2/config.json', import.meta.url).pathname;
+  const real = JSON.parse(readFileSync(realFile, 'utf8')) as Record<string, unknown>;
+  assert.equal(real.feed_forward_proj, undefined);
+  assert.deepEqual(parseT5Config(real, realFile), { vocabSize: 32128, dModel: 4096, dKv: 64, dFf: 10240, layers: 24, heads: 64, buckets: 32, maxDistance: 128, eps: 1e-6 });
+  assert.throws(() => parseT5Config({ ...real, dense_act_fn: 'relu' }), /dense_act_fn "relu" with is_gated_act true is not supported.*gelu_pytorch_tanh/);
+  assert.throws(() => parseT5Config({ ...real, is_gated_act: false }), /is_gated_act false is not supported/);
+  // The older form with a contradicting newer field is refused too.
+  assert.throws(() => parseT5Config({ ...configJson, dense_act_fn: 'relu' }), /feed_forward_proj "gated-gelu" but dense_act_fn "relu"/);
+  assert.equal(parseT5Config({ ...configJson, dense_act_fn: 'gelu_new', is_gated_act: true }).dFf, config.dFf);
+});

@@ -127,13 +127,28 @@ test('every case of the fixture file generates on the tiny model (scaled to 64, 
       const written = writeGenerateOutputs(job.out, result, job);
       const n = job.layout.boxes.length;
       assert.deepEqual(written.sort(), [...Array.from({ length: n }, (_, k) => `layer_${k}.png`), 'background.png', 'merged.png', 'merged_rgba.png', 'result.json'].sort());
-      const png = PNG.sync.read(readFileSync(join(job.out, `layer_${n - 1}.png`)));
-      assert.deepEqual([png.width, png.height], [job.layout.width, job.layout.height]);
-      const [x1, y1, x2, y2] = job.layout.boxes[n - 1];
-      // Transparent outside the layer's box.
-      if (x1 > 0) assert.equal(png.data[(y1 * png.width + x1 - 1) * 4 + 3], 0);
-      if (y2 < png.height) assert.equal(png.data[(y2 * png.width + x1) * 4 + 3], 0);
-      assert.equal(x2 <= png.width, true);
+      // Every layer file: the whole canvas, fully transparent outside the layer's box, and inside
+      // it exactly the pipeline's pixels for that layer.
+      for (const layer of result.layers) {
+        const png = PNG.sync.read(readFileSync(join(job.out, `layer_${layer.index}.png`)));
+        assert.deepEqual([png.width, png.height], [job.layout.width, job.layout.height]);
+        const [x1, y1, x2, y2] = job.layout.boxes[layer.index];
+        assert.deepEqual(layer.box, [x1, y1, x2, y2]);
+        let outside = 0;
+        for (let y = 0; y < png.height; y++) {
+          for (let x = 0; x < png.width; x++) {
+            const at = (y * png.width + x) * 4;
+            if (x >= x1 && x < x2 && y >= y1 && y < y2) {
+              const from = ((y - y1) * layer.width + (x - x1)) * 4;
+              for (let c = 0; c < 4; c++) if (png.data[at + c] !== layer.rgba[from + c]) assert.fail(`layer ${layer.index} (${x}, ${y}) channel ${c}: ${png.data[at + c]} != ${layer.rgba[from + c]}`);
+            } else {
+              outside++;
+              if (png.data[at + 3] !== 0) assert.fail(`layer ${layer.index} (${x}, ${y}) outside its box [${x1}, ${y1}, ${x2}, ${y2}] has alpha ${png.data[at + 3]}`);
+            }
+          }
+        }
+        assert.equal(outside, png.width * png.height - (x2 - x1) * (y2 - y1));
+      }
       const desc = JSON.parse(readFileSync(join(job.out, 'result.json'), 'utf8'));
       assert.equal(desc.tiny, true);
       assert.match(desc.warning, /noise/);

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyCharsmap, buildCharsmap, parseCharsmap } from '../../gpu-server/text/tokenizer-charsmap.ts';
+import { applyCharsmap, buildCharsmap, graphemeClusters, parseCharsmap } from '../../gpu-server/text/tokenizer-charsmap.ts';
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -93,4 +93,19 @@ test('random rule sets: lookup is the shortest rule that prefixes the query, for
       assert.equal(map.lookup(query8), expected, `round ${round}, query ${JSON.stringify(query)}`);
     }
   }
+});
+
+test('clusters come out as one whole-text pass gives them, across every window edge', () => {
+  // Clusters of every awkward kind (CRLF, combining marks, ZWJ emoji, flag pairs, Hangul jamo),
+  // repeated so that the 256-unit windows cut each of them somewhere; one cluster longer than a window.
+  const kinds = ['a', '\r\n', 'e\u0301\u0302', '👩‍👩‍👧', '🇫🇷🇩🇪', '\u1100\u1161\u11a8', '中', ' ', '\u0915\u094d\u0937'];
+  let text = '';
+  for (let i = 0; i < 400; i++) text += kinds[(i * 7) % kinds.length].repeat(1 + (i % 3));
+  text += `x${'\u0301'.repeat(700)}y`;
+  const whole = [...new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(text)].map((s) => s.segment);
+  assert.deepEqual([...graphemeClusters(text)], whole);
+  assert.deepEqual([...graphemeClusters('')], []);
+  const map = parseCharsmap(buildCharsmap(new Map([['e\u0301', 'E'], ['\r\n', '|']])));
+  // e + two accents is one 5-byte cluster: the shortest rule (e + U+0301) stands for all of it.
+  assert.equal(applyCharsmap(map, text), whole.map((g) => (g === 'e\u0301\u0302' ? 'E' : g === '\r\n' ? '|' : g)).join(''));
 });

@@ -12,6 +12,7 @@ import { loadClipTokenizer } from '../../gpu-server/text/clip-tokenizer.ts';
 import { loadT5Tokenizer } from '../../gpu-server/text/t5-tokenizer.ts';
 import { writeTinyClipTokenizer, writeTinyT5Tokenizer } from '../../gpu-server/text/tokenizer-tiny.ts';
 import { CLIP_TOKENIZER_FILES, T5_TOKENIZER_FILES } from '../../gpu-server/text/tokenizer-files.ts';
+import { FLUX_DEV, missingKeys } from '../model-folder/hf-file-shape.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'tiny-tok-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -86,5 +87,28 @@ test('the same size writes the same bytes', () => {
     write(join(root, 'a'), 777);
     write(join(root, 'b'), 777);
     for (const file of files) assert.ok(readFileSync(join(root, 'a', file)).equals(readFileSync(join(root, 'b', file))), file);
+  }
+});
+
+test('tiny tokenizer files have every field the real FLUX.1-dev files have (so the Hugging Face tools load them)', () => {
+  const dir = join(root, 'shape');
+  writeTinyT5Tokenizer(join(dir, 't5'), 1000);
+  writeTinyClipTokenizer(join(dir, 'clip'), 1000);
+  const json = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  const ours = json(join(dir, 't5', 'tokenizer.json')) as Record<string, unknown>;
+  const real = json(join(FLUX_DEV, 'tokenizer_2', 'tokenizer.json')) as Record<string, unknown>;
+  // The post-processor as tokenizers requires it: `pair` and every piece's `type_id`.
+  assert.deepEqual(missingKeys(ours.post_processor, real.post_processor), []);
+  assert.deepEqual(missingKeys(ours.added_tokens, real.added_tokens), []);
+  assert.deepEqual(Object.keys(ours).sort(), Object.keys(real).sort());
+  for (const [which, file] of [['clip', 'tokenizer_config.json'], ['clip', 'special_tokens_map.json'], ['t5', 'tokenizer_config.json'], ['t5', 'special_tokens_map.json']] as const) {
+    const realDir = which === 'clip' ? 'tokenizer' : 'tokenizer_2';
+    const realJson = json(join(FLUX_DEV, realDir, file)) as Record<string, unknown>;
+    const oursJson = json(join(dir, which, file)) as Record<string, unknown>;
+    // Only the fields both describe (the real T5 map also lists its 100 extra ids, the tiny has none).
+    const shared = Object.fromEntries(Object.entries(realJson).filter(([k]) => k !== 'additional_special_tokens' && k !== 'added_tokens_decoder'));
+    assert.deepEqual(missingKeys(oursJson, shared), [], `${which}/${file}`);
+    // Flags mean what they mean in the real files (normalized: true only on <|startoftext|>).
+    if (file === 'special_tokens_map.json') for (const k of Object.keys(shared)) assert.deepEqual(oursJson[k], realJson[k], `${which}/${file} ${k}`);
   }
 });

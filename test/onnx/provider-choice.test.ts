@@ -1,0 +1,105 @@
+/**
+ * `auto` provider choice (README: "the runtime then picks cuda, else webgpu, else cpu (or what
+ * --provider names) and says which it uses") with the machine's detection injected. The session
+ * double refuses a provider the way onnxruntime does when a provider cannot start: `create`
+ * rejects (onnxruntime-node's InferenceSession.create returns a rejected promise, e.g. when the
+ * CUDA provider library or a Vulkan device is missing), and the next candidate is tried.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { writeTinyModel } from '../../gpu-server/model-folder/tiny.ts';
+import { availableProviders, openSession, ort, systemDetection, type ProviderDetection, type SessionFactory } from '../../gpu-server/onnx/session.ts';
+import { createPipeline } from '../../gpu-server/pipeline/art-pipeline.ts';
+
+const machine = (backends: string[], cuda: boolean, vulkan: boolean): ProviderDetection => ({
+  backends: () => backends.map((name) => ({ name })),
+  cudaInstalled: () => cuda,
+  webgpuPossible: () => vulkan,
+});
+const ALL = ['cpu', 'webgpu', 'cuda', 'dml'];
+
+test('auto tries cuda, then webgpu, then cpu, each only where this machine can run it', () => {
+  assert.deepEqual(availableProviders(machine(ALL, true, true)), ['cuda', 'webgpu', 'cpu']);
+  // The CUDA backend is in the build but `npm run setup:cuda` was not run.
+  assert.deepEqual(availableProviders(machine(ALL, false, true)), ['webgpu', 'cpu']);
+  // No Vulkan loader: WebGPU could only fail.
+  assert.deepEqual(availableProviders(machine(ALL, true, false)), ['cuda', 'cpu']);
+  // A build without the GPU backends, whatever is installed.
+  assert.deepEqual(availableProviders(machine(['cpu'], true, true)), ['cpu']);
+  // This machine: the CPU is always last, and always there.
+  assert.equal(availableProviders(systemDetection).at(-1), 'cpu');
+});
+
+/** A session factory whose providers in `refuse` fail to start; the rest open on the real CPU provider. */
+function recording(refuse: string[], detect: ProviderDetection) {
+  const calls: { path: string; providers: string[] }[] = [];
+  const factory: SessionFactory = {
+    detect,
+    async create(path, options) {
+      const providers = (options.executionProviders ?? []).map((p) => (typeof p === 'string' ? p : p.name));
+      calls.push({ path, providers });
+      const wanted = providers[0];
+      if (refuse.includes(wanted)) throw new Error(`${wanted} execution provider is not available`);
+      return ort.InferenceSession.create(path, { ...options, executionProviders: ['cpu'] });
+    },
+  };
+  return { calls, factory };
+}
+
+let root: string;
+let model: string;
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'art-provider-'));
+  model = join(root, 'tiny');
+  writeTinyModel(model);
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+test('openSession: auto falls through refusals in order and says which provider it got; all refused names each error', async () => {
+  const path = join(model, 'vae_decoder.onnx');
+  const a = recording(['cuda'], machine(ALL, true, true));
+  const got = await openSession(path, 'auto', {}, a.factory);
+  assert.equal(got.provider, 'webgpu');
+  assert.deepEqual(a.calls.map((c) => c.providers), [['cuda'], ['webgpu']]);
+  await got.session.release();
+
+  const b = recording(['cuda', 'webgpu'], machine(ALL, true, true));
+  assert.equal((await openSession(path, 'auto', {}, b.factory)).provider, 'cpu');
+  assert.deepEqual(b.calls.map((c) => c.providers), [['cuda'], ['webgpu'], ['cpu']]);
+
+  const c = recording(['cuda', 'webgpu', 'cpu'], machine(ALL, true, true));
+  await assert.rejects(openSession(path, 'auto', {}, c.factory), (e: Error) =>
+    /could not open .*vae_decoder\.onnx on cuda, webgpu, cpu/.test(e.message) && /cuda: cuda execution provider is not available/.test(e.message) && /cpu: cpu execution/.test(e.message));
+
+  // A named provider is used as named: no detection, no fallback.
+  const d = recording(['cuda'], machine(ALL, true, true));
+  await assert.rejects(openSession(path, 'cuda', {}, d.factory), /could not open .* on cuda:/);
+  assert.deepEqual(d.calls.map((x) => x.providers), [['cuda']]);
+});
+
+test('createPipeline: the first graph decides the provider, every other graph opens on it, and info (what the CLIs print) names it', async () => {
+  const r = recording(['cuda'], machine(ALL, true, true));
+  const pipeline = await createPipeline({ modelDir: model, provider: 'auto', memory: 'resident', sessions: r.factory });
+  try {
+    assert.equal(pipeline.info.provider, 'webgpu');
+    const byGraph = r.calls.map((c) => `${c.path.split('/').at(-1)}:${c.providers[0]}`);
+    assert.deepEqual(byGraph.slice(0, 2), ['transformer.onnx:cuda', 'transformer.onnx:webgpu']);
+    assert.deepEqual(
+      byGraph.slice(2).sort(),
+      ['clip_text.onnx:webgpu', 't5_encoder.onnx:webgpu', 'transparent_decoder.onnx:webgpu', 'vae_decoder.onnx:webgpu', 'vae_encoder.onnx:webgpu'],
+    );
+  } finally {
+    await pipeline.dispose();
+  }
+  const cpuOnly = recording([], machine(['cpu'], false, false));
+  const p2 = await createPipeline({ modelDir: model, provider: 'auto', sessions: cpuOnly.factory });
+  try {
+    assert.equal(p2.info.provider, 'cpu');
+    assert.ok(cpuOnly.calls.every((c) => c.providers[0] === 'cpu'));
+  } finally {
+    await p2.dispose();
+  }
+});
