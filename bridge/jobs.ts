@@ -86,11 +86,16 @@ export class Jobs {
     return new Jobs(options, store);
   }
 
-  /** The default model: what a job is made for (the first the runner offers). */
+  /** The default model: what a job is made for unless it names another (the first the runner offers). */
   get info(): PipelineInfo {
     const [first] = this.runner.models();
     if (!first) throw new Error('no model is known yet: no pipeline has started');
     return first;
+  }
+
+  /** Every model jobs can be made for, the default first. */
+  models(): PipelineInfo[] {
+    return this.runner.models();
   }
 
   /** What `/health` shows about where jobs run. */
@@ -106,15 +111,15 @@ export class Jobs {
     return { waiting: this.queue.waitingCount, running: this.queue.runningCount };
   }
 
-  /** Queues a request that already fits the model; answers `queued` or `queue_full`. */
-  submit(client: Subscriber, message: GenerateMessage): void {
+  /** Queues a request that already fits `model`; answers `queued` or `queue_full`. */
+  submit(client: Subscriber, message: GenerateMessage, model: string): void {
     const { requestId } = message;
     const job: Job = {
       id: randomUUID(),
       requestId,
       clientId: client.id,
       message,
-      model: this.info.model,
+      model,
       params: {
         prompt: message.prompt,
         layout: message.layout,
@@ -174,7 +179,7 @@ export class Jobs {
     }
     const stored = await this.store.load(jobId);
     if (!stored)
-      return client.send({ type: 'error', code: 'unknown_job', message: `no finished job ${jobId} in the job store (never existed, or pruned)`, jobId });
+      return client.send({ type: 'error', code: 'unknown_job', message: `no finished job ${jobId} in the job store (never existed, pruned, or lost because the bridge restarted before it finished: generate it again)`, jobId });
     deliver(client, stored.manifest, stored.layers, true);
   }
 

@@ -112,13 +112,18 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const onGenerate = (client: Connection, message: GenerateMessage) => {
     const { requestId } = message;
     if (jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
-    const misfit = modelMisfit(jobs.info, message);
+    const info = message.model === undefined ? jobs.info : jobs.models().find((m) => m.model === message.model);
+    if (!info) {
+      const offered = jobs.models().map((m) => `"${m.model}"`).join(', ');
+      return client.sendError('invalid_params', `model: this bridge offers ${offered}, not "${message.model}"; pick one of those (welcome.models)`, { requestId });
+    }
+    const misfit = modelMisfit(info, message);
     if (misfit) return client.sendError(misfit.code, misfit.message, { requestId });
-    jobs.submit(client, message);
+    jobs.submit(client, message, info.model);
   };
 
   const onMessage = (client: Connection, message: ClientMessage) => {
-    if (message.type === 'hello') return pair(client, message, options.token, wrongTokens, jobs.info);
+    if (message.type === 'hello') return pair(client, message, options.token, wrongTokens, jobs.models());
     if (!client.paired) return client.sendError('unauthorized', 'send hello with the pairing token first');
     switch (message.type) {
       case 'ping':
@@ -216,7 +221,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 }
 
 /** Answers `hello`: welcome a client with the right token and protocol, else say why and close. */
-function pair(client: Connection, message: HelloMessage, token: string, wrongTokens: FailureLimiter, info: PipelineInfo): void {
+function pair(client: Connection, message: HelloMessage, token: string, wrongTokens: FailureLimiter, models: PipelineInfo[]): void {
   const now = Date.now();
   if (wrongTokens.blocked(client.address, now)) {
     const seconds = Math.ceil(wrongTokens.retryAfterMs(client.address, now) / 1000);
@@ -233,10 +238,12 @@ function pair(client: Connection, message: HelloMessage, token: string, wrongTok
     return client.close(1008, 'unauthorized');
   }
   client.paired = true;
-  client.send(welcome(info));
+  client.send(welcome(models));
 }
 
-function welcome(info: PipelineInfo): BridgeMessage {
+/** `models[0]` is the default model. */
+function welcome(models: PipelineInfo[]): BridgeMessage {
+  const info = models[0];
   return {
     type: 'welcome',
     protocol: PROTOCOL_VERSION,
@@ -248,6 +255,7 @@ function welcome(info: PipelineInfo): BridgeMessage {
     maxCanvasSide: MAX_CANVAS_SIDE,
     grid: GRID,
     maxPromptChars: MAX_PROMPT_CHARS,
+    models: models.map((m) => ({ model: m.model, tiny: m.tiny, maxLayers: m.maxLayers, resolutions: m.resolutions })),
   };
 }
 

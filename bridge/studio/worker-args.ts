@@ -12,6 +12,8 @@ export interface WorkerCliOptions {
   memory?: MemoryMode;
   name?: string;
   pipeline?: string;
+  /** Extra options for the --pipeline module (development and tests). */
+  pipelineOptions: Record<string, unknown>;
   timings: StudioTimings;
   help: boolean;
 }
@@ -31,6 +33,7 @@ process per GPU). The front door (npm start -- --queue <same url>) hands out the
   --stalled-ms <n>        how often to look for such jobs (default ${DEFAULT_STUDIO_TIMINGS.stalledMs})
   --heartbeat-ms <n>      how often to tell the front door this worker is there (default ${DEFAULT_STUDIO_TIMINGS.heartbeatMs})
   --pipeline <module>     module exporting createPipeline(options) (development and tests)
+  --pipeline-options <json>  extra options for that module, a JSON object (development and tests)
   --help                  this text`;
 
 export type ParsedWorkerCli = { ok: true; options: WorkerCliOptions } | { ok: false; error: string };
@@ -58,13 +61,25 @@ export function parseWorkerCli(argv: string[], env: Record<string, string | unde
         'stalled-ms': { type: 'string' },
         'heartbeat-ms': { type: 'string' },
         pipeline: { type: 'string' },
+        'pipeline-options': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
   } catch (error) {
     return { ok: false, error: `${(error as Error).message}\n\n${WORKER_USAGE}` };
   }
-  if (values.help) return { ok: true, options: { target: { host: '', port: 0, db: 0, tls: false }, timings: DEFAULT_STUDIO_TIMINGS, help: true } };
+  if (values.help) return { ok: true, options: { target: { host: '', port: 0, db: 0, tls: false }, pipelineOptions: {}, timings: DEFAULT_STUDIO_TIMINGS, help: true } };
+  let pipelineOptions: Record<string, unknown> = {};
+  if (values['pipeline-options'] !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(values['pipeline-options']);
+    } catch {
+      parsed = undefined;
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { ok: false, error: '--pipeline-options takes a JSON object, e.g. {"stepMs":20}' };
+    pipelineOptions = parsed as Record<string, unknown>;
+  }
   if (values.queue === undefined) return { ok: false, error: `--queue <redis url> is required: the Redis the front door uses\n\n${WORKER_USAGE}` };
   const target = parseRedisUrl(values.queue, env);
   if (!target.ok) return target;
@@ -89,6 +104,7 @@ export function parseWorkerCli(argv: string[], env: Record<string, string | unde
       memory: memory as MemoryMode | undefined,
       name: values.name,
       pipeline: values.pipeline,
+      pipelineOptions,
       timings: { heartbeatMs: heartbeatMs as number, lockMs: lockMs as number, stalledMs: stalledMs as number, maxStalls: DEFAULT_STUDIO_TIMINGS.maxStalls },
       help: false,
     },

@@ -45,6 +45,7 @@ async function main(): Promise<number> {
       pipeline: {
         factory,
         options: {
+          ...o.pipelineOptions,
           ...(o.model ? { modelDir: resolve(o.model) } : {}),
           ...(o.provider ? { provider: o.provider } : {}),
           ...(o.memory ? { memory: o.memory } : {}),
