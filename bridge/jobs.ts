@@ -143,8 +143,10 @@ export class Jobs {
       return client.send({ type: 'error', code: 'queue_full', message: why, requestId });
     }
     this.active.set(job.id, job);
+    const check = this.runner.canStart(model);
     job.lastPosition = added.position;
-    client.send({ type: 'queued', requestId, jobId: job.id, position: added.position });
+    job.lastNote = check.ok ? undefined : check.why;
+    client.send({ type: 'queued', requestId, jobId: job.id, position: added.position, ...(job.lastNote ? { note: job.lastNote } : {}) });
     this.pump();
   }
 
