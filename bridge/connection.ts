@@ -1,6 +1,6 @@
 /**
- * One WebSocket client: whether it has paired, its message budget, and sending that skips a
- * socket that is no longer open.
+ * One WebSocket client: whether it has paired, its message budget, its heartbeat, and sending
+ * that respects how fast it reads (a client that stops reading is disconnected, not buffered for).
  */
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
@@ -8,25 +8,49 @@ import type { BridgeMessage, ErrorCode } from './protocol.ts';
 import { TokenBucket } from './rate-limit.ts';
 import type { Subscriber } from './jobs.ts';
 
-export interface MessageBudget {
+export interface ConnectionLimits {
   /** Messages a connection may send at once, and per second after that. */
   burst: number;
   perSecond: number;
+  /** Delivery of layers waits while more than this is unsent to the client. */
+  highWaterBytes: number;
+  /** A client whose unsent bytes stay above the high-water mark this long is disconnected. */
+  drainTimeoutMs: number;
+  /** Unsent bytes beyond this disconnect the client at once (what progress and previews may pile up). */
+  maxBufferedBytes: number;
 }
 
 export class Connection implements Subscriber {
   readonly id = randomUUID();
+  readonly openedAt = Date.now();
   paired = false;
+  /** A failed `hello` was answered (or is about to be): ignore everything else from it. */
+  refused = false;
+  /** Answered the last heartbeat ping. */
+  alive = true;
+  /** `fetch`es of stored jobs this client has in flight. */
+  fetching = 0;
   private readonly bucket: TokenBucket;
+  /** Dropped messages, leaking away at `perSecond`: a flood that lasts closes the socket, an
+   *  occasional burst from a long-lived client does not add up. */
+  private readonly drops: TokenBucket;
   private lastRateWarning = 0;
-  private dropped = 0;
+  private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly ws: WebSocket,
     readonly address: string,
-    private readonly budget: MessageBudget,
+    private readonly limits: ConnectionLimits,
+    private readonly log: (line: string) => void = () => {},
   ) {
-    this.bucket = new TokenBucket(budget.burst, budget.perSecond, Date.now());
+    const now = Date.now();
+    this.bucket = new TokenBucket(limits.burst, limits.perSecond, now);
+    this.drops = new TokenBucket(limits.burst * 10, limits.perSecond, now);
+    ws.on('pong', () => (this.alive = true));
+    ws.on('close', () => {
+      for (const t of this.timers) clearTimeout(t);
+      this.timers.clear();
+    });
   }
 
   get open(): boolean {
@@ -35,10 +59,12 @@ export class Connection implements Subscriber {
 
   send(message: BridgeMessage): void {
     if (this.open) this.ws.send(JSON.stringify(message));
+    this.checkBuffer();
   }
 
   sendFrame(frame: Uint8Array): void {
     if (this.open) this.ws.send(frame);
+    this.checkBuffer();
   }
 
   sendError(code: ErrorCode, message: string, ids: { requestId?: string; jobId?: string } = {}): void {
@@ -49,18 +75,75 @@ export class Connection implements Subscriber {
     this.ws.close(code, reason);
   }
 
+  /** Drops the connection at once, unsent data and all (a client that does not read). */
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  /** Runs `fn` after `ms` unless the connection closed first. */
+  later(ms: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (this.ws.readyState !== WebSocket.CLOSED) fn();
+    }, ms);
+    this.timers.add(timer);
+  }
+
+  /** One heartbeat: a client that did not answer the previous ping is dropped. */
+  heartbeat(): void {
+    if (!this.alive) {
+      this.log(`dropped a client that did not answer a ping (${this.address})`);
+      return this.terminate();
+    }
+    this.alive = false;
+    if (this.open) this.ws.ping();
+  }
+
+  /**
+   * True once the unsent bytes are at most the high-water mark; false if the client closed, or
+   * never got there within `drainTimeoutMs` (it is then disconnected).
+   */
+  drained(): Promise<boolean> {
+    if (!this.open) return Promise.resolve(false);
+    if (this.ws.bufferedAmount <= this.limits.highWaterBytes) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const started = Date.now();
+      const poll = () => {
+        if (!this.open) return resolve(false);
+        if (this.ws.bufferedAmount <= this.limits.highWaterBytes) return resolve(true);
+        if (Date.now() - started >= this.limits.drainTimeoutMs) {
+          this.log(`dropped a client that stopped reading (${this.ws.bufferedAmount} bytes unsent for ${this.limits.drainTimeoutMs} ms)`);
+          this.terminate();
+          return resolve(false);
+        }
+        setTimeout(poll, 20);
+      };
+      poll();
+    });
+  }
+
   /**
    * Takes one message from the budget. False: drop the message; the client is warned at most
    * once a second, and a client that keeps flooding is disconnected.
    */
   admit(now: number): boolean {
     if (this.bucket.take(now)) return true;
-    this.dropped++;
     if (now - this.lastRateWarning >= 1000) {
       this.lastRateWarning = now;
-      this.sendError('rate_limited', `too many messages; at most ${this.budget.perSecond} a second, the rest are dropped`);
+      this.sendError('rate_limited', `too many messages; at most ${this.limits.perSecond} a second, the rest are dropped`);
     }
-    if (this.dropped > this.budget.burst * 10) this.close(1008, 'message flood');
+    if (!this.drops.take(now)) this.close(1008, 'message flood');
     return false;
+  }
+
+  /** Bills the time a message took to handle against the budget (see TokenBucket.charge). */
+  charge(ms: number, now: number): void {
+    this.bucket.charge((ms / 1000) * this.limits.perSecond, now);
+  }
+
+  private checkBuffer(): void {
+    if (this.ws.readyState !== WebSocket.OPEN || this.ws.bufferedAmount <= this.limits.maxBufferedBytes) return;
+    this.log(`dropped a client that stopped reading (${this.ws.bufferedAmount} bytes unsent)`);
+    this.terminate();
   }
 }

@@ -7,9 +7,9 @@
 import { randomUUID } from 'node:crypto';
 import { MERGED_LAYER } from '../gpu-server/constants.ts';
 import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
-import { encodeImageFrame, type BridgeMessage, type GenerateMessage, type Timings } from './protocol.ts';
+import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader, type BridgeMessage, type GenerateMessage, type Timings } from './protocol.ts';
 import { JobQueue } from './queue.ts';
-import { JobStore, type JobManifest, type LayerPng } from './job-store.ts';
+import { JobStore, type JobManifest, type StoredLayer } from './job-store.ts';
 import { JobAborted, type JobRun, type JobRunner } from './runner.ts';
 import { shouldSendProgress, type LastSent } from './progress-throttle.ts';
 
@@ -19,6 +19,9 @@ export interface Subscriber {
   readonly open: boolean;
   send(message: BridgeMessage): void;
   sendFrame(frame: Uint8Array): void;
+  /** True once the subscriber has read enough of what was sent to take more; false if it closed
+   *  or was dropped for not reading. Delivery of each layer waits for it. */
+  drained(): Promise<boolean>;
 }
 
 export interface JobLimits {
@@ -64,6 +67,8 @@ export class Jobs {
   /** Waiting and running jobs by id. */
   private readonly active = new Map<string, Job>();
   private readonly running = new Set<Promise<void>>();
+  /** Finished jobs still being sent to their subscribers (shutdown lets them finish). */
+  private readonly deliveries = new Set<Promise<void>>();
   private closing = false;
   private readonly runner: JobRunner;
 
@@ -174,15 +179,21 @@ export class Jobs {
   async fetch(client: Subscriber, jobId: string): Promise<void> {
     const active = this.active.get(jobId);
     if (active) {
-      // Still waiting or running: follow it from here on.
+      // Still waiting or running: follow it from here on. The request id is the submitter's, not sent.
       active.subscribers.add(client);
       const position = this.queue.position(jobId) ?? 0;
-      return client.send({ type: 'queued', requestId: active.requestId, jobId, position });
+      return client.send({ type: 'queued', jobId, position });
     }
-    const stored = await this.store.load(jobId);
-    if (!stored)
+    const manifest = await this.store.manifest(jobId);
+    if (!manifest)
       return client.send({ type: 'error', code: 'unknown_job', message: `no finished job ${jobId} in the job store (never existed, pruned, or lost because the bridge restarted before it finished: generate it again)`, jobId });
-    deliver(client, stored.manifest, stored.layers, true);
+    // One layer at a time, read from disk straight into its frame, as fast as the client reads.
+    const frameOf = async (layer: StoredLayer) => {
+      const frame = await this.store.readLayer(jobId, layer.index, imageFrameHeaderBytes(jobId));
+      writeImageFrameHeader(frame, { kind: 'layer', jobId, layerIndex: layer.index });
+      return frame;
+    };
+    await deliver(client, manifest, frameOf, true);
   }
 
   /** A disconnect does not cancel: the job runs on and is stored for `fetch`. */
@@ -206,6 +217,8 @@ export class Jobs {
     }
     if (this.options.cancelOnShutdown) for (const { item } of this.queue.runningJobs()) this.requestCancel(item);
     await Promise.all(this.running);
+    // Bounded: a subscriber that does not read is dropped after the drain timeout.
+    await Promise.all(this.deliveries);
   }
 
   /** Stops the runner; call after `shutdown`. */
@@ -292,7 +305,23 @@ export class Jobs {
         result.layers,
       );
       log(`job ${job.id} done in ${timings.total} ms (${result.layers.length} layers)`);
-      job.subscribers.forEach((c) => deliver(c, manifest, result.layers, false));
+      // Each frame is built once for all subscribers; each subscriber is sent as fast as it reads.
+      const pngs = new Map(result.layers.map((l) => [l.index, l.png]));
+      const frames = new Map<number, Uint8Array>();
+      const frameOf = async (layer: StoredLayer) => {
+        let frame = frames.get(layer.index);
+        if (!frame) {
+          frame = encodeImageFrame({ kind: 'layer', jobId: job.id, layerIndex: layer.index, png: pngs.get(layer.index) as Uint8Array });
+          frames.set(layer.index, frame);
+        }
+        return frame;
+      };
+      for (const c of job.subscribers) {
+        const sending = deliver(c, manifest, frameOf, false)
+          .catch((error: unknown) => log(`delivering job ${job.id} failed: ${String(error)}`))
+          .finally(() => this.deliveries.delete(sending));
+        this.deliveries.add(sending);
+      }
     } catch (error) {
       if (error instanceof JobAborted || job.cancelRequested) {
         const why = this.closing && this.options.cancelOnShutdown ? 'the bridge is shutting down' : 'cancel was requested';
@@ -317,10 +346,16 @@ function broadcast(job: Job, message: BridgeMessage): void {
   job.subscribers.forEach((c) => c.send(message));
 }
 
-/** Sends a finished job: each layer's header then its PNG frame, then `done`. */
-function deliver(client: Subscriber, manifest: JobManifest, layers: LayerPng[], fetched: boolean): void {
-  if (!client.open) return;
-  for (const layer of layers) {
+/**
+ * Sends a finished job: each layer's header then its PNG frame, then `done`. Waits before each
+ * layer until the client has read what was sent (see Subscriber.drained), so a client that does
+ * not read costs at most a high-water mark of memory, never a whole job per request.
+ */
+async function deliver(client: Subscriber, manifest: JobManifest, frameOf: (layer: StoredLayer) => Promise<Uint8Array>, fetched: boolean): Promise<void> {
+  for (const layer of manifest.layers) {
+    if (!(await client.drained())) return;
+    const frame = await frameOf(layer);
+    if (!client.open) return;
     client.send({
       type: 'layer',
       jobId: manifest.jobId,
@@ -328,15 +363,15 @@ function deliver(client: Subscriber, manifest: JobManifest, layers: LayerPng[], 
       box: layer.box,
       width: layer.width,
       height: layer.height,
-      bytes: layer.png.length,
+      bytes: frame.length - imageFrameHeaderBytes(manifest.jobId),
     });
-    client.sendFrame(encodeImageFrame({ kind: 'layer', jobId: manifest.jobId, layerIndex: layer.index, png: layer.png }));
+    client.sendFrame(frame);
   }
   client.send({
     type: 'done',
     jobId: manifest.jobId,
     ...(manifest.requestId === undefined ? {} : { requestId: manifest.requestId }),
-    layerCount: layers.length,
+    layerCount: manifest.layers.length,
     seed: manifest.seed,
     model: manifest.model,
     provider: manifest.provider,

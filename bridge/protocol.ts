@@ -23,6 +23,14 @@ export const PROTOCOL_VERSION = 1;
 
 /** Largest text frame the bridge reads (a 52-box layout plus a long prompt is ~6 kB). */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
+/** Largest frame read before pairing: a `hello` is well under this; anything bigger is refused unread. */
+export const MAX_HELLO_BYTES = 1024;
+/** Work caps on a parsed message, checked before schema validation (zod walks every element of
+ *  an array even when it is already over its max): nesting depth, items per array, values in all.
+ *  A 52-box generate is depth 4, 52 items, ~300 values. */
+export const MAX_JSON_DEPTH = 6;
+export const MAX_JSON_ARRAY_ITEMS = 64;
+export const MAX_JSON_VALUES = 1024;
 /** Prompt length in characters (T5 reads 512 tokens; longer text would be cut anyway). */
 export const MAX_PROMPT_CHARS = 4000;
 export const MIN_STEPS = 1;
@@ -98,6 +106,12 @@ function boxProblem(box: BoxTuple, width: number, height: number, index: number)
   return null;
 }
 
+/** Only Unicode white space (U+0085 included, which `trim` keeps), invisible format characters
+ *  (zero-width space, BOM, soft hyphen...) and control characters: nothing for the model to read. */
+export function isBlank(text: string): boolean {
+  return /^[\p{White_Space}\p{Default_Ignorable_Code_Point}\p{Cc}]*$/u.test(text);
+}
+
 export const generateParamsSchema = z
   .object({
     /** Longest canvas side the layout was scaled to; must match the layout. */
@@ -126,7 +140,7 @@ const generateSchema = z
     prompt: z
       .string()
       .max(MAX_PROMPT_CHARS, `prompt is longer than ${MAX_PROMPT_CHARS} characters`)
-      .refine((p) => p.trim().length > 0, { message: 'prompt is empty' }),
+      .refine((p) => !isBlank(p), { message: 'prompt is empty (only spaces or invisible characters); describe the image' }),
     layout: layoutSchema,
     params: generateParamsSchema,
     /** The model to run (one the welcome lists); absent: the bridge's default, the welcome's `model`. */
@@ -328,11 +342,75 @@ export function parseClientMessage(text: string): ParseResult {
       `unknown message type "${record.type.slice(0, 40)}"; expected one of ${CLIENT_MESSAGE_TYPES.join(', ')}`,
       echoedId,
     );
+  const tooMuch = shapeProblem(raw);
+  if (tooMuch) return fail(codeForPath(tooMuch.path), `${tooMuch.path.join('.') || record.type}: ${tooMuch.message}`, echoedId);
   const parsed = clientMessageSchema.safeParse(raw);
   if (parsed.success) return { ok: true, message: parsed.data };
   const issue = parsed.error.issues[0];
   const where = issue.path.length ? issue.path.join('.') : record.type;
   return fail(codeForPath(issue.path), `${where}: ${issue.message}`, echoedId);
+}
+
+export type HelloParse =
+  | { ok: true; message: HelloMessage }
+  /** `attempt`: the frame was a `hello` (a pairing try, answered and then closed); `token`: its
+   *  token when it had a string one, to tell a client with the right token but an old protocol. */
+  | { ok: false; code: ErrorCode; message: string; attempt: boolean; token?: string };
+
+/**
+ * Parses a frame from a client that has not paired: nothing but `hello` is looked at, so a
+ * stranger's frame costs no schema work. The caller refuses frames over MAX_HELLO_BYTES unread.
+ */
+export function parseHello(text: string): HelloParse {
+  const refuse = (message: string): HelloParse => ({ ok: false, code: 'unauthorized', message, attempt: false });
+  if (text.length > MAX_HELLO_BYTES) return refuse(`send hello with the pairing token first (a hello is at most ${MAX_HELLO_BYTES} bytes)`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return refuse('send hello with the pairing token first (this frame is not even JSON)');
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || (raw as { type?: unknown }).type !== 'hello')
+    return refuse('send hello with the pairing token first');
+  const token = (raw as { token?: unknown }).token;
+  const parsed = helloSchema.safeParse(raw);
+  if (parsed.success) return { ok: true, message: parsed.data };
+  const issue = parsed.error.issues[0];
+  const where = issue.path.length ? issue.path.join('.') : 'hello';
+  return {
+    ok: false,
+    code: codeForPath(issue.path),
+    message: `${where}: ${issue.message}`,
+    attempt: true,
+    ...(typeof token === 'string' ? { token } : {}),
+  };
+}
+
+/**
+ * The first place a parsed value exceeds the work caps (depth, array items, values in all), or
+ * undefined. Stops at the first excess, so its cost is bounded by the caps, not by the input.
+ */
+export function shapeProblem(value: unknown): { path: (string | number)[]; message: string } | undefined {
+  let values = 0;
+  const walk = (v: unknown, path: (string | number)[]): { path: (string | number)[]; message: string } | undefined => {
+    if (++values > MAX_JSON_VALUES) return { path, message: `message has more than ${MAX_JSON_VALUES} values` };
+    if (typeof v !== 'object' || v === null) return undefined;
+    if (path.length >= MAX_JSON_DEPTH) return { path, message: `nested deeper than ${MAX_JSON_DEPTH} levels` };
+    if (Array.isArray(v)) {
+      if (v.length > MAX_JSON_ARRAY_ITEMS) return { path, message: `array of ${v.length} items; at most ${MAX_JSON_ARRAY_ITEMS} are read (layouts have at most ${MAX_LAYERS} boxes)` };
+      for (let i = 0; i < v.length; i++) {
+        const problem = walk(v[i], [...path, i]);
+        if (problem) return problem;
+      }
+      return undefined;
+    }
+    for (const key of Object.keys(v)) {
+      const problem = walk((v as Record<string, unknown>)[key], [...path, key]);
+      if (problem) return problem;
+    }
+    return undefined;
+  };
+  return walk(value, []);
 }
 
 function codeForPath(path: (string | number)[]): ErrorCode {
@@ -382,11 +460,24 @@ export interface ImageFrame {
 const FIXED_HEADER_BYTES = 9;
 
 export function encodeImageFrame(frame: ImageFrame): Uint8Array {
+  const headerBytes = imageFrameHeaderBytes(frame.jobId);
+  const out = new Uint8Array(headerBytes + frame.png.length);
+  writeImageFrameHeader(out, frame);
+  out.set(frame.png, headerBytes);
+  return out;
+}
+
+/** Bytes before the PNG in a frame for this job id. */
+export function imageFrameHeaderBytes(jobId: string): number {
+  return FIXED_HEADER_BYTES + jobId.length;
+}
+
+/** Writes a frame's header into the start of `out`, whose rest already holds the PNG (no copy). */
+export function writeImageFrameHeader(out: Uint8Array, frame: Omit<ImageFrame, 'png'>): void {
   const id = frame.jobId;
   if (id.length > 255 || !/^[\x20-\x7e]*$/.test(id)) throw new Error('job id must be at most 255 ASCII characters');
   if (!Number.isInteger(frame.layerIndex) || frame.layerIndex < 0 || frame.layerIndex > 0xffff)
     throw new Error(`layer index ${frame.layerIndex} does not fit 16 bits`);
-  const out = new Uint8Array(FIXED_HEADER_BYTES + id.length + frame.png.length);
   for (let i = 0; i < 4; i++) out[i] = IMAGE_FRAME_MAGIC.charCodeAt(i);
   out[4] = IMAGE_FRAME_VERSION;
   out[5] = IMAGE_KINDS[frame.kind];
@@ -394,8 +485,6 @@ export function encodeImageFrame(frame: ImageFrame): Uint8Array {
   out[7] = frame.layerIndex & 0xff;
   out[8] = id.length;
   for (let i = 0; i < id.length; i++) out[FIXED_HEADER_BYTES + i] = id.charCodeAt(i);
-  out.set(frame.png, FIXED_HEADER_BYTES + id.length);
-  return out;
 }
 
 /** Reads a binary frame; throws with what is wrong if it is not one. The PNG is a view, not a copy. */

@@ -1,42 +1,46 @@
 /** Rate limits as plain state machines over a clock; the server supplies `now`. */
 
+export interface GuessLimits {
+  /** Wrong tokens within `windowMs` that are answered at once. */
+  free: number;
+  windowMs: number;
+  /** Delay of the first answer beyond the free ones; doubles with each further wrong token. */
+  delayMs: number;
+  maxDelayMs: number;
+}
+
 /**
- * Counts failures (wrong tokens) per key (remote address). After `maxFailures` within
- * `windowMs`, the key is blocked until `windowMs` has passed since its last failure.
+ * Slows token guessing for everyone at once, and never the holder of the right token (the
+ * server checks the token first and welcomes it without asking this). Counting per address
+ * would let any local process, a web page included, lock the designer out: every local client
+ * shares 127.0.0.1. The first `free` wrong tokens within the window are answered at once; the
+ * answer to each further one waits `delayMs * 2^(n - free - 1)`, at most `maxDelayMs`. With one
+ * guess per connection and a bounded number of connections, guessing a 32-byte token stays
+ * hopeless; a stranger's guesses only slow the strangers' answers.
  */
-export class FailureLimiter {
-  private readonly failures = new Map<string, number[]>();
-  constructor(
-    private readonly maxFailures: number,
-    private readonly windowMs: number,
-  ) {}
+export class GuessThrottle {
+  private failures: number[] = [];
+  constructor(private readonly limits: GuessLimits) {}
 
-  blocked(key: string, now: number): boolean {
-    return this.recent(key, now).length >= this.maxFailures;
-  }
-
-  /** Milliseconds until `key` may try again (0 when not blocked). */
-  retryAfterMs(key: string, now: number): number {
-    const recent = this.recent(key, now);
-    if (recent.length < this.maxFailures) return 0;
-    return recent[recent.length - this.maxFailures] + this.windowMs - now;
-  }
-
-  fail(key: string, now: number): void {
-    const recent = this.recent(key, now);
-    recent.push(now);
-    this.failures.set(key, recent);
-  }
-
-  private recent(key: string, now: number): number[] {
-    const list = (this.failures.get(key) ?? []).filter((t) => now - t < this.windowMs);
-    if (list.length === 0) this.failures.delete(key);
-    else this.failures.set(key, list);
-    return list;
+  /** Records a wrong token at `now`; returns how long to wait before answering it. */
+  fail(now: number): number {
+    const { free, windowMs, delayMs, maxDelayMs } = this.limits;
+    this.failures = this.failures.filter((t) => now - t < windowMs);
+    this.failures.push(now);
+    // Bounded: beyond the count that reaches maxDelayMs, older entries change nothing.
+    const cap = free + Math.ceil(Math.log2(Math.max(2, maxDelayMs / Math.max(1, delayMs)))) + 1;
+    if (this.failures.length > cap) this.failures.splice(0, this.failures.length - cap);
+    const beyond = this.failures.length - free;
+    return beyond <= 0 ? 0 : Math.min(maxDelayMs, delayMs * 2 ** (beyond - 1));
   }
 }
 
-/** A token bucket: `capacity` messages at once, refilled at `perSecond`. */
+/**
+ * A token bucket: `capacity` messages at once, refilled at `perSecond`. `charge` bills extra
+ * (the time a message took to handle), so a client whose messages are slow to handle cannot
+ * earn its budget back from the very time the bridge spent on it: the budget follows arrivals,
+ * not the bridge's speed. Debt is capped at one bucket.
+ */
 export class TokenBucket {
   private tokens: number;
   private last: number;
@@ -50,10 +54,20 @@ export class TokenBucket {
   }
 
   take(now: number): boolean {
-    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) / 1000) * this.perSecond);
-    this.last = now;
+    this.refill(now);
     if (this.tokens < 1) return false;
     this.tokens -= 1;
     return true;
+  }
+
+  /** Bills `amount` more tokens (may go into debt, at most `capacity`). */
+  charge(amount: number, now: number): void {
+    this.refill(now);
+    this.tokens = Math.max(-this.capacity, this.tokens - amount);
+  }
+
+  private refill(now: number): void {
+    this.tokens = Math.min(this.capacity, this.tokens + (Math.max(0, now - this.last) / 1000) * this.perSecond);
+    this.last = Math.max(this.last, now);
   }
 }

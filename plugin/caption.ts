@@ -32,7 +32,13 @@ function joinList(items: readonly string[]): string {
 
 export function captionDraft(frame: PlainNode): string {
   const texts: string[] = [];
-  collectTexts(frame, texts);
+  if (frame.texts) {
+    // Read from Figma already (plugin/read-scene.ts): visible, in document order.
+    for (const t of frame.texts) {
+      const text = clean(t);
+      if (text && !texts.includes(text)) texts.push(text);
+    }
+  } else collectTexts(frame, texts);
   const names: string[] = [];
   for (const child of frame.children ?? []) {
     if (!child.visible || child.type === 'TEXT') continue;

@@ -1,25 +1,40 @@
-/// <reference path="../node_modules/@figma/plugin-typings/plugin-api.d.ts" />
 /**
- * Generated layers -> Figma nodes (DESIGN.md, data step 6): a new frame beside the source, the
- * background as a locked bottom layer, every child layer an image rectangle where its source
- * node was, the merged preview hidden on top. The source frame is never touched, and a failure
- * leaves nothing behind.
+ * Generated layers -> Figma nodes (DESIGN.md, data step 6): a new frame at a given spot of a given
+ * container, the background as a locked bottom layer, every child layer an image rectangle where
+ * its source node was, the merged preview hidden on top, each node carrying its plugin data
+ * (plugin/result-data.ts). The images already exist: the UI streamed them one message per layer
+ * and the main thread made each with `createImage`; the insert names them by hash. The source
+ * frame is never touched, and a failure leaves nothing behind.
  *
  * The Figma API is passed in, typed as the subset used (picked from @figma/plugin-typings), so
  * the real `figma` and the tests' fake both satisfy the same declarations.
  */
 import { BACKGROUND_LAYER, MERGED_LAYER } from '../gpu-server/constants.ts';
+import type { BoxTuple } from '../gpu-server/pipeline/types.ts';
 import type { FrameLayout } from './layout.ts';
-import type { LayerPng } from './messages.ts';
+import {
+  LAYER_NODE_KEY,
+  RESULT_DATA_VERSION,
+  RESULT_FRAME_KEY,
+  type LayerHash,
+  type LayerNodeData,
+  type ResultFrameData,
+} from './result-data.ts';
 
-export type SceneRect = Pick<RectangleNode, 'id' | 'name' | 'x' | 'y' | 'resize' | 'fills' | 'locked' | 'visible' | 'remove'>;
+export type SceneRect = Pick<
+  RectangleNode,
+  'id' | 'name' | 'x' | 'y' | 'resize' | 'fills' | 'locked' | 'visible' | 'remove' | 'setPluginData'
+>;
 
 export interface SceneFrame<R extends SceneRect>
-  extends Pick<FrameNode, 'id' | 'name' | 'x' | 'y' | 'width' | 'height' | 'resize' | 'fills' | 'clipsContent' | 'remove'> {
+  extends Pick<
+    FrameNode,
+    'id' | 'name' | 'x' | 'y' | 'width' | 'height' | 'resize' | 'fills' | 'clipsContent' | 'remove' | 'setPluginData'
+  > {
   appendChild(child: R): void;
 }
 
-/** Where the new frame goes: the source frame's parent. */
+/** Where the new frame goes: a page or a section (plugin/placement.ts picks it). */
 export interface SceneParent<F> {
   appendChild(child: F): void;
 }
@@ -27,90 +42,130 @@ export interface SceneParent<F> {
 export interface SceneApi<F extends SceneFrame<R>, R extends SceneRect> {
   createFrame(): F;
   createRectangle(): R;
-  createImage(data: Uint8Array): Pick<Image, 'hash'>;
+  getImageByHash(hash: string): Pick<Image, 'hash'> | null;
   commitUndo(): void;
 }
 
-/** Where and how big the source frame is, in its parent's coordinates. */
-export interface SourceFrame {
-  name: string;
-  x: number;
-  y: number;
-  width: number;
-  height: number;
+/** The job the layers came from, as the result's plugin data records it. */
+export interface JobInfo {
+  jobId: string;
+  model: string;
+  seed: number;
+  prompt: string;
 }
 
 export interface InsertInput {
-  source: SourceFrame;
+  /** The source frame's name (the result is named after it). */
+  sourceName: string;
+  /** Top-left corner of the new frame in the container's coordinates. */
+  position: { x: number; y: number };
   layout: FrameLayout;
-  seed: number;
-  layers: readonly LayerPng[];
+  job: JobInfo;
+  layers: readonly LayerHash[];
 }
-
-/** Space between the source frame and the new one, in Figma units. */
-export const FRAME_GAP = 40;
 
 export function resultFrameName(sourceName: string, seed: number): string {
   return `${sourceName} · ART · seed ${seed}`;
 }
 
-function imageFill(hash: string): ImagePaint {
-  return { type: 'IMAGE', imageHash: hash, scaleMode: 'FILL' };
+/**
+ * Each PNG is exactly its box in pixels, and the rectangle is that box in frame units; the two
+ * scales differ slightly (375x812 at 512 px: 0.6305 vs 0.64), so `FILL` would crop ~1.5%. `CROP`
+ * with the identity transform maps the whole image onto the whole node (Figma: imageTransform
+ * "Determines how the image is positioned (thus, cropped) within the layer", ImagePaint in
+ * @figma/plugin-typings; the identity crops nothing).
+ */
+export function exactImageFill(hash: string): ImagePaint {
+  return {
+    type: 'IMAGE',
+    imageHash: hash,
+    scaleMode: 'CROP',
+    imageTransform: [
+      [1, 0, 0],
+      [0, 1, 0],
+    ],
+  };
+}
+
+/** A layer's box in result-frame units. */
+export function frameBox(layout: FrameLayout, index: number): BoxTuple {
+  const [x1, y1, x2, y2] = layout.regions[index].box;
+  return [x1 / layout.scaleX, y1 / layout.scaleY, x2 / layout.scaleX, y2 / layout.scaleY];
 }
 
 /**
  * Inserts the layers and returns the new frame. Throws (with nothing left in the document) if a
- * layer is missing or an image cannot be decoded.
+ * layer is missing or its image is gone.
  */
 export function insertLayers<F extends SceneFrame<R>, R extends SceneRect>(
   scene: SceneApi<F, R>,
   parent: SceneParent<F>,
   input: InsertInput,
 ): F {
-  const { layout, source, seed } = input;
-  const byIndex = new Map(input.layers.map((l) => [l.index, l.png]));
+  const { layout, job } = input;
+  const byIndex = new Map(input.layers.map((l) => [l.index, l.hash]));
   const missing = layout.regions.map((_, i) => i).filter((i) => !byIndex.has(i));
   if (missing.length)
-    throw new Error(`The bridge sent ${input.layers.length} of ${layout.regions.length} layers (missing ${missing.join(', ')}). Generate again.`);
-
-  // Decode every image before creating any node: a bad PNG must not leave half a frame behind.
-  const hashes = layout.regions.map((region, i) => {
-    try {
-      return scene.createImage(byIndex.get(i)!).hash;
-    } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
-      throw new Error(`Figma could not read the image of layer “${region.name}” (${why}). Generate again.`);
-    }
-  });
+    throw new Error(
+      `The bridge sent ${input.layers.length} of ${layout.regions.length} layers (missing ${missing.join(', ')}). Generate again.`,
+    );
+  // Every image must still exist before any node is made: nothing half-inserted.
+  const lost = layout.regions.filter((_, i) => !scene.getImageByHash(byIndex.get(i)!));
+  if (lost.length)
+    throw new Error(`Figma no longer has the image of layer “${lost[0].name}”. Generate again.`);
 
   const created: Array<F | R> = [];
   try {
     scene.commitUndo(); // everything below becomes one undo step
     const frame = scene.createFrame();
     created.push(frame);
-    frame.name = resultFrameName(source.name, seed);
+    frame.name = resultFrameName(input.sourceName, job.seed);
     frame.resize(layout.frameWidth, layout.frameHeight);
-    frame.x = source.x + source.width + FRAME_GAP;
-    frame.y = source.y;
+    frame.x = input.position.x;
+    frame.y = input.position.y;
     frame.fills = [];
     frame.clipsContent = true;
+    const frameData: ResultFrameData = {
+      v: RESULT_DATA_VERSION,
+      jobId: job.jobId,
+      sourceNodeId: layout.frameId,
+      model: job.model,
+      seed: job.seed,
+      prompt: job.prompt,
+      canvas: { width: layout.layout.width, height: layout.layout.height },
+      scaleX: layout.scaleX,
+      scaleY: layout.scaleY,
+      layerCount: layout.regions.length,
+    };
+    frame.setPluginData(RESULT_FRAME_KEY, JSON.stringify(frameData));
 
-    const place = (index: number, name: string): R => {
+    const place = (index: number): R => {
       const rect = scene.createRectangle();
       created.push(rect);
-      const [x1, y1, x2, y2] = layout.regions[index].box;
-      rect.name = name;
-      rect.x = x1 / layout.scaleX;
-      rect.y = y1 / layout.scaleY;
-      rect.resize((x2 - x1) / layout.scaleX, (y2 - y1) / layout.scaleY);
-      rect.fills = [imageFill(hashes[index])];
+      const region = layout.regions[index];
+      const box = frameBox(layout, index);
+      rect.name = region.name;
+      rect.x = box[0];
+      rect.y = box[1];
+      rect.resize(box[2] - box[0], box[3] - box[1]);
+      rect.fills = [exactImageFill(byIndex.get(index)!)];
+      const data: LayerNodeData = {
+        v: RESULT_DATA_VERSION,
+        jobId: job.jobId,
+        index,
+        sourceNodeId: region.nodeId,
+        box,
+        model: job.model,
+        seed: job.seed,
+      };
+      rect.setPluginData(LAYER_NODE_KEY, JSON.stringify(data));
       frame.appendChild(rect);
       return rect;
     };
 
-    place(BACKGROUND_LAYER, layout.regions[BACKGROUND_LAYER].name).locked = true;
-    for (let i = 2; i < layout.regions.length; i++) place(i, layout.regions[i].name);
-    place(MERGED_LAYER, layout.regions[MERGED_LAYER].name).visible = false;
+    place(BACKGROUND_LAYER).locked = true;
+    for (let i = 2; i < layout.regions.length; i++) place(i);
+    place(MERGED_LAYER).visible = false;
 
     parent.appendChild(frame);
     scene.commitUndo();

@@ -5,6 +5,7 @@
  */
 import { GRID, MAX_CHILD_LAYERS } from '../gpu-server/constants.ts';
 import type { BoxTuple, Layout } from '../gpu-server/pipeline/types.ts';
+import { intersection } from './read-scene.ts';
 import { FRAME_TYPES, type PlainNode, type Rect } from './scene.ts';
 
 /** One box of the layout and where it came from (null for the merged and background layers). */
@@ -14,7 +15,11 @@ export interface Region {
   box: BoxTuple;
 }
 
-export type SkipReason = 'hidden' | 'outside' | 'no-bounds' | 'over-limit';
+/**
+ * `slice`: slices draw nothing (an export area); `mask`: a mask draws nothing itself, it clips
+ * the siblings above it; `masked-out`: nothing of the node shows through the mask below it.
+ */
+export type SkipReason = 'hidden' | 'outside' | 'no-bounds' | 'over-limit' | 'slice' | 'mask' | 'masked-out';
 
 export interface SkippedNode {
   nodeId: string;
@@ -87,6 +92,12 @@ export function frameLayout(frame: PlainNode, resolution: number): LayoutResult 
       ok: false,
       message: `“${frame.name}” is a ${describeType(frame.type)}, not a frame. Select a frame whose layers should become generated layers.`,
     };
+  const rotation = frame.rotation ?? 0;
+  if (Math.abs(rotation) > 1e-6)
+    return {
+      ok: false,
+      message: `Frame “${frame.name}” is rotated (${Math.round(rotation * 10) / 10}°). Set its rotation to 0, or put it in an unrotated frame and select that, then try again.`,
+    };
   const bounds = frame.bounds;
   if (!bounds || bounds.width <= 0 || bounds.height <= 0)
     return { ok: false, message: `Frame “${frame.name}” has no size. Give it a width and height, then try again.` };
@@ -107,6 +118,9 @@ export function frameLayout(frame: PlainNode, resolution: number): LayoutResult 
   ];
   const skipped: SkippedNode[] = [];
   let visibleCount = 0;
+  // Figma: "A mask node masks its subsequent siblings" (BlendMixin.isMask). Each child is clipped
+  // to the nearest visible mask below it: never smaller than what that mask lets through.
+  let mask: Rect | null = null;
 
   // Figma lists children bottom to top, the order ART's layers take.
   for (const child of children) {
@@ -115,12 +129,26 @@ export function frameLayout(frame: PlainNode, resolution: number): LayoutResult 
       skip('hidden');
       continue;
     }
+    if (child.type === 'SLICE') {
+      skip('slice');
+      continue;
+    }
+    if (child.isMask) {
+      if (child.bounds) mask = child.bounds;
+      skip('mask');
+      continue;
+    }
     visibleCount++;
     if (!child.bounds) {
       skip('no-bounds');
       continue;
     }
-    const local = clipToFrame(child.bounds, bounds);
+    const shown = mask ? intersection(child.bounds, mask) : child.bounds;
+    if (!shown) {
+      skip('masked-out');
+      continue;
+    }
+    const local = clipToFrame(shown, bounds);
     if (!local) {
       skip('outside');
       continue;
@@ -134,6 +162,11 @@ export function frameLayout(frame: PlainNode, resolution: number): LayoutResult 
     regions.push({ nodeId: child.id, name: child.name, box: [x1, y1, x2, y2] });
   }
 
+  if (visibleCount === 0 && skipped.some((s) => s.reason === 'slice' || s.reason === 'mask'))
+    return {
+      ok: false,
+      message: `Frame “${frame.name}” holds only slices and masks, which draw nothing. Add a shape, image or text for each layer you want generated.`,
+    };
   if (visibleCount === 0)
     return {
       ok: false,
@@ -164,7 +197,7 @@ export function frameLayout(frame: PlainNode, resolution: number): LayoutResult 
 /** A one-line note about the layers that did not become boxes, or null when all did. */
 export function skippedSummary(skipped: readonly SkippedNode[]): string | null {
   const overLimit = skipped.filter((s) => s.reason === 'over-limit');
-  const outside = skipped.filter((s) => s.reason === 'outside' || s.reason === 'no-bounds');
+  const outside = skipped.filter((s) => s.reason === 'outside' || s.reason === 'no-bounds' || s.reason === 'masked-out');
   const parts: string[] = [];
   if (overLimit.length)
     parts.push(

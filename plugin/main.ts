@@ -1,91 +1,210 @@
 /**
  * The plugin's main thread: shows the UI, turns the selection into layouts for it, keeps the
- * settings, and inserts finished jobs. All traffic with the UI goes through plugin/messages.ts.
+ * settings and the jobs that must outlive the window, makes each streamed layer a Figma image, and
+ * inserts finished jobs. All traffic with the UI goes through plugin/messages.ts.
  */
 import { captionDraft } from './caption.ts';
-import { insertLayers, insertSummary, type SceneApi, type SceneParent } from './insert.ts';
+import { insertLayers, insertSummary, type SceneApi } from './insert.ts';
+import { resolveTarget, type TargetApi } from './insert-target.ts';
+import { JobStore, withInserted, withJob, withoutJob } from './job-store.ts';
 import { frameLayout, skippedSummary } from './layout.ts';
 import type { InsertRequestMessage, PluginToUi, SelectionItem, UiToPlugin } from './messages.ts';
-import { readNode } from './read-scene.ts';
+import { contains } from './placement.ts';
+import { readFrame } from './read-scene.ts';
+import { parseResultFrameData, RESULT_FRAME_KEY } from './result-data.ts';
+import { FRAME_TYPES } from './scene.ts';
 import { DEFAULT_SETTINGS, loadSettings, saveSettings, type Settings } from './settings.ts';
 
-// The real API must satisfy the subset insert.ts is written against (a compile-time check).
+// The real API must satisfy the subsets insert.ts and insert-target.ts are written against (a
+// compile-time check).
 const scene: SceneApi<FrameNode, RectangleNode> = figma;
+const targets: TargetApi<BaseNode> = figma;
+
+/** Most selected frames read per selection change; each costs main-thread time. */
+export const MAX_SELECTED_FRAMES = 20;
 
 let settings: Settings = DEFAULT_SETTINGS;
+const jobs = new JobStore(figma.clientStorage);
+
+/**
+ * Counts the designer's selection changes. Setting `selection` from the plugin also fires
+ * `selectionchange`; that one is recognised (it selects exactly what the plugin chose) and not
+ * counted, so a result selected for one job does not count as the designer moving on.
+ */
+let selectionStamp = 0;
+let ownSelection: string[] = [];
 
 function post(message: PluginToUi): void {
   figma.ui.postMessage(message);
 }
 
-function selectionItems(): SelectionItem[] {
-  return figma.currentPage.selection.map((node): SelectionItem => {
-    const plain = readNode(node);
-    const result = frameLayout(plain, settings.resolution);
-    if (!result.ok) return { ok: false, nodeId: node.id, name: node.name, message: result.message };
-    return { ok: true, layout: result.value, draft: captionDraft(plain), note: skippedSummary(result.value.skipped) };
-  });
+function selectionItem(node: SceneNode): SelectionItem {
+  if (node.type === 'FRAME') {
+    const result = parseResultFrameData(node.getPluginData(RESULT_FRAME_KEY));
+    if (result) return { kind: 'result', nodeId: node.id, name: node.name, result };
+  }
+  // Types first: anything but a frame gets its message without reading bounds or children.
+  if (!FRAME_TYPES.includes(node.type)) {
+    const refused = frameLayout({ id: node.id, name: node.name, type: node.type, visible: node.visible, bounds: null }, settings.resolution);
+    return { kind: 'unusable', nodeId: node.id, name: node.name, message: refused.ok ? '' : refused.message };
+  }
+  const plain = readFrame(node);
+  const result = frameLayout(plain, settings.resolution);
+  if (!result.ok) return { kind: 'unusable', nodeId: node.id, name: node.name, message: result.message };
+  return { kind: 'frame', layout: result.value, draft: captionDraft(plain), note: skippedSummary(result.value.skipped) };
 }
 
 function postSelection(): void {
-  post({ type: 'selection', items: selectionItems(), resolution: settings.resolution });
+  const selection = figma.currentPage.selection;
+  const items = selection.slice(0, MAX_SELECTED_FRAMES).map(selectionItem);
+  if (selection.length > MAX_SELECTED_FRAMES)
+    items.push({
+      kind: 'unusable',
+      nodeId: '',
+      name: '',
+      message: `${selection.length} layers are selected; only the first ${MAX_SELECTED_FRAMES} are used. Select fewer frames to generate the others.`,
+    });
+  post({ type: 'selection', items, resolution: settings.resolution, stamp: selectionStamp });
+}
+
+function sameIds(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
+}
+
+function onSelectionChange(): void {
+  const ids = figma.currentPage.selection.map((n) => n.id);
+  if (!sameIds(ids, ownSelection)) {
+    selectionStamp++;
+    ownSelection = [];
+  }
+  postSelection();
+}
+
+/**
+ * Selects the new frame (with the results this plugin selected since, for several frames of one
+ * Generate) only if the designer has not changed the selection since Generate, and scrolls only
+ * when the frame is not already in view.
+ */
+function reveal(frame: FrameNode, page: BaseNode, stamp: number): void {
+  if (stamp !== selectionStamp || page !== figma.currentPage) return;
+  const current = figma.currentPage.selection;
+  const keep = sameIds(current.map((n) => n.id), ownSelection) ? current : [];
+  const next = [...keep, frame];
+  ownSelection = next.map((n) => n.id);
+  figma.currentPage.selection = next;
+  const box = frame.absoluteBoundingBox;
+  if (box && !contains(figma.viewport.bounds, box)) figma.viewport.scrollAndZoomIntoView([frame]);
 }
 
 async function insert(message: InsertRequestMessage): Promise<void> {
   const { layout } = message;
-  const found = await figma.getNodeByIdAsync(layout.frameId);
-  const source = found && found.type !== 'DOCUMENT' && found.type !== 'PAGE' && 'x' in found ? found : null;
-  // The source may have been deleted while the job ran: then the result lands in view.
-  const parent: SceneParent<FrameNode> = source?.parent ?? figma.currentPage;
-  const place = source
-    ? { name: source.name, x: source.x, y: source.y, width: source.width, height: source.height }
-    : {
-        name: layout.frameName,
-        x: figma.viewport.center.x,
-        y: figma.viewport.center.y,
-        width: 0,
-        height: layout.frameHeight,
-      };
-  const frame = insertLayers(scene, parent, { source: place, layout, seed: message.seed, layers: message.layers });
   const layerCount = layout.regions.length - 2;
-  try {
-    figma.currentPage.selection = [frame];
-  } catch {
-    // the source lives on another page; selecting across pages is not allowed
+  const stored = (await jobs.list()).find((j) => j.jobId === message.jobId);
+  if (stored?.insertedFrameId) {
+    const existing = await figma.getNodeByIdAsync(stored.insertedFrameId);
+    if (existing && !existing.removed) {
+      post({
+        type: 'inserted',
+        requestId: message.requestId,
+        jobId: message.jobId,
+        sourceFrameId: layout.frameId,
+        frameId: existing.id,
+        frameName: existing.name,
+        layerCount,
+        already: true,
+      });
+      return;
+    }
   }
-  figma.viewport.scrollAndZoomIntoView([frame]);
+
+  const target = await resolveTarget(targets, layout, message.place);
+  const container = target.container;
+  if (container.type !== 'PAGE' && container.type !== 'SECTION') throw new Error('No page to insert into. Open a page, then insert again.');
+  const frame = insertLayers<FrameNode, RectangleNode>(scene, container, {
+    sourceName: target.sourceName,
+    position: target.position,
+    layout,
+    job: { jobId: message.jobId, model: message.model, seed: message.seed, prompt: message.prompt },
+    layers: message.layers,
+  });
+
+  // The frame is in the document now: nothing below may report the insert as failed.
+  try {
+    await jobs.update((list) => withInserted(list, message.jobId, frame.id));
+  } catch (error) {
+    console.warn('ART for Figma: could not mark the job inserted:', error);
+  }
+  try {
+    reveal(frame, target.page, message.selectionStamp);
+  } catch (error) {
+    console.warn('ART for Figma: could not select the new frame:', error);
+  }
   figma.notify(insertSummary(frame.name, layerCount, message.tiny));
   post({
     type: 'inserted',
     requestId: message.requestId,
+    jobId: message.jobId,
     sourceFrameId: layout.frameId,
     frameId: frame.id,
     frameName: frame.name,
     layerCount,
+    already: false,
   });
+}
+
+/** Inserts run one at a time: two inserts of one job cannot both pass the "inserted already?" check. */
+let inserting: Promise<void> = Promise.resolve();
+
+function notifyError(text: string): void {
+  figma.notify(text.length > 99 ? `${text.slice(0, 98)}…` : text, { error: true });
 }
 
 async function handle(message: UiToPlugin): Promise<void> {
   switch (message.type) {
-    case 'ready':
+    case 'ready': {
       settings = await loadSettings(figma.clientStorage);
-      post({ type: 'init', settings });
+      post({ type: 'init', settings, jobs: (await jobs.list()).filter((j) => !j.insertedFrameId) });
       postSelection();
       return;
+    }
     case 'save-settings': {
       const resolutionChanged = message.settings.resolution !== settings.resolution;
       settings = await saveSettings(figma.clientStorage, message.settings);
       if (resolutionChanged) postSelection();
       return;
     }
-    case 'insert':
+    case 'layer-image': {
+      // One image per message: the PNG is dropped as soon as Figma holds it.
       try {
-        await insert(message);
+        const image = figma.createImage(message.png);
+        post({ type: 'layer-stored', requestId: message.requestId, index: message.index, hash: image.hash });
+      } catch (error) {
+        const why = error instanceof Error ? error.message : String(error);
+        post({ type: 'layer-refused', requestId: message.requestId, index: message.index, message: why });
+      }
+      return;
+    }
+    case 'insert': {
+      const run = inserting.then(() => insert(message));
+      inserting = run.catch(() => undefined);
+      try {
+        await run;
       } catch (error) {
         const text = error instanceof Error ? error.message : String(error);
-        figma.notify(text.length > 99 ? `${text.slice(0, 98)}…` : text, { error: true });
+        notifyError(text);
         post({ type: 'insert-failed', requestId: message.requestId, message: text });
       }
+      return;
+    }
+    case 'remember-job':
+      try {
+        await jobs.update((list) => withJob(list, message.job));
+      } catch (error) {
+        console.warn('ART for Figma: could not store the job for later:', error);
+      }
+      return;
+    case 'forget-job':
+      await jobs.update((list) => withoutJob(list, message.jobId));
       return;
     case 'notify':
       figma.notify(message.message.slice(0, 99), { error: message.error });
@@ -93,8 +212,12 @@ async function handle(message: UiToPlugin): Promise<void> {
   }
 }
 
+// Figma: "we recommend setting figma.skipInvisibleInstanceChildren = true as that often makes
+// document traversal significantly faster" (@figma/plugin-typings); hidden layers inside instances
+// never become layers anyway.
+figma.skipInvisibleInstanceChildren = true;
 figma.showUI(__html__, { width: 400, height: 680, themeColors: true, title: 'ART for Figma' });
 figma.ui.onmessage = (message: UiToPlugin) => {
   handle(message).catch((error: unknown) => console.error('ART for Figma:', error));
 };
-figma.on('selectionchange', postSelection);
+figma.on('selectionchange', onSelectionChange);

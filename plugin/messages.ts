@@ -1,49 +1,70 @@
 /**
  * What the plugin's main thread and its UI iframe say to each other over postMessage. One file,
  * imported by both sides, so a message cannot change on one side only. Plain data (structured
- * clone): PNG bytes travel as Uint8Array.
+ * clone): PNG bytes travel as Uint8Array, one layer per message (plugin/result-data.ts).
  */
 import type { FrameLayout } from './layout.ts';
+import type { LayerHash, LayerImageMessage, LayerRefusedMessage, LayerStoredMessage, ResultFrameData } from './result-data.ts';
 import type { Settings } from './settings.ts';
+import type { StoredJob } from './job-store.ts';
 
-/** One selected node: a frame with its layout and caption draft, or why it cannot be used. */
+/**
+ * One selected node: a frame with its layout and caption draft, a result frame this plugin made
+ * (recognised by its plugin data, not offered as a new source), or why it cannot be used.
+ */
 export type SelectionItem =
-  | { ok: true; layout: FrameLayout; draft: string; note: string | null }
-  | { ok: false; nodeId: string; name: string; message: string };
+  | { kind: 'frame'; layout: FrameLayout; draft: string; note: string | null }
+  | { kind: 'result'; nodeId: string; name: string; result: ResultFrameData }
+  | { kind: 'unusable'; nodeId: string; name: string; message: string };
 
 export type PluginToUi =
-  | { type: 'init'; settings: Settings }
-  | { type: 'selection'; items: SelectionItem[]; resolution: number }
+  | { type: 'init'; settings: Settings; jobs: StoredJob[] }
+  /** `stamp` counts the designer's selection changes (not the plugin's own), see InsertRequestMessage. */
+  | { type: 'selection'; items: SelectionItem[]; resolution: number; stamp: number }
+  | LayerStoredMessage
+  | LayerRefusedMessage
   | {
       type: 'inserted';
       requestId: string;
+      jobId: string;
       sourceFrameId: string;
       frameId: string;
       frameName: string;
       layerCount: number;
+      /** True when the job had been inserted before (another window, an earlier session): nothing new was made. */
+      already: boolean;
     }
   | { type: 'insert-failed'; requestId: string; message: string };
 
-export interface LayerPng {
-  /** Layer index in the layout: 0 merged, 1 background, 2.. child layers. */
-  index: number;
-  png: Uint8Array;
-}
+/** `beside`: next to the source frame (its page or section); `page`: at the top level of the current page, in view. */
+export type InsertPlace = 'beside' | 'page';
 
 export interface InsertRequestMessage {
   type: 'insert';
   requestId: string;
+  jobId: string;
   /** The layout the job was generated from (the frame may have changed since). */
   layout: FrameLayout;
   seed: number;
+  model: string;
+  prompt: string;
   tiny: boolean;
-  layers: LayerPng[];
+  /** Every layer's image, made earlier by `layer-image` messages. */
+  layers: LayerHash[];
+  place: InsertPlace;
+  /** The selection stamp when Generate was clicked: the result is selected only if it is still current. */
+  selectionStamp: number;
 }
 
 export type UiToPlugin =
   | { type: 'ready' }
   | { type: 'save-settings'; settings: Settings }
+  | LayerImageMessage
   | InsertRequestMessage
+  /** Sent at `queued`: what inserting needs, kept in clientStorage so a closed window loses nothing. */
+  | { type: 'remember-job'; job: StoredJob }
+  /** The bridge no longer has the job, or the designer dismissed it. */
+  | { type: 'forget-job'; jobId: string }
   | { type: 'notify'; message: string; error: boolean };
 
 /** Figma wraps UI -> plugin messages as `{ pluginMessage }` on the way out of the iframe. */

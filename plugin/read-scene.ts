@@ -1,32 +1,115 @@
 /**
- * Figma nodes -> the plain trees that layout and caption read. The only place that walks the
- * live document; bounded so a huge frame cannot stall Figma's main thread.
+ * Figma nodes -> the plain trees that layout and caption read. The only place that reads the live
+ * document for a selection, and it reads little: a frame and its direct children (the layers), plus
+ * the frame's visible text through one `findAllWithCriteria` call for the caption draft. Selection
+ * changes run this on Figma's main thread, so nothing here walks a tree node by node.
  */
-import type { PlainNode } from './scene.ts';
+import type { PlainNode, Rect } from './scene.ts';
 
-/** Caption drafting looks this deep for text; layout needs only direct children. */
-const MAX_DEPTH = 8;
-const MAX_NODES = 3000;
+/** Most text nodes the caption draft reads (it keeps ~600 characters anyway). */
+export const MAX_CAPTION_TEXTS = 60;
 
-export function readNode(node: SceneNode): PlainNode {
-  let budget = MAX_NODES;
-  const walk = (n: SceneNode, depth: number): PlainNode => {
-    budget--;
-    const box = n.absoluteBoundingBox;
-    const plain: PlainNode = {
-      id: n.id,
-      name: n.name,
-      type: n.type,
-      visible: n.visible,
-      bounds: box ? { x: box.x, y: box.y, width: box.width, height: box.height } : null,
-    };
-    if (n.type === 'TEXT') plain.characters = n.characters;
-    if ('children' in n) {
-      // Direct children always (they are the layers); deeper ones only while the budget lasts.
-      const kids = depth === 0 ? n.children : depth < MAX_DEPTH && budget > 0 ? n.children.slice(0, budget) : [];
-      plain.children = kids.map((c) => walk(c, depth + 1));
-    }
-    return plain;
+/** What is read of a node's ancestors: whether they are shown. */
+export interface ParentLike {
+  readonly visible?: boolean;
+  readonly parent: ParentLike | null;
+}
+
+/** The subset of a scene node read here (the real SceneNode and the tests' fakes both fit). */
+export interface ReadableNode {
+  readonly id: string;
+  readonly name: string;
+  readonly type: string;
+  readonly visible: boolean;
+  readonly parent: ParentLike | null;
+  readonly absoluteBoundingBox: Rect | null;
+  readonly absoluteRenderBounds?: Rect | null;
+  readonly rotation?: number;
+  readonly isMask?: boolean;
+  readonly characters?: string;
+  readonly children?: readonly ReadableNode[];
+  findAllWithCriteria?(criteria: { types: ['TEXT'] }): readonly ReadableNode[];
+}
+
+function plainRect(r: Rect): Rect {
+  return { x: r.x, y: r.y, width: r.width, height: r.height };
+}
+
+export function union(a: Rect, b: Rect): Rect {
+  const x = Math.min(a.x, b.x);
+  const y = Math.min(a.y, b.y);
+  return { x, y, width: Math.max(a.x + a.width, b.x + b.width) - x, height: Math.max(a.y + a.height, b.y + b.height) - y };
+}
+
+export function intersection(a: Rect, b: Rect): Rect | null {
+  const x = Math.max(a.x, b.x);
+  const y = Math.max(a.y, b.y);
+  const right = Math.min(a.x + a.width, b.x + b.width);
+  const bottom = Math.min(a.y + a.height, b.y + b.height);
+  return right < x || bottom < y ? null : { x, y, width: right - x, height: bottom - y };
+}
+
+/**
+ * What a node draws, in page coordinates: `absoluteBoundingBox` "does not include rendered
+ * properties like drop shadows or strokes"; `absoluteRenderBounds` accounts for them and "will be
+ * null if the node is invisible" (LayoutMixin in @figma/plugin-typings). Their union, then.
+ */
+export function drawnBounds(node: ReadableNode): Rect | null {
+  const box = node.absoluteBoundingBox;
+  const render = node.absoluteRenderBounds ?? null;
+  if (box && render) return union(box, render);
+  const one = box ?? render;
+  return one ? plainRect(one) : null;
+}
+
+/**
+ * A child's bounds for the layout. A group whose bottom layer is a mask (what Figma's "Use as
+ * mask" makes) shows only what lies inside that mask, so it is clipped to the mask.
+ */
+function childBounds(node: ReadableNode): Rect | null {
+  const bounds = drawnBounds(node);
+  const bottom = node.children?.[0];
+  if (!bounds || !bottom?.isMask || !bottom.visible) return bounds;
+  const mask = drawnBounds(bottom);
+  return mask ? intersection(bounds, mask) : bounds;
+}
+
+function isShown(node: ReadableNode, within: ReadableNode): boolean {
+  for (let n: ParentLike | null = node; n && n !== within; n = n.parent) if (n.visible === false) return false;
+  return true;
+}
+
+/** Visible text inside `frame`, in document order, at most MAX_CAPTION_TEXTS. */
+function frameTexts(frame: ReadableNode): string[] {
+  const found = frame.findAllWithCriteria?.({ types: ['TEXT'] }) ?? [];
+  const texts: string[] = [];
+  for (const t of found) {
+    if (texts.length >= MAX_CAPTION_TEXTS) break;
+    if (t.characters && isShown(t, frame)) texts.push(t.characters);
+  }
+  return texts;
+}
+
+/** A selected frame: its own bounds and rotation, its direct children, its text. */
+export function readFrame(frame: ReadableNode): PlainNode {
+  return {
+    id: frame.id,
+    name: frame.name,
+    type: frame.type,
+    visible: frame.visible,
+    bounds: frame.absoluteBoundingBox ? plainRect(frame.absoluteBoundingBox) : null,
+    rotation: frame.rotation ?? 0,
+    texts: frameTexts(frame),
+    children: (frame.children ?? []).map(
+      (c): PlainNode => ({
+        id: c.id,
+        name: c.name,
+        type: c.type,
+        visible: c.visible,
+        isMask: c.isMask === true,
+        bounds: c.visible ? childBounds(c) : null,
+        ...(c.type === 'TEXT' && c.characters !== undefined ? { characters: c.characters } : {}),
+      }),
+    ),
   };
-  return walk(node, 0);
 }

@@ -18,12 +18,19 @@ export interface PlainNode {
   type: string;
   visible: boolean;
   /**
-   * Bounds in page coordinates. For rotated nodes and groups this is the axis-aligned box around
-   * what is drawn; null where Figma has none (e.g. an empty group).
+   * Bounds in page coordinates: the axis-aligned box around what is drawn (Figma's
+   * `absoluteBoundingBox` united with `absoluteRenderBounds`, so strokes, shadows and overflowing
+   * text count); null where Figma has none (e.g. an empty group).
    */
   bounds: Rect | null;
+  /** Degrees, as Figma's `rotation`; read for frames (a rotated frame is refused). */
+  rotation?: number;
+  /** The node is a mask: it draws nothing itself and clips the siblings above it. */
+  isMask?: boolean;
   /** Text nodes' content. */
   characters?: string;
+  /** Visible text anywhere inside a frame, in document order (read once, for the caption draft). */
+  texts?: string[];
   children?: PlainNode[];
 }
 

@@ -5,11 +5,11 @@
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { MAX_PROMPT_CHARS, MAX_SEED, type ImageFrame } from '../bridge/protocol.ts';
-import type { PluginToUi, SelectionItem } from '../plugin/messages.ts';
+import type { InsertPlace, PluginToUi, SelectionItem } from '../plugin/messages.ts';
 import { DEFAULT_SETTINGS, type Settings } from '../plugin/settings.ts';
 import { BridgeClient, type BridgeEvent, type ConnectionState } from './bridge-client.ts';
 import { ConnectionPanel } from './connection-panel.tsx';
-import { applyBridgeMessage, isActive, jobFor, newJob, type Job } from './jobs.ts';
+import { applyBridgeMessage, isActive, jobFor, newJob, restoredJob, type Job } from './jobs.ts';
 import { JobList } from './job-list.tsx';
 import { LayoutPreview } from './layout-preview.tsx';
 import { onPluginMessage, postToPlugin } from './plugin-channel.ts';
@@ -45,7 +45,19 @@ export function App() {
 
   const jobsRef = useRef<Job[]>([]);
   jobsRef.current = jobs;
+  /** Per request: each layer's PNG, kept until the main thread confirms the insert (a retry needs them). */
   const layersRef = useRef(new Map<string, Map<number, Uint8Array>>());
+  /** Per request: each layer's Figma image hash, from `layer-stored`. */
+  const hashesRef = useRef(new Map<string, Map<number, string>>());
+  const insertSentRef = useRef(new Set<string>());
+  const selectionStampRef = useRef(0);
+
+  const setJobsNow = (next: Job[]) => {
+    jobsRef.current = next;
+    setJobs(next);
+  };
+  const changeJob = (requestId: string, change: Partial<Job>) =>
+    setJobsNow(jobsRef.current.map((j) => (j.requestId === requestId ? { ...j, ...change } : j)));
 
   const setImage = (key: string, png: Uint8Array) =>
     setImages((all) => {
@@ -53,39 +65,68 @@ export function App() {
       return { ...all, [key]: pngUrl(png) };
     });
 
+  const sendInsert = (job: Job, place: InsertPlace) => {
+    const hashes = hashesRef.current.get(job.requestId) ?? new Map<number, string>();
+    insertSentRef.current.add(job.requestId);
+    changeJob(job.requestId, { status: 'inserting', error: null });
+    postToPlugin({
+      type: 'insert',
+      requestId: job.requestId,
+      jobId: job.jobId ?? '',
+      layout: job.layout,
+      seed: job.seed,
+      model: job.model ?? 'unknown',
+      prompt: job.prompt,
+      tiny: job.tiny,
+      layers: [...hashes].map(([index, hash]) => ({ index, hash })),
+      place,
+      selectionStamp: job.selectionStamp,
+    });
+  };
+
+  /** Inserts once the bridge said `done` and the main thread holds every layer's image. */
+  const insertWhenComplete = (requestId: string) => {
+    const job = jobsRef.current.find((j) => j.requestId === requestId);
+    if (!job || job.status !== 'inserting' || insertSentRef.current.has(requestId)) return;
+    const hashes = hashesRef.current.get(requestId);
+    if (!hashes || !job.layout.regions.every((_, i) => hashes.has(i))) return;
+    sendInsert(job, 'beside');
+  };
+
   const onImage = (frame: ImageFrame) => {
     const job = jobFor(jobsRef.current, { jobId: frame.jobId });
     if (!job) return;
     if (frame.kind === 'preview') return setImage(`preview:${job.requestId}`, frame.png);
-    let layers = layersRef.current.get(frame.jobId);
-    if (!layers) layersRef.current.set(frame.jobId, (layers = new Map()));
-    layers.set(frame.layerIndex, frame.png.slice());
-    if (frame.layerIndex === 0) setImage(`thumb:${job.requestId}`, frame.png);
+    let layers = layersRef.current.get(job.requestId);
+    if (!layers) layersRef.current.set(job.requestId, (layers = new Map()));
+    // A copy of just this PNG (the frame is a view into the whole WebSocket message).
+    const png = frame.png.slice();
+    layers.set(frame.layerIndex, png);
+    if (frame.layerIndex === 0) setImage(`thumb:${job.requestId}`, png);
+    // Streamed: one message per layer, so the main thread never holds every PNG at once.
+    postToPlugin({ type: 'layer-image', requestId: job.requestId, index: frame.layerIndex, png });
   };
 
   const onBridgeEvent = (event: BridgeEvent) => {
     if (event.type === 'image') return onImage(event.frame);
-    if (event.type === 'error' && !jobFor(jobsRef.current, event)) {
+    const before = event.type === 'welcome' || event.type === 'pong' ? undefined : jobFor(jobsRef.current, event);
+    if (event.type === 'error' && !before) {
       setNotice(errorText(event));
       return;
     }
-    const next = applyBridgeMessage(jobsRef.current, event);
-    jobsRef.current = next;
-    setJobs(next);
-    if (event.type === 'done') {
-      const job = jobFor(next, event);
-      const layers = layersRef.current.get(event.jobId);
-      if (!job || job.status !== 'inserting') return;
-      layersRef.current.delete(event.jobId);
+    setJobsNow(applyBridgeMessage(jobsRef.current, event));
+    const job = before && jobsRef.current.find((j) => j.requestId === before.requestId);
+    if (!job) return;
+    if (event.type === 'queued' && before.jobId === null && job.jobId) {
+      // What a later session needs to insert this job if the window closes first.
       postToPlugin({
-        type: 'insert',
-        requestId: job.requestId,
-        layout: job.layout,
-        seed: event.seed,
-        tiny: event.tiny,
-        layers: [...(layers ?? new Map<number, Uint8Array>())].map(([index, png]) => ({ index, png })),
+        type: 'remember-job',
+        job: { jobId: job.jobId, requestId: job.requestId, layout: job.layout, seed: job.seed, prompt: job.prompt, queuedAt: Date.now(), insertedFrameId: null },
       });
     }
+    if (event.type === 'error' && job.jobId && (event.code === 'unknown_job' || event.code === 'cancelled' || job.restored))
+      postToPlugin({ type: 'forget-job', jobId: job.jobId });
+    if (event.type === 'done') insertWhenComplete(job.requestId);
   };
 
   const clientRef = useRef<BridgeClient | null>(null);
@@ -97,6 +138,7 @@ export function App() {
     if (connection.status !== 'paired') return;
     for (const job of jobsRef.current)
       if (isActive(job) && job.jobId) client.send({ type: 'fetch', jobId: job.jobId });
+    // Restored jobs the bridge had already finished arrive as `done` with `fetched: true`.
   }, [connection.status]);
 
   useEffect(() => {
@@ -105,20 +147,38 @@ export function App() {
         case 'init':
           setSettings(message.settings);
           setLoaded(true);
+          if (message.jobs.length) setJobsNow([...jobsRef.current, ...message.jobs.map(restoredJob)]);
           if (message.settings.token) client.connect(message.settings.bridgeUrl, message.settings.token);
           return;
         case 'selection':
+          selectionStampRef.current = message.stamp;
           setItems(message.items);
           return;
+        case 'layer-stored': {
+          let hashes = hashesRef.current.get(message.requestId);
+          if (!hashes) hashesRef.current.set(message.requestId, (hashes = new Map()));
+          hashes.set(message.index, message.hash);
+          insertWhenComplete(message.requestId);
+          return;
+        }
+        case 'layer-refused': {
+          const job = jobsRef.current.find((j) => j.requestId === message.requestId);
+          const name = job?.layout.regions[message.index]?.name ?? `layer ${message.index}`;
+          changeJob(message.requestId, {
+            status: 'failed',
+            error: `Figma could not read the image of layer “${name}” (${message.message}). Generate again.`,
+          });
+          return;
+        }
         case 'inserted':
-          setJobs((all) =>
-            all.map((j) => (j.requestId === message.requestId ? { ...j, status: 'inserted', insertedName: message.frameName } : j)),
-          );
+          layersRef.current.delete(message.requestId);
+          hashesRef.current.delete(message.requestId);
+          changeJob(message.requestId, { status: 'inserted', insertedName: message.frameName });
           return;
         case 'insert-failed':
-          setJobs((all) =>
-            all.map((j) => (j.requestId === message.requestId ? { ...j, status: 'failed', error: message.message } : j)),
-          );
+          // The layers stay: the designer can insert them again on the page.
+          insertSentRef.current.delete(message.requestId);
+          changeJob(message.requestId, { status: 'insert-failed', error: message.message });
           return;
       }
     });
@@ -130,7 +190,7 @@ export function App() {
   }, []);
 
   // The draft follows the selection until the designer types their own prompt.
-  const frames = items.filter((i): i is Extract<SelectionItem, { ok: true }> => i.ok);
+  const frames = items.filter((i): i is Extract<SelectionItem, { kind: 'frame' }> => i.kind === 'frame');
   useEffect(() => {
     if (!promptEdited) setPrompt(frames[0]?.draft ?? '');
   }, [items]);
@@ -161,7 +221,7 @@ export function App() {
     for (const frame of frames) {
       const text = promptEdited && promptText ? promptText : frame.draft;
       const seed = settings.seedMode === 'random' ? randomSeed() : settings.seed;
-      const job = newJob(nextRequestId(), frame.layout, text, seed);
+      const job = newJob(nextRequestId(), frame.layout, text, seed, selectionStampRef.current);
       const sent = client.send({
         type: 'generate',
         requestId: job.requestId,
@@ -177,9 +237,7 @@ export function App() {
       });
       created.push(sent ? job : { ...job, status: 'failed', error: 'The connection to the bridge was lost. Reconnect, then generate again.' });
     }
-    const next = [...created, ...jobsRef.current];
-    jobsRef.current = next;
-    setJobs(next);
+    setJobsNow([...created, ...jobsRef.current]);
   };
 
   const cancel = () => {
@@ -231,8 +289,13 @@ export function App() {
         </h2>
         {items.length === 0 && <p class="muted">Select a frame. Each visible layer in it becomes a generated layer.</p>}
         {items.map((item) =>
-          item.ok ? (
+          item.kind === 'frame' ? (
             <LayoutPreview key={item.layout.frameId} layout={item.layout} note={item.note} />
+          ) : item.kind === 'result' ? (
+            <p key={item.nodeId} class="muted" data-testid="selected-result">
+              “{item.name}” is a result of this plugin (seed {item.result.seed}, {item.result.layerCount - 2} layers). Select
+              its source frame to generate again.
+            </p>
           ) : (
             <p key={item.nodeId} class="error" role="alert">
               {item.message}
@@ -283,7 +346,12 @@ export function App() {
         )}
       </section>
 
-      <JobList jobs={jobs} images={images} tiny={connection.status === 'paired' && connection.welcome.tiny} />
+      <JobList
+        jobs={jobs}
+        images={images}
+        tiny={connection.status === 'paired' && connection.welcome.tiny}
+        onInsert={(job, place) => sendInsert(job, place)}
+      />
     </main>
   );
 }

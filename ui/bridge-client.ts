@@ -17,6 +17,8 @@ export type ConnectionState =
   | { status: 'paired'; url: string; welcome: WelcomeMessage }
   | { status: 'wrong-token'; url: string; message: string }
   | { status: 'unreachable'; url: string }
+  /** Figma's content security policy refused the address: it is not in manifest.json's networkAccess. */
+  | { status: 'blocked'; url: string }
   | { status: 'refused'; url: string; message: string }
   | { status: 'bad-address'; message: string };
 
@@ -37,14 +39,39 @@ export function addressProblem(url: string): string | null {
   return null;
 }
 
+/** The origin of a ws(s) address as a CSP report names it (`ws://host:port`), or null. */
+function originOf(url: string): string | null {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return null;
+  }
+}
+
 export class BridgeClient {
   private socket: WebSocket | null = null;
   private state: ConnectionState = { status: 'idle' };
+  /** Origins Figma's policy refused (reported by `securitypolicyviolation`, before or after the close). */
+  private readonly blocked = new Set<string>();
 
   constructor(
     private readonly onState: (state: ConnectionState) => void,
     private readonly onEvent: (event: BridgeEvent) => void,
-  ) {}
+  ) {
+    // Figma enforces the manifest's networkAccess as a content security policy ("Figma blocks the
+    // requests and throws content-security policy (CSP) errors", Version 1 Update 66); the browser
+    // reports each refusal, and a refused socket otherwise looks like one nobody answered.
+    if (typeof document !== 'undefined')
+      document.addEventListener('securitypolicyviolation', (event) => {
+        const origin = originOf(event.blockedURI);
+        if (!origin) return;
+        this.blocked.add(origin);
+        const s = this.state;
+        if ((s.status === 'connecting' || s.status === 'unreachable') && originOf(s.url) === origin)
+          this.setState({ status: 'blocked', url: s.url });
+      });
+  }
 
   get current(): ConnectionState {
     return this.state;
@@ -96,7 +123,10 @@ export class BridgeClient {
       this.socket = null;
       const s = this.state.status;
       // Closed before pairing and without a reason: nothing (or no bridge) listens there.
-      if (s === 'connecting') this.setState({ status: 'unreachable', url });
+      if (s === 'connecting') {
+        const origin = originOf(url);
+        this.setState(origin && this.blocked.has(origin) ? { status: 'blocked', url } : { status: 'unreachable', url });
+      }
       else if (s === 'paired') this.setState({ status: 'unreachable', url });
     };
   }

@@ -56,6 +56,14 @@ function StatusLine({ state }: { state: ConnectionState }) {
             ' Figma lets the plugin reach only the addresses listed in its manifest.json (devAllowedDomains); for another machine, an SSH tunnel to localhost is simplest.'}
         </p>
       );
+    case 'blocked':
+      return (
+        <p class="error" role="alert">
+          Figma blocked {state.url}: the plugin may reach only the addresses listed in its manifest.json (networkAccess,
+          devAllowedDomains; ws://localhost:8765 to 8767 as shipped). Use one of those, or add this address there and
+          import the manifest again. For another machine, an SSH tunnel to localhost is simplest.
+        </p>
+      );
     case 'refused':
       return (
         <p class="error" role="alert">

@@ -1,4 +1,5 @@
 /** Running jobs with their progress and preview, then this session's results with thumbnails. */
+import type { InsertPlace } from '../plugin/messages.ts';
 import type { Job } from './jobs.ts';
 import { isActive } from './jobs.ts';
 import { remainingMs, seconds, stageText } from './words.ts';
@@ -16,6 +17,7 @@ function Progress({ job, preview, tiny }: { job: Job; preview?: string; tiny: bo
         <span class="muted"> · seed {job.seed}</span>
       </div>
       {job.status === 'sending' && <p class="muted">Sending…</p>}
+      {job.status === 'restored' && <p class="muted">From the last session: asking the bridge…</p>}
       {job.status === 'queued' && (
         <p class="muted">
           Waiting: {job.position} job{job.position === 1 ? '' : 's'} ahead
@@ -46,7 +48,9 @@ function Progress({ job, preview, tiny }: { job: Job; preview?: string; tiny: bo
   );
 }
 
-function Result({ job, thumb }: { job: Job; thumb?: string }) {
+type OnInsert = (job: Job, place: InsertPlace) => void;
+
+function Result({ job, thumb, onInsert }: { job: Job; thumb?: string; onInsert: OnInsert }) {
   return (
     <li class={`job ${job.status}`} data-testid="job-result" data-status={job.status}>
       {thumb && <img class="thumb" src={thumb} alt={`Result for ${job.frameName}`} />}
@@ -55,6 +59,21 @@ function Result({ job, thumb }: { job: Job; thumb?: string }) {
           <strong>{job.insertedName ?? job.frameName}</strong>
         </div>
         {job.status === 'inserting' && <p class="muted">Adding layers to the canvas…</p>}
+        {job.status === 'ready' && (
+          <div>
+            <p class="muted">Finished while the plugin was closed; not inserted yet.</p>
+            <button onClick={() => onInsert(job, 'beside')}>Insert</button>
+          </div>
+        )}
+        {job.status === 'insert-failed' && (
+          <div>
+            <p class="error" role="alert">
+              {job.error}
+            </p>
+            <p class="muted">The layers are kept.</p>
+            <button onClick={() => onInsert(job, 'page')}>Insert on page</button>
+          </div>
+        )}
         {job.status === 'inserted' && (
           <p class="muted">
             {job.layout.regions.length - 2} layers · seed {job.seed}
@@ -75,7 +94,17 @@ function Result({ job, thumb }: { job: Job; thumb?: string }) {
 }
 
 /** `tiny`: the bridge runs the random-weight test model, so previews are labelled as noise. */
-export function JobList({ jobs, images, tiny }: { jobs: readonly Job[]; images: Record<string, string>; tiny: boolean }) {
+export function JobList({
+  jobs,
+  images,
+  tiny,
+  onInsert,
+}: {
+  jobs: readonly Job[];
+  images: Record<string, string>;
+  tiny: boolean;
+  onInsert: OnInsert;
+}) {
   const active = jobs.filter(isActive);
   const finished = jobs.filter((j) => !isActive(j));
   if (jobs.length === 0) return null;
@@ -96,7 +125,7 @@ export function JobList({ jobs, images, tiny }: { jobs: readonly Job[]; images: 
           <h2>Results</h2>
           <ul class="jobs">
             {finished.map((job) => (
-              <Result key={job.requestId} job={job} thumb={images[`thumb:${job.requestId}`]} />
+              <Result key={job.requestId} job={job} thumb={images[`thumb:${job.requestId}`]} onInsert={onInsert} />
             ))}
           </ul>
         </>

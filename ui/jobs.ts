@@ -3,11 +3,27 @@
  * function returns the next job list; images live outside (they are bytes, not view state).
  */
 import type { BridgeMessage } from '../bridge/protocol.ts';
+import type { StoredJob } from '../plugin/job-store.ts';
 import type { FrameLayout } from '../plugin/layout.ts';
 import type { Stage } from '../gpu-server/pipeline/types.ts';
 import { errorText } from './words.ts';
 
-export type JobStatus = 'sending' | 'queued' | 'running' | 'inserting' | 'inserted' | 'failed' | 'cancelled';
+/**
+ * `restored`: remembered from an earlier session, asked of the bridge again; `ready`: finished
+ * while the plugin was closed, waiting for the designer's Insert; `insert-failed`: the layers are
+ * kept and the insert can be tried again (Insert on page).
+ */
+export type JobStatus =
+  | 'sending'
+  | 'restored'
+  | 'queued'
+  | 'running'
+  | 'inserting'
+  | 'ready'
+  | 'inserted'
+  | 'insert-failed'
+  | 'failed'
+  | 'cancelled';
 
 export interface Job {
   requestId: string;
@@ -30,15 +46,21 @@ export interface Job {
   error: string | null;
   insertedName: string | null;
   totalMs: number | null;
+  /** From the bridge's `done`. */
+  model: string | null;
+  /** The selection stamp at Generate (plugin/messages.ts); -1 for restored jobs: never select. */
+  selectionStamp: number;
+  /** Remembered from an earlier session of the plugin. */
+  restored: boolean;
 }
 
-export const ACTIVE: readonly JobStatus[] = ['sending', 'queued', 'running'];
+export const ACTIVE: readonly JobStatus[] = ['sending', 'restored', 'queued', 'running'];
 
 export function isActive(job: Job): boolean {
   return ACTIVE.includes(job.status);
 }
 
-export function newJob(requestId: string, layout: FrameLayout, prompt: string, seed: number): Job {
+export function newJob(requestId: string, layout: FrameLayout, prompt: string, seed: number, selectionStamp = -1): Job {
   return {
     requestId,
     jobId: null,
@@ -59,7 +81,15 @@ export function newJob(requestId: string, layout: FrameLayout, prompt: string, s
     error: null,
     insertedName: null,
     totalMs: null,
+    model: null,
+    selectionStamp,
+    restored: false,
   };
+}
+
+/** A job remembered in clientStorage, to be fetched from the bridge again. */
+export function restoredJob(stored: StoredJob): Job {
+  return { ...newJob(stored.requestId, stored.layout, stored.prompt, stored.seed), jobId: stored.jobId, status: 'restored', restored: true };
 }
 
 function update(jobs: readonly Job[], match: (j: Job) => boolean, change: (j: Job) => Partial<Job>): Job[] {
@@ -102,8 +132,10 @@ export function applyBridgeMessage(jobs: readonly Job[], message: BridgeMessage)
     case 'done': {
       const job = jobFor(jobs, message);
       if (!job || !isActive(job)) return [...jobs];
-      return update(jobs, (j) => j === job, () => ({
-        status: 'inserting',
+      return update(jobs, (j) => j === job, (j) => ({
+        // A job that finished while the plugin was closed waits for the designer to insert it.
+        status: j.restored && message.fetched ? 'ready' : 'inserting',
+        model: message.model,
         seed: message.seed,
         tiny: message.tiny,
         promptTruncated: message.promptTruncated,

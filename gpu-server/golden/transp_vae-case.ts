@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { buildTransparentDecoder, parseTransparentDecoderConfig, patchesToRgba, unpatchify } from '../models/transparent-decoder.ts';
-import { checkpointWeights } from '../onnx/graph.ts';
+import { checkpointWeights, type WeightSource } from '../onnx/graph.ts';
 import { Checkpoint, loadAll } from '../onnx/safetensors.ts';
 import { ort } from '../onnx/session.ts';
 import { latentTokens } from '../pipeline/layout-tokens.ts';
@@ -21,7 +21,8 @@ function readUint8(file: string, name: string): Uint8Array {
   return new Uint8Array(t.bytes);
 }
 
-export async function check(dir: string): Promise<GoldenReport> {
+/** `weights` replaces the case's own (e.g. the same tensors read from a torch checkpoint). */
+export async function check(dir: string, weights?: WeightSource): Promise<GoldenReport> {
   const layout = caseLayout(readCase(dir), join(dir, 'case.json'));
   const config = parseTransparentDecoderConfig(readJson(join(dir, 'config.json')));
   const inputsFile = join(dir, 'inputs.safetensors');
@@ -34,7 +35,7 @@ export async function check(dir: string): Promise<GoldenReport> {
   const tokens = gatherCells(need(readFloats(inputsFile), 'latents', inputsFile).data, grid);
   const rope = ropeTables(grid.ids, config.ropeAxes, 0, config.ropeTheta);
 
-  const graph = buildTransparentDecoder(config, checkpointWeights(Checkpoint.open(join(dir, 'weights.safetensors'))), 'float32');
+  const graph = buildTransparentDecoder(config, weights ?? checkpointWeights(Checkpoint.open(join(dir, 'weights.safetensors'))), 'float32');
   const { patches } = await runGraphOnce(graph, {
     tokens: new ort.Tensor('float32', tokens, [1, grid.count, config.inChannels]),
     rope_cos: new ort.Tensor('float32', rope.cos, [rope.rows, rope.dim]),

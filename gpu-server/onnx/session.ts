@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
+import { disableOnnxTelemetry } from './telemetry.ts';
 import { PROVIDERS, type Provider } from '../constants.ts';
 import { float32ToHalves, halvesToFloat32 } from './half.ts';
 
@@ -18,6 +19,7 @@ export interface OpenSession {
 }
 
 const require = createRequire(import.meta.url);
+disableOnnxTelemetry(); // takes effect on the main thread (the generate CLI); the bridge sets it before its worker starts
 
 
 /** What `auto` looks at on this machine; tests inject their own. */

@@ -24,12 +24,21 @@ export interface TestBridge {
 
 /** A bridge on an ephemeral port: the fake pipeline, or with `real` the tiny model on the CPU. */
 export async function startTestBridge(
-  opts: { fake?: FakeOptions; real?: boolean; limits?: Partial<BridgeLimits>; cancelOnShutdown?: boolean; keepJobs?: number; allowOrigins?: string[] } = {},
+  opts: {
+    fake?: FakeOptions;
+    real?: boolean;
+    limits?: Partial<BridgeLimits>;
+    cancelOnShutdown?: boolean;
+    keepJobs?: number;
+    allowOrigins?: string[];
+    /** A fixed port (the browser tests need one manifest.json allows); default ephemeral. */
+    port?: number;
+  } = {},
 ): Promise<TestBridge> {
   const outputs = await mkdtemp(join(tmpdir(), 'art-bridge-test-'));
   const bridge = await startBridge({
     host: '127.0.0.1',
-    port: 0,
+    port: opts.port ?? 0,
     token: TOKEN,
     allowOrigins: opts.allowOrigins ?? [],
     outputs,

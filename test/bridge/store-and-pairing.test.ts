@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { JobStore } from '../../bridge/job-store.ts';
 import { configDir, loadOrCreateToken, tokenMatches, CONFIG_DIR_ENV } from '../../bridge/pairing.ts';
-import { FailureLimiter, TokenBucket } from '../../bridge/rate-limit.ts';
+import { GuessThrottle, TokenBucket } from '../../bridge/rate-limit.ts';
 import { originAllowed } from '../../bridge/origin.ts';
 import type { Layout } from '../../gpu-server/pipeline/types.ts';
 
@@ -100,19 +100,29 @@ test('origins: null and absent allowed, others only when listed', () => {
   assert.equal(originAllowed('https://ok.example.evil', ['https://ok.example']), false);
 });
 
-test('rate limits: failures block a key for the window; a bucket refills over time', () => {
-  const limiter = new FailureLimiter(3, 1000);
-  for (let t = 0; t < 3; t++) {
-    assert.equal(limiter.blocked('a', t), false);
-    limiter.fail('a', t);
-  }
-  assert.equal(limiter.blocked('a', 10), true);
-  assert.equal(limiter.blocked('b', 10), false);
-  assert.equal(limiter.retryAfterMs('a', 10), 990);
-  assert.equal(limiter.blocked('a', 1001), false);
+test('rate limits: wrong tokens are free up to a count per window, then each answer waits longer, up to a cap', () => {
+  const throttle = new GuessThrottle({ free: 3, windowMs: 1000, delayMs: 100, maxDelayMs: 450 });
+  assert.deepEqual([0, 1, 2].map((t) => throttle.fail(t)), [0, 0, 0]);
+  assert.deepEqual([3, 4, 5, 6].map((t) => throttle.fail(t)), [100, 200, 400, 450]);
+  for (let t = 7; t < 500; t++) throttle.fail(t); // a long attack: the state stays bounded
+  assert.equal(throttle.fail(600), 450);
+  // Once the window has passed without failures, the free answers are back.
+  assert.equal(throttle.fail(5000), 0);
+});
 
+test('rate limits: a bucket refills over time; time billed with charge is not earned back', () => {
   const bucket = new TokenBucket(2, 10, 0);
   assert.deepEqual([bucket.take(0), bucket.take(0), bucket.take(0)], [true, true, false]);
   assert.equal(bucket.take(50), false);
   assert.equal(bucket.take(100), true);
+  // A message that took 300 ms to handle: the 3 tokens those 300 ms refill are billed back.
+  const slow = new TokenBucket(2, 10, 0);
+  assert.equal(slow.take(0), true);
+  slow.charge(3, 300);
+  assert.equal(slow.take(300), false);
+  assert.equal(slow.take(500), true);
+  // Debt is capped at one bucket: a client is never shut out for longer than capacity / rate.
+  slow.charge(1e9, 500);
+  assert.equal(slow.take(500 + 200), false); // -2 + 2 = 0
+  assert.equal(slow.take(500 + 300), true); // -2 + 3 = 1
 });

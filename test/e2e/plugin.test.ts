@@ -6,20 +6,22 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
 import { DEFAULT_SEED } from '../../gpu-server/constants.ts';
 import { frameLayout, type FrameLayout } from '../../plugin/layout.ts';
-import { FRAME_GAP, resultFrameName } from '../../plugin/insert.ts';
+import { resultFrameName } from '../../plugin/insert.ts';
+import { FRAME_GAP } from '../../plugin/placement.ts';
+import { LAYER_NODE_KEY, RESULT_FRAME_KEY, parseLayerNodeData, parseResultFrameData } from '../../plugin/result-data.ts';
 import { startTestBridge, TOKEN, type TestBridge } from '../bridge/helpers.ts';
 import { HarnessBrowser, type Session } from './harness/browser.ts';
 import type { DumpedNode } from './harness/fake-figma-env.ts';
 import { CARD, LONE_TEXT, POSTER, toPlain } from './harness/scene-spec.ts';
 
 const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
-const TIMEOUT = 20_000;
+/** Waits, not timings: generous, the CI machine and this one are shared. */
+const TIMEOUT = 60_000;
 
 /** The layer PNGs the bridge stored for each job, by job id and layer index. */
 async function storedJobs(outputs: string): Promise<Map<string, Map<number, Buffer>>> {
@@ -39,8 +41,23 @@ async function storedJobs(outputs: string): Promise<Map<string, Map<number, Buff
 let browser: HarnessBrowser;
 let bridge: TestBridge;
 
+/**
+ * The fake Figma enforces manifest.json's networkAccess as Figma does (a CSP in the UI), so the
+ * bridge listens where the manifest allows a development plugin to connect: ws://localhost:8767,
+ * the last of the three bridge ports it lists (8765 stays free for a bridge the developer runs).
+ */
+const E2E_PORT = 8767;
+/** Allowed by the manifest, with nothing listening there. */
+const ALLOWED_IDLE_URL = 'ws://localhost:8766';
+let bridgeUrl: string;
+
 before(async () => {
-  bridge = await startTestBridge({ real: true, cancelOnShutdown: true });
+  try {
+    bridge = await startTestBridge({ real: true, cancelOnShutdown: true, port: E2E_PORT });
+  } catch (error) {
+    throw new Error(`the browser tests need port ${E2E_PORT} (allowed by manifest.json) free: ${error}`);
+  }
+  bridgeUrl = `ws://localhost:${E2E_PORT}`;
   browser = await HarnessBrowser.launch();
 });
 
@@ -87,16 +104,16 @@ function checkLayer(node: DumpedNode, layout: FrameLayout, index: number, stored
 }
 
 /** The one stored job whose layer count matches, for a bridge that ran only that many-layer job. */
-async function jobWithLayers(count: number): Promise<Map<number, Buffer>> {
-  const jobs = [...(await storedJobs(bridge.outputs)).values()].filter((j) => j.size === count);
+async function jobWithLayers(count: number): Promise<{ jobId: string; layers: Map<number, Buffer> }> {
+  const jobs = [...(await storedJobs(bridge.outputs)).entries()].filter(([, j]) => j.size === count);
   assert.equal(jobs.length, 1, `one stored job with ${count} layers`);
-  return jobs[0];
+  return { jobId: jobs[0][0], layers: jobs[0][1] };
 }
 
-test('pair, select a frame, generate, and get every layer back as a positioned image node', { timeout: 60_000 }, async () => {
+test('pair, select a frame, generate, and get every layer back as a positioned image node', { timeout: 180_000 }, async () => {
   const s = await browser.open([POSTER, CARD, LONE_TEXT]);
   try {
-    await pair(s, bridge.url, TOKEN);
+    await pair(s, bridgeUrl, TOKEN);
     await waitForStatus(s, 'paired');
     await s.ui.getByText(/Tiny test model/).waitFor();
 
@@ -114,10 +131,12 @@ test('pair, select a frame, generate, and get every layer back as a positioned i
     await s.ui.locator('img.thumb').waitFor();
 
     const dump = await s.dump();
+    const page = dump.pages[0];
     const name = resultFrameName('Poster', DEFAULT_SEED);
-    const inserted = dump.page.find((n) => n.name === name);
-    assert.ok(inserted, `a frame named ${name}; page has ${dump.page.map((n) => n.name).join(', ')}`);
-    assert.deepEqual([inserted.x, inserted.y, inserted.width, inserted.height], [POSTER.x + POSTER.width + FRAME_GAP, POSTER.y, 800, 600]);
+    const inserted = page.find((n) => n.name === name);
+    assert.ok(inserted, `a frame named ${name}; page has ${page.map((n) => n.name).join(', ')}`);
+    // Right of the poster, past the loose text that sits where the gap would be (900..1000).
+    assert.deepEqual([inserted.x, inserted.y, inserted.width, inserted.height], [LONE_TEXT.x + LONE_TEXT.width + FRAME_GAP, POSTER.y, 800, 600]);
     assert.deepEqual(
       inserted.children.map((c) => c.name),
       ['Background', 'Sky', 'Sun', 'Badge', 'Title', 'Merged preview'],
@@ -125,19 +144,38 @@ test('pair, select a frame, generate, and get every layer back as a positioned i
     );
     const order = [1, 2, 3, 4, 5, 0];
     const stored = await jobWithLayers(expected.regions.length);
-    inserted.children.forEach((child, k) => checkLayer(child, expected, order[k], stored, dump.images));
+    inserted.children.forEach((child, k) => checkLayer(child, expected, order[k], stored.layers, dump.images));
     assert.equal(inserted.children[0].locked, true);
     assert.equal(inserted.children.at(-1)!.visible, false);
+    // Plugin data: the frame and every layer know the job, the layer and the source node.
+    const frameData = parseResultFrameData(inserted.pluginData[RESULT_FRAME_KEY] ?? '');
+    assert.equal(frameData?.jobId, stored.jobId);
+    assert.equal(frameData?.sourceNodeId, POSTER.id);
+    assert.match(frameData?.model ?? '', /^tiny/);
+    inserted.children.forEach((child, k) => {
+      const data = parseLayerNodeData(child.pluginData[LAYER_NODE_KEY] ?? '');
+      assert.equal(data?.jobId, stored.jobId);
+      assert.equal(data?.index, order[k]);
+      assert.equal(data?.sourceNodeId, expected.regions[order[k]].nodeId);
+    });
+    // Streamed: one UI -> main message per layer; the insert itself carries hashes, not PNGs.
+    const layerMessages = dump.uiMessages.filter((m) => m.type === 'layer-image');
+    assert.equal(layerMessages.length, expected.regions.length);
+    const insertMessage = dump.uiMessages.find((m) => m.type === 'insert');
+    assert.ok(insertMessage && insertMessage.bytes < 8000, `insert message ${insertMessage?.bytes} bytes`);
+    const biggestPng = Math.max(...[...stored.layers.values()].map((b) => b.length));
+    assert.ok(Math.max(...dump.uiMessages.map((m) => m.bytes)) < biggestPng + 1000, 'no message holds more than one PNG');
     // The source is untouched; the new frame is selected and in view; one undo step; a notice.
-    const source = dump.page.find((n) => n.id === POSTER.id)!;
+    const source = page.find((n) => n.id === POSTER.id)!;
     assert.equal(source.children.length, POSTER.children!.length);
     assert.deepEqual(dump.selection, [inserted.id]);
-    assert.deepEqual(dump.scrolledTo.at(-1), [inserted.id]);
+    assert.deepEqual(dump.scrolledTo.at(-1), [inserted.id], 'scrolled: the frame was off-screen');
     assert.equal(dump.undoCommits, 2);
     assert.deepEqual(dump.notifications.at(-1), { message: `Inserted “${name}”: 4 layers (tiny test model: noise)`, error: false });
 
-    // The new frame is selected, so the UI now shows its layout: one box per inserted layer.
-    await s.ui.getByTestId('layout-preview').filter({ hasText: name }).waitFor({ timeout: TIMEOUT });
+    // The new frame is selected: the UI knows it for a result, not a new source to generate from.
+    await s.ui.getByTestId('selected-result').filter({ hasText: name }).waitFor({ timeout: TIMEOUT });
+    assert.equal(await s.ui.getByTestId('layout-preview').count(), 0);
     assert.deepEqual(s.errors, []);
     await s.select([POSTER.id]); // the source again, for a screenshot with its layout and the result
     await s.ui.getByTestId('layout-preview').filter({ hasText: 'Poster · 4 layers' }).waitFor({ timeout: TIMEOUT });
@@ -150,9 +188,9 @@ test('pair, select a frame, generate, and get every layer back as a positioned i
   }
 });
 
-test('several selected frames become several jobs; a non-frame gets a message', { timeout: 60_000 }, async () => {
+test('several selected frames become several jobs; a non-frame gets a message', { timeout: 180_000 }, async () => {
   const s = await browser.open([POSTER, CARD, LONE_TEXT], {
-    'art-for-figma/settings/v1': { bridgeUrl: bridge.url, token: TOKEN, steps: 2, seedMode: 'fixed', seed: 7 },
+    'art-for-figma/settings/v1': { bridgeUrl, token: TOKEN, steps: 2, seedMode: 'fixed', seed: 7 },
   });
   try {
     await waitForStatus(s, 'paired'); // stored token: pairs on open
@@ -162,24 +200,27 @@ test('several selected frames become several jobs; a non-frame gets a message', 
     await s.ui.getByLabel('Prompt', { exact: true }).press('Control+Enter');
     await s.ui.locator('[data-testid=job-result][data-status=inserted]').nth(1).waitFor({ timeout: TIMEOUT });
     const dump = await s.dump();
-    const poster = dump.page.find((n) => n.name === resultFrameName('Poster', 7));
-    const card = dump.page.find((n) => n.name === resultFrameName('Card', 7));
-    assert.ok(poster && card, dump.page.map((n) => n.name).join(', '));
+    const page = dump.pages[0];
+    const poster = page.find((n) => n.name === resultFrameName('Poster', 7));
+    const card = page.find((n) => n.name === resultFrameName('Card', 7));
+    assert.ok(poster && card, page.map((n) => n.name).join(', '));
     assert.deepEqual([card.x, card.y], [CARD.x + CARD.width + FRAME_GAP, CARD.y], 'each result lands beside its own source');
     const cardLayout = layoutOf(CARD);
     assert.deepEqual(card.children.map((c) => c.name), ['Background', 'Photo', 'Caption', 'Merged preview']);
     const stored = await jobWithLayers(cardLayout.regions.length);
-    card.children.forEach((child, k) => checkLayer(child, cardLayout, [1, 2, 3, 0][k], stored, dump.images));
+    card.children.forEach((child, k) => checkLayer(child, cardLayout, [1, 2, 3, 0][k], stored.layers, dump.images));
+    // Both results were selected together (nobody touched the selection since Generate).
+    assert.deepEqual(new Set(dump.selection), new Set([poster.id, card.id]));
     assert.deepEqual(s.errors, []);
   } finally {
     await s.page.close();
   }
 });
 
-test('a wrong token is reported as such and nothing can be generated', { timeout: 30_000 }, async () => {
+test('a wrong token is reported as such and nothing can be generated', { timeout: 90_000 }, async () => {
   const s = await browser.open([POSTER]);
   try {
-    await pair(s, bridge.url, 'not-the-token');
+    await pair(s, bridgeUrl, 'not-the-token');
     await waitForStatus(s, 'wrong-token');
     assert.match((await s.ui.getByRole('alert').first().textContent()) ?? '', /Wrong token\. The token does not match/);
     await s.select([POSTER.id]);
@@ -190,17 +231,11 @@ test('a wrong token is reported as such and nothing can be generated', { timeout
   }
 });
 
-test('a bridge that is not running is reported with the command to start it', { timeout: 30_000 }, async () => {
-  // A port that was free a moment ago: nothing listens there.
-  const port = await new Promise<number>((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const p = (server.address() as { port: number }).port;
-      server.close(() => resolve(p));
-    });
-  });
+test('a bridge that is not running is reported with the command to start it', { timeout: 90_000 }, async () => {
+  // An address the manifest allows, with nothing listening there.
   const s = await browser.open([POSTER]);
   try {
-    await pair(s, `ws://127.0.0.1:${port}`, TOKEN);
+    await pair(s, ALLOWED_IDLE_URL, TOKEN);
     await waitForStatus(s, 'unreachable');
     assert.match((await s.ui.getByRole('alert').first().textContent()) ?? '', /No bridge is running at .*npm start/);
   } finally {
@@ -208,10 +243,28 @@ test('a bridge that is not running is reported with the command to start it', { 
   }
 });
 
-test('cancel mid-job stops the job and inserts nothing', { timeout: 60_000 }, async () => {
+test('an address the manifest does not allow is blocked, and the panel says so, not "no bridge"', { timeout: 90_000 }, async () => {
   const s = await browser.open([POSTER]);
   try {
-    await pair(s, bridge.url, TOKEN);
+    // The bridge really listens on 127.0.0.1:8767, but the manifest names only localhost; and no wss://.
+    for (const url of [`ws://127.0.0.1:${E2E_PORT}`, `wss://localhost:${E2E_PORT}`]) {
+      await pair(s, url, TOKEN);
+      await waitForStatus(s, 'blocked');
+      const alert = (await s.ui.getByRole('alert').first().textContent()) ?? '';
+      assert.match(alert, /Figma blocked .*manifest\.json/, url);
+      assert.doesNotMatch(alert, /No bridge is running/);
+    }
+    const dump = await s.dump();
+    assert.ok(dump.cspViolations.length >= 2, `the browser refused both: ${dump.cspViolations.join(', ')}`);
+  } finally {
+    await s.page.close();
+  }
+});
+
+test('cancel mid-job stops the job and inserts nothing', { timeout: 180_000 }, async () => {
+  const s = await browser.open([POSTER]);
+  try {
+    await pair(s, bridgeUrl, TOKEN);
     await waitForStatus(s, 'paired');
     await s.select([POSTER.id]);
     await s.ui.getByTestId('layout-preview').waitFor();
@@ -227,7 +280,7 @@ test('cancel mid-job stops the job and inserts nothing', { timeout: 60_000 }, as
     await s.ui.getByRole('button', { name: 'Cancel' }).click();
     await s.ui.locator('[data-testid=job-result][data-status=cancelled]').waitFor({ timeout: TIMEOUT });
     const dump = await s.dump();
-    assert.deepEqual(dump.page.map((n) => n.name), ['Poster']);
+    assert.deepEqual(dump.pages[0].map((n) => n.name), ['Poster']);
     assert.equal(dump.undoCommits, 0);
     assert.match((await s.ui.getByTestId('job-result').first().textContent()) ?? '', /Cancelled/);
   } finally {

@@ -20,7 +20,7 @@
  */
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import { BACKGROUND_LAYER, LATENT_CHANNELS, MERGED_LAYER, PACKED_CHANNELS } from '../../gpu-server/constants.ts';
+import { BACKGROUND_LAYER, LATENT_CHANNELS, MAX_LAYERS, MERGED_LAYER, PACKED_CHANNELS } from '../../gpu-server/constants.ts';
 import { loadManifest, type Manifest } from '../../gpu-server/model-folder/manifest.ts';
 import { patchesToLayerImages } from '../../gpu-server/models/transparent-decoder.ts';
 import { latentTokens, transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
@@ -28,7 +28,7 @@ import { tokenNoise } from '../../gpu-server/pipeline/noise.ts';
 import { gatherCells, scatterTokens } from '../../gpu-server/pipeline/packing.ts';
 import { ropeTables } from '../../gpu-server/pipeline/rope.ts';
 import { fluxSchedule } from '../../gpu-server/pipeline/scheduler.ts';
-import type { GenerateParams, LayerImage } from '../../gpu-server/pipeline/types.ts';
+import type { BoxTuple, GenerateParams, LayerImage, Layout } from '../../gpu-server/pipeline/types.ts';
 import { loadClipTokenizer } from '../../gpu-server/text/clip-tokenizer.ts';
 import { loadT5Tokenizer } from '../../gpu-server/text/t5-tokenizer.ts';
 
@@ -168,4 +168,17 @@ export class ReferenceGenerator {
     };
     return { layers: patchesToLayerImages(patches, layout), merged: rgb(0), background: rgb(1), tokens: x };
   }
+}
+
+/**
+ * The largest job: merged, background, then 50 children of one 16-pixel cell each, row by row
+ * (128x128 by default; 512x32 is the tiny model's 512 resolution with as few pixels).
+ */
+export function fiftyTwoLayers(width = 128, height = 128): Layout {
+  const cols = width / 16;
+  const children = Array.from({ length: MAX_LAYERS - 2 }, (_, i): BoxTuple => {
+    const x = (i % cols) * 16, y = Math.floor(i / cols) * 16;
+    return [x, y, x + 16, y + 16];
+  });
+  return { width, height, boxes: [[0, 0, width, height], [0, 0, width, height], ...children] };
 }

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
 import { build } from '../../../scripts/build.ts';
-import type { Dump } from './fake-figma-env.ts';
-import type { NodeSpec } from './scene-spec.ts';
+import type { NodeInit } from '../../plugin/fake-figma.ts';
+import type { Dump, ManifestNetwork } from './fake-figma-env.ts';
 
 export const CHROMIUM = '/usr/bin/chromium';
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -23,6 +23,8 @@ export interface Session {
   errors: string[];
   select(ids: string[]): Promise<void>;
   dump(): Promise<Dump>;
+  /** Closes the plugin window and runs the plugin again in the same document. */
+  reopen(): Promise<void>;
 }
 
 export class HarnessBrowser {
@@ -32,6 +34,7 @@ export class HarnessBrowser {
     private readonly harnessJs: string,
     private readonly pluginJs: string,
     private readonly uiHtml: string,
+    private readonly network: ManifestNetwork,
   ) {}
 
   static async launch(): Promise<HarnessBrowser> {
@@ -46,10 +49,12 @@ export class HarnessBrowser {
       target: 'es2020',
       logLevel: 'warning',
     });
-    const [pluginJs, uiHtml] = await Promise.all([
+    const [pluginJs, uiHtml, manifest] = await Promise.all([
       readFile(join(root, 'dist/plugin.js'), 'utf8'),
       readFile(join(root, 'dist/ui.html'), 'utf8'),
+      readFile(join(root, 'manifest.json'), 'utf8'),
     ]);
+    const network = (JSON.parse(manifest) as { networkAccess: ManifestNetwork }).networkAccess;
     const profile = await mkdtemp(join(tmpdir(), 'art-e2e-chromium-'));
     // A fresh profile per run; Playwright takes it as the persistent context's directory.
     const browser = await chromium.launchPersistentContext(profile, {
@@ -66,33 +71,39 @@ export class HarnessBrowser {
         '--disable-sync',
       ],
     });
-    return new HarnessBrowser(browser, profile, harness.outputFiles[0].text, pluginJs, uiHtml);
+    return new HarnessBrowser(browser, profile, harness.outputFiles[0].text, pluginJs, uiHtml, network);
   }
 
-  /** A fresh page with the scene, the plugin running and its UI shown. */
-  async open(scene: NodeSpec[], stored: Record<string, unknown> = {}): Promise<Session> {
+  /** A fresh page with the scene (one list of nodes per page), the plugin running and its UI shown. */
+  async open(scene: NodeInit[] | NodeInit[][], stored: Record<string, unknown> = {}): Promise<Session> {
+    const pages = (scene.length > 0 && Array.isArray(scene[0]) ? scene : [scene]) as NodeInit[][];
     const page = await this.browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.setContent('<!doctype html><html><body style="margin:0"><div id="host"></div></body></html>');
     await page.addScriptTag({ content: this.harnessJs });
     await page.evaluate(
-      ([s, st]) => {
-        const w = window as unknown as { harness: unknown; installFakeFigma: (a: unknown, b: unknown) => unknown };
-        w.harness = w.installFakeFigma(s, st);
+      ([s, st, n]) => {
+        const w = window as unknown as { harness: unknown; installFakeFigma: (a: unknown, b: unknown, c: unknown) => unknown };
+        w.harness = w.installFakeFigma(s, st, n);
       },
-      [scene, stored] as const,
+      [pages, stored, this.network] as const,
     );
     await page.addScriptTag({ content: `var __html__ = ${JSON.stringify(this.uiHtml).replace(/<\//g, '<\\/')};` });
     await page.addScriptTag({ content: this.pluginJs });
     if (errors.length) throw new Error(`the plugin failed to start: ${errors.join('; ')}`);
-    type W = { harness: { select(ids: string[]): void; dump(): Dump } };
+    type W = { harness: { select(ids: string[]): void; dump(): Dump; close(): void } };
+    const pluginJs = this.pluginJs;
     return {
       page,
       errors,
       ui: page.frameLocator('#plugin-ui'),
       select: (ids) => page.evaluate((i) => (window as unknown as W).harness.select(i), ids),
       dump: () => page.evaluate(() => (window as unknown as W).harness.dump()),
+      async reopen() {
+        await page.evaluate(() => (window as unknown as W).harness.close());
+        await page.addScriptTag({ content: pluginJs });
+      },
     };
   }
 

@@ -1,46 +1,23 @@
 /**
- * Stands in for Figma in the browser: a global `figma` with the API plugin/main.ts uses, the
- * plugin UI in a sandboxed iframe (opaque origin, so the bridge sees `Origin: null` as from
- * Figma) and Figma's postMessage wiring between the two. Created nodes are the typed fakes of
- * test/plugin/fake-figma.ts; `window.harness` lets the test drive and inspect the scene.
+ * Stands in for Figma in the browser: a global `figma` over the fake document of
+ * test/plugin/fake-figma.ts, the plugin UI in a sandboxed iframe (opaque origin, so the bridge sees
+ * `Origin: null` as from Figma) and Figma's postMessage wiring between the two. `window.harness`
+ * lets the test drive and inspect the scene.
+ *
+ * Network access follows the manifest as Figma enforces it: "if your plugin makes a network
+ * request to a domain that is not specified in the list of permitted domains, that request is
+ * blocked", and Figma "blocks the requests and throws content-security policy (CSP) errors"
+ * (developers.figma.com, Version 1 Update 66, networkAccess). A development plugin may also reach
+ * `devAllowedDomains` (developers.figma.com/docs/plugins/manifest). The UI document gets the same
+ * kind of policy: a Content-Security-Policy `connect-src` of exactly those entries.
  */
-import { FakeFrame, FakeParent, FakeRect, FakeScene } from '../../plugin/fake-figma.ts';
-import { toPlain, type NodeSpec } from './scene-spec.ts';
+import { FakeDocument, FakeNode, PLUGIN_ID, type NodeInit } from '../../plugin/fake-figma.ts';
 
 type Listener = () => void;
 
-/** A node of the designer's document, built from a spec; read by plugin/read-scene.ts. */
-class SourceNode {
-  readonly id: string;
-  readonly type: string;
-  name: string;
-  visible: boolean;
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-  declare characters?: string;
-  declare children?: SourceNode[];
-  absoluteBoundingBox: { x: number; y: number; width: number; height: number } | null;
-  parent: unknown = null;
-
-  constructor(spec: NodeSpec, originX: number, originY: number) {
-    const plain = toPlain(spec, originX, originY);
-    this.id = spec.id;
-    this.type = spec.type;
-    this.name = spec.name;
-    this.visible = spec.visible ?? true;
-    this.x = spec.x;
-    this.y = spec.y;
-    this.width = spec.width;
-    this.height = spec.height;
-    this.absoluteBoundingBox = plain.bounds;
-    if (spec.characters !== undefined) this.characters = spec.characters;
-    if (spec.children) {
-      this.children = spec.children.map((c) => new SourceNode(c, originX + spec.x, originY + spec.y));
-      for (const c of this.children) c.parent = this;
-    }
-  }
+export interface ManifestNetwork {
+  allowedDomains: string[];
+  devAllowedDomains?: string[];
 }
 
 export interface DumpedNode {
@@ -54,16 +31,21 @@ export interface DumpedNode {
   visible: boolean;
   locked: boolean;
   imageHashes: string[];
+  scaleModes: string[];
+  pluginData: Record<string, string>;
   children: DumpedNode[];
 }
 
 export interface Dump {
-  page: DumpedNode[];
+  pages: DumpedNode[][];
   images: Record<string, string>;
   notifications: { message: string; error: boolean }[];
   undoCommits: number;
   selection: string[];
   scrolledTo: string[][];
+  /** Every UI -> main message's type and its structured-clone size in bytes (PNG bytes counted). */
+  uiMessages: { type: string; bytes: number }[];
+  cspViolations: string[];
 }
 
 function base64(bytes: Uint8Array): string {
@@ -72,37 +54,46 @@ function base64(bytes: Uint8Array): string {
   return btoa(s);
 }
 
-export function installFakeFigma(specs: NodeSpec[], stored: Record<string, unknown> = {}) {
-  const scene = new FakeScene();
-  const page = new FakeParent() as FakeParent & { children: Array<FakeFrame | SourceNode> };
-  const sources = new Map<string, SourceNode>();
-  const index = (n: SourceNode) => {
-    sources.set(n.id, n);
-    n.children?.forEach(index);
-  };
-  for (const spec of specs) {
-    const node = new SourceNode(spec, 0, 0);
-    node.parent = page;
-    page.children.push(node);
-    index(node);
-  }
+/** The connect-src policy Figma derives from the manifest's network access (a dev plugin: both lists). */
+export function connectSrc(network: ManifestNetwork): string {
+  const entries = [...network.allowedDomains, ...(network.devAllowedDomains ?? [])].filter((d) => d !== 'none');
+  return `connect-src ${entries.length ? entries.join(' ') : "'none'"}`;
+}
 
-  let selection: unknown[] = [];
-  const selectionListeners: Listener[] = [];
-  const storage = new Map<string, unknown>(Object.entries(stored));
+function messageBytes(value: unknown): number {
+  if (value instanceof Uint8Array) return value.byteLength;
+  if (Array.isArray(value)) return value.reduce((n: number, v) => n + messageBytes(v), 0);
+  if (value && typeof value === 'object') return Object.values(value).reduce((n: number, v) => n + messageBytes(v), 0);
+  return typeof value === 'string' ? value.length : 8;
+}
+
+export function installFakeFigma(pages: NodeInit[][], stored: Record<string, unknown>, network: ManifestNetwork) {
+  const doc = new FakeDocument(pages, stored);
   const notifications: Dump['notifications'] = [];
-  const scrolledTo: string[][] = [];
+  const uiMessages: Dump['uiMessages'] = [];
+  const cspViolations: string[] = [];
   let iframe: HTMLIFrameElement | null = null;
   let onmessage: ((message: unknown) => void) | undefined;
+  let closeListeners: Listener[] = [];
 
   window.addEventListener('message', (event) => {
     if (!iframe || event.source !== iframe.contentWindow) return;
-    const data = event.data as { pluginMessage?: unknown };
-    if (data && 'pluginMessage' in data) onmessage?.(data.pluginMessage);
+    const data = event.data as { pluginMessage?: { type?: string }; csp?: string };
+    if (data && typeof data.csp === 'string') cspViolations.push(data.csp);
+    if (data && 'pluginMessage' in data) {
+      uiMessages.push({ type: String(data.pluginMessage?.type), bytes: messageBytes(data.pluginMessage) });
+      onmessage?.(data.pluginMessage);
+    }
   });
 
   const figma = {
     mixed: Symbol('mixed'),
+    get skipInvisibleInstanceChildren() {
+      return doc.skipInvisibleInstanceChildren;
+    },
+    set skipInvisibleInstanceChildren(v: boolean) {
+      doc.skipInvisibleInstanceChildren = v;
+    },
     showUI(html: string, options: { width?: number; height?: number } = {}) {
       iframe = document.createElement('iframe');
       iframe.id = 'plugin-ui';
@@ -110,12 +101,15 @@ export function installFakeFigma(specs: NodeSpec[], stored: Record<string, unkno
       iframe.setAttribute('sandbox', 'allow-scripts allow-forms');
       iframe.style.width = `${options.width ?? 300}px`;
       iframe.style.height = `${options.height ?? 200}px`;
-      iframe.srcdoc = html;
+      const policy = `<meta http-equiv="Content-Security-Policy" content="${connectSrc(network)}">`;
+      // The harness hears of blocked connections (for the test's record, not the plugin's).
+      const report = `<script>document.addEventListener('securitypolicyviolation',e=>parent.postMessage({csp:e.blockedURI},'*'))<\/script>`;
+      iframe.srcdoc = html.replace('<head>', `<head>${policy}${report}`);
       document.getElementById('host')!.appendChild(iframe);
     },
     ui: {
       postMessage(message: unknown) {
-        iframe?.contentWindow?.postMessage({ pluginMessage: message, pluginId: 'art-for-figma-local' }, '*');
+        iframe?.contentWindow?.postMessage({ pluginMessage: message, pluginId: PLUGIN_ID }, '*');
       },
       set onmessage(handler: ((message: unknown) => void) | undefined) {
         onmessage = handler;
@@ -125,49 +119,31 @@ export function installFakeFigma(specs: NodeSpec[], stored: Record<string, unkno
       },
     },
     on(event: string, listener: Listener) {
-      if (event === 'selectionchange') selectionListeners.push(listener);
+      if (event === 'selectionchange') doc.onSelectionChange(listener);
+      if (event === 'close') closeListeners.push(listener);
     },
-    currentPage: {
-      get selection() {
-        return selection;
-      },
-      set selection(nodes: unknown[]) {
-        selection = [...nodes];
-        queueMicrotask(() => selectionListeners.forEach((l) => l()));
-      },
-      appendChild: (child: FakeFrame) => page.appendChild(child),
+    get currentPage() {
+      return doc.currentPage;
     },
-    async getNodeByIdAsync(id: string) {
-      return sources.get(id) ?? page.children.find((c) => c.id === id) ?? null;
-    },
-    clientStorage: {
-      async getAsync(key: string) {
-        return structuredClone(storage.get(key));
-      },
-      async setAsync(key: string, value: unknown) {
-        storage.set(key, structuredClone(value));
-      },
-    },
+    getNodeByIdAsync: (id: string) => doc.getNodeByIdAsync(id),
+    clientStorage: doc.clientStorage,
     notify(message: string, options: { error?: boolean } = {}) {
       notifications.push({ message, error: !!options.error });
       return { cancel() {} };
     },
-    viewport: {
-      center: { x: 0, y: 0 },
-      scrollAndZoomIntoView(nodes: Array<{ id: string }>) {
-        scrolledTo.push(nodes.map((n) => n.id));
-      },
-    },
-    createFrame: () => scene.createFrame(),
-    createRectangle: () => scene.createRectangle(),
-    createImage: (bytes: Uint8Array) => scene.createImage(bytes),
-    commitUndo: () => scene.commitUndo(),
+    viewport: doc.viewport,
+    createFrame: () => doc.createFrame(),
+    createRectangle: () => doc.createRectangle(),
+    createImage: (bytes: Uint8Array) => doc.createImage(bytes),
+    getImageByHash: (hash: string) => doc.getImageByHash(hash),
+    commitUndo: () => doc.commitUndo(),
   };
   (window as unknown as { figma: unknown }).figma = figma;
 
-  const dumpNode = (n: FakeFrame | FakeRect | SourceNode): DumpedNode => {
-    const fills = 'fills' in n && Array.isArray(n.fills) ? (n.fills as Array<{ type: string; imageHash?: string }>) : [];
-    const children = 'children' in n && n.children ? (n.children as Array<FakeFrame | FakeRect | SourceNode>) : [];
+  const dumpNode = (n: FakeNode): DumpedNode => {
+    const fills = Array.isArray(n.fills) ? (n.fills as Array<{ type: string; imageHash?: string; scaleMode?: string }>) : [];
+    const pluginData: Record<string, string> = {};
+    for (const k of n.getPluginDataKeys()) pluginData[k] = n.getPluginData(k);
     return {
       id: n.id,
       type: n.type,
@@ -176,28 +152,48 @@ export function installFakeFigma(specs: NodeSpec[], stored: Record<string, unkno
       y: n.y,
       width: n.width,
       height: n.height,
-      visible: 'visible' in n ? n.visible : true,
-      locked: 'locked' in n ? n.locked : false,
+      visible: n.visible,
+      locked: n.locked,
       imageHashes: fills.filter((f) => f.type === 'IMAGE').map((f) => f.imageHash ?? ''),
-      children: children.map(dumpNode),
+      scaleModes: fills.filter((f) => f.type === 'IMAGE').map((f) => f.scaleMode ?? ''),
+      pluginData,
+      children: n.loaded ? n.children.map(dumpNode) : [],
     };
   };
 
   return {
     select(ids: string[]) {
-      figma.currentPage.selection = ids.map((id) => sources.get(id) ?? page.children.find((c) => c.id === id));
+      doc.currentPage.selection = ids.map((id) => doc.node(id));
     },
+    /** The plugin window closes: Figma ends the plugin (the page is then dropped by the test). */
+    close() {
+      closeListeners.forEach((l) => l());
+      closeListeners = [];
+      doc.removeListeners();
+      iframe?.remove();
+      iframe = null;
+      onmessage = undefined;
+    },
+    storage: () => doc.clientStorage.keysAsync(),
     dump(): Dump {
       const images: Record<string, string> = {};
-      scene.images.forEach((bytes, hash) => (images[hash] = base64(bytes)));
+      doc.images.forEach((image, hash) => (images[hash] = base64(image.bytes)));
       return {
-        page: page.children.map(dumpNode),
+        pages: doc.pages.map((p) => (p.loaded ? p.children.map(dumpNode) : [])),
         images,
         notifications,
-        undoCommits: scene.events.filter((e) => e === 'commitUndo').length,
-        selection: (selection as Array<{ id: string }>).map((n) => n.id),
-        scrolledTo,
+        undoCommits: doc.undoCommits,
+        selection: doc.currentPage.selection.map((n) => n.id),
+        scrolledTo: doc.viewport.scrolledTo,
+        uiMessages,
+        cspViolations,
       };
+    },
+    /** clientStorage as JSON, to carry into the next "launch" of the plugin. */
+    async stored(): Promise<Record<string, unknown>> {
+      const out: Record<string, unknown> = {};
+      for (const k of await doc.clientStorage.keysAsync()) out[k] = await doc.clientStorage.getAsync(k);
+      return out;
     },
   };
 }

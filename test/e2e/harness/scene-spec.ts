@@ -3,22 +3,19 @@
  * from it, and the test builds the same plain tree to compute the layout it expects.
  */
 import type { PlainNode, Rect } from '../../../plugin/scene.ts';
+import type { NodeInit } from '../../plugin/fake-figma.ts';
 
-export interface NodeSpec {
+/** A fake-Figma node (test/plugin/fake-figma.ts) with the fields the expectations need spelled out. */
+export type NodeSpec = Omit<NodeInit, 'children'> & {
   id: string;
-  type: string;
   name: string;
   /** Position relative to the parent, and unrotated size. */
   x: number;
   y: number;
   width: number;
   height: number;
-  /** Degrees, counter-clockwise around the top-left corner as in Figma. */
-  rotation?: number;
-  visible?: boolean;
-  characters?: string;
   children?: NodeSpec[];
-}
+};
 
 /** Axis-aligned bounds of a node rotated around its top-left corner, in absolute coordinates. */
 export function absoluteBounds(spec: NodeSpec, originX: number, originY: number): Rect {

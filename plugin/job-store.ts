@@ -1,0 +1,116 @@
+/**
+ * Jobs that outlive the plugin window. At `queued` the UI hands the main thread what inserting
+ * needs (job id, request id, the source frame's layout with its regions and scale, seed, prompt);
+ * it is kept in figma.clientStorage, so after the window closes and opens again the plugin can
+ * fetch the finished job from the bridge and insert it, once: inserted jobs are marked.
+ *
+ * clientStorage holds 5 MB per plugin in all (Figma, Version 1 Update 109: "The total client
+ * storage limit is now 5 MB"), shared with the settings, so the list is bounded by count and by
+ * size, oldest dropped first. Stored data may be damaged or from another version: every entry is
+ * checked on load and anything unusable is dropped.
+ */
+import type { FrameLayout } from './layout.ts';
+import type { SettingsStore } from './settings.ts';
+
+export const JOBS_KEY = 'art-for-figma/jobs/v1';
+/** Most jobs remembered; a designer rarely has more in flight or uninserted. */
+export const MAX_STORED_JOBS = 40;
+/** Most characters of JSON the list may take (a 52-layer layout is ~8 kB): 1 MB of the 5 MB. */
+export const MAX_STORED_CHARS = 1_000_000;
+
+export interface StoredJob {
+  jobId: string;
+  requestId: string;
+  /** The layout the job was generated from: source frame id and name, regions, scale. */
+  layout: FrameLayout;
+  seed: number;
+  prompt: string;
+  /** ms since the epoch, when the bridge queued it. */
+  queuedAt: number;
+  /** The result frame's id once inserted; null while not. */
+  insertedFrameId: string | null;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isBox = (v: unknown) => Array.isArray(v) && v.length === 4 && v.every(isNumber);
+
+function isFrameLayout(v: unknown): v is FrameLayout {
+  if (!isObject(v) || !isString(v.frameId) || !isString(v.frameName)) return false;
+  if (![v.frameWidth, v.frameHeight, v.scaleX, v.scaleY].every((n) => isNumber(n) && n > 0)) return false;
+  const layout = v.layout;
+  if (!isObject(layout) || !isNumber(layout.width) || !isNumber(layout.height) || !Array.isArray(layout.boxes)) return false;
+  if (!Array.isArray(v.regions) || v.regions.length < 2 || v.regions.length !== layout.boxes.length) return false;
+  if (!Array.isArray(v.skipped)) return false;
+  return v.regions.every(
+    (r: unknown) => isObject(r) && (r.nodeId === null || isString(r.nodeId)) && isString(r.name) && isBox(r.box),
+  );
+}
+
+function isStoredJob(v: unknown): v is StoredJob {
+  return (
+    isObject(v) &&
+    isString(v.jobId) &&
+    isString(v.requestId) &&
+    isFrameLayout(v.layout) &&
+    isNumber(v.seed) &&
+    isString(v.prompt) &&
+    isNumber(v.queuedAt) &&
+    (v.insertedFrameId === null || isString(v.insertedFrameId))
+  );
+}
+
+/** The usable entries of whatever was stored (nothing, another version, damage). */
+export function normalizeJobs(raw: unknown): StoredJob[] {
+  return Array.isArray(raw) ? raw.filter(isStoredJob) : [];
+}
+
+/** Drops the oldest entries until the list fits both bounds. */
+function bounded(jobs: StoredJob[]): StoredJob[] {
+  const kept = [...jobs].sort((a, b) => a.queuedAt - b.queuedAt);
+  while (kept.length > MAX_STORED_JOBS) kept.shift();
+  while (kept.length > 0 && JSON.stringify(kept).length > MAX_STORED_CHARS) kept.shift();
+  return kept;
+}
+
+/** Adds or replaces (same job id) an entry. */
+export function withJob(jobs: readonly StoredJob[], job: StoredJob): StoredJob[] {
+  return bounded([...jobs.filter((j) => j.jobId !== job.jobId), job]);
+}
+
+export function withInserted(jobs: readonly StoredJob[], jobId: string, frameId: string): StoredJob[] {
+  return jobs.map((j) => (j.jobId === jobId ? { ...j, insertedFrameId: frameId } : j));
+}
+
+export function withoutJob(jobs: readonly StoredJob[], jobId: string): StoredJob[] {
+  return jobs.filter((j) => j.jobId !== jobId);
+}
+
+/**
+ * The list in clientStorage. Changes are applied one after another (each reads what the last
+ * wrote), so two messages handled close together cannot lose each other's update. A failed write
+ * (quota) is reported to the caller and leaves the last good list stored.
+ */
+export class JobStore {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly storage: SettingsStore) {}
+
+  async list(): Promise<StoredJob[]> {
+    await this.queue.catch(() => undefined);
+    return normalizeJobs(await this.storage.getAsync(JOBS_KEY));
+  }
+
+  update(change: (jobs: StoredJob[]) => StoredJob[]): Promise<StoredJob[]> {
+    const run = this.queue
+      .catch(() => undefined)
+      .then(async () => {
+        const next = change(normalizeJobs(await this.storage.getAsync(JOBS_KEY)));
+        await this.storage.setAsync(JOBS_KEY, next);
+        return next;
+      });
+    this.queue = run;
+    return run;
+  }
+}
