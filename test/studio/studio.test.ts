@@ -92,11 +92,11 @@ test('welcome and /health list the models and workers; a job for the other model
   assert.equal(welcome.model, 'fake', 'the default model comes first');
   assert.deepEqual(welcome.models.map((m) => m.model), ['fake', 'other']);
 
-  const health = (await (await fetch(`http://127.0.0.1:${door.bridge.port}/health`)).json()) as {
-    runner: string;
-    workers: { name: string; model: string; provider: string; busy: boolean }[];
-    redis: { connected: boolean; address: string };
-  };
+  type Health = { runner: string; workers: { name: string; model: string; provider: string; busy: boolean }[]; redis: { connected: boolean; address: string } };
+  const read = async () => (await (await fetch(`http://127.0.0.1:${door.bridge.port}/health`)).json()) as Health;
+  // Worker records are heartbeats: the last job's "busy" clears within a heartbeat.
+  await waitFor(async () => (await read()).workers.every((w) => !w.busy), 'the workers to be idle in /health');
+  const health = await read();
   assert.equal(health.runner, 'queue');
   assert.equal(health.redis.connected, true);
   assert.doesNotMatch(JSON.stringify(health), new RegExp(REDIS_PASSWORD), '/health never shows the Redis password');
@@ -144,6 +144,10 @@ test('cancel reaches the worker running the job and stops it between steps; that
   const jobId = await jobIdOf(client, 'c1');
   await client.next((m) => m.type === 'progress' && m.jobId === jobId && m.step >= 2, 20_000);
   const worker = starts(door.log).find((s) => s.jobId === jobId)?.worker;
+  await waitFor(async () => {
+    const h = (await (await fetch(`http://127.0.0.1:${door.bridge.port}/health`)).json()) as { workers: { name: string; busy: boolean }[] };
+    return h.workers.some((w) => w.name === worker && w.busy);
+  }, `/health to show ${worker} busy`);
   const sentAt = Date.now();
   client.send({ type: 'cancel', jobId });
   const end = await client.next((m) => (m.type === 'error' || m.type === 'done') && 'jobId' in m && m.jobId === jobId, 20_000);
