@@ -5,7 +5,8 @@
  * Options (beside modelDir/provider): stepMs, loadMs, decodeMs (with it the fake hands its layers
  * over through `onLayers` first, then waits that long without holding its thread, as onnxruntime's
  * VAE run does, then reports decode progress and returns). A prompt containing "FAIL" throws; one
- * containing "CRASH" kills the worker thread (as a native crash in onnxruntime would).
+ * containing "CRASH" kills the worker thread (as a native crash in onnxruntime would); one
+ * containing "NOISE" makes incompressible pixels (PNGs as large as real photos, for memory tests).
  */
 import type { ArtPipeline, GenerateParams, GenerateOptions, GenerateResult, LayerImage } from '../../gpu-server/pipeline/types.ts';
 import { MAX_LAYERS, PACKED_CHANNELS } from '../../gpu-server/constants.ts';
@@ -59,6 +60,15 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
         const rgba = new Uint8Array(width * height * 4);
         for (let y = 0; y < height; y++)
           for (let x = 0; x < width; x++) rgba.set(fakePixel(params.seed, index, x, y), (y * width + x) * 4);
+        if (params.prompt.includes('NOISE')) {
+          let state = (params.seed * 2654435761 + index * 40503 + 1) >>> 0;
+          for (let i = 0; i < rgba.length; i++) {
+            state = (state ^ (state << 13)) >>> 0;
+            state = (state ^ (state >>> 17)) >>> 0;
+            state = (state ^ (state << 5)) >>> 0;
+            rgba[i] = state & 255;
+          }
+        }
         return { index, box, width, height, rgba };
       });
       if (options.decodeMs !== undefined) {
