@@ -1,15 +1,16 @@
 /**
  * The job lifecycle: queue a generate request, start jobs in fair order as the runner has idle
- * pipelines for them, forward their progress and previews, store each result before delivering
- * it, cancel, and replay stored jobs on `fetch`. Knows nothing of sockets (it talks to
+ * pipelines for them, forward their progress, previews and layers (each as soon as it is
+ * encoded: layer-feed.ts), store each result before `done`, cancel, and replay stored jobs on `fetch`. Knows nothing of sockets (it talks to
  * `Subscriber`s) nor of where jobs run (it talks to a `JobRunner`).
  */
 import { randomUUID } from 'node:crypto';
 import { MERGED_LAYER } from '../gpu-server/constants.ts';
 import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader, type BridgeMessage, type GenerateMessage, type Timings } from './protocol.ts';
+import { doneMessage, LayerFeed, layerMessage } from './layer-feed.ts';
 import { JobQueue } from './queue.ts';
-import { JobStore, type JobManifest, type StoredLayer } from './job-store.ts';
+import { JobStore, type JobManifest, type LayerPng, type StoredLayer } from './job-store.ts';
 import { JobAborted, type JobRun, type JobRunner } from './runner.ts';
 import { shouldSendProgress, type LastSent } from './progress-throttle.ts';
 
@@ -60,6 +61,8 @@ interface Job {
   run?: JobRun;
   cancelRequested: boolean;
   lastProgress?: LastSent;
+  /** Its layers on their way to the subscribers, from when it starts running. */
+  feed?: LayerFeed;
 }
 
 export class Jobs {
@@ -165,7 +168,7 @@ export class Jobs {
         message: `job ${jobId} is not queued or running (finished, cancelled, or never existed)`,
         jobId,
       });
-    job.subscribers.add(client);
+    this.follow(job, client);
     if (this.queue.remove(jobId)) {
       this.active.delete(jobId);
       broadcast(job, { type: 'error', code: 'cancelled', message: 'job cancelled before it started', requestId: job.requestId, jobId });
@@ -180,9 +183,10 @@ export class Jobs {
     const active = this.active.get(jobId);
     if (active) {
       // Still waiting or running: follow it from here on. The request id is the submitter's, not sent.
-      active.subscribers.add(client);
       const position = this.queue.position(jobId) ?? 0;
-      return client.send({ type: 'queued', jobId, position });
+      client.send({ type: 'queued', jobId, position });
+      this.follow(active, client);
+      return;
     }
     const manifest = await this.store.manifest(jobId);
     if (!manifest)
@@ -194,6 +198,19 @@ export class Jobs {
       return frame;
     };
     await deliver(client, manifest, frameOf, true);
+  }
+
+  /** Adds a subscriber; once the job runs, it is sent every layer so far, then the rest as they come. */
+  private follow(job: Job, client: Subscriber): void {
+    if (job.subscribers.has(client)) return;
+    job.subscribers.add(client);
+    if (job.feed) this.track(job.feed.follow(client));
+  }
+
+  /** Keeps a delivery in `deliveries` until it ends (shutdown waits for them). */
+  private track(sending: Promise<void>): void {
+    const tracked = sending.catch((error: unknown) => this.options.log(`delivering a job failed: ${String(error)}`)).finally(() => this.deliveries.delete(tracked));
+    this.deliveries.add(tracked);
   }
 
   /** A disconnect does not cancel: the job runs on and is stored for `fetch`. */
@@ -268,6 +285,10 @@ export class Jobs {
     if (job.lastPosition !== 0) broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position: 0 });
     job.lastPosition = 0;
     const startedAt = Date.now();
+    // Each layer goes out as soon as it is encoded, to every subscriber at its own pace; `done` once stored.
+    const feed = new LayerFeed(job.id);
+    job.feed = feed;
+    for (const c of job.subscribers) this.track(feed.follow(c));
     try {
       const onProgress = (progress: Progress) => {
         const now = Date.now();
@@ -280,10 +301,13 @@ export class Jobs {
         job.subscribers.forEach((c) => c.sendFrame(frame));
       };
       const onNote = (note: string) => broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position: 0, note });
-      job.run = this.runner.start({ jobId: job.id, model: job.model, params: job.params }, { onProgress, onPreview, onNote });
+      const onLayer = (layer: LayerPng) => feed.push(layer);
+      job.run = this.runner.start({ jobId: job.id, model: job.model, params: job.params }, { onProgress, onPreview, onNote, onLayer });
       if (job.cancelRequested) job.run.cancel();
       const result = await job.run.result;
       if (job.cancelRequested) throw new JobAborted('cancelled after the last step');
+      // Layers a runner did not stream go out now, in index order.
+      for (const layer of result.layers) if (!feed.has(layer.index)) feed.push(layer);
       const finished = Date.now();
       const timings: Timings = { ...result.timings, queue: startedAt - job.queuedAt, total: finished - job.queuedAt };
       const manifest = await this.store.save(
@@ -305,24 +329,9 @@ export class Jobs {
         result.layers,
       );
       log(`job ${job.id} done in ${timings.total} ms (${result.layers.length} layers)`);
-      // Each frame is built once for all subscribers; each subscriber is sent as fast as it reads.
-      const pngs = new Map(result.layers.map((l) => [l.index, l.png]));
-      const frames = new Map<number, Uint8Array>();
-      const frameOf = async (layer: StoredLayer) => {
-        let frame = frames.get(layer.index);
-        if (!frame) {
-          frame = encodeImageFrame({ kind: 'layer', jobId: job.id, layerIndex: layer.index, png: pngs.get(layer.index) as Uint8Array });
-          frames.set(layer.index, frame);
-        }
-        return frame;
-      };
-      for (const c of job.subscribers) {
-        const sending = deliver(c, manifest, frameOf, false)
-          .catch((error: unknown) => log(`delivering job ${job.id} failed: ${String(error)}`))
-          .finally(() => this.deliveries.delete(sending));
-        this.deliveries.add(sending);
-      }
+      feed.finish(manifest);
     } catch (error) {
+      feed.abort();
       if (error instanceof JobAborted || job.cancelRequested) {
         const why = this.closing && this.options.cancelOnShutdown ? 'the bridge is shutting down' : 'cancel was requested';
         log(`job ${job.id} cancelled`);
@@ -347,7 +356,7 @@ function broadcast(job: Job, message: BridgeMessage): void {
 }
 
 /**
- * Sends a finished job: each layer's header then its PNG frame, then `done`. Waits before each
+ * Replays a stored job: each layer's header then its PNG frame, then `done`. Waits before each
  * layer until the client has read what was sent (see Subscriber.drained), so a client that does
  * not read costs at most a high-water mark of memory, never a whole job per request.
  */
@@ -356,28 +365,8 @@ async function deliver(client: Subscriber, manifest: JobManifest, frameOf: (laye
     if (!(await client.drained())) return;
     const frame = await frameOf(layer);
     if (!client.open) return;
-    client.send({
-      type: 'layer',
-      jobId: manifest.jobId,
-      index: layer.index,
-      box: layer.box,
-      width: layer.width,
-      height: layer.height,
-      bytes: frame.length - imageFrameHeaderBytes(manifest.jobId),
-    });
+    client.send(layerMessage(manifest.jobId, layer, frame));
     client.sendFrame(frame);
   }
-  client.send({
-    type: 'done',
-    jobId: manifest.jobId,
-    ...(manifest.requestId === undefined ? {} : { requestId: manifest.requestId }),
-    layerCount: manifest.layers.length,
-    seed: manifest.seed,
-    model: manifest.model,
-    provider: manifest.provider,
-    tiny: manifest.tiny,
-    promptTruncated: manifest.promptTruncated,
-    timings: manifest.timings,
-    fetched,
-  });
+  client.send(doneMessage(manifest, fetched));
 }

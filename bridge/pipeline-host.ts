@@ -6,12 +6,15 @@ import type { Worker } from 'node:worker_threads';
 import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import { startTsWorker } from './ts-worker.ts';
 import type { FromWorker, PipelineFactoryOptions, ToWorker, WorkerInit } from './worker-messages.ts';
+import type { LayerPng } from './job-store.ts';
 import { JobAborted, type JobResult } from './runner.ts';
 
 interface Pending {
   seq: number;
   onProgress: (progress: Progress) => void;
   onPreview?: (png: Uint8Array, step: number) => void;
+  onLayer?: (layer: LayerPng) => void;
+  layers: LayerPng[];
   resolve: (result: JobResult) => void;
   reject: (error: Error) => void;
 }
@@ -71,13 +74,21 @@ export class PipelineHost {
     return this.dead === undefined;
   }
 
-  /** Runs one job; `cancel(seq)` with the returned seq stops it between steps. */
-  generate(params: GenerateParams, onProgress: (p: Progress) => void, onPreview?: (png: Uint8Array, step: number) => void): { seq: number; result: Promise<JobResult> } {
+  /**
+   * Runs one job; `cancel(seq)` with the returned seq stops it between steps. `onLayer` gets each
+   * layer's PNG as soon as it is encoded (in index order); the result holds them all.
+   */
+  generate(
+    params: GenerateParams,
+    onProgress: (p: Progress) => void,
+    onPreview?: (png: Uint8Array, step: number) => void,
+    onLayer?: (layer: LayerPng) => void,
+  ): { seq: number; result: Promise<JobResult> } {
     const seq = ++this.seq;
     const result = new Promise<JobResult>((resolve, reject) => {
       if (this.dead) return reject(this.dead);
       if (this.pending) return reject(new Error('pipeline is busy (one job at a time)'));
-      this.pending = { seq, onProgress, onPreview, resolve, reject };
+      this.pending = { seq, onProgress, onPreview, onLayer, layers: [], resolve, reject };
       this.send({ type: 'generate', seq, params });
     });
     return { seq, result };
@@ -117,10 +128,18 @@ export class PipelineHost {
       case 'preview':
         if (p?.seq === m.seq) p.onPreview?.(m.png, m.step);
         break;
+      case 'layer':
+        if (p?.seq === m.seq) {
+          p.layers.push(m.layer);
+          p.onLayer?.(m.layer);
+        }
+        break;
       case 'result':
         if (p?.seq === m.seq) {
           this.pending = undefined;
-          p.resolve(m.result);
+          const { layerCount, ...rest } = m.result;
+          if (p.layers.length !== layerCount) p.reject(new Error(`the pipeline worker sent ${p.layers.length} of ${layerCount} layers`));
+          else p.resolve({ ...rest, layers: p.layers });
         }
         break;
       case 'failed':

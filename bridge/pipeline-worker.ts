@@ -1,6 +1,6 @@
 /**
- * The pipeline's thread: loads the pipeline module, runs one job at a time, encodes the layers
- * to PNG, and posts progress and results. onnxruntime holds this thread while it runs; the
+ * The pipeline's thread: loads the pipeline module, runs one job at a time, encodes each layer
+ * to PNG as soon as it is decoded, and posts progress, layers and results. onnxruntime holds this thread while it runs; the
  * bridge's event loop is never blocked by it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -8,9 +8,9 @@ import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ArtPipeline, GenerateParams } from '../gpu-server/pipeline/types.ts';
 import { encodePng, rgbToRgba } from '../gpu-server/pipeline/png.ts';
+import { LayerStream } from './layer-stream.ts';
 import { PngPool } from './png-pool.ts';
-import type { JobResult } from './runner.ts';
-import { type FromWorker, PREVIEW_INTERVAL_MS, type ToWorker, type WorkerInit } from './worker-messages.ts';
+import { type FromWorker, PREVIEW_INTERVAL_MS, type ToWorker, type WorkerInit, type WorkerResult } from './worker-messages.ts';
 
 const port = parentPort;
 if (!port) throw new Error('pipeline-worker.ts must run in a worker thread');
@@ -41,8 +41,11 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
   };
   let lastPreview = -Infinity;
   const startedAt = performance.now();
+  // Each layer is encoded and posted as soon as it is decoded, in index order (the main thread sends it on).
+  const stream = new LayerStream(pngPool, (layer) => post({ type: 'layer', seq, layer }, [layer.png.buffer as ArrayBuffer]));
   try {
     const result = await pipeline.generate(params, {
+      onLayers: (layers) => stream.add(layers),
       signal: controller.signal,
       onProgress: (progress) => {
         checkCancel();
@@ -58,24 +61,24 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
     });
     checkCancel();
     if (controller.signal.aborted) throw new DOMException('cancelled', 'AbortError');
-    const start = performance.now();
+    // A pipeline that does not stream its layers hands them all over here.
+    stream.add(result.layers);
     const encoding = (step: number) =>
-      post({ type: 'progress', seq, progress: { stage: 'encode', step, total: 1, elapsedMs: performance.now() - startedAt } });
-    encoding(0);
-    const pngs = await pngPool.encodeAll(result.layers);
-    encoding(1);
-    const layers = result.layers.map((l, i) => ({ index: l.index, box: l.box, width: l.width, height: l.height, png: pngs[i] }));
-    const encoded: JobResult = {
-      layers,
+      post({ type: 'progress', seq, progress: { stage: 'encode', step, total: result.layers.length, elapsedMs: performance.now() - startedAt } });
+    encoding(stream.sentCount);
+    const encodeMs = await stream.finish();
+    encoding(result.layers.length);
+    const done: WorkerResult = {
+      layerCount: result.layers.length,
       seed: result.seed,
       model: result.model,
       provider: result.provider,
       tiny: result.tiny,
       promptTruncated: result.promptTruncated,
-      timings: { ...result.timings, encode: (result.timings.encode ?? 0) + (performance.now() - start) },
+      timings: { ...result.timings, encode: (result.timings.encode ?? 0) + encodeMs },
       latents: result.latents,
     };
-    post({ type: 'result', seq, result: encoded }, layers.map((l) => l.png.buffer as ArrayBuffer));
+    post({ type: 'result', seq, result: done });
   } catch (error) {
     const aborted = controller.signal.aborted || (error instanceof Error && error.name === 'AbortError');
     post({ type: 'failed', seq, aborted, message: errorText(error) });
@@ -86,6 +89,7 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
 
 try {
   const pipeline = await load();
+  await pngPool.start();
   post({ type: 'ready', info: pipeline.info });
   // Jobs run one at a time; the bridge sends the next only after this one's answer.
   port.on('message', (message: ToWorker) => {

@@ -1,7 +1,7 @@
 /** One thread of the PNG pool: encodes what it is sent, answers with the PNG (transferred). */
 import { parentPort } from 'node:worker_threads';
 import { encodePng } from '../gpu-server/pipeline/png.ts';
-import type { EncodeReply, EncodeRequest } from './png-pool.ts';
+import { ENCODER_READY, type EncodeReply, type EncodeRequest } from './png-pool.ts';
 
 const port = parentPort;
 if (!port) throw new Error('png-encoder-worker.ts must run in a worker thread');
@@ -16,3 +16,4 @@ port.on('message', ({ id, width, height, rgba }: EncodeRequest) => {
     port.postMessage(reply);
   }
 });
+port.postMessage(ENCODER_READY);

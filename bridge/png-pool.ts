@@ -15,6 +15,8 @@ export interface EncodeRequest {
 }
 
 export type EncodeReply = { id: number; png: Uint8Array } | { id: number; error: string };
+/** What an encoder thread posts once, when it has loaded. */
+export const ENCODER_READY = 'ready';
 
 interface Waiting {
   resolve: (png: Uint8Array) => void;
@@ -29,6 +31,7 @@ export class PngPool {
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 0;
   private nextWorker = 0;
+  private loaded: Promise<void> = Promise.resolve();
 
   constructor(readonly size = defaultPoolSize()) {}
 
@@ -42,7 +45,7 @@ export class PngPool {
   }
 
   encode(width: number, height: number, rgba: Uint8Array): Promise<Uint8Array> {
-    this.start();
+    void this.start();
     const id = this.nextId++;
     const worker = this.workers[this.nextWorker++ % this.workers.length];
     return new Promise((resolve, reject) => {
@@ -59,14 +62,27 @@ export class PngPool {
     await Promise.all(workers.map((w) => w.terminate()));
   }
 
-  private start(): void {
-    if (this.workers.length > 0) return;
+  /**
+   * Starts the threads (encode does it on first use) and resolves when all have loaded: loading one
+   * takes a while, so the pipeline worker does this before its first job.
+   */
+  start(): Promise<void> {
+    if (this.workers.length > 0) return this.loaded;
+    const loaded: Promise<void>[] = [];
     for (let i = 0; i < this.size; i++) {
       const worker = startTsWorker(new URL('./png-encoder-worker.ts', import.meta.url));
-      worker.on('message', (reply: EncodeReply) => this.settle(reply));
+      loaded.push(
+        new Promise((resolve, reject) => {
+          worker.once('error', reject);
+          worker.on('message', (reply: EncodeReply | typeof ENCODER_READY) => (reply === ENCODER_READY ? resolve() : this.settle(reply)));
+        }),
+      );
       worker.on('error', (error) => this.failAll(new Error(`PNG encoder thread failed: ${error.message}`)));
       this.workers.push(worker);
     }
+    this.loaded = Promise.all(loaded).then(() => undefined);
+    this.loaded.catch(() => undefined);
+    return this.loaded;
   }
 
   private settle(reply: EncodeReply): void {

@@ -38,6 +38,11 @@ export interface RunEvents {
   onPreview(png: Uint8Array, step: number): void;
   /** Something the client should know about its running job, in words (e.g. it started again elsewhere). */
   onNote(note: string): void;
+  /**
+   * A layer's PNG as soon as it is ready, in index order, before the result. A runner may never
+   * call it: the job sends the result's layers it has not streamed.
+   */
+  onLayer(layer: LayerPng): void;
 }
 
 export interface JobRun {

@@ -267,6 +267,17 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     },
   );
   http.maxConnections = limits.maxSockets;
+  // Node's headersTimeout misses a socket that sends nothing, or half a request and then
+  // nothing: every socket must complete a request or an upgrade within the deadline.
+  const handshakeDeadlines = new WeakMap<Duplex, NodeJS.Timeout>();
+  const handshakeDone = (socket: Duplex) => clearTimeout(handshakeDeadlines.get(socket));
+  http.on('connection', (socket: Duplex) => {
+    const timer = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
+    timer.unref();
+    handshakeDeadlines.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  });
+  http.on('request', (req: IncomingMessage) => handshakeDone(req.socket));
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes });
 
@@ -288,6 +299,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     // Node removes its own 'error' listener before emitting 'upgrade', and ws adds one only inside
     // handleUpgrade: without this, a reset while we write a refusal is an unhandled 'error' (a crash).
     socket.on('error', () => socket.destroy());
+    handshakeDone(socket);
     if (jobs.shuttingDown) return refuse(socket, '503 Service Unavailable', SHUTDOWN_REASON);
     if (!originAllowed(req.headers.origin, options.allowOrigins)) {
       refusalLog.note(`refused a WebSocket from origin ${JSON.stringify(req.headers.origin).slice(0, 80)} (start with --allow-origin to allow it)`);

@@ -2,6 +2,7 @@
 import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import type { Provider } from '../gpu-server/constants.ts';
 import type { MemoryMode } from '../gpu-server/pipeline/memory-plan.ts';
+import type { LayerPng } from './job-store.ts';
 import type { JobResult } from './runner.ts';
 
 /** Options passed to the pipeline module's `createPipeline`; extra keys are for test doubles. */
@@ -29,12 +30,17 @@ export type ToWorker =
   | { type: 'cancel'; seq: number }
   | { type: 'dispose' };
 
+/** The worker's end of a job: the layers went ahead one by one (`layer` messages), this says how many. */
+export type WorkerResult = Omit<JobResult, 'layers'> & { layerCount: number };
+
 export type FromWorker =
   | { type: 'ready'; info: PipelineInfo }
   | { type: 'load_failed'; message: string }
   | { type: 'progress'; seq: number; progress: Progress }
   /** A small PNG of the merged image so far (throttled in the worker, see PREVIEW_INTERVAL_MS). */
   | { type: 'preview'; seq: number; step: number; png: Uint8Array }
-  | { type: 'result'; seq: number; result: JobResult }
+  /** One layer's PNG, as soon as it is encoded; layers come in index order, all before `result`. */
+  | { type: 'layer'; seq: number; layer: LayerPng }
+  | { type: 'result'; seq: number; result: WorkerResult }
   | { type: 'failed'; seq: number; aborted: boolean; message: string }
   | { type: 'disposed' };

@@ -106,7 +106,7 @@ export async function startGpuWorker(o: GpuWorkerOptions): Promise<GpuWorker> {
         report({ type: 'progress', run, progress });
       };
       const onPreview = (png: Uint8Array, step: number) => report({ type: 'preview', run, step, png: Buffer.from(png).toString('base64') });
-      state.run = runner.start({ jobId: data.jobId, model: data.model, params }, { onProgress, onPreview, onNote: () => {} });
+      state.run = runner.start({ jobId: data.jobId, model: data.model, params }, { onProgress, onPreview, onNote: () => {}, onLayer: () => {} });
       if (state.cancelled) state.run.cancel();
       const result = await state.run.result;
       if (state.cancelled) throw new JobAborted('cancelled after the last step');

@@ -164,7 +164,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     throwIfAborted(signal);
 
     progress('decode', 0, 2);
-    const decoded = await timed('decode', () => runner.decode(layout, grid, tokens, (done, total) => progress('decode', done, total)));
+    const decoded = await timed('decode', () => runner.decode(layout, grid, tokens, (done, total) => progress('decode', done, total), opts.onLayers));
     const { layers } = decoded;
     const { width, height } = layout;
     return {

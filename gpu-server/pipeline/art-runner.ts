@@ -106,11 +106,12 @@ export class ArtRunner {
   }
 
   /** Decodes denoised tokens: transparent RGBA for every layer, VAE images for merged and background. */
-  async decode(layout: Layout, grid: TokenGrid, tokens: Float32Array, onPart?: (done: number, total: number) => void): Promise<Decoded> {
+  async decode(layout: Layout, grid: TokenGrid, tokens: Float32Array, onPart?: (done: number, total: number) => void, onLayers?: (layers: LayerImage[]) => void): Promise<Decoded> {
     const latents = await this.decoderLatents(layout, grid, tokens);
     const patches = await this.transparentPatches(layout, latents);
     const layers = patchesToLayerImages(patches, layout);
     onPart?.(1, 2);
+    onLayers?.(layers);
     const [merged, background] = await this.vaeImages(layout, latents, [MERGED_LAYER, BACKGROUND_LAYER]);
     onPart?.(2, 2);
     return { latents, patches, layers, merged, background };

@@ -112,6 +112,12 @@ export interface GenerateOptions {
    * per pipeline, once.
    */
   onPreview?: (image: RgbImage, step: number) => void;
+  /**
+   * Every layer's RGBA as soon as it is decoded (before the VAE images of the merged and background
+   * layers are made), so a caller can encode and send it meanwhile. The callee may take the pixel
+   * buffers (transfer them to another thread); `GenerateResult.layers` holds the same objects.
+   */
+  onLayers?: (layers: LayerImage[]) => void;
 }
 
 export interface PipelineInfo {

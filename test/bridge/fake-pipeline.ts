@@ -2,8 +2,11 @@
  * A test double of the ART pipeline, loaded by the bridge's worker in place of the real one.
  * Deterministic RGBA of each box's size, a wait per step that holds its thread as
  * onnxruntime does, AbortSignal checked between steps, progress per step.
- * Options (beside modelDir/provider): stepMs, loadMs, model (the name it reports; default "fake"). A prompt containing "FAIL" throws; one
- * containing "CRASH" kills the worker thread (as a native crash in onnxruntime would).
+ * Options (beside modelDir/provider): model (the name it reports; default "fake"), stepMs, loadMs, decodeMs (with it the fake hands its layers
+ * over through `onLayers` first, then waits that long without holding its thread, as onnxruntime's
+ * VAE run does, then reports decode progress and returns). A prompt containing "FAIL" throws; one
+ * containing "CRASH" kills the worker thread (as a native crash in onnxruntime would); one
+ * containing "NOISE" makes incompressible pixels (PNGs as large as real photos, for memory tests).
  */
 import type { ArtPipeline, GenerateParams, GenerateOptions, GenerateResult, LayerImage } from '../../gpu-server/pipeline/types.ts';
 import { MAX_LAYERS, PACKED_CHANNELS } from '../../gpu-server/constants.ts';
@@ -16,6 +19,7 @@ export interface FakeOptions {
   provider?: 'cuda' | 'webgpu' | 'cpu';
   stepMs?: number;
   loadMs?: number;
+  decodeMs?: number;
 }
 
 /** The pixel the fake writes at (x, y) of layer `index`; tests recompute it to check results. */
@@ -58,8 +62,22 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
         const rgba = new Uint8Array(width * height * 4);
         for (let y = 0; y < height; y++)
           for (let x = 0; x < width; x++) rgba.set(fakePixel(params.seed, index, x, y), (y * width + x) * 4);
+        if (params.prompt.includes('NOISE')) {
+          let state = (params.seed * 2654435761 + index * 40503 + 1) >>> 0;
+          for (let i = 0; i < rgba.length; i++) {
+            state = (state ^ (state << 13)) >>> 0;
+            state = (state ^ (state >>> 17)) >>> 0;
+            state = (state ^ (state << 5)) >>> 0;
+            rgba[i] = state & 255;
+          }
+        }
         return { index, box, width, height, rgba };
       });
+      if (options.decodeMs !== undefined) {
+        opts.onLayers?.(layers);
+        await new Promise((resolve) => setTimeout(resolve, options.decodeMs));
+        opts.onProgress?.({ stage: 'decode', step: 1, total: 1, elapsedMs: performance.now() - start });
+      }
       const { width, height } = params.layout;
       // Latents: a function of the seed and token index, with kept layers' tokens exactly the base's (as the real loop ends).
       const grid = transformerTokens(params.layout);

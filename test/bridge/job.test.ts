@@ -13,30 +13,32 @@ before(async () => {
 });
 after(() => tb.close());
 
-test('a full job: queued, progress, one layer message + PNG frame per box, done; all stored first', async () => {
+test('a full job: queued, progress, one layer message + PNG frame per box, done; all stored before done', async () => {
   const client = await TestClient.paired(tb.url);
   const request = generateMessage('full-1', { steps: 6, seed: 11 });
   client.send(request);
   const queued = await client.next((m) => m.type === 'queued');
   assert.equal(queued.type === 'queued' && queued.requestId, 'full-1');
   const jobId = (queued as { jobId: string }).jobId;
-  // Written to the job store before anything is sent: check the disk as the first layer arrives.
-  let storedBeforeFirstLayer: boolean | undefined;
+  // Layers leave as they are encoded; the job store is complete before `done`: check the disk then.
+  let storedBeforeDone: boolean | undefined;
   client.ws.on('message', (data, isBinary) => {
-    if (storedBeforeFirstLayer === undefined && !isBinary && String(data).includes('"type":"layer"'))
-      storedBeforeFirstLayer = existsSync(join(tb.outputs, jobId, 'manifest.json'));
+    if (storedBeforeDone === undefined && !isBinary && String(data).includes('"type":"done"'))
+      storedBeforeDone = existsSync(join(tb.outputs, jobId, 'manifest.json'));
   });
   const { done, messages } = await collectJob(client, jobId);
-  assert.equal(storedBeforeFirstLayer, true);
+  assert.equal(storedBeforeDone, true);
 
   const kinds = messages.map((m) => m.type);
   const firstLayer = kinds.indexOf('layer');
   assert.ok(kinds.indexOf('progress') > 0 && kinds.indexOf('progress') < firstLayer, `order: ${kinds}`);
   assert.equal(kinds.at(-1), 'done');
-  assert.ok(kinds.slice(firstLayer).every((k) => k !== 'progress'), 'no progress after the first layer');
-  // layer, binary, layer, binary, ... then done
-  const tail = kinds.slice(firstLayer, -1);
-  assert.deepEqual(tail, request.layout.boxes.flatMap(() => ['layer', 'binary']));
+  const afterFirst = messages.slice(firstLayer);
+  assert.ok(afterFirst.every((m) => m.type !== 'progress' || m.stage === 'encode'), 'only encode progress after the first layer');
+  // layer, binary, layer, binary, ... in index order, then done
+  const tail = afterFirst.filter((m) => m.type !== 'progress').slice(0, -1);
+  assert.deepEqual(tail.map((m) => m.type), request.layout.boxes.flatMap(() => ['layer', 'binary']));
+  assert.deepEqual(tail.flatMap((m) => (m.type === 'layer' ? [m.index] : [])), request.layout.boxes.map((_, i) => i));
 
   for (const box of request.layout.boxes) {
     const index = request.layout.boxes.indexOf(box);
@@ -77,9 +79,10 @@ test('progress is throttled to about 10 a second', async () => {
   const jobId = (queued as { jobId: string }).jobId;
   const { messages, done } = await collectJob(client, jobId);
   const progress = messages.filter((m) => m.type === 'progress' && m.stage === 'denoise');
+  const layers = generateMessage('throttle').layout.boxes.length;
   const seconds = (done.type === 'done' ? (done.timings.denoise ?? 0) : 0) / 1000;
   // at most one per 100 ms, plus the first and the last step of the stage
-  assert.deepEqual(messages.filter((m) => m.type === 'progress' && m.stage === 'encode').map((m) => m.type === 'progress' && m.step), [0, 1]);
+  assert.deepEqual(messages.filter((m) => m.type === 'progress' && m.stage === 'encode').map((m) => m.type === 'progress' && [m.step, m.total]), [[0, layers], [layers, layers]]);
   assert.ok(progress.length >= 2, `saw ${progress.length}`);
   assert.ok(progress.length <= Math.floor(seconds * 10) + 2, `${progress.length} progress messages in ${seconds} s`);
   const last = progress.at(-1);

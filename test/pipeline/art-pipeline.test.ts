@@ -7,7 +7,7 @@ import { ModelFolderError } from '../../gpu-server/model-folder/manifest.ts';
 import { writeTinyModel } from '../../gpu-server/model-folder/tiny.ts';
 import { createPipeline, ParamsError } from '../../gpu-server/pipeline/art-pipeline.ts';
 import { LayoutError } from '../../gpu-server/pipeline/layout-tokens.ts';
-import type { ArtPipeline, GenerateParams, Progress } from '../../gpu-server/pipeline/types.ts';
+import type { ArtPipeline, GenerateParams, LayerImage, Progress } from '../../gpu-server/pipeline/types.ts';
 
 let root: string;
 let pipeline: ArtPipeline;
@@ -55,6 +55,21 @@ test('generate returns every layer cropped to its box, VAE images of the canvas,
   for (let i = 1; i < seen.length; i++) assert.ok(seen[i].elapsedMs >= seen[i - 1].elapsedMs);
   // Not a constant image: the random model still varies over the canvas.
   assert.ok(new Set(r.layers[2].rgba).size > 10);
+});
+
+test('onLayers hands every layer over before the VAE images are decoded, the same objects the result returns', async () => {
+  const events: string[] = [];
+  let handed: LayerImage[] = [];
+  const r = await pipeline.generate(params({ steps: 1 }), {
+    onProgress: (p) => events.push(`${p.stage}${p.step}/${p.total}`),
+    onLayers: (layers) => {
+      events.push('layers');
+      handed = layers;
+    },
+  });
+  assert.deepEqual(events.filter((e) => e === 'layers' || e.startsWith('decode')), ['decode0/2', 'decode1/2', 'layers', 'decode2/2']);
+  assert.equal(handed.length, 4);
+  handed.forEach((l, i) => assert.equal(l, r.layers[i]));
 });
 
 test('same seed, same image; another seed, another image', async () => {

@@ -1,0 +1,89 @@
+/**
+ * PNG encoders on the bridge benchmark's 52 layers (bench/sample-pipeline.ts: the official sample
+ * output resampled to 1024x1024): bytes and time of each candidate against pngjs with the Paeth
+ * filter (the project's encoder before this comparison), all in the same run. Time is the
+ * process's CPU time (every thread: sharp and @napi-rs/image encode on libuv's pool), which moves
+ * far less than wall time when other work shares the cores; wall time is printed beside it.
+ * Each candidate encodes the layers one after the other, so CPU time / layers is the cost a core pays.
+ * Run: `npm run bench -- png`.
+ */
+import { Transformer, CompressionType, FilterType } from '@napi-rs/image';
+import sharp from 'sharp';
+import { PNG } from 'pngjs';
+import { MAX_LAYERS } from '../gpu-server/constants.ts';
+import { encodePng } from '../gpu-server/pipeline/png.ts';
+import { createPipeline } from './sample-pipeline.ts';
+import { fixed, machineLine, mib, table } from './stats.ts';
+
+const SIDE = 1024;
+
+type Encode = (rgba: Uint8Array, width: number, height: number) => Uint8Array | Promise<Uint8Array>;
+
+const pngjsPaeth: Encode = (rgba, width, height) => {
+  const png = new PNG({ width, height });
+  png.data = Buffer.from(rgba.buffer, rgba.byteOffset, rgba.byteLength);
+  return PNG.sync.write(png, { colorType: 6, filterType: 4 });
+};
+const viaSharp = (compressionLevel: number): Encode => (rgba, width, height) =>
+  sharp(rgba, { raw: { width, height, channels: 4 } }).png({ compressionLevel, adaptiveFiltering: true }).toBuffer();
+const viaNapi = (compressionType: CompressionType): Encode => (rgba, width, height) =>
+  Transformer.fromRgbaPixels(rgba, width, height).png({ compressionType, filterType: FilterType.Paeth });
+
+export const CANDIDATES: { name: string; encode: Encode }[] = [
+  { name: 'pngjs, Paeth filter (baseline)', encode: pngjsPaeth },
+  { name: 'gpu-server/pipeline/png.ts (Paeth + zlib Z_RLE)', encode: (rgba, w, h) => encodePng(w, h, rgba) },
+  { name: 'sharp/libvips, level 2, adaptive filters', encode: viaSharp(2) },
+  { name: 'sharp/libvips, level 4, adaptive filters', encode: viaSharp(4) },
+  { name: 'sharp/libvips, level 6, adaptive filters', encode: viaSharp(6) },
+  { name: '@napi-rs/image, Fast, Paeth', encode: viaNapi(CompressionType.Fast) },
+  { name: '@napi-rs/image, Default, Paeth', encode: viaNapi(CompressionType.Default) },
+];
+
+export interface EncoderRow {
+  name: string;
+  bytes: number;
+  cpuMs: number;
+  wallMs: number;
+}
+
+/** The 52 layers the bridge benchmark sends, made by the same stand-in pipeline. */
+export async function benchLayers(count = MAX_LAYERS): Promise<Uint8Array[]> {
+  const pipeline = await createPipeline({ stepMs: 0 });
+  const whole: [number, number, number, number] = [0, 0, SIDE, SIDE];
+  const result = await pipeline.generate({ prompt: '', layout: { width: SIDE, height: SIDE, boxes: Array.from({ length: count }, () => whole) }, steps: 1, guidance: 4, trueCfg: 3.5, seed: 1 });
+  return result.layers.map((l) => l.rgba);
+}
+
+export async function measureEncoders(layers: readonly Uint8Array[], candidates = CANDIDATES): Promise<EncoderRow[]> {
+  const rows: EncoderRow[] = [];
+  for (const { name, encode } of candidates) {
+    await encode(layers[0], SIDE, SIDE); // warm-up (loads libraries, JIT)
+    let bytes = 0;
+    const cpu0 = process.cpuUsage(), t0 = performance.now();
+    for (const rgba of layers) bytes += (await encode(rgba, SIDE, SIDE)).length;
+    const cpu = process.cpuUsage(cpu0);
+    rows.push({ name, bytes, cpuMs: (cpu.user + cpu.system) / 1000, wallMs: performance.now() - t0 });
+  }
+  return rows;
+}
+
+export function encodersTable(rows: EncoderRow[], layers: number): string {
+  const base = rows[0];
+  return table(['encoder', 'bytes', 'size vs baseline', 'CPU ms / layer', 'CPU time vs baseline', 'wall ms (all)'], rows.map((r) => [
+    r.name, mib(r.bytes), `${fixed((r.bytes / base.bytes) * 100)}%`, fixed(r.cpuMs / layers), `${fixed((r.cpuMs / base.cpuMs) * 100)}%`, fixed(r.wallMs, 0),
+  ]));
+}
+
+export const HOW_TO_READ = `How to read: each encoder writes the same ${MAX_LAYERS} RGBA layers of ${SIDE}x${SIDE} (generated content)
+one after the other; "CPU ms / layer" is the process's CPU time (all threads) divided by the layers,
+what one core pays per layer; ratios are against pngjs with the Paeth filter in this run. The
+project adopts the fastest whose size stays within a few percent of the baseline
+(gpu-server/pipeline/png.ts); the bridge spreads the layers over its encoder threads.`;
+
+export async function main(): Promise<EncoderRow[]> {
+  console.log(`\n== PNG encoders: ${MAX_LAYERS} layers of ${SIDE}x${SIDE} ==\n${machineLine()}`);
+  const layers = await benchLayers();
+  const rows = await measureEncoders(layers);
+  console.log(`\n${encodersTable(rows, layers.length)}\n\n${HOW_TO_READ}`);
+  return rows;
+}
