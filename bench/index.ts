@@ -5,6 +5,7 @@
  */
 import { main as cropVsFull } from './crop-vs-full.ts';
 import { main as bridge } from './bridge.ts';
+import { main as bridgeAttack } from './bridge-attack.ts';
 import { main as stages } from './pipeline-stages.ts';
 import { main as precision } from './precision.ts';
 import { main as png } from './png-encoders.ts';
@@ -13,7 +14,10 @@ import { fixed, machineLine } from './stats.ts';
 
 const BENCHES: Record<string, () => Promise<unknown>> = {
   crop: () => cropVsFull(),
-  bridge: () => bridge(),
+  bridge: async () => {
+    await bridge();
+    await bridgeAttack();
+  },
   png: () => png(),
   plugin: () => plugin(),
   stages: () => stages(),
