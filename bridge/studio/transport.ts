@@ -12,6 +12,7 @@ import type { JobData, ResultManifest } from './wire.ts';
 
 const bytesOf = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 const layerPart = (index: number) => `layer-${index}`;
+const size = (n: number) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`);
 
 function floats(buf: Buffer): Float32Array {
   // Copied into a fresh, aligned buffer (a Buffer from ioredis may sit at any offset of a pool).
@@ -25,7 +26,7 @@ export async function putResult(redis: Redis, jobId: string, run: string, worker
   const latentBytes = result.latents.tokens.byteLength;
   const total = result.layers.reduce((n, l) => n + l.png.byteLength, latentBytes);
   if (total > maxBytes)
-    throw new Error(`the result is ${(total / 2 ** 20).toFixed(1)} MiB, over the ${(maxBytes / 2 ** 20).toFixed(0)} MiB a job may send through Redis; use fewer or smaller layers`);
+    throw new Error(`the result is ${size(total)}, over the ${size(maxBytes)} a job may send through Redis; use fewer or smaller layers`);
   const multi = redis.multi();
   for (const l of result.layers) multi.set(keys.result(jobId, run, layerPart(l.index)), Buffer.from(l.png.buffer, l.png.byteOffset, l.png.byteLength), 'PX', RESULT_TTL_MS);
   multi.set(keys.result(jobId, run, 'latents'), bytesOf(result.latents.tokens), 'PX', RESULT_TTL_MS);
