@@ -159,9 +159,14 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const onGenerate = (client: Connection, message: GenerateMessage) => {
     const { requestId } = message;
     if (jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
-    const misfit = modelMisfit(jobs.info, message);
+    const info = message.model === undefined ? jobs.info : jobs.models().find((m) => m.model === message.model);
+    if (!info) {
+      const offered = jobs.models().map((m) => `"${m.model}"`).join(', ');
+      return client.sendError('invalid_params', `model: this bridge offers ${offered}, not "${message.model}"; pick one of those (welcome.models)`, { requestId });
+    }
+    const misfit = modelMisfit(info, message);
     if (misfit) return client.sendError(misfit.code, misfit.message, { requestId });
-    jobs.submit(client, message);
+    jobs.submit(client, message, info.model);
   };
 
   const onFetch = (client: Connection, jobId: string) => {
@@ -204,7 +209,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       };
     if (!refusal) {
       client.paired = true;
-      return client.send(welcome(jobs.info));
+      return client.send(welcome(jobs.models()));
     }
     client.refused = true;
     client.paired = false;
@@ -262,6 +267,17 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     },
   );
   http.maxConnections = limits.maxSockets;
+  // Node's headersTimeout misses a socket that sends nothing, or half a request and then
+  // nothing: every socket must complete a request or an upgrade within the deadline.
+  const handshakeDeadlines = new WeakMap<Duplex, NodeJS.Timeout>();
+  const handshakeDone = (socket: Duplex) => clearTimeout(handshakeDeadlines.get(socket));
+  http.on('connection', (socket: Duplex) => {
+    const timer = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
+    timer.unref();
+    handshakeDeadlines.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  });
+  http.on('request', (req: IncomingMessage) => handshakeDone(req.socket));
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes });
 
@@ -283,6 +299,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     // Node removes its own 'error' listener before emitting 'upgrade', and ws adds one only inside
     // handleUpgrade: without this, a reset while we write a refusal is an unhandled 'error' (a crash).
     socket.on('error', () => socket.destroy());
+    handshakeDone(socket);
     if (jobs.shuttingDown) return refuse(socket, '503 Service Unavailable', SHUTDOWN_REASON);
     if (!originAllowed(req.headers.origin, options.allowOrigins)) {
       refusalLog.note(`refused a WebSocket from origin ${JSON.stringify(req.headers.origin).slice(0, 80)} (start with --allow-origin to allow it)`);
@@ -369,7 +386,9 @@ class LogThrottle {
   }
 }
 
-function welcome(info: PipelineInfo): BridgeMessage {
+/** `models[0]` is the default model. */
+function welcome(models: PipelineInfo[]): BridgeMessage {
+  const info = models[0];
   return {
     type: 'welcome',
     protocol: PROTOCOL_VERSION,
@@ -381,6 +400,7 @@ function welcome(info: PipelineInfo): BridgeMessage {
     maxCanvasSide: MAX_CANVAS_SIDE,
     grid: GRID,
     maxPromptChars: MAX_PROMPT_CHARS,
+    models: models.map((m) => ({ model: m.model, tiny: m.tiny, maxLayers: m.maxLayers, resolutions: m.resolutions })),
   };
 }
 

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readInt64 } from '../../gpu-server/golden/case.ts';
-import { compareFloat } from '../../gpu-server/golden/compare.ts';
+import { compareFloat, FP16_TOLERANCE } from '../../gpu-server/golden/compare.ts';
+import { assertFp16, precisionOf } from './graph-precision.ts';
 import { buildClipTextEncoder, parseClipTextConfig, type ClipTextConfig } from '../../gpu-server/models/clip-text.ts';
 import { checkpointWeights, type GraphBuilder, GraphError, shapeOnlyWeights } from '../../gpu-server/onnx/graph.ts';
 import { halvesToFloat32 } from '../../gpu-server/onnx/half.ts';
@@ -70,10 +71,10 @@ test('the fp16 CLIP graph stays close to fp32 on the golden inputs', async () =>
   const ids = readInt64(join(golden, 'inputs.safetensors'), 'input_ids');
   const f32 = await run(buildClipTextEncoder(config, weights, 'float32'), ids.data, ids.shape);
   const f16 = await run(buildClipTextEncoder(config, weights, 'float16'), ids.data, ids.shape);
-  // fp16 keeps ~3 decimal digits; 12 ops deep on random weights stays within 1e-2 of the range.
-  const c = compareFloat('pooled fp16', f16.pooled, f32.pooled, 1e-2);
+  // The documented fp16 bar (measured on the CPU provider, which computes many fp16 ops in fp32: 8.3e-4).
+  const c = compareFloat('pooled fp16', f16.pooled, f32.pooled, FP16_TOLERANCE);
   assert.ok(c.pass, JSON.stringify(c));
-  assert.ok(c.maxAbs > 0, 'the fp16 graph computed in fp16 (bit-identical to fp32 is suspicious)');
+  assertFp16(precisionOf(buildClipTextEncoder(config, weights, 'float16')), 'fp16 CLIP');
 });
 
 test('parseClipTextConfig names what is wrong', () => {

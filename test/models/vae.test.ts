@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { compareFloat } from '../../gpu-server/golden/compare.ts';
+import { compareFloat, FP16_TOLERANCE } from '../../gpu-server/golden/compare.ts';
+import { assertFp16, precisionOf } from './graph-precision.ts';
 import { buildVaeDecoder, buildVaeEncoder, parseVaeConfig, VaeConfigError } from '../../gpu-server/models/vae.ts';
 import { groupNorm } from '../../gpu-server/onnx/nn-conv.ts';
 import { checkpointWeights, GraphBuilder, memoryWeights, shapeOnlyWeights } from '../../gpu-server/onnx/graph.ts';
@@ -69,11 +70,12 @@ test('the fp16 VAE graphs stay close to the official fp32 outputs', async () => 
   const outputs = readFloats(join(golden, 'outputs.safetensors'));
   const dec = await run(buildVaeDecoder(config, weights, 'float16'), { latents: inputs.get('decode_latents')! });
   const enc = await run(buildVaeEncoder(config, weights, 'float16'), { image: inputs.get('encode_image')! });
-  // fp16 keeps ~3 decimal digits; about 20 layers deep on random weights stays within 1e-2 of the range.
-  for (const c of [compareFloat('decoded fp16', dec.image, outputs.get('decoded')!.data, 1e-2), compareFloat('mean fp16', enc.mean, outputs.get('encoded_mean')!.data, 1e-2)]) {
+  // The documented fp16 bar (CPU provider figures, 2.1e-3 and 1.3e-3; it computes many fp16 ops in fp32).
+  for (const c of [compareFloat('decoded fp16', dec.image, outputs.get('decoded')!.data, FP16_TOLERANCE), compareFloat('mean fp16', enc.mean, outputs.get('encoded_mean')!.data, FP16_TOLERANCE)]) {
     assert.ok(c.pass, JSON.stringify(c));
-    assert.ok(c.maxAbs > 0, `${c.name}: bit-identical to fp32 means the graph did not compute in fp16`);
   }
+  assertFp16(precisionOf(buildVaeDecoder(config, weights, 'float16')), 'fp16 VAE decoder');
+  assertFp16(precisionOf(buildVaeEncoder(config, weights, 'float16')), 'fp16 VAE encoder');
 });
 
 test('the decoder is per sample and the encoder takes any size that is a multiple of 8', async () => {
