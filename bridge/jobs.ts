@@ -109,11 +109,16 @@ export class Jobs {
     return new Jobs(options, store);
   }
 
-  /** The default model: what a job is made for (the first the runner offers). */
+  /** The default model: what a job is made for unless it names another (the first the runner offers). */
   get info(): PipelineInfo {
     const [first] = this.runner.models();
     if (!first) throw new Error('no model is known yet: no pipeline has started');
     return first;
+  }
+
+  /** Every model jobs can be made for, the default first. */
+  models(): PipelineInfo[] {
+    return this.runner.models();
   }
 
   /** What `/health` shows about where jobs run. */
@@ -130,24 +135,24 @@ export class Jobs {
   }
 
   /**
-   * Queues a request that already fits the model; answers `queued` or `queue_full`. A request
+   * Queues a request that already fits `model`; answers `queued` or `queue_full`. A request
    * with a base is first checked against the stored base job (answers its coded error).
    */
-  submit(client: Subscriber, message: GenerateMessage): void {
-    if (!message.base) return this.enqueue(client, message);
+  submit(client: Subscriber, message: GenerateMessage, model: string): void {
+    if (!message.base) return this.enqueue(client, message, model);
     const { requestId } = message;
-    this.baseRefusal(message).then(
+    this.baseRefusal(message, model).then(
       (refusal) => {
         if (refusal) return client.send({ type: 'error', ...refusal, requestId });
         if (this.closing) return client.send({ type: 'error', code: 'shutting_down', message: 'the bridge is shutting down; start it again', requestId });
-        this.enqueue(client, message);
+        this.enqueue(client, message, model);
       },
       (error: unknown) => client.send({ type: 'error', code: 'internal', message: `could not read the base job: ${String(error)}; try again`, requestId }),
     );
   }
 
   /** Why a request's base cannot be used, or undefined: unknown, still running, another model or canvas, a bad keep list. */
-  private async baseRefusal(message: GenerateMessage): Promise<Refusal | undefined> {
+  private async baseRefusal(message: GenerateMessage, model: string): Promise<Refusal | undefined> {
     if (!message.base) return undefined;
     const { jobId, keep } = message.base;
     const active = this.active.get(jobId);
@@ -165,7 +170,7 @@ export class Jobs {
           : `base job ${jobId} is not in the job store (never existed, or pruned: the bridge keeps the last ${this.options.keepJobs} jobs, see --keep-jobs); generate anew`,
       };
     try {
-      checkKeep(message.layout, { model: manifest.model, layout: manifest.layout }, keep, this.info.model);
+      checkKeep(message.layout, { model: manifest.model, layout: manifest.layout }, keep, model);
     } catch (error) {
       if (!(error instanceof KeepError)) throw error;
       return { code: error.code === 'base_latents' ? 'base_not_found' : error.code, message: error.message };
@@ -173,14 +178,14 @@ export class Jobs {
     return undefined;
   }
 
-  private enqueue(client: Subscriber, message: GenerateMessage): void {
+  private enqueue(client: Subscriber, message: GenerateMessage, model: string): void {
     const { requestId } = message;
     const job: Job = {
       id: randomUUID(),
       requestId,
       clientId: client.id,
       message,
-      model: this.info.model,
+      model,
       params: {
         prompt: message.prompt,
         layout: message.layout,
@@ -204,8 +209,10 @@ export class Jobs {
       return client.send({ type: 'error', code: 'queue_full', message: why, requestId });
     }
     this.active.set(job.id, job);
+    const check = this.runner.canStart(model);
     job.lastPosition = added.position;
-    client.send({ type: 'queued', requestId, jobId: job.id, position: added.position });
+    job.lastNote = check.ok ? undefined : check.why;
+    client.send({ type: 'queued', requestId, jobId: job.id, position: added.position, ...(job.lastNote ? { note: job.lastNote } : {}) });
     this.pump();
   }
 
@@ -241,7 +248,7 @@ export class Jobs {
     }
     const manifest = await this.store.manifest(jobId);
     if (!manifest)
-      return client.send({ type: 'error', code: 'unknown_job', message: `no finished job ${jobId} in the job store (never existed, or pruned)`, jobId });
+      return client.send({ type: 'error', code: 'unknown_job', message: `no finished job ${jobId} in the job store (never existed, pruned, or lost because the bridge restarted before it finished: generate it again)`, jobId });
     // One layer at a time, read from disk straight into its frame, as fast as the client reads.
     const frameOf = async (layer: StoredLayer) => {
       const frame = await this.store.readLayer(jobId, layer.index, imageFrameHeaderBytes(jobId));

@@ -163,9 +163,14 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     if (jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
     if (message.base && client.protocol < BASE_PROTOCOL)
       return client.sendError('invalid_message', `generate.base needs protocol ${BASE_PROTOCOL}; this connection said hello with protocol ${client.protocol}`, { requestId });
-    const misfit = modelMisfit(jobs.info, message);
+    const info = message.model === undefined ? jobs.info : jobs.models().find((m) => m.model === message.model);
+    if (!info) {
+      const offered = jobs.models().map((m) => `"${m.model}"`).join(', ');
+      return client.sendError('invalid_params', `model: this bridge offers ${offered}, not "${message.model}"; pick one of those (welcome.models)`, { requestId });
+    }
+    const misfit = modelMisfit(info, message);
     if (misfit) return client.sendError(misfit.code, misfit.message, { requestId });
-    jobs.submit(client, message);
+    jobs.submit(client, message, info.model);
   };
 
   const onFetch = (client: Connection, jobId: string) => {
@@ -211,7 +216,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       const { protocol } = hello.message;
       client.paired = true;
       client.protocol = protocol;
-      return client.send(welcome(jobs.info, protocol));
+      return client.send(welcome(jobs.models(), protocol));
     }
     client.refused = true;
     client.paired = false;
@@ -388,8 +393,9 @@ class LogThrottle {
   }
 }
 
-/** The welcome in the client's own version (a version-1 client sees protocol 1). */
-function welcome(info: PipelineInfo, protocol: number): BridgeMessage {
+/** The welcome in the client's own version (a version-1 client sees protocol 1); `models[0]` is the default model. */
+function welcome(models: PipelineInfo[], protocol: number): BridgeMessage {
+  const info = models[0];
   return {
     type: 'welcome',
     protocol,
@@ -401,6 +407,7 @@ function welcome(info: PipelineInfo, protocol: number): BridgeMessage {
     maxCanvasSide: MAX_CANVAS_SIDE,
     grid: GRID,
     maxPromptChars: MAX_PROMPT_CHARS,
+    models: models.map((m) => ({ model: m.model, tiny: m.tiny, maxLayers: m.maxLayers, resolutions: m.resolutions })),
   };
 }
 
