@@ -1,19 +1,21 @@
 /**
  * `npm run bench`: every benchmark, one after the other (they would disturb each other's timings
  * if run together), each printing its table and how to read it. `npm run bench -- crop bridge`
- * runs only the ones named (crop, bridge, png, stages, precision).
+ * runs only the ones named (crop, bridge, png, plugin, stages, precision).
  */
 import { main as cropVsFull } from './crop-vs-full.ts';
 import { main as bridge } from './bridge.ts';
 import { main as stages } from './pipeline-stages.ts';
 import { main as precision } from './precision.ts';
 import { main as png } from './png-encoders.ts';
+import { main as plugin } from './plugin-traffic.ts';
 import { fixed, machineLine } from './stats.ts';
 
 const BENCHES: Record<string, () => Promise<unknown>> = {
   crop: () => cropVsFull(),
   bridge: () => bridge(),
   png: () => png(),
+  plugin: () => plugin(),
   stages: () => stages(),
   precision: () => precision(),
 };
