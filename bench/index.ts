@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other (they would disturb each other's timings
  * if run together), each printing its table and how to read it. `npm run bench -- crop bridge`
- * runs only the ones named (crop, bridge, png, plugin, stages, precision).
+ * runs only the ones named (crop, bridge, png, plugin, normalize, stages, precision).
  */
 import { main as cropVsFull } from './crop-vs-full.ts';
 import { main as bridge } from './bridge.ts';
@@ -9,6 +9,7 @@ import { main as stages } from './pipeline-stages.ts';
 import { main as precision } from './precision.ts';
 import { main as png } from './png-encoders.ts';
 import { main as plugin } from './plugin-traffic.ts';
+import { main as normalize } from './prompt-normalize.ts';
 import { fixed, machineLine } from './stats.ts';
 
 const BENCHES: Record<string, () => Promise<unknown>> = {
@@ -16,6 +17,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   bridge: () => bridge(),
   png: () => png(),
   plugin: () => plugin(),
+  normalize: () => normalize(),
   stages: () => stages(),
   precision: () => precision(),
 };
