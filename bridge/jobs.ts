@@ -94,11 +94,16 @@ export class Jobs {
     return new Jobs(options, store);
   }
 
-  /** The default model: what a job is made for (the first the runner offers). */
+  /** The default model: what a job is made for unless it names another (the first the runner offers). */
   get info(): PipelineInfo {
     const [first] = this.runner.models();
     if (!first) throw new Error('no model is known yet: no pipeline has started');
     return first;
+  }
+
+  /** Every model jobs can be made for, the default first. */
+  models(): PipelineInfo[] {
+    return this.runner.models();
   }
 
   /** What `/health` shows about where jobs run. */
@@ -114,15 +119,15 @@ export class Jobs {
     return { waiting: this.queue.waitingCount, running: this.queue.runningCount };
   }
 
-  /** Queues a request that already fits the model; answers `queued` or `queue_full`. */
-  submit(client: Subscriber, message: GenerateMessage): void {
+  /** Queues a request that already fits `model`; answers `queued` or `queue_full`. */
+  submit(client: Subscriber, message: GenerateMessage, model: string): void {
     const { requestId } = message;
     const job: Job = {
       id: randomUUID(),
       requestId,
       clientId: client.id,
       message,
-      model: this.info.model,
+      model,
       params: {
         prompt: message.prompt,
         layout: message.layout,
@@ -146,8 +151,10 @@ export class Jobs {
       return client.send({ type: 'error', code: 'queue_full', message: why, requestId });
     }
     this.active.set(job.id, job);
+    const check = this.runner.canStart(model);
     job.lastPosition = added.position;
-    client.send({ type: 'queued', requestId, jobId: job.id, position: added.position });
+    job.lastNote = check.ok ? undefined : check.why;
+    client.send({ type: 'queued', requestId, jobId: job.id, position: added.position, ...(job.lastNote ? { note: job.lastNote } : {}) });
     this.pump();
   }
 
@@ -183,7 +190,7 @@ export class Jobs {
     }
     const manifest = await this.store.manifest(jobId);
     if (!manifest)
-      return client.send({ type: 'error', code: 'unknown_job', message: `no finished job ${jobId} in the job store (never existed, or pruned)`, jobId });
+      return client.send({ type: 'error', code: 'unknown_job', message: `no finished job ${jobId} in the job store (never existed, pruned, or lost because the bridge restarted before it finished: generate it again)`, jobId });
     // One layer at a time, read from disk straight into its frame, as fast as the client reads.
     const frameOf = async (layer: StoredLayer) => {
       const frame = await this.store.readLayer(jobId, layer.index, imageFrameHeaderBytes(jobId));

@@ -159,9 +159,14 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const onGenerate = (client: Connection, message: GenerateMessage) => {
     const { requestId } = message;
     if (jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
-    const misfit = modelMisfit(jobs.info, message);
+    const info = message.model === undefined ? jobs.info : jobs.models().find((m) => m.model === message.model);
+    if (!info) {
+      const offered = jobs.models().map((m) => `"${m.model}"`).join(', ');
+      return client.sendError('invalid_params', `model: this bridge offers ${offered}, not "${message.model}"; pick one of those (welcome.models)`, { requestId });
+    }
+    const misfit = modelMisfit(info, message);
     if (misfit) return client.sendError(misfit.code, misfit.message, { requestId });
-    jobs.submit(client, message);
+    jobs.submit(client, message, info.model);
   };
 
   const onFetch = (client: Connection, jobId: string) => {
@@ -204,7 +209,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       };
     if (!refusal) {
       client.paired = true;
-      return client.send(welcome(jobs.info));
+      return client.send(welcome(jobs.models()));
     }
     client.refused = true;
     client.paired = false;
@@ -381,7 +386,9 @@ class LogThrottle {
   }
 }
 
-function welcome(info: PipelineInfo): BridgeMessage {
+/** `models[0]` is the default model. */
+function welcome(models: PipelineInfo[]): BridgeMessage {
+  const info = models[0];
   return {
     type: 'welcome',
     protocol: PROTOCOL_VERSION,
@@ -393,6 +400,7 @@ function welcome(info: PipelineInfo): BridgeMessage {
     maxCanvasSide: MAX_CANVAS_SIDE,
     grid: GRID,
     maxPromptChars: MAX_PROMPT_CHARS,
+    models: models.map((m) => ({ model: m.model, tiny: m.tiny, maxLayers: m.maxLayers, resolutions: m.resolutions })),
   };
 }
 
