@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { PROVIDERS, type Provider } from '../gpu-server/constants.ts';
 import { MEMORY_MODES, type MemoryMode } from '../gpu-server/pipeline/memory-plan.ts';
+import { parseRedisUrl, REDIS_PASSWORD_ENV, type RedisTarget } from './studio/redis-target.ts';
 
 export const DEFAULT_PORT = 8765;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -21,6 +22,8 @@ export interface CliOptions {
   configDir?: string;
   /** Module exporting createPipeline (default: the real pipeline); for development and tests. */
   pipeline?: string;
+  /** A studio's front door: jobs run on GPU workers behind this Redis, not here. */
+  queue?: RedisTarget;
   build: boolean;
   help: boolean;
 }
@@ -38,12 +41,16 @@ export const USAGE = `Usage: npm start -- [options]
   --cancel-on-shutdown    on Ctrl-C, cancel the running job instead of letting it finish
   --config-dir <dir>      where the pairing token lives (default $ART_FOR_FIGMA_CONFIG_DIR, else ~/.config/art-for-figma)
   --pipeline <module>     module exporting createPipeline(options) (development and tests)
+  --queue <redis url>     studio front door: run no pipeline here; hand jobs to GPU workers
+                          (npm run worker) through this Redis, redis://host:port[/db] or rediss://
+                          (TLS); a password goes in $${REDIS_PASSWORD_ENV}. --model, --provider,
+                          --memory and --pipeline are then the workers' options, not the front door's
   --no-build              do not build the plugin and UI first
   --help                  this text`;
 
 export type ParsedCli = { ok: true; options: CliOptions } | { ok: false; error: string };
 
-export function parseCli(argv: string[]): ParsedCli {
+export function parseCli(argv: string[], env: Record<string, string | undefined> = {}): ParsedCli {
   let values;
   try {
     ({ values } = parseArgs({
@@ -62,6 +69,7 @@ export function parseCli(argv: string[]): ParsedCli {
         'cancel-on-shutdown': { type: 'boolean' },
         'config-dir': { type: 'string' },
         pipeline: { type: 'string' },
+        queue: { type: 'string' },
         'no-build': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -81,6 +89,15 @@ export function parseCli(argv: string[]): ParsedCli {
   const memory = values.memory;
   if (memory !== undefined && !(MEMORY_MODES as readonly string[]).includes(memory))
     return { ok: false, error: `--memory must be one of ${MEMORY_MODES.join(', ')}, got "${memory}"` };
+  let queue: RedisTarget | undefined;
+  if (values.queue !== undefined) {
+    const target = parseRedisUrl(values.queue, env);
+    if (!target.ok) return target;
+    queue = target.target;
+    const local = (['model', 'provider', 'memory', 'pipeline'] as const).filter((k) => values[k] !== undefined);
+    if (local.length > 0)
+      return { ok: false, error: `--${local[0]} is a GPU worker's option: with --queue the bridge runs no pipeline; pass it to npm run worker instead` };
+  }
   const origins = values['allow-origin'] ?? [];
   for (const origin of origins)
     if (!/^https?:\/\/[^/\s]+$/.test(origin))
@@ -99,6 +116,7 @@ export function parseCli(argv: string[]): ParsedCli {
       cancelOnShutdown: values['cancel-on-shutdown'] ?? false,
       configDir: values['config-dir'],
       pipeline: values.pipeline,
+      queue,
       build: !(values['no-build'] ?? false),
       help: values.help ?? false,
     },

@@ -11,10 +11,13 @@ import { parseCli, USAGE, type CliOptions } from './cli-args.ts';
 import { needsBuild, runBuild } from './build-if-needed.ts';
 import { configDir, loadOrCreateToken } from './pairing.ts';
 import { startBridge, type Bridge } from './server.ts';
+import { describeTarget } from './studio/redis-target.ts';
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_PIPELINE = join(root, 'gpu-server/pipeline/art-pipeline.ts');
+/** How often a front door reads the worker list and checks its jobs in Redis. */
+const QUEUE_CHECK_MS = 1000;
 const log = (line: string) => console.log(`[bridge ${new Date().toISOString().slice(11, 19)}] ${line}`);
 
 function tinyWarning(): string {
@@ -33,10 +36,17 @@ function banner(o: CliOptions, bridge: Bridge, info: PipelineInfo, version: stri
   const hostForUrl = bridge.host.includes(':') ? `[${bridge.host}]` : bridge.host;
   const local = bridge.host === '127.0.0.1' || bridge.host === '::1';
   const pluginUrl = local ? `ws://localhost:${bridge.port}` : `ws://${hostForUrl}:${bridge.port}`;
-  const lines = [
-    `ART for Figma bridge ${version}`,
+  const here = [
     `  model:    ${info.model}${info.tiny && !/random/i.test(info.model) ? ' (tiny, random weights)' : ''}${o.model ? `  [${resolve(o.model)}]` : ''}`,
     `  provider: ${info.provider}${o.provider && o.provider !== info.provider ? `  (asked for ${o.provider})` : ''}`,
+  ];
+  const studio = o.queue && [
+    `  studio front door: jobs run on GPU workers behind ${describeTarget(o.queue)} (see /health for the workers)`,
+    `  default model: ${info.model}${info.tiny ? ' (tiny, random weights)' : ''}`,
+  ];
+  const lines = [
+    `ART for Figma bridge ${version}`,
+    ...(studio || here),
     `  address:  ${pluginUrl}   (health: http://${hostForUrl}:${bridge.port}/health)`,
     ...(info.memoryPlan ? [`  ${info.memoryPlan}`] : []),
     `  outputs:  ${resolve(o.outputs)}`,
@@ -51,7 +61,7 @@ function banner(o: CliOptions, bridge: Bridge, info: PipelineInfo, version: stri
 }
 
 async function main(): Promise<number> {
-  const parsed = parseCli(process.argv.slice(2));
+  const parsed = parseCli(process.argv.slice(2), process.env);
   if (!parsed.ok) {
     console.error(parsed.error);
     return 2;
@@ -72,7 +82,7 @@ async function main(): Promise<number> {
   }
 
   const factory = o.pipeline ? resolve(o.pipeline) : DEFAULT_PIPELINE;
-  if (!existsSync(factory)) {
+  if (!o.queue && !existsSync(factory)) {
     console.error(`The pipeline module ${factory} does not exist. ${o.pipeline ? 'Check --pipeline.' : 'This checkout lacks gpu-server/pipeline/art-pipeline.ts; update it.'}`);
     return 1;
   }
@@ -82,7 +92,8 @@ async function main(): Promise<number> {
   }
 
   const pairing = await loadOrCreateToken(o.configDir ?? configDir());
-  log(`loading the pipeline${o.model ? ` from ${resolve(o.model)}` : ' (tiny model)'}...`);
+  if (o.queue) log(`studio front door: jobs run on GPU workers behind ${describeTarget(o.queue)}`);
+  else log(`loading the pipeline${o.model ? ` from ${resolve(o.model)}` : ' (tiny model)'}...`);
   let bridge: Bridge;
   try {
     bridge = await startBridge({
@@ -92,17 +103,19 @@ async function main(): Promise<number> {
       allowOrigins: o.allowOrigins,
       outputs: resolve(o.outputs),
       keepJobs: o.keepJobs,
-      runner: {
-        kind: 'local',
-        pipeline: {
-          factory,
-          options: {
-            ...(o.model ? { modelDir: resolve(o.model) } : {}),
-            ...(o.provider ? { provider: o.provider } : {}),
-            ...(o.memory ? { memory: o.memory } : {}),
+      runner: o.queue
+        ? { kind: 'queue', target: o.queue, checkMs: QUEUE_CHECK_MS }
+        : {
+            kind: 'local',
+            pipeline: {
+              factory,
+              options: {
+                ...(o.model ? { modelDir: resolve(o.model) } : {}),
+                ...(o.provider ? { provider: o.provider } : {}),
+                ...(o.memory ? { memory: o.memory } : {}),
+              },
+            },
           },
-        },
-      },
       cancelOnShutdown: o.cancelOnShutdown,
       version,
       log,

@@ -10,7 +10,9 @@ import { WebSocketServer, type RawData } from 'ws';
 import { MAX_CANVAS_SIDE, GRID } from '../gpu-server/constants.ts';
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 import {
+  BASE_PROTOCOL,
   PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOLS,
   MAX_HELLO_BYTES,
   MAX_MESSAGE_BYTES,
   MAX_PROMPT_CHARS,
@@ -159,9 +161,16 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const onGenerate = (client: Connection, message: GenerateMessage) => {
     const { requestId } = message;
     if (jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
-    const misfit = modelMisfit(jobs.info, message);
+    if (message.base && client.protocol < BASE_PROTOCOL)
+      return client.sendError('invalid_message', `generate.base needs protocol ${BASE_PROTOCOL}; this connection said hello with protocol ${client.protocol}`, { requestId });
+    const info = message.model === undefined ? jobs.info : jobs.models().find((m) => m.model === message.model);
+    if (!info) {
+      const offered = jobs.models().map((m) => `"${m.model}"`).join(', ');
+      return client.sendError('invalid_params', `model: this bridge offers ${offered}, not "${message.model}"; pick one of those (welcome.models)`, { requestId });
+    }
+    const misfit = modelMisfit(info, message);
     if (misfit) return client.sendError(misfit.code, misfit.message, { requestId });
-    jobs.submit(client, message);
+    jobs.submit(client, message, info.model);
   };
 
   const onFetch = (client: Connection, jobId: string) => {
@@ -196,15 +205,18 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     let refusal: { code: ErrorCode; message: string; reason: string } | undefined;
     if (!hello.ok) refusal = { code: hello.code, message: `${hello.message}; the plugin sends {"type":"hello","protocol":${PROTOCOL_VERSION},"token":"..."}`, reason: 'bad hello' };
     else if (!rightToken) refusal = { code: 'unauthorized', message: 'wrong pairing token; copy the token the bridge printed at start into the plugin', reason: 'unauthorized' };
-    else if (hello.message.protocol !== PROTOCOL_VERSION)
+    else if (!SUPPORTED_PROTOCOLS.includes(hello.message.protocol))
       refusal = {
         code: 'protocol_version',
-        message: `this bridge speaks protocol ${PROTOCOL_VERSION}, the client ${hello.message.protocol}; update the plugin or the bridge`,
+        message: `this bridge speaks protocol ${SUPPORTED_PROTOCOLS.join(' or ')}, the client ${hello.message.protocol}; update the plugin or the bridge`,
         reason: 'protocol version',
       };
     if (!refusal) {
+      if (!hello.ok) return; // never: a failed hello always has a refusal
+      const { protocol } = hello.message;
       client.paired = true;
-      return client.send(welcome(jobs.info));
+      client.protocol = protocol;
+      return client.send(welcome(jobs.models(), protocol));
     }
     client.refused = true;
     client.paired = false;
@@ -262,6 +274,17 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     },
   );
   http.maxConnections = limits.maxSockets;
+  // Node's headersTimeout misses a socket that sends nothing, or half a request and then
+  // nothing: every socket must complete a request or an upgrade within the deadline.
+  const handshakeDeadlines = new WeakMap<Duplex, NodeJS.Timeout>();
+  const handshakeDone = (socket: Duplex) => clearTimeout(handshakeDeadlines.get(socket));
+  http.on('connection', (socket: Duplex) => {
+    const timer = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
+    timer.unref();
+    handshakeDeadlines.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  });
+  http.on('request', (req: IncomingMessage) => handshakeDone(req.socket));
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes });
 
@@ -283,6 +306,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     // Node removes its own 'error' listener before emitting 'upgrade', and ws adds one only inside
     // handleUpgrade: without this, a reset while we write a refusal is an unhandled 'error' (a crash).
     socket.on('error', () => socket.destroy());
+    handshakeDone(socket);
     if (jobs.shuttingDown) return refuse(socket, '503 Service Unavailable', SHUTDOWN_REASON);
     if (!originAllowed(req.headers.origin, options.allowOrigins)) {
       refusalLog.note(`refused a WebSocket from origin ${JSON.stringify(req.headers.origin).slice(0, 80)} (start with --allow-origin to allow it)`);
@@ -369,10 +393,12 @@ class LogThrottle {
   }
 }
 
-function welcome(info: PipelineInfo): BridgeMessage {
+/** The welcome in the client's own version (a version-1 client sees protocol 1); `models[0]` is the default model. */
+function welcome(models: PipelineInfo[], protocol: number): BridgeMessage {
+  const info = models[0];
   return {
     type: 'welcome',
-    protocol: PROTOCOL_VERSION,
+    protocol,
     model: info.model,
     provider: info.provider,
     tiny: info.tiny,
@@ -381,6 +407,7 @@ function welcome(info: PipelineInfo): BridgeMessage {
     maxCanvasSide: MAX_CANVAS_SIDE,
     grid: GRID,
     maxPromptChars: MAX_PROMPT_CHARS,
+    models: models.map((m) => ({ model: m.model, tiny: m.tiny, maxLayers: m.maxLayers, resolutions: m.resolutions })),
   };
 }
 
@@ -404,6 +431,7 @@ function health(version: string, jobs: Jobs) {
     name: 'art-for-figma bridge',
     version,
     protocol: PROTOCOL_VERSION,
+    protocols: SUPPORTED_PROTOCOLS,
     model: info.model,
     provider: info.provider,
     tiny: info.tiny,

@@ -9,8 +9,8 @@ import { resolveTarget, type TargetApi } from './insert-target.ts';
 import { JobStore, withInserted, withJob, withoutJob } from './job-store.ts';
 import { frameLayout, skippedSummary } from './layout.ts';
 import type { InsertRequestMessage, PluginToUi, SelectionItem, UiToPlugin } from './messages.ts';
-import { contains } from './placement.ts';
 import { readFrame } from './read-scene.ts';
+import { afterSelectionChange, revealPlan, type SelectionState } from './reveal.ts';
 import { parseResultFrameData, RESULT_FRAME_KEY } from './result-data.ts';
 import { FRAME_TYPES } from './scene.ts';
 import { DEFAULT_SETTINGS, loadSettings, saveSettings, type Settings } from './settings.ts';
@@ -26,13 +26,8 @@ export const MAX_SELECTED_FRAMES = 20;
 let settings: Settings = DEFAULT_SETTINGS;
 const jobs = new JobStore(figma.clientStorage);
 
-/**
- * Counts the designer's selection changes. Setting `selection` from the plugin also fires
- * `selectionchange`; that one is recognised (it selects exactly what the plugin chose) and not
- * counted, so a result selected for one job does not count as the designer moving on.
- */
-let selectionStamp = 0;
-let ownSelection: string[] = [];
+/** The designer's selection changes, and what the plugin selected itself (plugin/reveal.ts). */
+let selectionState: SelectionState = { stamp: 0, own: [] };
 
 function post(message: PluginToUi): void {
   figma.ui.postMessage(message);
@@ -64,36 +59,29 @@ function postSelection(): void {
       name: '',
       message: `${selection.length} layers are selected; only the first ${MAX_SELECTED_FRAMES} are used. Select fewer frames to generate the others.`,
     });
-  post({ type: 'selection', items, resolution: settings.resolution, stamp: selectionStamp });
-}
-
-function sameIds(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((id, i) => id === b[i]);
+  post({ type: 'selection', items, resolution: settings.resolution, stamp: selectionState.stamp });
 }
 
 function onSelectionChange(): void {
-  const ids = figma.currentPage.selection.map((n) => n.id);
-  if (!sameIds(ids, ownSelection)) {
-    selectionStamp++;
-    ownSelection = [];
-  }
+  selectionState = afterSelectionChange(selectionState, figma.currentPage.selection.map((n) => n.id));
   postSelection();
 }
 
-/**
- * Selects the new frame (with the results this plugin selected since, for several frames of one
- * Generate) only if the designer has not changed the selection since Generate, and scrolls only
- * when the frame is not already in view.
- */
+/** Selects and shows the new frame only if the designer has not moved on since Generate. */
 function reveal(frame: FrameNode, page: BaseNode, stamp: number): void {
-  if (stamp !== selectionStamp || page !== figma.currentPage) return;
   const current = figma.currentPage.selection;
-  const keep = sameIds(current.map((n) => n.id), ownSelection) ? current : [];
-  const next = [...keep, frame];
-  ownSelection = next.map((n) => n.id);
-  figma.currentPage.selection = next;
-  const box = frame.absoluteBoundingBox;
-  if (box && !contains(figma.viewport.bounds, box)) figma.viewport.scrollAndZoomIntoView([frame]);
+  const plan = revealPlan(
+    selectionState,
+    { stamp, onCurrentPage: page === figma.currentPage },
+    current.map((n) => n.id),
+    { id: frame.id, box: frame.absoluteBoundingBox },
+    figma.viewport.bounds,
+  );
+  if (!plan.select) return;
+  const keep = current.filter((n) => plan.select!.includes(n.id));
+  selectionState = plan.state;
+  figma.currentPage.selection = [...keep, frame];
+  if (plan.zoom) figma.viewport.scrollAndZoomIntoView([frame]);
 }
 
 async function insert(message: InsertRequestMessage): Promise<void> {

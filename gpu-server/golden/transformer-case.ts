@@ -1,5 +1,8 @@
 /** Golden check of the transformer graph on a `transformer` case (packed tokens in, noise_pred inside the boxes out). */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
+import { fusedWeights, loadLoras, type LoraSpec } from '../model-folder/lora.ts';
 import { buildTransformer, parseTransformerConfig } from '../models/transformer.ts';
 import { checkpointWeights, type WeightSource } from '../onnx/graph.ts';
 import { Checkpoint } from '../onnx/safetensors.ts';
@@ -7,7 +10,7 @@ import { floatTensor, ort } from '../onnx/session.ts';
 import { transformerTokens, validateLayout } from '../pipeline/layout-tokens.ts';
 import { gatherTokens, scatterTokens } from '../pipeline/packing.ts';
 import { ropeTables } from '../pipeline/rope.ts';
-import { caseLayout, need, readCase, readFloats, readJson, runGraphOnce } from './case.ts';
+import { caseLayout, type CaseJson, GoldenError, need, readCase, readFloats, readJson, runGraphOnce } from './case.ts';
 import { compareFloat, type Comparison, FP32_TOLERANCE, type GoldenReport } from './compare.ts';
 
 /** Builds variants of the graph for the same case: fp32 (the golden bar), fp16 or int4 (their own bars). */
@@ -20,8 +23,14 @@ export interface TransformerVariant {
 
 export const FP32_VARIANT: TransformerVariant = { precision: 'float32', quantize: 'none', tolerance: FP32_TOLERANCE };
 
-/** Runs one build of the case's graph; `weights` replaces the case's own (e.g. dequantized copies). */
-export async function runCase(dir: string, variant: TransformerVariant = FP32_VARIANT, weights?: WeightSource) {
+/** Runs the transformer on the case's feeds: by default a graph built here from the case's weights. */
+export type TransformerRun = (feeds: Record<string, ort.Tensor>) => Promise<Record<string, Float32Array>>;
+
+/**
+ * Runs one build of the case's graph; `weights` replaces the case's own (e.g. dequantized copies),
+ * `run` replaces the graph (e.g. the transformer.onnx of a converted model folder).
+ */
+export async function runCase(dir: string, variant: TransformerVariant = FP32_VARIANT, weights?: WeightSource, run?: TransformerRun) {
   const c = readCase(dir);
   const layout = caseLayout(c, join(dir, 'case.json'));
   validateLayout(layout);
@@ -43,8 +52,6 @@ export async function runCase(dir: string, variant: TransformerVariant = FP32_VA
     compareFloat('rope_sin', rope.sin, need(outputs, 'rope_sin', outputsFile).data),
   ];
 
-  const source = weights ?? checkpointWeights(Checkpoint.open(join(dir, 'weights.safetensors')));
-  const graph = buildTransformer(config, source, variant.precision, { intermediates: true, quantize: variant.quantize });
   const n = grid.count;
   const feeds: Record<string, ort.Tensor> = {
     hidden_states: floatTensor(gatherTokens(latents.data, grid), [1, n, 64], variant.precision),
@@ -56,7 +63,9 @@ export async function runCase(dir: string, variant: TransformerVariant = FP32_VA
     rope_sin: floatTensor(rope.sin, [rope.rows, rope.dim], variant.precision),
   };
   if (config.guidanceEmbeds) feeds.guidance = new ort.Tensor('float32', need(inputs, 'guidance', inputsFile).data, [1]);
-  const result = await runGraphOnce(graph, feeds);
+  const result = run
+    ? await run(feeds)
+    : await runGraphOnce(buildTransformer(config, weights ?? caseWeights(dir, c).weights, variant.precision, { intermediates: true, quantize: variant.quantize }), feeds);
 
   const full = new Float32Array(latents.data.length);
   scatterTokens(result.noise_pred, grid, full);
@@ -64,8 +73,43 @@ export async function runCase(dir: string, variant: TransformerVariant = FP32_VA
   return { comparisons, result, noisePred: full, mask, outputs, outputsFile };
 }
 
+/** The LoRA files a case lists (`loras`, in `order`), as `--lora` would take them. */
+export function caseLoras(dir: string, c: CaseJson): LoraSpec[] {
+  if (c.loras === undefined) return [];
+  const parsed = caseLorasSchema.safeParse(c.loras);
+  if (!parsed.success) throw new GoldenError(`${join(dir, 'case.json')}: "loras" must list { order, file, lora_scale } (${parsed.error.issues[0].message})`);
+  return [...parsed.data].sort((a, b) => a.order - b.order).map((l) => ({ file: join(dir, l.file), scale: l.lora_scale }));
+}
+const caseLorasSchema = z.array(z.object({ order: z.number().int(), file: z.string().min(1), lora_scale: z.number() }));
+
+/** The case's base weights with its LoRAs fused, and after each LoRA (to localize a mapping bug). */
+export function caseWeights(dir: string, c: CaseJson): { weights: WeightSource; steps: WeightSource[] } {
+  const base = checkpointWeights(Checkpoint.open(join(dir, 'weights.safetensors')));
+  const { loras } = loadLoras(caseLoras(dir, c), base);
+  const steps = loras.map((_, i) => fusedWeights(base, loras.slice(0, i + 1)));
+  return { weights: steps[steps.length - 1] ?? base, steps };
+}
+
+/** Fused weights against `fused.<key>` / `after_lora_1.<key>` of extra_outputs (float32 sums: 1e-6). */
+function fusedWeightComparisons(dir: string, c: CaseJson): Comparison[] {
+  const extraFile = join(dir, 'extra_outputs.safetensors');
+  if (c.loras === undefined || !existsSync(extraFile)) return [];
+  const { steps } = caseWeights(dir, c);
+  const out: Comparison[] = [];
+  for (const [name, ref] of readFloats(extraFile)) {
+    const m = /^(fused|after_lora_1)\.(.+)$/.exec(name);
+    if (!m) continue;
+    const source = m[1] === 'fused' ? steps[steps.length - 1] : steps[0];
+    out.push(compareFloat(name, source.read(m[2]), ref.data, FUSED_WEIGHT_TOLERANCE));
+  }
+  return out;
+}
+const FUSED_WEIGHT_TOLERANCE = 1e-6;
+
 export async function check(dir: string, variant: TransformerVariant = FP32_VARIANT): Promise<GoldenReport> {
+  const fused = fusedWeightComparisons(dir, readCase(dir));
   const { comparisons, result, noisePred, mask, outputs, outputsFile } = await runCase(dir, variant);
+  comparisons.push(...fused);
   const tol = variant.tolerance;
   comparisons.push(compareFloat('temb', result.temb, need(outputs, 'temb', outputsFile).data, tol));
   comparisons.push(compareFloat('packed_hidden_after_crop', result.packed_hidden_after_crop, need(outputs, 'packed_hidden_after_crop', outputsFile).data, tol));

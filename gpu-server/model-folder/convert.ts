@@ -4,9 +4,14 @@
  * FLUX.1-dev: `text_encoder/`, `text_encoder_2/`, `tokenizer/`, `tokenizer_2/`, `vae/`,
  * `scheduler/`), checks that the parts fit together and that the disk has room, and writes a
  * model folder (resumable; complete only once renamed into place).
+ *
+ * Other sources (see USAGE): `--transformer-base <FLUX.1-dev>` + `--layer-pe` builds ART's
+ * transformer from FLUX.1-dev's (the ART+ / thuteam/CLD recipe, with their `--lora` files),
+ * `--transp-vae` takes the transparent decoder from a folder or a PyTorch checkpoint, `--lora`
+ * fuses LoRAs (lora.ts), `--check` verifies everything and writes nothing.
  */
 import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LATENT_CHANNELS, RESOLUTIONS, T5_TOKENS } from '../constants.ts';
 import { parseClipTextConfig } from '../models/clip-text.ts';
@@ -14,17 +19,32 @@ import { parseT5Config } from '../models/t5-encoder.ts';
 import { parseTransformerConfig } from '../models/transformer.ts';
 import { parseTransparentDecoderConfig } from '../models/transparent-decoder.ts';
 import { parseVaeConfig } from '../models/vae.ts';
-import { checkpointWeights } from '../onnx/graph.ts';
-import { Checkpoint, elementCount } from '../onnx/safetensors.ts';
+import { checkpointWeights, type WeightSource } from '../onnx/graph.ts';
 import { schedulerConfigFromDiffusers } from '../pipeline/scheduler.ts';
 import { CLIP_TOKENIZER_FILES, T5_TOKENIZER_FILES } from '../text/tokenizer-files.ts';
-import { type ModelComponents, type Precision, PRECISIONS } from './graphs.ts';
-import { ModelFolderError, type Manifest } from './manifest.ts';
-import { writeModelFolder, type FolderProgress } from './write-folder.ts';
+import { graphBuilders, type ModelComponents, type Precision, PRECISIONS } from './graphs.ts';
+import { fusedWeights, loadLoras, parseLoraArg, type FusedLora, type LoraSpec } from './lora.ts';
+import { GRAPH_NAMES, ModelFolderError, type Manifest } from './manifest.ts';
+import { elementsOf, openTensorFile, type TensorFile } from './weight-files.ts';
+import { freeBytes, writeModelFolder, type FolderProgress } from './write-folder.ts';
 
-export interface ConvertOptions {
-  art: string;
+/** Where each part of a conversion comes from (the CLI's flags). */
+export interface ConvertSources {
+  /** ART_v1.0 in its original layout: `transformer/` (with `layer_pe`) and `transp_vae/`. */
+  art?: string;
+  /** FLUX.1-dev: text encoders, tokenizers, VAE, scheduler. */
   flux: string;
+  /** Builds ART's transformer from FLUX.1-dev's (`<dir>/transformer/` or the folder itself) instead of --art. */
+  transformerBase?: string;
+  /** ART's `layer_pe` (`[1, layers, 1, 1, dim]`), safetensors or PyTorch; needed with --transformer-base. */
+  layerPe?: string;
+  /** The transparent decoder: a folder or one file (safetensors or PyTorch); replaces --art's transp_vae/. */
+  transpVae?: string;
+  /** LoRAs fused into the transformer, in order. */
+  loras?: LoraSpec[];
+}
+
+export interface ConvertOptions extends ConvertSources {
   out: string;
   precision: Precision;
   onProgress?: (p: FolderProgress) => void;
@@ -44,41 +64,113 @@ function readJsonFile(path: string, what: string): unknown {
   }
 }
 
-function openCheckpoint(dir: string, what: string): Checkpoint {
-  need(dir, what);
-  try {
-    return Checkpoint.open(dir);
-  } catch (e) {
-    throw new ModelFolderError(`${what}: ${(e as Error).message}`);
-  }
+/** One input part, as `--check` prints it. */
+export interface PartSummary {
+  what: string;
+  source: string;
+  tensors: number;
+  parameters: number;
+  dtypes: string[];
 }
 
 export interface ConvertPlan {
+  name: string;
   components: ModelComponents;
   scheduler: ReturnType<typeof schedulerConfigFromDiffusers>;
   /** Weight bytes of the graphs at the chosen precision. */
   bytes: number;
   tokenizerDirs: { clip: string; t5: string };
+  /** The LoRAs fused into the transformer, as the manifest records them. */
+  loras: FusedLora[];
+  parts: PartSummary[];
+}
+
+function summary(what: string, f: { source: string; tensors: Map<string, { shape: number[]; dtype: string }> }, extra: Array<{ shape: number[]; dtype: string }> = []): PartSummary {
+  const all = [...f.tensors.values(), ...extra];
+  return { what, source: f.source, tensors: all.length, parameters: all.reduce((n, t) => n + elementsOf(t.shape), 0), dtypes: [...new Set(all.map((t) => t.dtype))].sort() };
+}
+
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+
+/** Every weight must be a float tensor (int tensors in a weights file mean the wrong file). */
+function checkFloat(part: PartSummary, f: TensorFile): void {
+  for (const [name, t] of f.tensors) {
+    if (!FLOAT_DTYPES.has(t.dtype)) throw new ModelFolderError(`${part.what} (${f.source}): tensor "${name}" is ${t.dtype}, not a float weight; is this the right file?`);
+  }
+}
+
+/** ART's layer_pe from its own file: the tensor named `layer_pe`, or the file's only tensor. */
+function readLayerPe(spec: string, inner: number): { shape: number[]; dtype: string; data: () => Float32Array; source: string } {
+  const f = openTensorFile(spec, "ART's layer_pe (--layer-pe)");
+  const name = f.tensors.has('layer_pe') ? 'layer_pe' : f.tensors.size === 1 ? [...f.tensors.keys()][0] : undefined;
+  if (name === undefined) throw new ModelFolderError(`--layer-pe ${spec}: no tensor named layer_pe among ${[...f.tensors.keys()].slice(0, 5).join(', ')}; select it with file#key`);
+  const t = f.tensors.get(name)!;
+  const [one, layers, h, w, dim] = t.shape;
+  if (t.shape.length !== 5 || one !== 1 || h !== 1 || w !== 1 || dim !== inner || !(layers > 0)) {
+    throw new ModelFolderError(`--layer-pe ${spec}: layer_pe is [${t.shape}] but this transformer needs [1, layers, 1, 1, ${inner}] (ART's is [1, 52, 1, 1, 3072])`);
+  }
+  return { shape: t.shape, dtype: t.dtype, data: () => f.readFloat32(name), source: f.source };
+}
+
+/** The transformer part: ART's own, or FLUX.1-dev's plus a layer_pe; LoRAs fused on read. */
+function planTransformer(src: ConvertSources) {
+  const dir = src.transformerBase
+    ? existsSync(join(src.transformerBase, 'transformer')) ? join(src.transformerBase, 'transformer') : src.transformerBase
+    : src.art ? join(src.art, 'transformer') : undefined;
+  if (!dir) throw new ModelFolderError('no transformer: give --art <ART_v1.0 dir>, or --transformer-base <FLUX.1-dev dir> with --layer-pe <file> (and --lora files)');
+  const what = src.transformerBase ? 'the base transformer (--transformer-base)' : 'ART transformer/ (ART_v1.0)';
+  need(dir, what);
+  const ckpt = openTensorFile(dir, what);
+  const configFile = join(dir, 'config.json');
+  let config = parseTransformerConfig(readJsonFile(configFile, `the transformer config (${what})`), configFile);
+  const inner = config.heads * config.headDim;
+  const extra: Array<{ shape: number[]; dtype: string }> = [];
+  let base: WeightSource = checkpointWeights(ckpt);
+  if (src.layerPe) {
+    const pe = readLayerPe(src.layerPe, inner);
+    extra.push(pe);
+    const from = base;
+    base = { describe: `${from.describe} + ${pe.source}`, shape: (k) => (k === 'layer_pe' ? pe.shape : from.shape(k)), read: (k) => (k === 'layer_pe' ? pe.data() : from.read(k)) };
+    config = { ...config, maxLayerNum: pe.shape[1] };
+  } else if (!ckpt.tensors.has('layer_pe')) {
+    throw new ModelFolderError(`${what} has no layer_pe (FLUX.1-dev's transformer does not): give --layer-pe <file> (ART's layer_pe.pth or .safetensors)`);
+  } else {
+    config = { ...config, maxLayerNum: ckpt.tensors.get('layer_pe')!.shape[1] ?? config.maxLayerNum };
+  }
+  const { loras, record } = loadLoras(src.loras ?? [], base);
+  const part = summary(src.transformerBase ? 'transformer (FLUX.1-dev base + layer_pe)' : 'transformer (ART_v1.0)', ckpt, extra);
+  checkFloat(part, ckpt);
+  return { config, weights: fusedWeights(base, loras), record, part, source: ckpt };
+}
+
+/** The transparent decoder: --transp-vae (folder or file), else ART's transp_vae/. */
+function planTransparentDecoder(src: ConvertSources) {
+  const spec = src.transpVae ?? (src.art ? join(src.art, 'transp_vae') : undefined);
+  if (!spec) throw new ModelFolderError('no transparent decoder: give --transp-vae <folder or file> (or --art with transp_vae/)');
+  const what = src.transpVae ? 'the transparent decoder (--transp-vae)' : 'ART transp_vae/ (the transparent decoder)';
+  const ckpt = openTensorFile(spec, what);
+  const path = spec.split('#')[0];
+  // The official transp_vae ships no config: ART's ViT-B/32 then.
+  const configFile = existsSync(path) && statSync(path).isDirectory() ? join(path, 'config.json') : join(dirname(path), 'config.json');
+  const config = parseTransparentDecoderConfig(existsSync(configFile) ? readJsonFile(configFile, '') : {});
+  const part = summary('transparent decoder', ckpt);
+  checkFloat(part, ckpt);
+  return { config, weights: checkpointWeights(ckpt), part, source: ckpt };
 }
 
 /** Reads and cross-checks every part; nothing is written. */
-export function planConversion(artDir: string, fluxDir: string, precision: Precision): ConvertPlan {
-  const art = resolve(artDir);
-  const flux = resolve(fluxDir);
-  need(art, 'the ART checkpoint folder (--art) with transformer/ and transp_vae/');
+export function planConversion(src: ConvertSources, precision: Precision): ConvertPlan {
+  const flux = resolve(src.flux);
+  if (src.art) need(resolve(src.art), 'the ART checkpoint folder (--art) with transformer/ and transp_vae/');
   need(flux, 'the FLUX.1-dev folder (--flux) with text_encoder/, text_encoder_2/, tokenizer/, tokenizer_2/, vae/, scheduler/');
 
-  const transformerCkpt = openCheckpoint(join(art, 'transformer'), 'ART transformer/ (ART_v1.0)');
-  const transformer = parseTransformerConfig(readJsonFile(join(art, 'transformer', 'config.json'), 'the ART transformer config'), join(art, 'transformer', 'config.json'));
-  const transpCkpt = openCheckpoint(join(art, 'transp_vae'), 'ART transp_vae/ (the transparent decoder)');
-  // The official transp_vae ships no config: ART's ViT-B/32 then.
-  const transpConfigFile = join(art, 'transp_vae', 'config.json');
-  const transparentDecoder = parseTransparentDecoderConfig(existsSync(transpConfigFile) ? readJsonFile(transpConfigFile, '') : {});
-  const clipCkpt = openCheckpoint(join(flux, 'text_encoder'), 'FLUX.1-dev text_encoder/ (CLIP-L)');
+  const transformer = planTransformer(src);
+  const transp = planTransparentDecoder(src);
+  const clipCkpt = openTensorFile(join(flux, 'text_encoder'), 'FLUX.1-dev text_encoder/ (CLIP-L)');
   const clip = parseClipTextConfig(readJsonFile(join(flux, 'text_encoder', 'config.json'), 'the CLIP text encoder config'), join(flux, 'text_encoder', 'config.json'));
-  const t5Ckpt = openCheckpoint(join(flux, 'text_encoder_2'), 'FLUX.1-dev text_encoder_2/ (T5-XXL)');
+  const t5Ckpt = openTensorFile(join(flux, 'text_encoder_2'), 'FLUX.1-dev text_encoder_2/ (T5-XXL)');
   const t5 = parseT5Config(readJsonFile(join(flux, 'text_encoder_2', 'config.json'), 'the T5 encoder config'), join(flux, 'text_encoder_2', 'config.json'));
-  const vaeCkpt = openCheckpoint(join(flux, 'vae'), 'FLUX.1-dev vae/');
+  const vaeCkpt = openTensorFile(join(flux, 'vae'), 'FLUX.1-dev vae/');
   const vae = parseVaeConfig(readJsonFile(join(flux, 'vae', 'config.json'), 'the VAE config'));
   const scheduler = schedulerConfigFromDiffusers(readJsonFile(join(flux, 'scheduler', 'scheduler_config.json'), 'the FLUX.1-dev scheduler config') as Record<string, unknown>);
   const tokenizerDirs = { clip: need(join(flux, 'tokenizer'), 'the CLIP tokenizer of FLUX.1-dev'), t5: need(join(flux, 'tokenizer_2'), 'the T5 tokenizer of FLUX.1-dev') };
@@ -89,27 +181,65 @@ export function planConversion(artDir: string, fluxDir: string, precision: Preci
   const mismatch = (what: string) => {
     throw new ModelFolderError(`these checkpoints do not fit together: ${what}`);
   };
-  if (transformer.jointAttentionDim !== t5.dModel) mismatch(`the transformer takes text of width ${transformer.jointAttentionDim} but T5 gives ${t5.dModel}`);
-  if (transformer.pooledProjectionDim !== clip.hidden) mismatch(`the transformer takes pooled vectors of ${transformer.pooledProjectionDim} but CLIP gives ${clip.hidden}`);
+  if (transformer.config.jointAttentionDim !== t5.dModel) mismatch(`the transformer takes text of width ${transformer.config.jointAttentionDim} but T5 gives ${t5.dModel}`);
+  if (transformer.config.pooledProjectionDim !== clip.hidden) mismatch(`the transformer takes pooled vectors of ${transformer.config.pooledProjectionDim} but CLIP gives ${clip.hidden}`);
   if (vae.latentChannels !== LATENT_CHANNELS) mismatch(`the VAE has ${vae.latentChannels} latent channels, ART needs ${LATENT_CHANNELS}`);
 
+  const parts = [transformer.part, transp.part, summary('CLIP-L text encoder', clipCkpt), summary('T5-XXL encoder', t5Ckpt), summary('VAE', vaeCkpt)];
+  for (const [part, f] of [[parts[2], clipCkpt], [parts[3], t5Ckpt], [parts[4], vaeCkpt]] as const) checkFloat(part, f);
   // Bytes per weight: int4 stores the transformer in 4 bits plus a scale and zero point per 32.
-  const perValue = (ck: Checkpoint) => (precision === 'fp32' ? 4 : precision === 'int4' && ck === transformerCkpt ? 0.6 : 2);
-  const bytes = [transformerCkpt, transpCkpt, clipCkpt, t5Ckpt, vaeCkpt]
-    .map((ck) => [...ck.tensors.values()].reduce((n, t) => n + elementCount(t.shape) * perValue(ck), 0))
-    .reduce((a, b) => a + b, 0);
+  const perValue = (p: PartSummary) => (precision === 'fp32' ? 4 : precision === 'int4' && p === transformer.part ? 0.6 : 2);
+  const bytes = parts.reduce((n, p) => n + p.parameters * perValue(p), 0);
+  const origin = src.transformerBase ? 'FLUX.1-dev + ART layer_pe' : 'ART_v1.0 + FLUX.1-dev';
+  const loraNames = transformer.record.map((l) => `${l.file}@${l.scale}`).join(', ');
   return {
+    name: `${origin}${loraNames ? ` + LoRA ${loraNames}` : ''} (${precision})`,
     components: {
-      transformer: { config: transformer, weights: checkpointWeights(transformerCkpt) },
+      transformer: { config: transformer.config, weights: transformer.weights },
       vae: { config: vae, weights: checkpointWeights(vaeCkpt) },
-      transparentDecoder: { config: transparentDecoder, weights: checkpointWeights(transpCkpt) },
+      transparentDecoder: { config: transp.config, weights: transp.weights },
       clip: { config: clip, weights: checkpointWeights(clipCkpt) },
       t5: { config: t5, weights: checkpointWeights(t5Ckpt), seqLen: T5_TOKENS },
     },
     scheduler,
     bytes,
     tokenizerDirs,
+    loras: transformer.record,
+    parts,
   };
+}
+
+/**
+ * `--check`: everything `convert` would verify before writing, and more, in seconds: every part
+ * planned (configs, indexes, shard headers, LoRAs), every graph built as structure only (each
+ * weight's name and shape checked against its config; no data read), the disk space at `out`.
+ * Returns the plan's lines; throws the first problem.
+ */
+export function checkConversion(src: ConvertSources, precision: Precision, out?: string): string[] {
+  const plan = planConversion(src, precision);
+  const lines: string[] = [`plan: ${plan.name}`];
+  for (const p of plan.parts) lines.push(`  ${p.what}: ${p.tensors} tensors, ${(p.parameters / 1e9).toFixed(3)} B parameters (${p.dtypes.join(', ')}) from ${p.source}`);
+  for (const l of plan.loras) lines.push(`  LoRA ${l.order}: ${l.file} (${l.format}), scale ${l.scale}, ${l.modules} weights changed, sha256 ${l.sha256.slice(0, 16)}...`);
+  const builders = graphBuilders(plan.components, precision);
+  for (const name of GRAPH_NAMES) {
+    const build = builders[name];
+    if (!build) throw new ModelFolderError(`no component to build graph ${name} from`);
+    let graph;
+    try {
+      graph = build();
+    } catch (e) {
+      throw new ModelFolderError(`graph ${name}: ${(e as Error).message}`);
+    }
+    lines.push(`  graph ${name}: ${graph.nodes.length} nodes, ${graph.initializers.size} weights`);
+  }
+  lines.push(`  output: ${(plan.bytes / 2 ** 30).toFixed(2)} GiB of weights at ${precision}`);
+  if (out) {
+    const free = freeBytes(resolve(out));
+    const needBytes = Math.ceil(plan.bytes * 1.02) + (64 << 20);
+    if (free < needBytes) throw new ModelFolderError(`not enough disk space for ${resolve(out)}: need about ${(needBytes / 2 ** 30).toFixed(1)} GiB, ${(free / 2 ** 30).toFixed(1)} GiB free; free some space or choose another --out`);
+    lines.push(`  disk: ${(free / 2 ** 30).toFixed(1)} GiB free at ${resolve(out)}`);
+  }
+  return lines;
 }
 
 function copyTokenizer(from: string, to: string, names: readonly string[]): void {
@@ -117,17 +247,18 @@ function copyTokenizer(from: string, to: string, names: readonly string[]): void
 }
 
 export function convert(options: ConvertOptions): Manifest {
-  const plan = planConversion(options.art, options.flux, options.precision);
+  const plan = planConversion(options, options.precision);
   return writeModelFolder(
     resolve(options.out),
     {
-      name: `ART_v1.0 + FLUX.1-dev (${options.precision})`,
+      name: plan.name,
       tiny: false,
       precision: options.precision,
       resolutions: [...RESOLUTIONS],
       maxLayers: plan.components.transformer.config.maxLayerNum,
       components: plan.components,
       scheduler: plan.scheduler,
+      loras: plan.loras,
       writeTokenizers: (clipDir, t5Dir) => {
         copyTokenizer(plan.tokenizerDirs.clip, clipDir, CLIP_TOKENIZER_FILES);
         copyTokenizer(plan.tokenizerDirs.t5, t5Dir, T5_TOKENIZER_FILES);
@@ -157,13 +288,22 @@ function progressBar(): (p: FolderProgress) => void {
   };
 }
 
+const USAGE = `usage: npm run convert -- --flux <FLUX.1-dev dir> --out <model dir> [--precision fp32|fp16|int4]
+         (--art <ART_v1.0 dir> | --transformer-base <FLUX.1-dev dir> --layer-pe <file>)
+         [--transp-vae <dir or file>] [--lora <file>[:scale] ...] [--check]
+  --check reads and checks everything and prints the plan; it writes nothing (--out optional: its disk space is checked)`;
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     args: process.argv.slice(2).filter((a) => a !== '--'),
-    options: { art: { type: 'string' }, flux: { type: 'string' }, out: { type: 'string' }, precision: { type: 'string' } },
+    options: {
+      art: { type: 'string' }, flux: { type: 'string' }, out: { type: 'string' }, precision: { type: 'string' },
+      'transformer-base': { type: 'string' }, 'layer-pe': { type: 'string' }, 'transp-vae': { type: 'string' },
+      lora: { type: 'string', multiple: true }, check: { type: 'boolean' },
+    },
   });
-  if (!values.art || !values.flux || !values.out) {
-    console.error('usage: npm run convert -- --art <ART_v1.0 dir> --flux <FLUX.1-dev dir> --out <model dir> [--precision fp32|fp16|int4]');
+  if (!values.flux || (!values.out && !values.check) || (!values.art && !values['transformer-base'])) {
+    console.error(USAGE);
     return 2;
   }
   const precision = (values.precision ?? 'fp16') as Precision;
@@ -171,13 +311,23 @@ async function main(): Promise<number> {
     console.error(`--precision must be ${PRECISIONS.join(', ')}, got "${precision}"`);
     return 2;
   }
-  if (existsSync(`${resolve(values.out)}.partial`) && statSync(`${resolve(values.out)}.partial`).isDirectory()) {
-    console.error(`resuming the interrupted conversion in ${resolve(values.out)}.partial`);
-  }
+  const sources: ConvertSources = {
+    art: values.art, flux: values.flux, transformerBase: values['transformer-base'], layerPe: values['layer-pe'], transpVae: values['transp-vae'],
+    loras: (values.lora ?? []).map(parseLoraArg),
+  };
   const t0 = performance.now();
-  const m = convert({ art: values.art, flux: values.flux, out: values.out, precision, onProgress: progressBar() });
+  if (values.check) {
+    for (const line of checkConversion(sources, precision, values.out)) console.log(line);
+    console.log(`check passed in ${((performance.now() - t0) / 1000).toFixed(1)} s; nothing was written`);
+    return 0;
+  }
+  const out = values.out as string;
+  if (existsSync(`${resolve(out)}.partial`) && statSync(`${resolve(out)}.partial`).isDirectory()) {
+    console.error(`resuming the interrupted conversion in ${resolve(out)}.partial`);
+  }
+  const m = convert({ ...sources, out, precision, onProgress: progressBar() });
   const bytes = Object.values(m.files).reduce((a, f) => a + f.bytes, 0);
-  console.error(`\nwrote ${resolve(values.out)}: ${m.name}, ${(bytes / 2 ** 30).toFixed(2)} GiB in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  console.error(`\nwrote ${resolve(out)}: ${m.name}, ${(bytes / 2 ** 30).toFixed(2)} GiB in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   return 0;
 }
 

@@ -65,6 +65,10 @@ export const manifestSchema = z.object({
   text: z.object({ clipTokens: positiveInt, t5Tokens: positiveInt }),
   graphs: z.object(Object.fromEntries(GRAPH_NAMES.map((n) => [n, graphEntry])) as Record<GraphName, typeof graphEntry>),
   tokenizers: z.object({ clip: relPath, t5: relPath }),
+  /** LoRAs fused into the transformer at conversion, in the order applied (absent: none). */
+  loras: z
+    .array(z.object({ order: positiveInt, file: z.string().min(1), sha256: z.string().regex(/^[0-9a-f]{64}$/), scale: z.number().finite(), format: z.enum(['diffusers_peft', 'kohya_flux']), modules: z.number().int().nonnegative() }))
+    .optional(),
   /** Every graph and weight file with its size and sha256. */
   files: z.record(relPath, fileEntry),
 });

@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { WriteProgress } from '../onnx/onnx-writer.ts';
 import type { SchedulerConfig } from '../pipeline/scheduler.ts';
 import { graphBuilders, writeGraph, type ModelComponents, type Precision } from './graphs.ts';
+import type { FusedLora } from './lora.ts';
 import { describeFile, GRAPH_NAMES, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, ModelFolderError, parseManifest, type GraphName, type Manifest } from './manifest.ts';
 
 export interface FolderSpec {
@@ -18,6 +19,8 @@ export interface FolderSpec {
   maxLayers: number;
   components: ModelComponents;
   scheduler: SchedulerConfig;
+  /** LoRAs fused into the transformer (recorded in the manifest). */
+  loras?: FusedLora[];
   /** Writes the CLIP and T5 tokenizer files into the two folders given (they exist). */
   writeTokenizers: (clipDir: string, t5Dir: string) => void;
 }
@@ -86,7 +89,8 @@ export function writeModelFolder(out: string, spec: FolderSpec, options: WriteFo
   const builders = graphBuilders(spec.components, spec.precision);
   const files: Record<string, { bytes: number; sha256: string }> = {};
   const graphs = {} as Manifest['graphs'];
-  const build = `${spec.precision} ${spec.name}`;
+  // The name says which LoRAs at which scales; their checksums make a marker of other files stale.
+  const build = `${spec.precision} ${spec.name} ${(spec.loras ?? []).map((l) => l.sha256).join(',')}`;
   GRAPH_NAMES.forEach((name, i) => {
     const report = (p: WriteProgress, resumed: boolean) => options.onProgress?.({ ...p, graph: name, index: i + 1, total: GRAPH_NAMES.length, resumed });
     const done = readDone(partial, name, build);
@@ -135,6 +139,7 @@ export function writeModelFolder(out: string, spec: FolderSpec, options: WriteFo
     text: { clipTokens: c.clip.config.positions, t5Tokens: c.t5.seqLen },
     graphs,
     tokenizers: { clip: TOKENIZERS.clip, t5: TOKENIZERS.t5 },
+    ...(spec.loras && spec.loras.length > 0 ? { loras: spec.loras } : {}),
     files,
   };
   const text = JSON.stringify(manifest, null, 1);

@@ -80,6 +80,8 @@ export class GraphBuilder {
   /** Checkpoint keys the graph consumed, with the shape it expected. */
   readonly usedKeys = new Map<string, number[]>();
   private counter = 0;
+  /** Values renamed to a graph output's name (see `output`). */
+  private readonly aliases = new Map<string, string>();
 
   constructor(
     readonly name: string,
@@ -102,10 +104,29 @@ export class GraphBuilder {
     return { name };
   }
 
-  /** Marks `value` as a graph output under `name` (adds an Identity when the name differs). */
+  /**
+   * Marks `value` as a graph output under `name`. A node's output is renamed to it (everywhere, and
+   * for later uses of `value`): an Identity would be a node with no WebGPU kernel, run on the CPU.
+   * Only a graph input, a weight or a value already output under another name gets an Identity.
+   */
   output(value: Value, name: string, type: TypeSpec, dims: Dim[]): void {
-    if (value.name !== name) this.op('Identity', [value], {}, { outputName: name });
+    const current = this.aliases.get(value.name) ?? value.name;
+    if (current !== name) {
+      const producer = this.nodes.find((n) => n.outputs.includes(current));
+      if (producer && !this.outputs.some((o) => o.name === current)) {
+        for (const n of this.nodes) {
+          n.outputs = n.outputs.map((o) => (o === current ? name : o));
+          n.inputs = n.inputs.map((i) => (i === current ? name : i));
+        }
+        this.aliases.set(value.name, name);
+      } else this.op('Identity', [value], {}, { outputName: name });
+    }
     this.outputs.push({ name, type: this.resolve(type), dims });
+  }
+
+  /** A value's name in the graph (a value that became a graph output was renamed). */
+  private ref(v: Value | null): string {
+    return v ? (this.aliases.get(v.name) ?? v.name) : '';
   }
 
   /** Adds a node; returns its outputs. */
@@ -117,7 +138,7 @@ export class GraphBuilder {
       opType,
       domain: opts.domain ?? '',
       name: base,
-      inputs: inputs.map((v) => (v ? v.name : '')),
+      inputs: inputs.map((v) => this.ref(v)),
       outputs,
       attrs,
     });
@@ -127,7 +148,7 @@ export class GraphBuilder {
   /** Adds a single-output node. */
   op(opType: string, inputs: (Value | null)[], attrs: Record<string, Attr> = {}, opts: { domain?: string; name?: string; outputName?: string } = {}): Value {
     if (opts.outputName) {
-      this.nodes.push({ opType, domain: opts.domain ?? '', name: this.fresh(opType), inputs: inputs.map((v) => (v ? v.name : '')), outputs: [opts.outputName], attrs });
+      this.nodes.push({ opType, domain: opts.domain ?? '', name: this.fresh(opType), inputs: inputs.map((v) => this.ref(v)), outputs: [opts.outputName], attrs });
       return { name: opts.outputName };
     }
     return this.node(opType, inputs, attrs, opts)[0];

@@ -2,10 +2,11 @@
  * A test double of the ART pipeline, loaded by the bridge's worker in place of the real one.
  * Deterministic RGBA of each box's size, a wait per step that holds its thread as
  * onnxruntime does, AbortSignal checked between steps, progress per step.
- * Options (beside modelDir/provider): stepMs, loadMs, decodeMs (with it the fake hands its layers
+ * Options (beside modelDir/provider): model (the name it reports; default "fake"), stepMs, loadMs, decodeMs (with it the fake hands its layers
  * over through `onLayers` first, then waits that long without holding its thread, as onnxruntime's
  * VAE run does, then reports decode progress and returns). A prompt containing "FAIL" throws; one
- * containing "CRASH" kills the worker thread (as a native crash in onnxruntime would).
+ * containing "CRASH" kills the worker thread (as a native crash in onnxruntime would); one
+ * containing "NOISE" makes incompressible pixels (PNGs as large as real photos, for memory tests).
  */
 import type { ArtPipeline, GenerateParams, GenerateOptions, GenerateResult, LayerImage } from '../../gpu-server/pipeline/types.ts';
 import { MAX_LAYERS, PACKED_CHANNELS } from '../../gpu-server/constants.ts';
@@ -14,6 +15,7 @@ import { checkKeep, holdKept, keptTokens } from '../../gpu-server/pipeline/keep.
 
 export interface FakeOptions {
   modelDir?: string;
+  model?: string;
   provider?: 'cuda' | 'webgpu' | 'cpu';
   stepMs?: number;
   loadMs?: number;
@@ -33,9 +35,10 @@ function holdThread(ms: number): void {
 export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipeline> {
   holdThread(options.loadMs ?? 0);
   const stepMs = options.stepMs ?? 5;
+  const model = options.model ?? 'fake';
   const provider = options.provider ?? 'cpu';
   return {
-    info: { model: 'fake', provider, tiny: true, maxLayers: MAX_LAYERS, resolutions: [64, 128, 256, 512, 1024] },
+    info: { model, provider, tiny: true, maxLayers: MAX_LAYERS, resolutions: [64, 128, 256, 512, 1024] },
     async generate(params: GenerateParams, opts: GenerateOptions = {}): Promise<GenerateResult> {
       const start = performance.now();
       const abortIfAsked = () => {
@@ -44,7 +47,7 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
       if (params.prompt.includes('FAIL')) throw new Error('fake pipeline failure (prompt asked for it)');
       if (params.prompt.includes('CRASH')) process.exit(3);
       // Refuses a base that does not fit, as the real pipeline's validateParams does.
-      if (params.base) checkKeep(params.layout, { model: params.base.model, layout: params.base.latents.layout }, params.base.keep, 'fake');
+      if (params.base) checkKeep(params.layout, { model: params.base.model, layout: params.base.latents.layout }, params.base.keep, model);
       for (let step = 1; step <= params.steps; step++) {
         abortIfAsked();
         holdThread(stepMs);
@@ -59,6 +62,15 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
         const rgba = new Uint8Array(width * height * 4);
         for (let y = 0; y < height; y++)
           for (let x = 0; x < width; x++) rgba.set(fakePixel(params.seed, index, x, y), (y * width + x) * 4);
+        if (params.prompt.includes('NOISE')) {
+          let state = (params.seed * 2654435761 + index * 40503 + 1) >>> 0;
+          for (let i = 0; i < rgba.length; i++) {
+            state = (state ^ (state << 13)) >>> 0;
+            state = (state ^ (state >>> 17)) >>> 0;
+            state = (state ^ (state << 5)) >>> 0;
+            rgba[i] = state & 255;
+          }
+        }
         return { index, box, width, height, rgba };
       });
       if (options.decodeMs !== undefined) {
@@ -79,7 +91,7 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
         seed: params.seed,
         timings: { denoise: performance.now() - start },
         tiny: true,
-        model: 'fake',
+        model,
         provider,
         promptTruncated: false,
         latents: { layout: params.layout, tokens },

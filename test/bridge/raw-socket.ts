@@ -5,6 +5,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { PROTOCOL_VERSION } from '../../bridge/protocol.ts';
 
 export function upgradeRequest(port: number, headers: Record<string, string> = {}): string {
   const lines = [
@@ -95,6 +96,19 @@ export class RawWebSocket {
     const ws = new RawWebSocket(socket);
     if (response.rest.length) socket.emit('data', response.rest);
     return ws;
+  }
+
+  /** Opens and pairs: sends hello with `token`, waits for welcome. */
+  static async paired(port: number, token: string): Promise<RawWebSocket> {
+    const ws = await RawWebSocket.open(port);
+    ws.write(text(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, token, client: 'raw' })));
+    await ws.until(() => ws.texts.some((t) => t.includes('"welcome"')));
+    return ws;
+  }
+
+  /** Messages read so far, parsed. */
+  messages(): { type: string; code?: string; [key: string]: unknown }[] {
+    return this.texts.map((t) => JSON.parse(t) as { type: string });
   }
 
   write(bytes: Buffer): void {

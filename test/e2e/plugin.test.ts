@@ -1,7 +1,7 @@
 /**
  * End to end in real Chromium: the built plugin against a fake Figma scene, its built UI in a
- * sandboxed iframe, a real bridge on an ephemeral port. Pairing, generating, inserting, wrong
- * token, bridge down, cancel mid-job.
+ * sandboxed iframe, a real bridge on a port manifest.json allows. Pairing, generating, streamed
+ * inserting with plugin data, wrong token, bridge down, an address the manifest blocks, cancel mid-job.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

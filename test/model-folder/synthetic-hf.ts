@@ -1,7 +1,7 @@
 /**
  * Synthetic Hugging Face folders in the real ART_v1.0 and FLUX.1-dev layouts, holding the tiny
- * golden models' weights under the official key names, stored as bf16, with the transformer and
- * T5 sharded behind index files: what the converter must read.
+ * golden models' weights under the official key names, stored as bf16 (the transformer as float32
+ * on request), with the transformers and T5 sharded behind index files: what the converter must read.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,13 +12,14 @@ import { GOLDEN } from '../pipeline/golden-data.ts';
 import { floatKeys } from './hf-file-shape.ts';
 
 const bf16 = (data: Float32Array, shape: number[]): TensorToWrite => ({ dtype: 'BF16', shape, data: Uint16Array.from(data, floatToBf16) });
+const f32 = (data: Float32Array, shape: number[]): TensorToWrite => ({ dtype: 'F32', shape, data });
 
-function tensorsOf(caseName: string, replace: Record<string, { shape: number[]; data: Float32Array }> = {}): Record<string, TensorToWrite> {
+function tensorsOf(caseName: string, replace: Record<string, { shape: number[]; data: Float32Array }> = {}, store = bf16): Record<string, TensorToWrite> {
   const ckpt = Checkpoint.open(join(GOLDEN, caseName, 'weights.safetensors'));
   const out: Record<string, TensorToWrite> = {};
   for (const key of ckpt.keys()) {
     const r = replace[key];
-    out[key] = r ? bf16(r.data, r.shape) : bf16(ckpt.readFloat32(key), ckpt.info(key).shape);
+    out[key] = r ? store(r.data, r.shape) : store(ckpt.readFloat32(key), ckpt.info(key).shape);
   }
   return out;
 }
@@ -49,22 +50,35 @@ function config(caseName: string, over: Record<string, unknown> = {}, drop: stri
   return marked.replace(/"@float:(-?\d+)"/g, '$1.0');
 }
 
-/** Writes `<root>/ART_v1.0` and `<root>/FLUX.1-dev`; returns their paths. */
-export function writeSyntheticHf(root: string): { art: string; flux: string } {
+/** Writes `<root>/ART_v1.0`, `<root>/FLUX.1-dev` and `<root>/layer_pe.safetensors`; returns their paths. */
+export function writeSyntheticHf(root: string, options: { exactTransformer?: boolean } = {}): { art: string; flux: string; layerPe: string } {
   const art = join(root, 'ART_v1.0');
   const flux = join(root, 'FLUX.1-dev');
   const dirs = {
     transformer: join(art, 'transformer'), transp: join(art, 'transp_vae'),
+    fluxTransformer: join(flux, 'transformer'),
     clip: join(flux, 'text_encoder'), t5: join(flux, 'text_encoder_2'), vae: join(flux, 'vae'), scheduler: join(flux, 'scheduler'),
     tok: join(flux, 'tokenizer'), tok2: join(flux, 'tokenizer_2'),
   };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
 
   // The golden transformer takes pooled vectors of 24; CLIP's width is 32: widen that one input.
+  // `exactTransformer`: with zero columns, so the golden inputs padded with zeros give the golden outputs.
   const pooledKey = 'time_text_embed.text_embedder.linear_1.weight';
-  const pooledWeight = Float32Array.from({ length: 32 * 32 }, (_, i) => 0.05 * Math.sin(i * 1.7));
+  const golden = Checkpoint.open(join(GOLDEN, 'transformer', 'weights.safetensors')).readFloat32(pooledKey);
+  const pooledWeight = Float32Array.from({ length: 32 * 32 }, (_, i) => (options.exactTransformer ? 0 : 0.05 * Math.sin(i * 1.7)));
+  if (options.exactTransformer) for (let o = 0; o < 32; o++) pooledWeight.set(golden.subarray(o * 24, o * 24 + 24), o * 32);
   writeFileSync(join(dirs.transformer, 'config.json'), config('transformer', { pooled_projection_dim: 32, _class_name: 'CustomFluxTransformer2DModel' }));
-  writeSharded(dirs.transformer, 'diffusion_pytorch_model', tensorsOf('transformer', { [pooledKey]: { shape: [32, 32], data: pooledWeight } }), 3);
+  // `exactTransformer`: the transformer in float32 (the real one is bf16), so that converting it
+  // with the golden LoRA files can be held to the transformer_lora golden at 1e-4.
+  const transformer = tensorsOf('transformer', { [pooledKey]: { shape: [32, 32], data: pooledWeight } }, options.exactTransformer ? f32 : bf16);
+  writeSharded(dirs.transformer, 'diffusion_pytorch_model', transformer, 3);
+  // FLUX.1-dev's own transformer/: the same weights without layer_pe, FLUX's config (no
+  // max_layer_num); ART's layer_pe beside it as its own file (thuteam/CLD ships layer_pe.pth).
+  const { layer_pe: layerPe, ...fluxTransformer } = transformer;
+  writeFileSync(join(dirs.fluxTransformer, 'config.json'), config('transformer', { pooled_projection_dim: 32, _class_name: 'FluxTransformer2DModel' }, ['max_layer_num']));
+  writeSharded(dirs.fluxTransformer, 'diffusion_pytorch_model', fluxTransformer, 3);
+  writeSafetensors(join(root, 'layer_pe.safetensors'), { layer_pe: layerPe });
 
   writeFileSync(join(dirs.transp, 'config.json'), config('transp_vae'));
   writeSafetensors(join(dirs.transp, 'diffusion_pytorch_model.safetensors'), tensorsOf('transp_vae'));
@@ -79,5 +93,5 @@ export function writeSyntheticHf(root: string): { art: string; flux: string } {
   writeFileSync(join(dirs.scheduler, 'scheduler_config.json'), config('scheduler', { _class_name: 'FlowMatchEulerDiscreteScheduler' }));
   writeTinyClipTokenizer(dirs.tok, 1000);
   writeTinyT5Tokenizer(dirs.tok2, 1000);
-  return { art, flux };
+  return { art, flux, layerPe: join(root, 'layer_pe.safetensors') };
 }

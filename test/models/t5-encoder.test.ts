@@ -11,6 +11,7 @@ import { type GraphBuilder, GraphError, memoryWeights, shapeOnlyWeights } from '
 import { halvesToFloat32 } from '../../gpu-server/onnx/half.ts';
 import { writeModel } from '../../gpu-server/onnx/onnx-writer.ts';
 import { Checkpoint } from '../../gpu-server/onnx/safetensors.ts';
+import { t5Shapes } from '../model-folder/flux-dev-stand-in.ts';
 import { openSession, ort } from '../../gpu-server/onnx/session.ts';
 
 const golden = new URL('../fixtures/golden/t5_encoder/', import.meta.url).pathname;
@@ -151,9 +152,11 @@ function t5XxlKeys(): Record<string, number[]> {
   return keys;
 }
 
-test('full-size T5-XXL: consumes exactly the checkpoint keys (one name of the tied embedding), 4.76 B parameters, documented input and output', () => {
-  const keys = t5XxlKeys();
-  assert.equal(Object.keys(keys).length, 2 + 10 + 23 * 9 + 1);
+test("full-size T5-XXL: consumes exactly the keys of FLUX.1-dev's real index (219, the tied embedding as shared.weight), 4.76 B parameters, documented input and output", () => {
+  const keys = t5Shapes();
+  assert.equal(Object.keys(keys).length, 219);
+  // The same names as the golden checkpoint's, scaled to 24 blocks (less the tied embed_tokens).
+  assert.deepEqual(Object.keys(keys).sort(), Object.keys(t5XxlKeys()).filter((k) => k !== 'encoder.embed_tokens.weight').sort());
   const xxl = parseT5Config({ ...configJson, vocab_size: 32128, d_model: 4096, d_kv: 64, d_ff: 10240, num_layers: 24, num_heads: 64 });
   for (const precision of ['float32', 'float16'] as const) {
     const g = buildT5Encoder(xxl, shapeOnlyWeights('T5-XXL', keys), precision);

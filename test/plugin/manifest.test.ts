@@ -14,7 +14,7 @@ test('manifest has what Figma’s “Import plugin from manifest” needs, point
   assert.equal(manifest.documentAccess, 'dynamic-page');
 });
 
-test('network access: only the local bridge, by name (Figma rejects IP literals), with a reason', () => {
+test('network access: only the local bridge on localhost, with a reason', () => {
   const access = manifest.networkAccess as { allowedDomains: string[]; devAllowedDomains: string[]; reasoning: string };
   assert.deepEqual(access.allowedDomains, ['none']);
   assert.ok(access.reasoning.length > 20);

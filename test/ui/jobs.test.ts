@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { frameLayout } from '../../plugin/layout.ts';
-import { applyBridgeMessage, isActive, newJob, type Job } from '../../ui/jobs.ts';
+import { applyBridgeMessage, isActive, newJob, restoredJob, type Job } from '../../ui/jobs.ts';
 import { errorText, remainingMs, seconds } from '../../ui/words.ts';
 import { frame, rect } from '../plugin/trees.ts';
 
@@ -55,4 +55,24 @@ test('time left follows the pace of the steps so far', () => {
   assert.equal(seconds(2500), '2.5 s');
   assert.equal(seconds(45_000), '45 s');
   assert.equal(seconds(150_000), '2 min 30 s');
+});
+
+test('a job remembered from the last session: still running, it is inserted when done; finished while closed, it waits for Insert', () => {
+  const stored = { jobId: JOB, requestId: 'r9', layout, seed: 5, prompt: 'saved', queuedAt: 1, insertedFrameId: null };
+  const restored = restoredJob(stored);
+  assert.deepEqual([restored.status, restored.jobId, restored.restored, restored.selectionStamp], ['restored', JOB, true, -1]);
+  assert.equal(isActive(restored), true, 'asked of the bridge again once paired');
+  const done = {
+    type: 'done' as const, jobId: JOB, layerCount: 3, seed: 5, model: 'tiny', provider: 'cpu',
+    tiny: true, promptTruncated: false, timings: {}, fetched: true,
+  };
+  // Finished while the plugin was closed: the bridge replays it (fetched), and the designer decides.
+  assert.deepEqual(applyBridgeMessage([restored], done).map((j) => [j.status, j.model]), [['ready', 'tiny']]);
+  // Still running when the plugin came back: queued first, then a live done, inserted at once.
+  const running = applyBridgeMessage([restored], { type: 'queued', jobId: JOB, position: 0 });
+  assert.equal(running[0].status, 'running');
+  assert.equal(applyBridgeMessage(running, { ...done, fetched: false })[0].status, 'inserting');
+  // A job of this session is inserted at once even if its done is a replay after a reconnect.
+  const live = { ...newJob('r1', layout, 'a card', 41, 3), jobId: JOB, status: 'running' as const };
+  assert.equal(applyBridgeMessage([live], done)[0].status, 'inserting');
 });

@@ -1,0 +1,263 @@
+/**
+ * The bridge under attack, measured: a real bridge in a child process (sample pipeline), and
+ * here a paired witness that pings every 20 ms. Each attack is compared with a quiet baseline
+ * measured in the same run: the bridge's event-loop delay and the witness's ping while a stranger
+ * (no hello) sends the worst frame it can at the documented 30 a second; the bridge's peak
+ * memory while a paired client refuses to read and asks for a big job 60 times, against the
+ * peak while a client that reads fetches it. Run: `npx tsx bench/bridge-attack.ts`.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { WebSocket } from 'ws';
+import { PROTOCOL_VERSION, MAX_MESSAGE_BYTES, type BridgeMessage } from '../bridge/protocol.ts';
+import { startBridge, DEFAULT_LIMITS } from '../bridge/server.ts';
+import { RawWebSocket, text } from '../test/bridge/raw-socket.ts';
+import { fixed, machineLine, mib, table } from './stats.ts';
+
+const PHASE_MS = 3000;
+const FLOOD_PER_SECOND = DEFAULT_LIMITS.perSecond;
+
+// ---- the bridge side (child process) -------------------------------------------------------------
+
+type ToChild = { type: 'monitor' } | { type: 'report' } | { type: 'close' };
+interface PhaseReport {
+  loopP99: number;
+  loopMax: number;
+  rssBefore: number;
+  rssPeak: number;
+  arrayBuffersBefore: number;
+  arrayBuffersPeak: number;
+}
+type FromChild = { type: 'listening'; port: number; token: string } | { type: 'report'; report: PhaseReport };
+
+async function serve(): Promise<void> {
+  const send = (m: FromChild) => process.send?.(m);
+  const outputs = mkdtempSync(join(tmpdir(), 'art-bench-attack-'));
+  const token = randomBytes(16).toString('hex');
+  const bridge = await startBridge({
+    host: '127.0.0.1', port: 0, token, allowOrigins: [], outputs, keepJobs: 2,
+    runner: { kind: 'local', pipeline: { factory: fileURLToPath(new URL('./sample-pipeline.ts', import.meta.url)), options: { stepMs: 1 } } },
+    cancelOnShutdown: true, version: 'bench',
+  });
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  let r: PhaseReport = { loopP99: 0, loopMax: 0, rssBefore: 0, rssPeak: 0, arrayBuffersBefore: 0, arrayBuffersPeak: 0 };
+  let sampler: NodeJS.Timeout | undefined;
+  const sample = () => {
+    const m = process.memoryUsage();
+    r.rssPeak = Math.max(r.rssPeak, m.rss);
+    r.arrayBuffersPeak = Math.max(r.arrayBuffersPeak, m.arrayBuffers);
+  };
+  process.on('message', (m: ToChild) => {
+    if (m.type === 'monitor') {
+      const now = process.memoryUsage();
+      r = { loopP99: 0, loopMax: 0, rssBefore: now.rss, rssPeak: now.rss, arrayBuffersBefore: now.arrayBuffers, arrayBuffersPeak: now.arrayBuffers };
+      loop.reset();
+      loop.enable();
+      sampler = setInterval(sample, 10);
+    } else if (m.type === 'report') {
+      loop.disable();
+      clearInterval(sampler);
+      sample();
+      send({ type: 'report', report: { ...r, loopP99: loop.percentile(99) / 1e6, loopMax: loop.max / 1e6 } });
+    } else if (m.type === 'close') {
+      void bridge.close().finally(() => {
+        rmSync(outputs, { recursive: true, force: true });
+        process.exit(0);
+      });
+    }
+  });
+  send({ type: 'listening', port: bridge.port, token });
+}
+
+// ---- the client side -------------------------------------------------------------------------------
+
+function nextMessage<T extends FromChild['type']>(child: ChildProcess, type: T): Promise<Extract<FromChild, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: FromChild) => {
+      if (m.type !== type) return;
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      resolve(m as Extract<FromChild, { type: T }>);
+    };
+    const onExit = (code: number | null) => reject(new Error(`the bridge process exited (code ${code}) before sending "${type}"`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A paired `ws` client that hands each JSON message to `on`. */
+async function pairedClient(port: number, token: string, on: (m: BridgeMessage) => void = () => {}): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}`, { headers: { origin: 'null' }, maxPayload: 256 * 2 ** 20 });
+  await new Promise<void>((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  const welcomed = new Promise<void>((resolve) =>
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return;
+      const m = JSON.parse((data as Buffer).toString('utf8')) as BridgeMessage;
+      if (m.type === 'welcome') resolve();
+      on(m);
+    }),
+  );
+  ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, token, client: 'bench' }));
+  await welcomed;
+  return ws;
+}
+
+/** Pings every 20 ms while `during` runs; round trips in ms. */
+async function pingWhile(port: number, token: string, during: () => Promise<void>): Promise<number[]> {
+  const sent = new Map<number, number>();
+  const rtts: number[] = [];
+  const ws = await pairedClient(port, token, (m) => {
+    if (m.type === 'pong' && typeof m.id === 'number') rtts.push(performance.now() - (sent.get(m.id) ?? 0));
+  });
+  let stop = false;
+  const pinging = (async () => {
+    for (let id = 0; !stop; id++) {
+      sent.set(id, performance.now());
+      ws.send(JSON.stringify({ type: 'ping', id }));
+      await sleep(20);
+    }
+  })();
+  await during();
+  stop = true;
+  await pinging;
+  await sleep(200);
+  ws.close();
+  return rtts;
+}
+
+const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))] ?? NaN;
+
+/** The probe's frame: a generate just under 64 kB whose layout.boxes holds ~21 000 empty arrays. */
+function worstFrame(): string {
+  const head = JSON.stringify({ type: 'generate', requestId: 'x', prompt: 'p', layout: { width: 64, height: 64, boxes: [] }, params: { resolution: 64, steps: 1, guidance: 4, trueCfg: 3.5, seed: 1 } });
+  const room = MAX_MESSAGE_BYTES - head.length - 16;
+  return head.replace('"boxes":[]', `"boxes":[[]${',[]'.repeat(Math.floor((room - 2) / 3))}]`);
+}
+
+/** A stranger sending the worst frame at `perSecond` for `ms`, reconnecting whenever the bridge closes it. */
+async function unpairedFlood(port: number, ms: number, perSecond: number): Promise<number> {
+  const frame = worstFrame();
+  let ws: WebSocket | undefined;
+  let sentFrames = 0;
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (!ws || ws.readyState > WebSocket.OPEN) {
+      ws = new WebSocket(`ws://127.0.0.1:${port}`, { headers: { origin: 'null' } });
+      ws.on('error', () => {});
+      await new Promise<void>((resolve) => ws?.once('open', resolve).once('close', resolve));
+    }
+    if (ws.readyState === WebSocket.OPEN) {
+      ws.send(frame);
+      sentFrames++;
+    }
+    await sleep(1000 / perSecond);
+  }
+  ws?.terminate();
+  return sentFrames;
+}
+
+interface AttackResult {
+  quiet: { report: PhaseReport; pings: number[] };
+  flood: { report: PhaseReport; pings: number[]; frames: number };
+  reading: PhaseReport;
+  refusing: PhaseReport;
+  jobBytes: number;
+}
+
+export async function measureAttacks(): Promise<AttackResult> {
+  const child = fork(fileURLToPath(import.meta.url), ['--serve'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  try {
+    const { port, token } = await nextMessage(child, 'listening');
+    const phase = async (fn: () => Promise<void>): Promise<PhaseReport> => {
+      child.send({ type: 'monitor' } satisfies ToChild);
+      await fn();
+      child.send({ type: 'report' } satisfies ToChild);
+      return (await nextMessage(child, 'report')).report;
+    };
+
+    let quietPings: number[] = [];
+    const quiet = await phase(async () => void (quietPings = await pingWhile(port, token, () => sleep(PHASE_MS))));
+    let floodPings: number[] = [];
+    let frames = 0;
+    const flood = await phase(async () => void (floodPings = await pingWhile(port, token, async () => void (frames = await unpairedFlood(port, PHASE_MS, FLOOD_PER_SECOND)))));
+
+    // A big stored job: four layers of the whole 1024x1024 canvas.
+    let jobId = '';
+    let jobBytes = 0;
+    const owner = await pairedClient(port, token, (m) => {
+      if (m.type === 'queued' && !jobId) jobId = m.jobId;
+      if (m.type === 'layer') jobBytes += m.bytes;
+    });
+    const finished = new Promise<void>((resolve) => owner.on('message', (d, bin) => !bin && (JSON.parse((d as Buffer).toString()) as BridgeMessage).type === 'done' && resolve()));
+    const whole = [0, 0, 1024, 1024];
+    owner.send(JSON.stringify({ type: 'generate', requestId: 'big', prompt: 'a poster', layout: { width: 1024, height: 1024, boxes: [whole, whole, whole, whole] }, params: { resolution: 1024, steps: 1, guidance: 4, trueCfg: 3.5, seed: 1 } }));
+    await finished;
+    owner.close();
+
+    const reading = await phase(async () => {
+      let done = 0;
+      const reader = await pairedClient(port, token, (m) => void (m.type === 'done' && done++));
+      for (let i = 0; i < 3; i++) {
+        reader.send(JSON.stringify({ type: 'fetch', jobId }));
+        while (done <= i) await sleep(10);
+      }
+      reader.close();
+    });
+    const refusing = await phase(async () => {
+      const hog = await RawWebSocket.paired(port, token);
+      hog.socket.pause();
+      for (let i = 0; i < 60; i++) {
+        hog.write(text(JSON.stringify({ type: 'fetch', jobId })));
+        await sleep(40);
+      }
+      await sleep(1000);
+      hog.destroy();
+    });
+    return { quiet: { report: quiet, pings: quietPings }, flood: { report: flood, pings: floodPings, frames }, reading, refusing, jobBytes };
+  } finally {
+    child.send({ type: 'close' } satisfies ToChild);
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+}
+
+export function attackTable(r: AttackResult): string {
+  const ratio = (a: number, b: number) => `${fixed(a / b)}x`;
+  const grow = (p: PhaseReport) => p.rssPeak - p.rssBefore;
+  const growBuffers = (p: PhaseReport) => p.arrayBuffersPeak - p.arrayBuffersBefore;
+  return table(['measure', 'baseline', 'under attack', 'ratio'], [
+    ['bridge event-loop delay p99 (quiet / unpaired worst-frame flood)', `${fixed(r.quiet.report.loopP99)} ms`, `${fixed(r.flood.report.loopP99)} ms`, ratio(r.flood.report.loopP99, r.quiet.report.loopP99)],
+    ['bridge event-loop delay max', `${fixed(r.quiet.report.loopMax)} ms`, `${fixed(r.flood.report.loopMax)} ms`, ratio(r.flood.report.loopMax, r.quiet.report.loopMax)],
+    ['witness ping p99', `${fixed(p99(r.quiet.pings))} ms`, `${fixed(p99(r.flood.pings))} ms`, ratio(p99(r.flood.pings), p99(r.quiet.pings))],
+    ['bridge RSS peak growth (3 fetches read / 60 fetches never read)', mib(grow(r.reading)), mib(grow(r.refusing)), ratio(grow(r.refusing), Math.max(1, grow(r.reading)))],
+    ['bridge array buffers peak growth (same)', mib(growBuffers(r.reading)), mib(growBuffers(r.refusing)), ratio(growBuffers(r.refusing), Math.max(1, growBuffers(r.reading)))],
+    ['bridge RSS peak (same)', mib(r.reading.rssPeak), mib(r.refusing.rssPeak), ratio(r.refusing.rssPeak, r.reading.rssPeak)],
+  ]);
+}
+
+export const HOW_TO_READ = `How to read: each row compares an attack with a baseline measured in the same run against the
+same bridge (child process, sample pipeline). Flood: a stranger that never pairs sends the worst
+frame (a ~64 kB generate whose boxes hold ~21 000 empty arrays) at the documented ${FLOOD_PER_SECOND} a second,
+reconnecting each time the bridge closes it, for ${PHASE_MS / 1000} s; the witness is a paired client pinging every 20 ms.
+Memory: one stored job of four 1024x1024 layers (the job size is printed); the baseline is a client
+that reads 3 replays, the attack a paired client that never reads and asks for 60 (one every 40 ms,
+under the message limit). Flat means ratios near 1 for delays, and memory growth bounded by the
+${mib(DEFAULT_LIMITS.highWaterBytes)} high-water mark plus one layer, not 60 times the job.`;
+
+export async function main(): Promise<AttackResult> {
+  console.log(`\n== bridge under attack: unpaired flood and a client that refuses to read ==\n${machineLine()}`);
+  const result = await measureAttacks();
+  console.log(`\n${attackTable(result)}\n\nflood frames sent: ${result.flood.frames}; stored job: ${mib(result.jobBytes)} of PNG\n\n${HOW_TO_READ}`);
+  return result;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  if (process.argv.includes('--serve')) await serve();
+  else await main();
+}

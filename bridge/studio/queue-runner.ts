@@ -1,0 +1,308 @@
+/**
+ * Jobs run on GPU workers behind Redis: the front door's runner. It hands a job to BullMQ only
+ * when a worker with the job's model is idle (the fair order stays in `jobs.ts`), follows the
+ * job's events, reads the result's parts back from Redis, and keeps every job it accepted until
+ * it ends: a job Redis lost (a restart without persistence) is submitted again, a completion whose
+ * event was missed is picked up by a periodic check.
+ */
+import { Redis } from 'ioredis';
+import { Queue, QueueEvents } from 'bullmq';
+import type { PipelineInfo } from '../../gpu-server/pipeline/types.ts';
+import { JobAborted, type JobResult, type JobRun, type JobRunner, type RunEvents, type RunnerJob, type StartCheck } from '../runner.ts';
+import { describeTarget, redisOptions, type RedisTarget } from './redis-target.ts';
+import { CANCEL_TTL_MS, KEY_PREFIX, keys, queueName } from './keys.ts';
+import { dropJobInput, putJob, takeResult } from './transport.ts';
+import { CANCELLED_REASON, parseJson, pipelineInfoSchema, resultManifestSchema, runEventSchema, workerRecordSchema, type WorkerRecord } from './wire.ts';
+import { idleWorkers } from './capacity.ts';
+
+export interface QueueRunnerOptions {
+  target: RedisTarget;
+  /** How often the worker list and every accepted job's state are checked. */
+  checkMs: number;
+  log: (line: string) => void;
+}
+
+interface Flight {
+  job: RunnerJob;
+  events: RunEvents;
+  resolve: (result: JobResult) => void;
+  reject: (error: Error) => void;
+  /** In BullMQ (added and not yet seen ending). */
+  submitted: boolean;
+  settled: boolean;
+  /** The run (attempt) whose events count, and its worker. */
+  run?: string;
+  worker?: string;
+  cancelRequested: boolean;
+}
+
+interface ModelQueue {
+  queue: Queue;
+  events: QueueEvents;
+}
+
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+export class QueueRunner implements JobRunner {
+  private workers: WorkerRecord[] = [];
+  private readonly infos = new Map<string, PipelineInfo>();
+  private readonly queues = new Map<string, ModelQueue>();
+  private readonly flights = new Map<string, Flight>();
+  private readonly listeners: (() => void)[] = [];
+  /** Jobs that ended lately, with when: worker records naming them may be stale. */
+  private readonly ended = new Map<string, number>();
+  private redisUp = false;
+  private checking = false;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly o: QueueRunnerOptions,
+    private readonly redis: Redis,
+  ) {}
+
+  /** Connects, and waits until a worker has announced at least one model (the welcome needs one). */
+  static async connect(o: QueueRunnerOptions): Promise<QueueRunner> {
+    const redis = new Redis(redisOptions(o.target));
+    const runner = new QueueRunner(o, redis);
+    redis.on('error', () => {}); // reported through 'close'/'ready' below
+    redis.on('close', () => runner.setRedisUp(false));
+    redis.on('ready', () => runner.setRedisUp(true));
+    await runner.refreshWorkers();
+    if (runner.infos.size === 0) o.log(`waiting for a GPU worker on ${describeTarget(o.target)} (start one: npm run worker -- --queue <this url>)`);
+    while (runner.infos.size === 0) {
+      await new Promise((r) => setTimeout(r, o.checkMs));
+      await runner.refreshWorkers();
+    }
+    // Jobs a previous front door left waiting have nobody to deliver to: drop them.
+    for (const model of runner.infos.keys()) await runner.queueFor(model).queue.drain(true);
+    runner.timer = setInterval(() => void runner.check(), o.checkMs);
+    return runner;
+  }
+
+  models(): PipelineInfo[] {
+    return [...this.infos.values()].sort((a, b) => (a.model < b.model ? -1 : a.model > b.model ? 1 : 0));
+  }
+
+  canStart(model: string): StartCheck {
+    if (!this.redisUp) return { ok: false, why: 'the bridge lost its connection to Redis; the job waits until it is back' };
+    const mine = [...this.flights.values()].filter((f) => f.job.model === model && !f.settled).map((f) => f.job.jobId);
+    const idle = idleWorkers(this.workers, model, new Set(mine), new Set(this.ended.keys()));
+    if (idle === undefined)
+      return { ok: false, why: `no GPU worker with model "${model}" is running; the job waits for one (npm run worker -- --queue <url> --model <dir>)` };
+    return idle > 0 ? { ok: true } : { ok: false };
+  }
+
+  start(job: RunnerJob, events: RunEvents): JobRun {
+    let flight!: Flight;
+    const result = new Promise<JobResult>((resolve, reject) => {
+      flight = { job, events, resolve, reject, submitted: false, settled: false, cancelRequested: false };
+    });
+    this.flights.set(job.jobId, flight);
+    void this.submit(flight);
+    return { result, cancel: () => void this.cancel(flight) };
+  }
+
+  onCapacity(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  health(): Record<string, unknown> {
+    const flights = [...this.flights.values()].filter((f) => !f.settled);
+    return {
+      runner: 'queue',
+      redis: { address: describeTarget(this.o.target), connected: this.redisUp },
+      models: this.models().map((m) => ({ model: m.model, tiny: m.tiny, workers: this.workers.filter((w) => w.info.model === m.model).length })),
+      workers: this.workers.map((w) => ({ name: w.name, model: w.info.model, provider: w.info.provider, busy: w.jobId !== undefined, host: w.host })),
+      dispatched: { total: flights.length, started: flights.filter((f) => f.run !== undefined).length },
+    };
+  }
+
+  async dispose(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const { queue, events } of this.queues.values()) await Promise.all([events.close(), queue.close()]);
+    this.redis.disconnect();
+  }
+
+  // ---- submitting and cancelling ----------------------------------------------------------------
+
+  private queueFor(model: string): ModelQueue {
+    let q = this.queues.get(model);
+    if (!q) {
+      const name = queueName(model);
+      const connection = redisOptions(this.o.target);
+      q = { queue: new Queue(name, { connection, prefix: KEY_PREFIX }), events: new QueueEvents(name, { connection, prefix: KEY_PREFIX }) };
+      q.queue.on('error', () => {});
+      q.events.on('error', () => {});
+      q.events.on('progress', ({ jobId, data }) => this.onRunEvent(jobId, data));
+      q.events.on('completed', ({ jobId, returnvalue }) => void this.complete(jobId, returnvalue));
+      q.events.on('failed', ({ jobId, failedReason }) => this.fail(jobId, failedReason));
+      q.events.on('stalled', ({ jobId }) => {
+        const f = this.flights.get(jobId);
+        if (f && !f.settled) f.events.onNote(`worker ${f.worker ?? '?'} stopped renewing this job's lock (killed, or cut off from Redis); the job starts again from the beginning on another worker`);
+      });
+      this.queues.set(model, q);
+    }
+    return q;
+  }
+
+  private async submit(flight: Flight): Promise<void> {
+    const { job } = flight;
+    try {
+      const data = await putJob(this.redis, job.jobId, job.model, job.params);
+      await this.queueFor(job.model).queue.add('generate', data, {
+        jobId: job.jobId,
+        // A failure of the pipeline is not retried (the same input fails the same way); a worker
+        // that dies is handled by BullMQ's stalled-job check (maxStalledCount, on the workers).
+        attempts: 1,
+        removeOnComplete: { age: 3600 },
+        removeOnFail: { age: 3600 },
+      });
+      flight.submitted = true;
+      if (flight.cancelRequested) await this.cancel(flight);
+    } catch (error) {
+      this.settle(flight, new Error(`could not hand the job to the queue: ${errorText(error)}`));
+    }
+  }
+
+  private async cancel(flight: Flight): Promise<void> {
+    flight.cancelRequested = true;
+    if (!flight.submitted || flight.settled) return;
+    const { jobId } = flight.job;
+    try {
+      await this.redis.multi().set(keys.cancel(jobId), '1', 'PX', CANCEL_TTL_MS).publish(keys.cancelChannel, jobId).exec();
+      const { queue } = this.queueFor(flight.job.model);
+      // Not started yet: take it out of the queue; running: the worker stops at its next step.
+      if ((await queue.getJobState(jobId)) === 'waiting' && (await queue.remove(jobId)) === 1) this.settle(flight, new JobAborted('cancelled before a worker took it'));
+    } catch (error) {
+      this.o.log(`job ${jobId}: could not send cancel: ${errorText(error)}`);
+    }
+  }
+
+  // ---- events -----------------------------------------------------------------------------------
+
+  private onRunEvent(jobId: string, data: unknown): void {
+    const flight = this.flights.get(jobId);
+    if (!flight || flight.settled) return;
+    const parsed = runEventSchema.safeParse(data);
+    if (!parsed.success) return;
+    const event = parsed.data;
+    if (event.type === 'started') {
+      if (flight.run !== undefined && flight.run !== event.run)
+        flight.events.onNote(`the job started again from the beginning on worker ${event.worker} (attempt ${event.attempt}); its earlier run on ${flight.worker} was lost`);
+      flight.run = event.run;
+      flight.worker = event.worker;
+      this.o.log(`job ${jobId} started on worker ${event.worker}`);
+      return;
+    }
+    if (event.run !== flight.run) return; // a run that lost its lock and does not count
+    if (event.type === 'progress') flight.events.onProgress(event.progress);
+    else flight.events.onPreview(new Uint8Array(Buffer.from(event.png, 'base64')), event.step);
+  }
+
+  private async complete(jobId: string, returnvalue: unknown): Promise<void> {
+    const flight = this.flights.get(jobId);
+    if (!flight || flight.settled) return;
+    const manifest = typeof returnvalue === 'string' ? parseJson(resultManifestSchema, returnvalue) : resultManifestSchema.safeParse(returnvalue).data;
+    if (!manifest) return this.settle(flight, new Error(`worker ${flight.worker ?? '?'} returned a result this bridge cannot read (another version?)`));
+    flight.settled = true; // before any await: a second completion (event and check) is ignored
+    try {
+      const result = await takeResult(this.redis, jobId, manifest);
+      this.o.log(`job ${jobId} done on worker ${manifest.worker}`);
+      this.finish(flight, result);
+    } catch (error) {
+      this.finish(flight, error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  private fail(jobId: string, reason: string): void {
+    const flight = this.flights.get(jobId);
+    if (!flight || flight.settled) return;
+    this.settle(flight, reason === CANCELLED_REASON ? new JobAborted('cancelled on the worker') : new Error(`on worker ${flight.worker ?? '?'}: ${reason}`));
+  }
+
+  private settle(flight: Flight, outcome: JobResult | Error): void {
+    if (flight.settled) return;
+    flight.settled = true;
+    this.finish(flight, outcome);
+  }
+
+  private finish(flight: Flight, outcome: JobResult | Error): void {
+    const { jobId, model } = flight.job;
+    this.flights.delete(jobId);
+    this.ended.set(jobId, Date.now());
+    if (outcome instanceof Error) flight.reject(outcome);
+    else flight.resolve(outcome);
+    const { queue } = this.queueFor(model);
+    void Promise.all([queue.remove(jobId), dropJobInput(this.redis, jobId)]).catch(() => {});
+    queueMicrotask(() => this.notify());
+  }
+
+  private notify(): void {
+    this.listeners.forEach((l) => l());
+  }
+
+  private setRedisUp(up: boolean): void {
+    if (this.redisUp === up) return;
+    this.redisUp = up;
+    if (!this.closed) this.o.log(up ? `connected to Redis ${describeTarget(this.o.target)}` : 'lost Redis; jobs wait in the bridge until it is back');
+    if (up) void this.check();
+    this.notify();
+  }
+
+  // ---- the periodic check -------------------------------------------------------------------------
+
+  /** Reads the worker records and models. */
+  private async refreshWorkers(): Promise<void> {
+    const names: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, found] = await this.redis.scan(cursor, 'MATCH', keys.workerPattern, 'COUNT', 200);
+      cursor = next;
+      names.push(...found);
+    } while (cursor !== '0');
+    const records = names.length ? await this.redis.mget(...names) : [];
+    const workers = records.flatMap((r) => parseJson(workerRecordSchema, r) ?? []).sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const [model, json] of Object.entries(await this.redis.hgetall(keys.models))) {
+      const info = parseJson(pipelineInfoSchema, json);
+      if (info && info.model === model && !this.infos.has(model)) this.infos.set(model, info);
+    }
+    const now = Date.now();
+    for (const [id, at] of this.ended) if (now - at > 3 * this.o.checkMs) this.ended.delete(id);
+    const before = JSON.stringify(this.workers);
+    this.workers = workers;
+    if (JSON.stringify(workers) !== before) this.notify();
+  }
+
+  /** Worker list, then every accepted job: submitted again if Redis lost it, settled if its end event was missed. */
+  private async check(): Promise<void> {
+    if (this.checking || !this.redisUp || this.closed) return;
+    this.checking = true;
+    try {
+      await this.refreshWorkers();
+      for (const flight of [...this.flights.values()]) {
+        if (!flight.submitted || flight.settled) continue;
+        const { queue } = this.queueFor(flight.job.model);
+        const state = await queue.getJobState(flight.job.jobId);
+        if (flight.settled) continue;
+        if (state === 'unknown') {
+          this.o.log(`job ${flight.job.jobId} is gone from Redis (restarted?); submitting it again`);
+          flight.submitted = false;
+          flight.run = undefined;
+          flight.events.onNote('Redis lost this job (it restarted); the bridge submitted it again, and it starts from the beginning');
+          await this.submit(flight);
+        } else if (state === 'completed' || state === 'failed') {
+          const job = await queue.getJob(flight.job.jobId);
+          if (!job) continue;
+          if (state === 'completed') await this.complete(flight.job.jobId, job.returnvalue);
+          else this.fail(flight.job.jobId, job.failedReason);
+        }
+      }
+    } catch (error) {
+      if (!this.closed) this.o.log(`queue check failed: ${errorText(error)}`);
+    } finally {
+      this.checking = false;
+    }
+  }
+}

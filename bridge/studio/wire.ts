@@ -1,0 +1,119 @@
+/**
+ * What travels between the front door and the GPU workers through BullMQ: a job's data, its
+ * progress events (`job.updateProgress`), and its return value (a small manifest; the layers and
+ * latents themselves travel as separate Redis values, see `transport.ts`). Each side validates
+ * what it reads once, here: Redis is shared, and a worker of another version may be on it.
+ */
+import { z } from 'zod';
+import { layoutSchema, generateParamsSchema } from '../protocol.ts';
+import type { PipelineInfo, Progress } from '../../gpu-server/pipeline/types.ts';
+
+const STAGES = ['text', 'denoise', 'decode', 'encode'] as const;
+const boxTuple = z.tuple([z.number().int(), z.number().int(), z.number().int(), z.number().int()]);
+const name = z.string().min(1).max(200);
+
+// ---- job data (front door -> worker) ------------------------------------------------------------
+
+const baseRefSchema = z
+  .object({
+    model: name,
+    layout: layoutSchema,
+    keep: z.array(z.object({ from: z.number().int(), to: z.number().int() }).strict()).max(64),
+    /** Length of the latents (float32 values) in the input key `latents`. */
+    latentValues: z.number().int().min(0),
+  })
+  .strict();
+
+export const jobDataSchema = z
+  .object({
+    jobId: z.string().min(1).max(100),
+    model: name,
+    params: z
+      .object({
+        prompt: z.string().max(10_000),
+        layout: layoutSchema,
+        steps: generateParamsSchema.shape.steps,
+        guidance: generateParamsSchema.shape.guidance,
+        trueCfg: generateParamsSchema.shape.trueCfg,
+        seed: generateParamsSchema.shape.seed,
+        base: baseRefSchema.optional(),
+      })
+      .strict(),
+  })
+  .strict();
+export type JobData = z.infer<typeof jobDataSchema>;
+
+// ---- progress events (worker -> front door) -----------------------------------------------------
+
+const progressSchema = z
+  .object({ stage: z.enum(STAGES), step: z.number().int().min(0), total: z.number().int().min(0), elapsedMs: z.number().min(0) })
+  .strict();
+
+export const runEventSchema = z.discriminatedUnion('type', [
+  /** A worker took the job; `run` is unique per attempt (a second one means it started again). */
+  z.object({ type: z.literal('started'), run: name, worker: name, attempt: z.number().int().min(0) }).strict(),
+  z.object({ type: z.literal('progress'), run: name, progress: progressSchema }).strict(),
+  /** A small PNG of the merged image so far, base64 (throttled in the pipeline thread). */
+  z.object({ type: z.literal('preview'), run: name, step: z.number().int().min(0), png: z.string().max(4 * 2 ** 20) }).strict(),
+]);
+export type RunEvent = z.infer<typeof runEventSchema>;
+export type ProgressEvent = { type: 'progress'; run: string; progress: Progress };
+
+// ---- return value (worker -> front door) --------------------------------------------------------
+
+const partSchema = z.object({ bytes: z.number().int().min(0) }).strict();
+
+export const resultManifestSchema = z
+  .object({
+    run: name,
+    worker: name,
+    layers: z.array(
+      z.object({ index: z.number().int().min(0), box: boxTuple, width: z.number().int().min(0), height: z.number().int().min(0), bytes: z.number().int().min(0) }).strict(),
+    ),
+    latents: partSchema.extend({ layout: layoutSchema }).strict(),
+    seed: z.number().int(),
+    model: name,
+    provider: name,
+    tiny: z.boolean(),
+    promptTruncated: z.boolean(),
+    timings: z.record(z.enum(STAGES), z.number()),
+  })
+  .strict();
+export type ResultManifest = z.infer<typeof resultManifestSchema>;
+
+/** Failure reason a worker gives for a job it stopped because it was cancelled. */
+export const CANCELLED_REASON = 'cancelled';
+
+// ---- worker records (heartbeat) -------------------------------------------------------------------
+
+export const pipelineInfoSchema = z.object({
+  model: name,
+  provider: name,
+  tiny: z.boolean(),
+  maxLayers: z.number().int().min(2),
+  resolutions: z.array(z.number().int().min(1)),
+  memoryPlan: z.string().max(1000).optional(),
+}) satisfies z.ZodType<PipelineInfo>;
+
+export const workerRecordSchema = z.object({
+  name,
+  info: pipelineInfoSchema,
+  /** The job it runs now, if any. */
+  jobId: z.string().max(100).optional(),
+  host: z.string().max(200),
+  pid: z.number().int(),
+  startedAt: z.string().max(40),
+});
+export type WorkerRecord = z.infer<typeof workerRecordSchema>;
+
+/** Parses JSON against a schema; undefined for anything that does not fit. */
+export function parseJson<T>(schema: z.ZodType<T>, text: string | null | undefined): T | undefined {
+  if (typeof text !== 'string') return undefined;
+  try {
+    const parsed = schema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+

@@ -1,0 +1,112 @@
+/** `npm run worker`'s command line, parsed into plain options (pure: no I/O, no process access). */
+import { parseArgs } from 'node:util';
+import { PROVIDERS, type Provider } from '../../gpu-server/constants.ts';
+import { MEMORY_MODES, type MemoryMode } from '../../gpu-server/pipeline/memory-plan.ts';
+import { parseRedisUrl, REDIS_PASSWORD_ENV, type RedisTarget } from './redis-target.ts';
+import { DEFAULT_STUDIO_TIMINGS, type StudioTimings } from './keys.ts';
+
+export interface WorkerCliOptions {
+  target: RedisTarget;
+  model?: string;
+  provider?: Provider;
+  memory?: MemoryMode;
+  name?: string;
+  pipeline?: string;
+  /** Extra options for the --pipeline module (development and tests). */
+  pipelineOptions: Record<string, unknown>;
+  timings: StudioTimings;
+  help: boolean;
+}
+
+export const WORKER_USAGE = `Usage: npm run worker -- --queue redis://host:port[/db] [options]
+
+Runs the pipeline on one GPU and takes jobs for its model from the studio's queue (one worker
+process per GPU). The front door (npm start -- --queue <same url>) hands out the jobs.
+
+  --queue <url>           redis:// or rediss:// (TLS) address of the studio's Redis (required);
+                          a password goes in $${REDIS_PASSWORD_ENV} rather than the URL
+  --model <dir>           model folder written by \`npm run convert\` (default: the tiny model, noise)
+  --provider <name>       cuda | webgpu | cpu (default: the best one available)
+  --memory <plan>         resident | text-on-demand (default: chosen from free device memory)
+  --name <name>           this worker's name in /health (default: host name and process id; unique per Redis)
+  --lock-ms <n>           a job whose worker stops renewing its lock for this long runs again elsewhere (default ${DEFAULT_STUDIO_TIMINGS.lockMs})
+  --stalled-ms <n>        how often to look for such jobs (default ${DEFAULT_STUDIO_TIMINGS.stalledMs})
+  --heartbeat-ms <n>      how often to tell the front door this worker is there (default ${DEFAULT_STUDIO_TIMINGS.heartbeatMs})
+  --pipeline <module>     module exporting createPipeline(options) (development and tests)
+  --pipeline-options <json>  extra options for that module, a JSON object (development and tests)
+  --help                  this text`;
+
+export type ParsedWorkerCli = { ok: true; options: WorkerCliOptions } | { ok: false; error: string };
+
+const positive = (flag: string, value: string | undefined, fallback: number): number | string => {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  return Number.isInteger(n) && n > 0 ? n : `${flag} must be a positive integer (milliseconds), got "${value}"`;
+};
+
+export function parseWorkerCli(argv: string[], env: Record<string, string | undefined>): ParsedWorkerCli {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        queue: { type: 'string' },
+        model: { type: 'string' },
+        provider: { type: 'string' },
+        memory: { type: 'string' },
+        name: { type: 'string' },
+        'lock-ms': { type: 'string' },
+        'stalled-ms': { type: 'string' },
+        'heartbeat-ms': { type: 'string' },
+        pipeline: { type: 'string' },
+        'pipeline-options': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    return { ok: false, error: `${(error as Error).message}\n\n${WORKER_USAGE}` };
+  }
+  if (values.help) return { ok: true, options: { target: { host: '', port: 0, db: 0, tls: false }, pipelineOptions: {}, timings: DEFAULT_STUDIO_TIMINGS, help: true } };
+  let pipelineOptions: Record<string, unknown> = {};
+  if (values['pipeline-options'] !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(values['pipeline-options']);
+    } catch {
+      parsed = undefined;
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { ok: false, error: '--pipeline-options takes a JSON object, e.g. {"stepMs":20}' };
+    pipelineOptions = parsed as Record<string, unknown>;
+  }
+  if (values.queue === undefined) return { ok: false, error: `--queue <redis url> is required: the Redis the front door uses\n\n${WORKER_USAGE}` };
+  const target = parseRedisUrl(values.queue, env);
+  if (!target.ok) return target;
+  const provider = values.provider;
+  if (provider !== undefined && !(PROVIDERS as readonly string[]).includes(provider))
+    return { ok: false, error: `--provider must be one of ${PROVIDERS.join(', ')}, got "${provider}"` };
+  const memory = values.memory;
+  if (memory !== undefined && !(MEMORY_MODES as readonly string[]).includes(memory))
+    return { ok: false, error: `--memory must be one of ${MEMORY_MODES.join(', ')}, got "${memory}"` };
+  if (values.name !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(values.name))
+    return { ok: false, error: `--name takes 1..64 characters of A-Z a-z 0-9 . _ -, got "${values.name}"` };
+  const lockMs = positive('--lock-ms', values['lock-ms'], DEFAULT_STUDIO_TIMINGS.lockMs);
+  const stalledMs = positive('--stalled-ms', values['stalled-ms'], DEFAULT_STUDIO_TIMINGS.stalledMs);
+  const heartbeatMs = positive('--heartbeat-ms', values['heartbeat-ms'], DEFAULT_STUDIO_TIMINGS.heartbeatMs);
+  for (const v of [lockMs, stalledMs, heartbeatMs]) if (typeof v === 'string') return { ok: false, error: v };
+  return {
+    ok: true,
+    options: {
+      target: target.target,
+      model: values.model,
+      provider: provider as Provider | undefined,
+      memory: memory as MemoryMode | undefined,
+      name: values.name,
+      pipeline: values.pipeline,
+      pipelineOptions,
+      timings: { heartbeatMs: heartbeatMs as number, lockMs: lockMs as number, stalledMs: stalledMs as number, maxStalls: DEFAULT_STUDIO_TIMINGS.maxStalls },
+      help: false,
+    },
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * The bridge in its own process: with the tiny model once, nothing is written outside the
+ * outputs folder (onnxruntime's telemetry would write under ~/.cache and $TMPDIR); and running out
+ * of file descriptors does not stop it.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TestClient, collectJob, generateMessage } from './helpers.ts';
+import { tcp } from './raw-socket.ts';
+import { healthOnce, sleep } from './attack-helpers.ts';
+import { ORT_TELEMETRY_ENV } from '../../gpu-server/onnx/telemetry.ts';
+
+const SCRIPT = fileURLToPath(new URL('./bridge-process.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+interface Child {
+  proc: ChildProcess;
+  port: number;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts bridge-process.ts under `bash -c` (so a ulimit can apply) with `env`. */
+async function startChild(args: string[], env: NodeJS.ProcessEnv, ulimit?: number): Promise<Child> {
+  const command = `${ulimit ? `ulimit -n ${ulimit} && ` : ''}exec "${process.execPath}" --import tsx "${SCRIPT}" ${args.map((a) => `"${a}"`).join(' ')}`;
+  const proc = spawn('bash', ['-c', command], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    proc.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /READY (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    void exited.then((code) => reject(new Error(`bridge process exited (${code}) before listening: ${err}`)));
+  });
+  return { proc, port, stderr: () => err, exited };
+}
+
+async function listAll(dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true })).map(String).sort();
+}
+
+test('files: a job on the tiny model writes only into the outputs folder (onnxruntime telemetry is off)', async () => {
+  const home = await mkdtemp(join(tmpdir(), 'art-home-'));
+  const tmp = await mkdtemp(join(tmpdir(), 'art-tmp-'));
+  const outputs = await mkdtemp(join(tmpdir(), 'art-out-'));
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, TMPDIR: tmp, XDG_CACHE_HOME: '', XDG_CONFIG_HOME: '', TSX_DISABLE_CACHE: '1' };
+  delete env[ORT_TELEMETRY_ENV]; // the bridge must turn it off itself
+  delete env.XDG_CACHE_HOME;
+  delete env.XDG_CONFIG_HOME;
+  const child = await startChild([outputs, '--real'], env);
+  try {
+    const client = await TestClient.paired(`ws://127.0.0.1:${child.port}`);
+    const request = generateMessage('tiny', { steps: 1 });
+    request.layout = { width: 512, height: 64, boxes: [[0, 0, 512, 64], [0, 0, 512, 64], [32, 16, 160, 64]] };
+    request.params.resolution = 512;
+    client.send(request);
+    const q = await client.next((m) => m.type === 'queued' && m.requestId === 'tiny', 60_000);
+    const { done } = await collectJob(client, (q as { jobId: string }).jobId, 240_000);
+    assert.equal(done.type === 'done' && done.layerCount, 3);
+    client.close();
+    child.proc.kill('SIGTERM');
+    assert.equal(await child.exited, 0, child.stderr());
+    assert.deepEqual(await listAll(home), [], 'nothing in $HOME (onnxruntime writes ~/.cache/Microsoft/DeveloperTools/.onnxruntime with telemetry on)');
+    assert.deepEqual(await listAll(tmp), [], 'nothing in $TMPDIR (mat-debug-<pid>.log, .ses)');
+    assert.ok((await readdir(outputs)).some((n) => /^[0-9a-f-]{36}$/.test(n)), 'the job is in the outputs folder');
+  } finally {
+    child.proc.kill('SIGKILL');
+    for (const d of [home, tmp, outputs]) await rm(d, { recursive: true, force: true });
+  }
+});
+
+// libuv answers EMFILE on accept by closing a reserved descriptor and dropping the pending
+// connections, so Node emits the server 'error' (which the bridge now logs) only when that reserve
+// is gone too; this checks the bridge outlives descriptor exhaustion either way.
+test('transport: running out of file descriptors on accept does not stop the bridge', async () => {
+  const outputs = await mkdtemp(join(tmpdir(), 'art-out-'));
+  const child = await startChild([outputs], { ...process.env }, 80);
+  try {
+    const sockets = [];
+    for (let i = 0; i < 120; i++) {
+      const s = await tcp(child.port).catch(() => undefined);
+      s?.on('error', () => {});
+      sockets.push(s);
+    }
+    await sleep(300);
+    sockets.forEach((s) => s?.destroy());
+    await sleep(300);
+    assert.equal((await healthOnce(child.port)).body.ok, true);
+    (await TestClient.paired(`ws://127.0.0.1:${child.port}`)).close();
+  } finally {
+    child.proc.kill('SIGTERM');
+    await child.exited;
+    await rm(outputs, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,108 @@
+/** A studio in tests: GPU worker processes (the fake pipeline) and a front door on a test Redis. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startBridge, type Bridge } from '../../bridge/server.ts';
+import { parseRedisUrl } from '../../bridge/studio/redis-target.ts';
+import { FAKE_FACTORY, TOKEN } from '../bridge/helpers.ts';
+import type { FakeOptions } from '../bridge/fake-pipeline.ts';
+import { REDIS_PASSWORD, type TestRedis } from './redis-server.ts';
+
+/** Seconds, not BullMQ's 30: a killed worker's job runs again within about LOCK_MS + STALLED_MS. */
+export const TIMINGS = { lockMs: 1500, stalledMs: 500, heartbeatMs: 300 };
+export const CHECK_MS = 200;
+
+export class WorkerProcess {
+  readonly output: string[] = [];
+  readonly exited: Promise<number | null>;
+
+  private constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    const collect = (d: Buffer) => this.output.push(...d.toString().split('\n').filter(Boolean));
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  /** Starts `npm run worker` (as node + tsx) and waits until it says it is ready. */
+  static async start(redis: TestRedis, name: string, fake: FakeOptions = {}, factory = FAKE_FACTORY): Promise<WorkerProcess> {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import', 'tsx', 'bridge/studio/worker-cli.ts',
+        '--queue', redis.url, '--name', name, '--pipeline', factory, '--pipeline-options', JSON.stringify({ stepMs: 40, ...fake }),
+        '--lock-ms', String(TIMINGS.lockMs), '--stalled-ms', String(TIMINGS.stalledMs), '--heartbeat-ms', String(TIMINGS.heartbeatMs),
+      ],
+      { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ART_REDIS_PASSWORD: REDIS_PASSWORD }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const w = new WorkerProcess(name, child);
+    const deadline = Date.now() + 30_000;
+    while (!w.output.some((l) => l.includes('] ready: model'))) {
+      if (child.exitCode !== null) throw new Error(`worker ${name} exited (code ${child.exitCode}): ${w.output.join('\n')}`);
+      if (Date.now() > deadline) throw new Error(`worker ${name} not ready within 30 s: ${w.output.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return w;
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.child.exitCode === null) process.kill(this.child.pid as number, signal);
+  }
+
+  async stop(): Promise<void> {
+    this.kill('SIGTERM');
+    await this.exited;
+  }
+}
+
+export interface TestFrontDoor {
+  bridge: Bridge;
+  url: string;
+  outputs: string;
+  log: string[];
+  close(): Promise<void>;
+}
+
+export async function startFrontDoor(redis: TestRedis, limits: { jobsPerClient?: number; queueLength?: number } = {}): Promise<TestFrontDoor> {
+  const outputs = await mkdtemp(join(tmpdir(), 'art-frontdoor-test-'));
+  const parsed = parseRedisUrl(redis.url, { ART_REDIS_PASSWORD: REDIS_PASSWORD });
+  if (!parsed.ok) throw new Error(parsed.error);
+  const log: string[] = [];
+  const bridge = await startBridge({
+    host: '127.0.0.1',
+    port: 0,
+    token: TOKEN,
+    allowOrigins: [],
+    outputs,
+    keepJobs: 50,
+    runner: { kind: 'queue', target: parsed.target, checkMs: CHECK_MS },
+    cancelOnShutdown: true,
+    limits: { jobsPerClient: 8, ...limits },
+    version: 'test',
+    log: (line) => {
+      log.push(line);
+      if (process.env.STUDIO_DEBUG) console.log(`${(performance.now() / 1000).toFixed(2)} ${line}`);
+    },
+  });
+  return {
+    bridge,
+    url: `ws://127.0.0.1:${bridge.port}`,
+    outputs,
+    log,
+    async close() {
+      await bridge.close();
+      await rm(outputs, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The worker each job started on, in start order, from the front door's log. */
+export function starts(log: readonly string[]): { jobId: string; worker: string }[] {
+  return log.flatMap((l) => {
+    const m = /^job (\S+) started on worker (\S+)$/.exec(l);
+    return m ? [{ jobId: m[1], worker: m[2] }] : [];
+  });
+}
