@@ -96,3 +96,9 @@ test('pinned weight stream: the tiny model draws the same weights in every versi
   assert.deepEqual(Array.from(w.subarray(0, 3)), [2.816697120666504, -0.29808878898620605, -0.001318701426498592]);
   assert.equal(fnv1a(w), 'fa66fd69');
 });
+
+test('weight streams use the whole seed: seeds 2^32 apart draw other weights (found by the mutation run)', () => {
+  const low = streamNoise(1, 'transformer/x_embedder.weight', 8);
+  const high = streamNoise(2 ** 32 + 1, 'transformer/x_embedder.weight', 8);
+  assert.ok(low.every((v, i) => v !== high[i]));
+});
