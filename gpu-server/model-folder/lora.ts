@@ -25,12 +25,10 @@
  * Anything else (LoKr, LoHa, DoRA, a LoRA for another base such as SDXL, text-encoder LoRAs) is
  * refused, naming the format and a few keys.
  */
-import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { WeightSource } from '../onnx/graph.ts';
 import { Checkpoint, readHeader } from '../onnx/safetensors.ts';
-import { ModelFolderError } from './manifest.ts';
+import { ModelFolderError, sha256File } from './manifest.ts';
 
 export type LoraFormat = 'diffusers_peft' | 'kohya_flux';
 
@@ -145,22 +143,6 @@ function otherFormat(keys: string[]): string | undefined {
   return undefined;
 }
 
-function fileSha256(path: string): string {
-  const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafe(1 << 22);
-  const fd = openSync(path, 'r');
-  try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n <= 0) break;
-      hash.update(n === buf.length ? buf : buf.subarray(0, n));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
-}
-
 /**
  * Reads one LoRA file and resolves every module to its updates against the model's weights
  * (`shape` gives a weight key's shape, undefined when the architecture has no such weight).
@@ -189,7 +171,7 @@ export function loadLora(spec: LoraSpec, shape: (key: string) => number[] | unde
   const read = (key: string) => ckpt.readFloat32(key);
   const format: LoraFormat = kohya ? 'kohya_flux' : 'diffusers_peft';
   const updates = kohya ? kohyaUpdates(ckpt, keys, spec, shape, read) : peftUpdates(ckpt, keys, spec, shape, read, metadata);
-  return { spec, format, sha256: fileSha256(spec.file), updates };
+  return { spec, format, sha256: sha256File(spec.file), updates };
 }
 
 interface Module {
