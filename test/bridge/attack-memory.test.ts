@@ -86,8 +86,14 @@ test('memory: a client that does not read and asks fetch 60 times costs about th
   // mark plus the layer being sent and a few small answers.
   const bound = HIGH_WATER + 3 * jobBytes;
   assert.ok(grew < bound, `peak grew ${(grew / MiB).toFixed(1)} MiB; bound ${(bound / MiB).toFixed(1)} MiB (unbounded: ${((60 * jobBytes) / MiB).toFixed(0)} MiB)`);
-  const left = arrayBuffers() - base;
-  assert.ok(left < 2 * MiB, `after the client was dropped ${(left / MiB).toFixed(1)} MiB stayed`);
+  // The dropped socket's buffers are released once its close completes (a few ticks later on a
+  // loaded machine): memory must come back, not merely be low at one instant.
+  let left = arrayBuffers() - base;
+  for (let waited = 0; left >= 2 * MiB && waited < 5000; waited += 100) {
+    await sleep(100);
+    left = arrayBuffers() - base;
+  }
+  assert.ok(left < 2 * MiB, `5 s after the client was dropped ${(left / MiB).toFixed(1)} MiB stayed`);
   await witness.check('after a client that did not read');
 });
 
