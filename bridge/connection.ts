@@ -24,6 +24,8 @@ export class Connection implements Subscriber {
   readonly id = randomUUID();
   readonly openedAt = Date.now();
   paired = false;
+  /** The protocol version this client's `hello` named (set when it pairs). */
+  protocol = 0;
   /** A failed `hello` was answered (or is about to be): ignore everything else from it. */
   refused = false;
   /** Answered the last heartbeat ping. */

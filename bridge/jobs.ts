@@ -6,8 +6,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { MERGED_LAYER } from '../gpu-server/constants.ts';
+import { checkKeep, KeepError } from '../gpu-server/pipeline/keep.ts';
 import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
-import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader, type BridgeMessage, type GenerateMessage, type Timings } from './protocol.ts';
+import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader, type BridgeMessage, type ErrorCode, type GenerateMessage, type Timings } from './protocol.ts';
 import { doneMessage, LayerFeed, layerMessage } from './layer-feed.ts';
 import { JobQueue } from './queue.ts';
 import { JobStore, type JobManifest, type LayerPng, type StoredLayer } from './job-store.ts';
@@ -65,6 +66,18 @@ interface Job {
   feed?: LayerFeed;
 }
 
+/** A job refused with a code before or while it runs (e.g. its base was pruned meanwhile). */
+class JobRefused extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Refusal = { code: ErrorCode; message: string };
+
 export class Jobs {
   private readonly queue: JobQueue<Job>;
   /** Waiting and running jobs by id. */
@@ -73,6 +86,8 @@ export class Jobs {
   /** Finished jobs still being sent to their subscribers (shutdown lets them finish). */
   private readonly deliveries = new Set<Promise<void>>();
   private closing = false;
+  /** A starting job is reading its base from the store (see run). */
+  private readingBase = false;
   private readonly runner: JobRunner;
 
   private constructor(
@@ -119,8 +134,51 @@ export class Jobs {
     return { waiting: this.queue.waitingCount, running: this.queue.runningCount };
   }
 
-  /** Queues a request that already fits `model`; answers `queued` or `queue_full`. */
+  /**
+   * Queues a request that already fits `model`; answers `queued` or `queue_full`. A request
+   * with a base is first checked against the stored base job (answers its coded error).
+   */
   submit(client: Subscriber, message: GenerateMessage, model: string): void {
+    if (!message.base) return this.enqueue(client, message, model);
+    const { requestId } = message;
+    this.baseRefusal(message, model).then(
+      (refusal) => {
+        if (refusal) return client.send({ type: 'error', ...refusal, requestId });
+        if (this.closing) return client.send({ type: 'error', code: 'shutting_down', message: 'the bridge is shutting down; start it again', requestId });
+        this.enqueue(client, message, model);
+      },
+      (error: unknown) => client.send({ type: 'error', code: 'internal', message: `could not read the base job: ${String(error)}; try again`, requestId }),
+    );
+  }
+
+  /** Why a request's base cannot be used, or undefined: unknown, still running, another model or canvas, a bad keep list. */
+  private async baseRefusal(message: GenerateMessage, model: string): Promise<Refusal | undefined> {
+    if (!message.base) return undefined;
+    const { jobId, keep } = message.base;
+    const active = this.active.get(jobId);
+    if (active)
+      return {
+        code: 'base_running',
+        message: `base job ${jobId} is still ${this.queue.position(jobId) === undefined ? 'running' : 'waiting'}; wait for its done, then regenerate from it`,
+      };
+    const manifest = await this.store.loadManifest(jobId);
+    if (!manifest || !manifest.latents)
+      return {
+        code: 'base_not_found',
+        message: manifest
+          ? `base job ${jobId} was stored before the bridge kept latents, so its layers cannot be kept; generate anew`
+          : `base job ${jobId} is not in the job store (never existed, or pruned: the bridge keeps the last ${this.options.keepJobs} jobs, see --keep-jobs); generate anew`,
+      };
+    try {
+      checkKeep(message.layout, { model: manifest.model, layout: manifest.layout }, keep, model);
+    } catch (error) {
+      if (!(error instanceof KeepError)) throw error;
+      return { code: error.code === 'base_latents' ? 'base_not_found' : error.code, message: error.message };
+    }
+    return undefined;
+  }
+
+  private enqueue(client: Subscriber, message: GenerateMessage, model: string): void {
     const { requestId } = message;
     const job: Job = {
       id: randomUUID(),
@@ -243,6 +301,22 @@ export class Jobs {
     return this.runner.dispose();
   }
 
+  /**
+   * Reads a job's base from the store as it starts (it may have been pruned since it was queued)
+   * into its params; returns the base's PNGs of the kept layers, by their new index.
+   */
+  private async attachBase(job: Job): Promise<Map<number, LayerPng>> {
+    const base = job.message.base;
+    if (!base) return new Map();
+    const read = await this.store.loadBase(base.jobId, base.keep.map((k) => k.from));
+    if (!read.ok) throw new JobRefused('base_not_found', `base job ${base.jobId} can no longer be read: ${read.why}; generate anew`);
+    job.params.base = { model: read.manifest.model, latents: read.latents, keep: base.keep };
+    return new Map(base.keep.map(({ from, to }) => {
+      const png = read.layers.get(from) as LayerPng;
+      return [to, { ...png, index: to }];
+    }));
+  }
+
   private requestCancel(job: Job): void {
     job.cancelRequested = true;
     job.run?.cancel();
@@ -265,7 +339,7 @@ export class Jobs {
   /** Starts waiting jobs, in fair order, while the runner has an idle pipeline for them. */
   private pump(): void {
     for (;;) {
-      const next = this.queue.start((job) => this.runner.canStart(job.model).ok);
+      const next = this.queue.start((job) => !this.readingBase && this.runner.canStart(job.model).ok);
       if (!next) break;
       const running: Promise<void> = this.run(next.item).finally(() => {
         this.queue.finish(next.id);
@@ -301,13 +375,34 @@ export class Jobs {
         job.subscribers.forEach((c) => c.sendFrame(frame));
       };
       const onNote = (note: string) => broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position: 0, note });
-      const onLayer = (layer: LayerPng) => feed.push(layer);
+      let kept = new Map<number, LayerPng>();
+      if (job.message.base) {
+        // No other job starts while this one reads its base: the runner is not yet told it is busy.
+        this.readingBase = true;
+        try {
+          kept = await this.attachBase(job);
+        } finally {
+          this.readingBase = false;
+        }
+      }
+      // Kept layers carry the base's PNG bytes, byte for byte (a runner need not encode them):
+      // each goes out in index order, before the first streamed layer above it.
+      const keptOrder = [...kept.keys()].sort((a, b) => a - b);
+      const onLayer = (layer: LayerPng) => {
+        for (const k of keptOrder) if (k < layer.index && !feed.has(k)) feed.push(kept.get(k) as LayerPng);
+        feed.push(kept.get(layer.index) ?? layer);
+      };
       job.run = this.runner.start({ jobId: job.id, model: job.model, params: job.params }, { onProgress, onPreview, onNote, onLayer });
+      if (job.message.base && !this.closing) this.pump();
       if (job.cancelRequested) job.run.cancel();
       const result = await job.run.result;
+      job.params.base = undefined; // the base's latents are not needed any more
       if (job.cancelRequested) throw new JobAborted('cancelled after the last step');
+      const byIndex = new Map(result.layers.map((l) => [l.index, l]));
+      for (const [index, png] of kept) byIndex.set(index, png);
+      const layers = [...byIndex.values()].sort((a, b) => a.index - b.index);
       // Layers a runner did not stream go out now, in index order.
-      for (const layer of result.layers) if (!feed.has(layer.index)) feed.push(layer);
+      for (const layer of layers) if (!feed.has(layer.index)) feed.push(layer);
       const finished = Date.now();
       const timings: Timings = { ...result.timings, queue: startedAt - job.queuedAt, total: finished - job.queuedAt };
       const manifest = await this.store.save(
@@ -325,14 +420,19 @@ export class Jobs {
           timings,
           createdAt: job.createdAt,
           finishedAt: new Date(finished).toISOString(),
+          ...(job.message.base ? { base: job.message.base } : {}),
         },
-        result.layers,
+        layers,
+        result.latents,
       );
-      log(`job ${job.id} done in ${timings.total} ms (${result.layers.length} layers)`);
+      log(`job ${job.id} done in ${timings.total} ms (${layers.length} layers${kept.size ? `, ${kept.size} kept from ${job.message.base?.jobId}` : ''})`);
       feed.finish(manifest);
     } catch (error) {
       feed.abort();
-      if (error instanceof JobAborted || job.cancelRequested) {
+      if (error instanceof JobRefused) {
+        log(`job ${job.id} refused: ${error.message}`);
+        broadcast(job, { type: 'error', code: error.code, message: error.message, requestId: job.requestId, jobId: job.id });
+      } else if (error instanceof JobAborted || job.cancelRequested) {
         const why = this.closing && this.options.cancelOnShutdown ? 'the bridge is shutting down' : 'cancel was requested';
         log(`job ${job.id} cancelled`);
         broadcast(job, { type: 'error', code: 'cancelled', message: `job cancelled: ${why}`, requestId: job.requestId, jobId: job.id });

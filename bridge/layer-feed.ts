@@ -33,6 +33,7 @@ export function doneMessage(manifest: JobManifest, fetched: boolean): BridgeMess
     promptTruncated: manifest.promptTruncated,
     timings: manifest.timings,
     fetched,
+    ...(manifest.base ? { base: manifest.base } : {}),
   };
 }
 

@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { ArtPipeline, GenerateParams } from '../gpu-server/pipeline/types.ts';
+import type { ArtPipeline, GenerateParams, LayerImage } from '../gpu-server/pipeline/types.ts';
 import { encodePng, rgbToRgba } from '../gpu-server/pipeline/png.ts';
 import { LayerStream } from './layer-stream.ts';
 import { PngPool } from './png-pool.ts';
@@ -43,9 +43,12 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
   const startedAt = performance.now();
   // Each layer is encoded and posted as soon as it is decoded, in index order (the main thread sends it on).
   const stream = new LayerStream(pngPool, (layer) => post({ type: 'layer', seq, layer }, [layer.png.buffer as ArrayBuffer]));
+  // Kept layers carry the base's PNG bytes (jobs.ts adds them): only the others are encoded and sent.
+  const kept = new Set(params.base?.keep.map((k) => k.to));
+  const addFresh = (layers: readonly LayerImage[]) => stream.add(layers.filter((l) => !kept.has(l.index)));
   try {
     const result = await pipeline.generate(params, {
-      onLayers: (layers) => stream.add(layers),
+      onLayers: addFresh,
       signal: controller.signal,
       onProgress: (progress) => {
         checkCancel();
@@ -62,14 +65,14 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
     checkCancel();
     if (controller.signal.aborted) throw new DOMException('cancelled', 'AbortError');
     // A pipeline that does not stream its layers hands them all over here.
-    stream.add(result.layers);
+    addFresh(result.layers);
     const encoding = (step: number) =>
       post({ type: 'progress', seq, progress: { stage: 'encode', step, total: result.layers.length, elapsedMs: performance.now() - startedAt } });
     encoding(stream.sentCount);
     const encodeMs = await stream.finish();
     encoding(result.layers.length);
     const done: WorkerResult = {
-      layerCount: result.layers.length,
+      layerCount: result.layers.length - kept.size,
       seed: result.seed,
       model: result.model,
       provider: result.provider,
@@ -78,7 +81,9 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
       timings: { ...result.timings, encode: (result.timings.encode ?? 0) + encodeMs },
       latents: result.latents,
     };
-    post({ type: 'result', seq, result: done });
+    const { tokens } = result.latents;
+    // The latents' buffer is moved, not copied, when it is theirs alone (up to 54 MB at 52 full layers).
+    post({ type: 'result', seq, result: done }, tokens.byteLength === tokens.buffer.byteLength ? [tokens.buffer as ArrayBuffer] : []);
   } catch (error) {
     const aborted = controller.signal.aborted || (error instanceof Error && error.name === 'AbortError');
     post({ type: 'failed', seq, aborted, message: errorText(error) });

@@ -16,8 +16,14 @@ import {
 } from '../gpu-server/constants.ts';
 import type { BoxTuple, Layout, Stage } from '../gpu-server/pipeline/types.ts';
 
-/** Bumped on any incompatible change; `hello` must carry exactly this number. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Bumped on any change; the bridge speaks every version in SUPPORTED_PROTOCOLS and answers a
+ * client in the version its `hello` names. Version 2 added `generate.base` and `done.base`.
+ */
+export const PROTOCOL_VERSION = 2;
+export const SUPPORTED_PROTOCOLS: readonly number[] = [1, 2];
+/** The first version with `generate.base` (keep layers of an earlier job). */
+export const BASE_PROTOCOL = 2;
 
 // ---- limits -------------------------------------------------------------------------------------
 
@@ -133,6 +139,20 @@ const helloSchema = z
   })
   .strict();
 
+const layerIndex = z.number().int().min(0).max(MAX_LAYERS - 1);
+
+/**
+ * Protocol 2: the job this one builds on, and which of its layers it keeps (`from` of the base as
+ * `to` of this layout). Indices are checked against both layouts by the bridge (`checkKeep`).
+ */
+export const baseSchema = z
+  .object({
+    jobId,
+    keep: z.array(z.object({ from: layerIndex, to: layerIndex }).strict()).max(MAX_LAYERS - 1, `at most ${MAX_LAYERS - 1} kept layers`),
+  })
+  .strict();
+export type WireBase = z.infer<typeof baseSchema>;
+
 const generateSchema = z
   .object({
     type: z.literal('generate'),
@@ -145,6 +165,7 @@ const generateSchema = z
     params: generateParamsSchema,
     /** The model to run (one the welcome lists); absent: the bridge's default, the welcome's `model`. */
     model: z.string().min(1).max(MAX_MODEL_NAME_CHARS).optional(),
+    base: baseSchema.optional(),
   })
   .strict();
 
@@ -203,6 +224,16 @@ export const ERROR_CODES = [
   'cancelled',
   /** The pipeline failed while running the job. */
   'generation_failed',
+  /** `generate.base` names a job this bridge does not have (never existed, pruned, or made before latents were kept). */
+  'base_not_found',
+  /** `generate.base` names a job still waiting or running; wait for its `done`. */
+  'base_running',
+  /** The base was made with another model or canvas size. */
+  'base_mismatch',
+  /** A keep entry names layer 0 (merged), an index outside either layout, or a layer twice. */
+  'invalid_keep',
+  /** A kept layer's box differs from its box in the base (moved or resized layers are regenerated, not kept). */
+  'keep_box_mismatch',
   'shutting_down',
   'internal',
 ] as const;
@@ -281,6 +312,8 @@ export interface DoneMessage {
   timings: Timings;
   /** True when this is a replay from the job store (answer to `fetch`). */
   fetched: boolean;
+  /** Protocol 2, lineage: the job this one was made from and the layers it kept (absent for a plain job). */
+  base?: WireBase;
 }
 
 export interface ErrorMessage {
@@ -425,6 +458,8 @@ function codeForPath(path: (string | number)[]): ErrorCode {
       return 'invalid_layout';
     case 'params':
       return 'invalid_params';
+    case 'base':
+      return path[1] === 'keep' ? 'invalid_keep' : 'invalid_message';
     default:
       return 'invalid_message';
   }

@@ -14,6 +14,7 @@ export class JobAborted extends Error {
 
 /** What a finished job hands back, wherever it ran: its layers as PNGs, what the manifest records, its latents. */
 export interface JobResult {
+  /** Every layer, except that kept ones (`params.base.keep[].to`) may be left out: the bridge carries the base's bytes for them. */
   layers: LayerPng[];
   seed: number;
   model: string;

@@ -10,7 +10,9 @@ import { WebSocketServer, type RawData } from 'ws';
 import { MAX_CANVAS_SIDE, GRID } from '../gpu-server/constants.ts';
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 import {
+  BASE_PROTOCOL,
   PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOLS,
   MAX_HELLO_BYTES,
   MAX_MESSAGE_BYTES,
   MAX_PROMPT_CHARS,
@@ -159,6 +161,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const onGenerate = (client: Connection, message: GenerateMessage) => {
     const { requestId } = message;
     if (jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
+    if (message.base && client.protocol < BASE_PROTOCOL)
+      return client.sendError('invalid_message', `generate.base needs protocol ${BASE_PROTOCOL}; this connection said hello with protocol ${client.protocol}`, { requestId });
     const info = message.model === undefined ? jobs.info : jobs.models().find((m) => m.model === message.model);
     if (!info) {
       const offered = jobs.models().map((m) => `"${m.model}"`).join(', ');
@@ -201,15 +205,18 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     let refusal: { code: ErrorCode; message: string; reason: string } | undefined;
     if (!hello.ok) refusal = { code: hello.code, message: `${hello.message}; the plugin sends {"type":"hello","protocol":${PROTOCOL_VERSION},"token":"..."}`, reason: 'bad hello' };
     else if (!rightToken) refusal = { code: 'unauthorized', message: 'wrong pairing token; copy the token the bridge printed at start into the plugin', reason: 'unauthorized' };
-    else if (hello.message.protocol !== PROTOCOL_VERSION)
+    else if (!SUPPORTED_PROTOCOLS.includes(hello.message.protocol))
       refusal = {
         code: 'protocol_version',
-        message: `this bridge speaks protocol ${PROTOCOL_VERSION}, the client ${hello.message.protocol}; update the plugin or the bridge`,
+        message: `this bridge speaks protocol ${SUPPORTED_PROTOCOLS.join(' or ')}, the client ${hello.message.protocol}; update the plugin or the bridge`,
         reason: 'protocol version',
       };
     if (!refusal) {
+      if (!hello.ok) return; // never: a failed hello always has a refusal
+      const { protocol } = hello.message;
       client.paired = true;
-      return client.send(welcome(jobs.models()));
+      client.protocol = protocol;
+      return client.send(welcome(jobs.models(), protocol));
     }
     client.refused = true;
     client.paired = false;
@@ -386,12 +393,12 @@ class LogThrottle {
   }
 }
 
-/** `models[0]` is the default model. */
-function welcome(models: PipelineInfo[]): BridgeMessage {
+/** The welcome in the client's own version (a version-1 client sees protocol 1); `models[0]` is the default model. */
+function welcome(models: PipelineInfo[], protocol: number): BridgeMessage {
   const info = models[0];
   return {
     type: 'welcome',
-    protocol: PROTOCOL_VERSION,
+    protocol,
     model: info.model,
     provider: info.provider,
     tiny: info.tiny,
@@ -424,6 +431,7 @@ function health(version: string, jobs: Jobs) {
     name: 'art-for-figma bridge',
     version,
     protocol: PROTOCOL_VERSION,
+    protocols: SUPPORTED_PROTOCOLS,
     model: info.model,
     provider: info.provider,
     tiny: info.tiny,

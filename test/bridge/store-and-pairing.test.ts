@@ -25,6 +25,8 @@ const manifestFor = (jobId: string, finishedAt: string) => ({
   createdAt: finishedAt,
   finishedAt,
 });
+/** Zero latents of `layout`'s size (2 layers of 2 tokens). */
+const latents = { layout, tokens: new Float32Array(2 * 2 * 64) };
 
 test('job store: save then load returns the same PNG bytes; bad ids never reach the disk', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'art-store-'));
@@ -33,13 +35,13 @@ test('job store: save then load returns the same PNG bytes; bad ids never reach 
     await store.open();
     const id = randomUUID();
     const png = new Uint8Array([9, 8, 7]);
-    await store.save(manifestFor(id, new Date().toISOString()), [{ index: 0, box: [0, 0, 32, 16], width: 32, height: 16, png }]);
+    await store.save(manifestFor(id, new Date().toISOString()), [{ index: 0, box: [0, 0, 32, 16], width: 32, height: 16, png }], latents);
     const loaded = await store.load(id);
     assert.deepEqual([...loaded!.layers[0].png], [9, 8, 7]);
     assert.equal(loaded!.manifest.jobId, id);
     assert.equal(await store.load(randomUUID()), undefined);
     assert.equal(await store.load('../' + id), undefined);
-    await assert.rejects(store.save(manifestFor('../evil', ''), []), /not a bridge job id/);
+    await assert.rejects(store.save(manifestFor('../evil', ''), [], latents), /not a bridge job id/);
     assert.deepEqual(await readdir(dir), [id]);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -53,7 +55,7 @@ test('job store: keeps the newest N jobs, and open() removes temporary folders a
     const store = new JobStore(dir, 2);
     await store.open();
     const ids = [randomUUID(), randomUUID(), randomUUID()];
-    for (const [i, id] of ids.entries()) await store.save(manifestFor(id, `2025-01-0${i + 1}T00:00:00.000Z`), []);
+    for (const [i, id] of ids.entries()) await store.save(manifestFor(id, `2025-01-0${i + 1}T00:00:00.000Z`), [], latents);
     assert.deepEqual((await readdir(dir)).sort(), [ids[1], ids[2]].sort());
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -140,6 +140,13 @@ test('the transformer_lora golden through the converter: ART layout + the case\'
   assert.equal(m.loras?.[1].sha256, createHash('sha256').update(readFileSync(join(LORA_CASE, 'lora_kohya.safetensors'))).digest('hex'));
   assert.match(m.name, /LoRA lora_peft\.safetensors@1, lora_kohya\.safetensors@0\.7/);
   assert.deepEqual(loadManifest(out).loras, m.loras);
+  // The bridge's welcome and /health show info.model: the model with its LoRAs.
+  const pipeline = await createPipeline({ modelDir: out, provider: 'cpu' });
+  try {
+    assert.equal(pipeline.info.model, 'ART_v1.0 + FLUX.1-dev + LoRA lora_peft.safetensors@1, lora_kohya.safetensors@0.7 (fp32)');
+  } finally {
+    await pipeline.dispose();
+  }
   const { session } = await openSession(join(out, 'transformer.onnx'), 'cpu');
   try {
     // The converted transformer takes CLIP's 32-wide pooled vector: the golden 24 plus zeros (the widened weight's extra columns are 0).

@@ -28,12 +28,12 @@ export class WorkerProcess {
   }
 
   /** Starts `npm run worker` (as node + tsx) and waits until it says it is ready. */
-  static async start(redis: TestRedis, name: string, fake: FakeOptions = {}): Promise<WorkerProcess> {
+  static async start(redis: TestRedis, name: string, fake: FakeOptions = {}, factory = FAKE_FACTORY): Promise<WorkerProcess> {
     const child = spawn(
       process.execPath,
       [
         '--import', 'tsx', 'bridge/studio/worker-cli.ts',
-        '--queue', redis.url, '--name', name, '--pipeline', FAKE_FACTORY, '--pipeline-options', JSON.stringify({ stepMs: 40, ...fake }),
+        '--queue', redis.url, '--name', name, '--pipeline', factory, '--pipeline-options', JSON.stringify({ stepMs: 40, ...fake }),
         '--lock-ms', String(TIMINGS.lockMs), '--stalled-ms', String(TIMINGS.stalledMs), '--heartbeat-ms', String(TIMINGS.heartbeatMs),
       ],
       { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ART_REDIS_PASSWORD: REDIS_PASSWORD }, stdio: ['ignore', 'pipe', 'pipe'] },
@@ -66,7 +66,7 @@ export interface TestFrontDoor {
   close(): Promise<void>;
 }
 
-export async function startFrontDoor(redis: TestRedis, limits: { jobsPerClient?: number } = {}): Promise<TestFrontDoor> {
+export async function startFrontDoor(redis: TestRedis, limits: { jobsPerClient?: number; queueLength?: number } = {}): Promise<TestFrontDoor> {
   const outputs = await mkdtemp(join(tmpdir(), 'art-frontdoor-test-'));
   const parsed = parseRedisUrl(redis.url, { ART_REDIS_PASSWORD: REDIS_PASSWORD });
   if (!parsed.ok) throw new Error(parsed.error);
