@@ -31,6 +31,8 @@ function job(i: number, extra: Partial<StoredJob> = {}): StoredJob {
     prompt: `prompt ${i}`,
     queuedAt: 1_000 + i,
     insertedFrameId: null,
+    edit: null,
+    lineage: [],
     ...extra,
   };
 }

@@ -58,7 +58,7 @@ test('time left follows the pace of the steps so far', () => {
 });
 
 test('a job remembered from the last session: still running, it is inserted when done; finished while closed, it waits for Insert', () => {
-  const stored = { jobId: JOB, requestId: 'r9', layout, seed: 5, prompt: 'saved', queuedAt: 1, insertedFrameId: null };
+  const stored = { jobId: JOB, requestId: 'r9', layout, seed: 5, prompt: 'saved', queuedAt: 1, insertedFrameId: null, edit: null, lineage: [] };
   const restored = restoredJob(stored);
   assert.deepEqual([restored.status, restored.jobId, restored.restored, restored.selectionStamp], ['restored', JOB, true, -1]);
   assert.equal(isActive(restored), true, 'asked of the bridge again once paired');
