@@ -541,6 +541,12 @@ export class FakeDocument implements SceneApi<FakeNode, FakeNode>, TargetApi<Fak
     this.pendingUndo = [];
   }
 
+  /** The designer finished an action of their own (a drag, a resize): it is its own undo step. */
+  endUserAction(): void {
+    if (this.pendingUndo.length) this.undoSteps.push(this.pendingUndo);
+    this.pendingUndo = [];
+  }
+
   /** figma.triggerUndo: "This reverts to the last state in undo history" (the designer's Cmd+Z). */
   triggerUndo(): void {
     const step = this.pendingUndo.length ? this.pendingUndo : (this.undoSteps.pop() ?? []);
