@@ -26,7 +26,7 @@ import {
 } from './result-data.ts';
 
 /** A layer node: what insert makes (a rectangle with one image paint), read back and changed. */
-export type ImageLayerNode = SceneRect & Pick<RectangleNode, 'type' | 'width' | 'height' | 'getPluginData'>;
+export type ImageLayerNode = SceneRect & Pick<RectangleNode, 'width' | 'height' | 'getPluginData'> & { readonly type: string };
 
 /** Any direct child of the result frame: a placeholder the designer drew is only hidden. */
 export type FrameChild = Pick<SceneNode, 'id' | 'type' | 'visible'>;
