@@ -394,7 +394,14 @@ export function App() {
         <h2>
           Selection
           <span class="muted" data-testid="frame-count">
-            {frames.length === 0 ? ' · none' : ` · ${frames.length} frame${frames.length > 1 ? 's' : ''}`}
+            {frames.length + results.length === 0
+              ? ' · none'
+              : ` · ${[
+                  frames.length && `${frames.length} frame${frames.length > 1 ? 's' : ''}`,
+                  results.length && `${results.length} result${results.length > 1 ? 's' : ''} to edit`,
+                ]
+                  .filter(Boolean)
+                  .join(', ')}`}
           </span>
         </h2>
         {items.length === 0 && <p class="muted">Select a frame. Each visible layer in it becomes a generated layer.</p>}
