@@ -35,10 +35,13 @@ export const HOW_TO_READ = `How to read: one job of ${MAX_LAYERS} layers, each t
 each denoising step holds the worker thread for step-ms, as onnxruntime does, and the layers are
 the official sample output resampled, so PNG encoding (on the worker's encoder threads, each layer
 sent as soon as it is encoded), the job store (disk) and delivery are real. Times are from the
-client's send of "generate"; the stand-in decodes instantly, so on a real model the VAE's decode
-of the merged and background images (during which the layers are already being encoded) comes on top. Event-loop delay is the bridge
-process's main thread over the whole job (what a second client would wait); memory is the bridge
-process (main thread + pipeline worker).`;
+client's send of "generate"; the stand-in decodes instantly (its layer buffers are made before the
+first step), so on a real model the transparent decoder, and the VAE's decode of the merged and
+background images (during which the layers are already being encoded), come on top. The CPU row is
+the CPU time both processes spent from the last step to the last layer; divided by the cores, it is
+the least that window could take on otherwise idle cores, whatever else shares the machine.
+Event-loop delay is the bridge process's main thread over the whole job (what a second client
+would wait); memory is the bridge process (main thread + pipeline worker).`;
 
 // ---- the bridge side (child process) -------------------------------------------------------------
 
