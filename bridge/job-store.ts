@@ -67,7 +67,7 @@ export type BaseRead =
   | { ok: true; manifest: JobManifest; latents: CleanLatents; layers: Map<number, LayerPng> }
   | { ok: false; why: string };
 
-const layerFile = (index: number) => `layer-${String(index).padStart(2, '0')}.png`;
+export const layerFile = (index: number) => `layer-${String(index).padStart(2, '0')}.png`;
 
 export class JobStore {
   /** @param keep how many finished jobs to keep; older ones are deleted after each save. */

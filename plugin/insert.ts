@@ -136,6 +136,7 @@ export function insertLayers<F extends SceneFrame<R>, R extends SceneRect>(
       scaleX: layout.scaleX,
       scaleY: layout.scaleY,
       layerCount: layout.regions.length,
+      lineage: [],
     };
     frame.setPluginData(RESULT_FRAME_KEY, JSON.stringify(frameData));
 
@@ -182,10 +183,13 @@ export function insertLayers<F extends SceneFrame<R>, R extends SceneRect>(
   }
 }
 
-/** The figma.notify line (Figma cuts it at 100 characters, so the name is shortened first). */
+/** A figma.notify line `Verb “name”tail`: Figma cuts notifications at 100 characters, so the name is shortened first. */
+export function notifyLine(verb: string, name: string, tail: string): string {
+  const room = 99 - `${verb} “”`.length - tail.length;
+  const short = name.length > room ? `${name.slice(0, Math.max(1, room - 1))}…` : name;
+  return `${verb} “${short}”${tail}`;
+}
+
 export function insertSummary(frameName: string, layerCount: number, tiny: boolean): string {
-  const tail = `: ${layerCount} layers${tiny ? ' (tiny test model: noise)' : ''}`;
-  const room = 99 - 'Inserted “”'.length - tail.length;
-  const name = frameName.length > room ? `${frameName.slice(0, Math.max(1, room - 1))}…` : frameName;
-  return `Inserted “${name}”${tail}`;
+  return notifyLine('Inserted', frameName, `: ${layerCount} layers${tiny ? ' (tiny test model: noise)' : ''}`);
 }

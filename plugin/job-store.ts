@@ -10,6 +10,8 @@
  * checked on load and anything unusable is dropped.
  */
 import type { FrameLayout } from './layout.ts';
+import type { EditTarget } from './messages.ts';
+import { MAX_LINEAGE } from './result-data.ts';
 import type { SettingsStore } from './settings.ts';
 
 export const JOBS_KEY = 'art-for-figma/jobs/v1';
@@ -29,6 +31,10 @@ export interface StoredJob {
   queuedAt: number;
   /** The result frame's id once inserted; null while not. */
   insertedFrameId: string | null;
+  /** A regeneration: the result frame and nodes its images go to; null for a generation. */
+  edit: EditTarget | null;
+  /** The jobs this one was regenerated from, oldest first. */
+  lineage: string[];
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -48,7 +54,21 @@ function isFrameLayout(v: unknown): v is FrameLayout {
   );
 }
 
-function isStoredJob(v: unknown): v is StoredJob {
+const isIndex = (v: unknown) => v === null || (Number.isInteger(v) && (v as number) >= 0);
+
+function isEditTarget(v: unknown, layers: number): v is EditTarget {
+  return (
+    isObject(v) &&
+    isString(v.frameId) &&
+    isString(v.baseJobId) &&
+    Array.isArray(v.layers) &&
+    v.layers.length === layers &&
+    v.layers.every((l: unknown) => isObject(l) && (l.nodeId === null || isString(l.nodeId)) && isIndex(l.baseIndex) && typeof l.kept === 'boolean')
+  );
+}
+
+/** Entries stored before `edit` and `lineage` existed lack them: a generation with no lineage. */
+function isStoredJob(v: unknown): v is Omit<StoredJob, 'edit' | 'lineage'> & Partial<StoredJob> {
   return (
     isObject(v) &&
     isString(v.jobId) &&
@@ -57,13 +77,16 @@ function isStoredJob(v: unknown): v is StoredJob {
     isNumber(v.seed) &&
     isString(v.prompt) &&
     isNumber(v.queuedAt) &&
-    (v.insertedFrameId === null || isString(v.insertedFrameId))
+    (v.insertedFrameId === null || isString(v.insertedFrameId)) &&
+    (v.edit === undefined || v.edit === null || isEditTarget(v.edit, (v.layout as FrameLayout).regions.length)) &&
+    (v.lineage === undefined || (Array.isArray(v.lineage) && v.lineage.length <= MAX_LINEAGE && v.lineage.every(isString)))
   );
 }
 
 /** The usable entries of whatever was stored (nothing, another version, damage). */
 export function normalizeJobs(raw: unknown): StoredJob[] {
-  return Array.isArray(raw) ? raw.filter(isStoredJob) : [];
+  if (!Array.isArray(raw)) return [];
+  return raw.filter(isStoredJob).map((j) => ({ ...j, edit: j.edit ?? null, lineage: j.lineage ?? [] }));
 }
 
 /** Drops the oldest entries until the list fits both bounds. */

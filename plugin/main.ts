@@ -8,10 +8,12 @@ import { insertLayers, insertSummary, type SceneApi } from './insert.ts';
 import { resolveTarget, type TargetApi } from './insert-target.ts';
 import { JobStore, withInserted, withJob, withoutJob } from './job-store.ts';
 import { frameLayout, skippedSummary } from './layout.ts';
-import type { InsertRequestMessage, PluginToUi, SelectionItem, UiToPlugin } from './messages.ts';
-import { readFrame } from './read-scene.ts';
+import type { InsertRequestMessage, PluginToUi, ReplaceRequestMessage, SelectionItem, UiToPlugin } from './messages.ts';
+import { readFrame, readResultFrame } from './read-scene.ts';
+import { regeneratePlan } from './regenerate.ts';
+import { replaceLayers, replaceSummary, type ReplaceApi, type ReplaceFrame } from './replace.ts';
 import { afterSelectionChange, revealPlan, type SelectionState } from './reveal.ts';
-import { parseResultFrameData, RESULT_FRAME_KEY } from './result-data.ts';
+import { parseResultFrameData, RESULT_FRAME_KEY, type ResultFrameData } from './result-data.ts';
 import { FRAME_TYPES } from './scene.ts';
 import { DEFAULT_SETTINGS, loadSettings, saveSettings, type Settings } from './settings.ts';
 
@@ -19,6 +21,8 @@ import { DEFAULT_SETTINGS, loadSettings, saveSettings, type Settings } from './s
 // compile-time check).
 const scene: SceneApi<FrameNode, RectangleNode> = figma;
 const targets: TargetApi<BaseNode> = figma;
+const editor: ReplaceApi<RectangleNode> = figma;
+const asReplaceFrame = (frame: FrameNode): ReplaceFrame<RectangleNode> => frame;
 
 /** Most selected frames read per selection change; each costs main-thread time. */
 export const MAX_SELECTED_FRAMES = 20;
@@ -33,11 +37,58 @@ function post(message: PluginToUi): void {
   figma.ui.postMessage(message);
 }
 
-function selectionItem(node: SceneNode): SelectionItem {
-  if (node.type === 'FRAME') {
-    const result = parseResultFrameData(node.getPluginData(RESULT_FRAME_KEY));
-    if (result) return { kind: 'result', nodeId: node.id, name: node.name, result };
+/** The result frame a selected node is, or is a direct child of, with its data. */
+function resultFrameOf(node: SceneNode): { frame: FrameNode; data: ResultFrameData; layer: boolean } | null {
+  const read = (n: BaseNode | null) => {
+    if (!n || n.type !== 'FRAME') return null;
+    const data = parseResultFrameData(n.getPluginData(RESULT_FRAME_KEY));
+    return data ? { frame: n, data } : null;
+  };
+  const own = read(node);
+  if (own) return { ...own, layer: false };
+  const parent = read(node.parent);
+  return parent ? { ...parent, layer: true } : null;
+}
+
+/** A result frame and the layer nodes selected inside it: the two edits it offers. */
+function resultItem(frame: FrameNode, data: ResultFrameData, selected: ReadonlySet<string>): SelectionItem {
+  const edited = readResultFrame(frame, data, selected);
+  return {
+    kind: 'result',
+    nodeId: frame.id,
+    name: frame.name,
+    result: data,
+    selectedLayers: selected.size,
+    regenerate: regeneratePlan(edited, 'selected'),
+    variations: regeneratePlan(edited, 'variations'),
+  };
+}
+
+/**
+ * One item per selected frame; a result frame and any of its layer nodes make one item together
+ * (selecting a layer inside a result picks it for regeneration, it is not a frame to generate).
+ */
+function selectionItems(nodes: readonly SceneNode[]): SelectionItem[] {
+  const items: Array<SelectionItem | { frame: FrameNode; data: ResultFrameData; selected: Set<string> }> = [];
+  const results = new Map<string, { frame: FrameNode; data: ResultFrameData; selected: Set<string> }>();
+  for (const node of nodes) {
+    const owner = resultFrameOf(node);
+    if (!owner) {
+      items.push(selectionItem(node));
+      continue;
+    }
+    let group = results.get(owner.frame.id);
+    if (!group) {
+      group = { frame: owner.frame, data: owner.data, selected: new Set() };
+      results.set(owner.frame.id, group);
+      items.push(group);
+    }
+    if (owner.layer) group.selected.add(node.id);
   }
+  return items.map((i) => ('kind' in i ? i : resultItem(i.frame, i.data, i.selected)));
+}
+
+function selectionItem(node: SceneNode): SelectionItem {
   // Types first: anything but a frame gets its message without reading bounds or children.
   if (!FRAME_TYPES.includes(node.type)) {
     const refused = frameLayout({ id: node.id, name: node.name, type: node.type, visible: node.visible, bounds: null }, settings.resolution);
@@ -51,7 +102,7 @@ function selectionItem(node: SceneNode): SelectionItem {
 
 function postSelection(): void {
   const selection = figma.currentPage.selection;
-  const items = selection.slice(0, MAX_SELECTED_FRAMES).map(selectionItem);
+  const items = selectionItems(selection.slice(0, MAX_SELECTED_FRAMES));
   if (selection.length > MAX_SELECTED_FRAMES)
     items.push({
       kind: 'unusable',
@@ -88,7 +139,7 @@ async function insert(message: InsertRequestMessage): Promise<void> {
   const { layout } = message;
   const layerCount = layout.regions.length - 2;
   const stored = (await jobs.list()).find((j) => j.jobId === message.jobId);
-  if (stored?.insertedFrameId) {
+  if (stored?.insertedFrameId && !message.asNew) {
     const existing = await figma.getNodeByIdAsync(stored.insertedFrameId);
     if (existing && !existing.removed) {
       post({
@@ -140,6 +191,28 @@ async function insert(message: InsertRequestMessage): Promise<void> {
   });
 }
 
+async function replace(message: ReplaceRequestMessage): Promise<void> {
+  const node = await figma.getNodeByIdAsync(message.target.frameId);
+  if (!node || node.removed || node.type !== 'FRAME')
+    throw new Error('The result frame this job was made for is gone. Insert the result as a new frame instead.');
+  const summary = replaceLayers(editor, asReplaceFrame(node), {
+    baseJobId: message.target.baseJobId,
+    layout: message.layout,
+    layers: message.target.layers,
+    images: message.layers,
+    job: { jobId: message.jobId, model: message.model, seed: message.seed, prompt: message.prompt },
+  });
+  // The frame shows the new job now: nothing below may report the replace as failed.
+  try {
+    await jobs.update((list) => withInserted(list, message.jobId, node.id));
+  } catch (error) {
+    console.warn('ART for Figma: could not mark the job inserted:', error);
+  }
+  figma.notify(replaceSummary(node.name, summary, message.tiny));
+  post({ type: 'replaced', requestId: message.requestId, jobId: message.jobId, frameId: node.id, frameName: node.name, ...summary });
+  postSelection(); // the selected result frame now offers edits of the new job
+}
+
 /** Inserts run one at a time: two inserts of one job cannot both pass the "inserted already?" check. */
 let inserting: Promise<void> = Promise.resolve();
 
@@ -172,8 +245,9 @@ async function handle(message: UiToPlugin): Promise<void> {
       }
       return;
     }
-    case 'insert': {
-      const run = inserting.then(() => insert(message));
+    case 'insert':
+    case 'replace': {
+      const run = inserting.then(() => (message.type === 'insert' ? insert(message) : replace(message)));
       inserting = run.catch(() => undefined);
       try {
         await run;

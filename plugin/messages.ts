@@ -4,6 +4,7 @@
  * clone): PNG bytes travel as Uint8Array, one layer per message (plugin/result-data.ts).
  */
 import type { FrameLayout } from './layout.ts';
+import type { PlannedLayer, RegenerateResult } from './regenerate.ts';
 import type { LayerHash, LayerImageMessage, LayerRefusedMessage, LayerStoredMessage, ResultFrameData } from './result-data.ts';
 import type { Settings } from './settings.ts';
 import type { StoredJob } from './job-store.ts';
@@ -14,8 +15,32 @@ import type { StoredJob } from './job-store.ts';
  */
 export type SelectionItem =
   | { kind: 'frame'; layout: FrameLayout; draft: string; note: string | null }
-  | { kind: 'result'; nodeId: string; name: string; result: ResultFrameData }
+  | ResultSelection
   | { kind: 'unusable'; nodeId: string; name: string; message: string };
+
+/**
+ * A result frame this plugin made, selected itself or through some of its layer nodes: what
+ * "Regenerate N layers" and "Variations" would send (plugin/regenerate.ts), or why they cannot.
+ */
+export interface ResultSelection {
+  kind: 'result';
+  nodeId: string;
+  name: string;
+  result: ResultFrameData;
+  /** Layer nodes selected inside the frame (0 when only the frame is selected). */
+  selectedLayers: number;
+  regenerate: RegenerateResult;
+  variations: RegenerateResult;
+}
+
+/** Where a regeneration's images go: the result frame it was made from, onto these nodes. */
+export interface EditTarget {
+  frameId: string;
+  /** The job the frame showed when Regenerate was clicked (the bridge's `generate.base.jobId`). */
+  baseJobId: string;
+  /** Aligned with the new job's layout regions. */
+  layers: PlannedLayer[];
+}
 
 export type PluginToUi =
   | { type: 'init'; settings: Settings; jobs: StoredJob[] }
@@ -34,6 +59,17 @@ export type PluginToUi =
       /** True when the job had been inserted before (another window, an earlier session): nothing new was made. */
       already: boolean;
     }
+  | {
+      type: 'replaced';
+      requestId: string;
+      jobId: string;
+      frameId: string;
+      frameName: string;
+      replaced: number;
+      added: number;
+      kept: number;
+    }
+  /** An insert or an in-place replace failed; nothing was changed. */
   | { type: 'insert-failed'; requestId: string; message: string };
 
 /** `beside`: next to the source frame (its page or section); `page`: at the top level of the current page, in view. */
@@ -54,6 +90,24 @@ export interface InsertRequestMessage {
   place: InsertPlace;
   /** The selection stamp when Generate was clicked: the result is selected only if it is still current. */
   selectionStamp: number;
+  /** Insert even if this job was inserted before (an earlier version, inserted again as a new frame). */
+  asNew: boolean;
+}
+
+/** A regeneration's images onto the result frame it was made from (plugin/replace.ts). */
+export interface ReplaceRequestMessage {
+  type: 'replace';
+  requestId: string;
+  jobId: string;
+  target: EditTarget;
+  /** The new job's layout (read from the result frame). */
+  layout: FrameLayout;
+  seed: number;
+  model: string;
+  prompt: string;
+  tiny: boolean;
+  /** The regenerated layers' images, made earlier by `layer-image` messages. */
+  layers: LayerHash[];
 }
 
 export type UiToPlugin =
@@ -61,6 +115,7 @@ export type UiToPlugin =
   | { type: 'save-settings'; settings: Settings }
   | LayerImageMessage
   | InsertRequestMessage
+  | ReplaceRequestMessage
   /** Sent at `queued`: what inserting needs, kept in clientStorage so a closed window loses nothing. */
   | { type: 'remember-job'; job: StoredJob }
   /** The bridge no longer has the job, or the designer dismissed it. */

@@ -4,6 +4,8 @@
  * the frame's visible text through one `findAllWithCriteria` call for the caption draft. Selection
  * changes run this on Figma's main thread, so nothing here walks a tree node by node.
  */
+import type { EditedResultFrame } from './regenerate.ts';
+import { LAYER_NODE_KEY, parseLayerNodeData, type ResultFrameData } from './result-data.ts';
 import type { PlainNode, Rect } from './scene.ts';
 
 /** Most text nodes the caption draft reads (it keeps ~600 characters anyway). */
@@ -29,6 +31,7 @@ export interface ReadableNode {
   readonly characters?: string;
   readonly children?: readonly ReadableNode[];
   findAllWithCriteria?(criteria: { types: ['TEXT'] }): readonly ReadableNode[];
+  getPluginData?(key: string): string;
 }
 
 function plainRect(r: Rect): Rect {
@@ -111,5 +114,37 @@ export function readFrame(frame: ReadableNode): PlainNode {
         ...(c.type === 'TEXT' && c.characters !== undefined ? { characters: c.characters } : {}),
       }),
     ),
+  };
+}
+
+/**
+ * A result frame this plugin made (its `art.result` already parsed), as the edit loop reads it:
+ * the frame and its direct children like any source frame, each child with its `art.layer` data
+ * and whether the designer selected it. No caption texts: the prompt is the job's own.
+ */
+export function readResultFrame(frame: ReadableNode, data: ResultFrameData, selected: ReadonlySet<string>): EditedResultFrame {
+  const nodes = frame.children ?? [];
+  // A spread of a Figma node copies nothing (its fields are getters): the fields readFrame needs.
+  const plain = readFrame({
+    id: frame.id,
+    name: frame.name,
+    type: frame.type,
+    visible: frame.visible,
+    parent: frame.parent,
+    absoluteBoundingBox: frame.absoluteBoundingBox,
+    rotation: frame.rotation,
+    children: nodes,
+  });
+  return {
+    id: plain.id,
+    name: plain.name,
+    bounds: plain.bounds,
+    rotation: plain.rotation,
+    data,
+    children: (plain.children ?? []).map((child, i) => ({
+      ...child,
+      layer: parseLayerNodeData(nodes[i].getPluginData?.(LAYER_NODE_KEY) ?? ''),
+      selected: selected.has(child.id),
+    })),
   };
 }

@@ -17,6 +17,8 @@ export const RESULT_FRAME_KEY = 'art.result';
 /** On each image node inside a result frame: `LayerNodeData` as JSON. */
 export const LAYER_NODE_KEY = 'art.layer';
 export const RESULT_DATA_VERSION = 1;
+/** Most earlier versions a result frame remembers (the oldest are dropped first). */
+export const MAX_LINEAGE = 50;
 
 export interface ResultFrameData {
   v: typeof RESULT_DATA_VERSION;
@@ -33,6 +35,11 @@ export interface ResultFrameData {
   scaleY: number;
   /** Number of layers the job returned (merged and background included). */
   layerCount: number;
+  /**
+   * The jobs this frame showed before, oldest first ([] for a first generation): each
+   * regeneration in place appends the job it replaced. Absent in frames made before it existed.
+   */
+  lineage: string[];
 }
 
 export interface LayerNodeData {
@@ -78,7 +85,8 @@ export function parseResultFrameData(text: string): ResultFrameData | null {
     !isNumber(canvas.height) ||
     !isNumber(r.scaleX) ||
     !isNumber(r.scaleY) ||
-    !isNumber(r.layerCount)
+    !isNumber(r.layerCount) ||
+    !(r.lineage === undefined || (Array.isArray(r.lineage) && r.lineage.every(isString)))
   )
     return null;
   return {
@@ -92,6 +100,7 @@ export function parseResultFrameData(text: string): ResultFrameData | null {
     scaleX: r.scaleX,
     scaleY: r.scaleY,
     layerCount: r.layerCount,
+    lineage: ((r.lineage as string[] | undefined) ?? []).slice(-MAX_LINEAGE),
   };
 }
 

@@ -5,11 +5,12 @@
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { MAX_PROMPT_CHARS, MAX_SEED, type ImageFrame } from '../bridge/protocol.ts';
-import type { InsertPlace, PluginToUi, SelectionItem } from '../plugin/messages.ts';
+import type { InsertPlace, PluginToUi, ResultSelection, SelectionItem } from '../plugin/messages.ts';
 import { DEFAULT_SETTINGS, type Settings } from '../plugin/settings.ts';
 import { BridgeClient, type BridgeEvent, type ConnectionState } from './bridge-client.ts';
 import { ConnectionPanel } from './connection-panel.tsx';
-import { applyBridgeMessage, isActive, jobFor, newJob, restoredJob, type Job } from './jobs.ts';
+import { EditPanel, type EditMode } from './edit-panel.tsx';
+import { applyBridgeMessage, isActive, jobFor, neededLayers, newJob, restoredJob, type Job } from './jobs.ts';
 import { JobList } from './job-list.tsx';
 import { LayoutPreview } from './layout-preview.tsx';
 import { onPluginMessage, postToPlugin } from './plugin-channel.ts';
@@ -49,6 +50,8 @@ export function App() {
   const layersRef = useRef(new Map<string, Map<number, Uint8Array>>());
   /** Per request: each layer's Figma image hash, from `layer-stored`. */
   const hashesRef = useRef(new Map<string, Map<number, string>>());
+  /** Per request: the layers already posted to the main thread (each is made a Figma image once). */
+  const postedRef = useRef(new Map<string, Set<number>>());
   const insertSentRef = useRef(new Set<string>());
   const selectionStampRef = useRef(0);
 
@@ -81,16 +84,70 @@ export function App() {
       layers: [...hashes].map(([index, hash]) => ({ index, hash })),
       place,
       selectionStamp: job.selectionStamp,
+      asNew: job.asNew,
     });
   };
 
-  /** Inserts once the bridge said `done` and the main thread holds every layer's image. */
-  const insertWhenComplete = (requestId: string) => {
+  /** A regeneration's new images onto the result frame it was made from. */
+  const sendReplace = (job: Job) => {
+    const hashes = hashesRef.current.get(job.requestId) ?? new Map<number, string>();
+    insertSentRef.current.add(job.requestId);
+    postToPlugin({
+      type: 'replace',
+      requestId: job.requestId,
+      jobId: job.jobId ?? '',
+      target: job.edit!,
+      layout: job.layout,
+      seed: job.seed,
+      model: job.model ?? 'unknown',
+      prompt: job.prompt,
+      tiny: job.tiny,
+      layers: neededLayers(job).map((index) => ({ index, hash: hashes.get(index)! })),
+    });
+  };
+
+  /** Hands the main thread each layer it needs and has not had yet (one message per layer). */
+  const postLayers = (job: Job) => {
+    const layers = layersRef.current.get(job.requestId);
+    if (!layers) return;
+    let posted = postedRef.current.get(job.requestId);
+    if (!posted) postedRef.current.set(job.requestId, (posted = new Set()));
+    for (const index of neededLayers(job)) {
+      const png = layers.get(index);
+      if (!png || posted.has(index)) continue;
+      posted.add(index);
+      postToPlugin({ type: 'layer-image', requestId: job.requestId, index, png });
+    }
+  };
+
+  /** Once the bridge said `done` and the main thread holds every needed image: replace in place, or insert. */
+  const applyWhenComplete = (requestId: string) => {
     const job = jobsRef.current.find((j) => j.requestId === requestId);
     if (!job || job.status !== 'inserting' || insertSentRef.current.has(requestId)) return;
     const hashes = hashesRef.current.get(requestId);
-    if (!hashes || !job.layout.regions.every((_, i) => hashes.has(i))) return;
-    sendInsert(job, 'beside');
+    if (!hashes || !neededLayers(job).every((i) => hashes.has(i))) return;
+    if (job.edit && !job.asNew) sendReplace(job);
+    else sendInsert(job, 'beside');
+  };
+
+  /** Insert a job as a new frame: an earlier version, or a regeneration whose frame is gone. */
+  const insertAsNew = (job: Job) => {
+    insertSentRef.current.delete(job.requestId);
+    const next = { ...job, asNew: true, error: null };
+    const layers = layersRef.current.get(job.requestId);
+    if (layers && job.layout.regions.every((_, i) => layers.has(i))) {
+      changeJob(job.requestId, { asNew: true, status: 'inserting', error: null });
+      postLayers(next);
+      applyWhenComplete(job.requestId);
+      return;
+    }
+    // The layers were let go after the insert: the bridge replays the stored job.
+    layersRef.current.delete(job.requestId);
+    hashesRef.current.delete(job.requestId);
+    postedRef.current.delete(job.requestId);
+    if (!job.jobId || !client.send({ type: 'fetch', jobId: job.jobId }))
+      return changeJob(job.requestId, { error: 'Connect to the bridge first, then insert again.' });
+    changeJob(job.requestId, { asNew: true, status: 'refetching', error: null });
   };
 
   const onImage = (frame: ImageFrame) => {
@@ -104,7 +161,7 @@ export function App() {
     layers.set(frame.layerIndex, png);
     if (frame.layerIndex === 0) setImage(`thumb:${job.requestId}`, png);
     // Streamed: one message per layer, so the main thread never holds every PNG at once.
-    postToPlugin({ type: 'layer-image', requestId: job.requestId, index: frame.layerIndex, png });
+    postLayers(job);
   };
 
   const onBridgeEvent = (event: BridgeEvent) => {
@@ -121,12 +178,22 @@ export function App() {
       // What a later session needs to insert this job if the window closes first.
       postToPlugin({
         type: 'remember-job',
-        job: { jobId: job.jobId, requestId: job.requestId, layout: job.layout, seed: job.seed, prompt: job.prompt, queuedAt: Date.now(), insertedFrameId: null },
+        job: {
+          jobId: job.jobId,
+          requestId: job.requestId,
+          layout: job.layout,
+          seed: job.seed,
+          prompt: job.prompt,
+          queuedAt: Date.now(),
+          insertedFrameId: null,
+          edit: job.edit,
+          lineage: job.lineage,
+        },
       });
     }
     if (event.type === 'error' && job.jobId && (event.code === 'unknown_job' || event.code === 'cancelled' || job.restored))
       postToPlugin({ type: 'forget-job', jobId: job.jobId });
-    if (event.type === 'done') insertWhenComplete(job.requestId);
+    if (event.type === 'done') applyWhenComplete(job.requestId);
   };
 
   const clientRef = useRef<BridgeClient | null>(null);
@@ -158,7 +225,7 @@ export function App() {
           let hashes = hashesRef.current.get(message.requestId);
           if (!hashes) hashesRef.current.set(message.requestId, (hashes = new Map()));
           hashes.set(message.index, message.hash);
-          insertWhenComplete(message.requestId);
+          applyWhenComplete(message.requestId);
           return;
         }
         case 'layer-refused': {
@@ -171,8 +238,10 @@ export function App() {
           return;
         }
         case 'inserted':
+        case 'replaced':
           layersRef.current.delete(message.requestId);
           hashesRef.current.delete(message.requestId);
+          postedRef.current.delete(message.requestId);
           changeJob(message.requestId, { status: 'inserted', insertedName: message.frameName });
           return;
         case 'insert-failed':
@@ -191,8 +260,11 @@ export function App() {
 
   // The draft follows the selection until the designer types their own prompt.
   const frames = items.filter((i): i is Extract<SelectionItem, { kind: 'frame' }> => i.kind === 'frame');
+  const results = items.filter((i): i is ResultSelection => i.kind === 'result');
+  // A result frame's prompt is the one its job used.
+  const draft = frames[0]?.draft ?? results[0]?.result.prompt ?? '';
   useEffect(() => {
-    if (!promptEdited) setPrompt(frames[0]?.draft ?? '');
+    if (!promptEdited) setPrompt(draft);
   }, [items]);
 
   const changeSettings = (change: Partial<Settings>) => {
@@ -207,7 +279,9 @@ export function App() {
   const blocker = !paired
     ? 'Connect to the bridge first.'
     : frames.length === 0
-      ? 'Select one or more frames on the canvas.'
+      ? results.length
+        ? 'To generate anew, select the source frame; a result frame is edited above.'
+        : 'Select one or more frames on the canvas.'
       : !promptText && !frames.every((f) => f.draft)
         ? 'Write a prompt.'
         : promptText.length > MAX_PROMPT_CHARS
@@ -240,15 +314,51 @@ export function App() {
     setJobsNow([...created, ...jobsRef.current]);
   };
 
+  /** Regenerate some layers of a result frame, or make variations of it; the images land in place. */
+  const edit = (item: ResultSelection, mode: EditMode) => {
+    const plan = mode === 'selected' ? item.regenerate : item.variations;
+    if (!plan.ok || editBlocker) return;
+    setNotice(null);
+    const text = promptEdited && promptText ? promptText : item.result.prompt;
+    // Variations always draw anew; a regeneration follows the seed setting (random by default).
+    const seed = mode === 'variations' || settings.seedMode === 'random' ? randomSeed() : settings.seed;
+    const target = { frameId: item.nodeId, baseJobId: item.result.jobId, layers: plan.value.layers };
+    const lineage = [...item.result.lineage, item.result.jobId];
+    const job = newJob(nextRequestId(), plan.value.layout, text, seed, selectionStampRef.current, { target, lineage });
+    const sent = client.send({
+      type: 'generate',
+      requestId: job.requestId,
+      prompt: text,
+      layout: plan.value.layout.layout,
+      params: {
+        resolution: Math.max(plan.value.layout.layout.width, plan.value.layout.layout.height),
+        steps: settings.steps,
+        guidance: settings.guidance,
+        trueCfg: settings.trueCfg,
+        seed,
+      },
+      base: { jobId: item.result.jobId, keep: plan.value.keep },
+    });
+    const created = sent ? job : { ...job, status: 'failed' as const, error: 'The connection to the bridge was lost. Reconnect, then regenerate.' };
+    setJobsNow([created, ...jobsRef.current]);
+  };
+
   const cancel = () => {
     const next = jobsRef.current.map((job) => {
-      if (!isActive(job)) return job;
+      // A refetch is a finished job read again: nothing runs to cancel.
+      if (!isActive(job) || job.status === 'refetching') return job;
       if (job.jobId) client.send({ type: 'cancel', jobId: job.jobId });
       return { ...job, cancelRequested: true };
     });
     jobsRef.current = next;
     setJobs(next);
   };
+
+  const editBlocker = !paired
+    ? 'Connect to the bridge first.'
+    : promptText.length > MAX_PROMPT_CHARS
+      ? `The prompt is longer than ${MAX_PROMPT_CHARS} characters.`
+      : null;
 
   const generateRef = useRef(generate);
   generateRef.current = generate;
@@ -292,10 +402,14 @@ export function App() {
           item.kind === 'frame' ? (
             <LayoutPreview key={item.layout.frameId} layout={item.layout} note={item.note} />
           ) : item.kind === 'result' ? (
-            <p key={item.nodeId} class="muted" data-testid="selected-result">
-              “{item.name}” is a result of this plugin (seed {item.result.seed}, {item.result.layerCount - 2} layers). Select
-              its source frame to generate again.
-            </p>
+            <EditPanel
+              key={item.nodeId}
+              item={item}
+              version={item.result.lineage.length + 1}
+              blocker={editBlocker}
+              tiny={connection.status === 'paired' && connection.welcome.tiny}
+              onEdit={edit}
+            />
           ) : (
             <p key={item.nodeId} class="error" role="alert">
               {item.message}
@@ -350,7 +464,13 @@ export function App() {
         jobs={jobs}
         images={images}
         tiny={connection.status === 'paired' && connection.welcome.tiny}
-        onInsert={(job, place) => sendInsert(job, place)}
+        onInsert={(job, place) => {
+          // A job that finished while the plugin was closed: its images go where the job says.
+          if (job.status !== 'ready') return sendInsert(job, place);
+          changeJob(job.requestId, { status: 'inserting', error: null });
+          applyWhenComplete(job.requestId);
+        }}
+        onInsertAsNew={insertAsNew}
       />
     </main>
   );

@@ -1,7 +1,8 @@
 /** Running jobs with their progress and preview, then this session's results with thumbnails. */
 import type { InsertPlace } from '../plugin/messages.ts';
+import { MERGED_LAYER } from '../gpu-server/constants.ts';
 import type { Job } from './jobs.ts';
-import { isActive } from './jobs.ts';
+import { isActive, versionOf } from './jobs.ts';
 import { remainingMs, seconds, stageText } from './words.ts';
 
 function Progress({ job, preview, tiny }: { job: Job; preview?: string; tiny: boolean }) {
@@ -18,6 +19,7 @@ function Progress({ job, preview, tiny }: { job: Job; preview?: string; tiny: bo
       </div>
       {job.status === 'sending' && <p class="muted">Sending…</p>}
       {job.status === 'restored' && <p class="muted">From the last session: asking the bridge…</p>}
+      {job.status === 'refetching' && <p class="muted">Asking the bridge for this version’s layers again…</p>}
       {job.status === 'queued' && (
         <p class="muted">
           Waiting: {job.position} job{job.position === 1 ? '' : 's'} ahead
@@ -49,20 +51,52 @@ function Progress({ job, preview, tiny }: { job: Job; preview?: string; tiny: bo
 }
 
 type OnInsert = (job: Job, place: InsertPlace) => void;
+type OnInsertAsNew = (job: Job) => void;
 
-function Result({ job, thumb, onInsert }: { job: Job; thumb?: string; onInsert: OnInsert }) {
+/** `v1 → v2 → v3`: the versions of the result frame up to this job. */
+function Lineage({ job }: { job: Job }) {
+  const version = versionOf(job);
+  if (version === 1) return null;
+  const redrawn = job.edit ? job.edit.layers.filter((l, i) => i !== MERGED_LAYER && !l.kept).length : 0;
   return (
-    <li class={`job ${job.status}`} data-testid="job-result" data-status={job.status}>
+    <p class="muted" data-testid="lineage">
+      {Array.from({ length: version - 1 }, (_, i) => `v${i + 1} → `).join('')}
+      <strong>v{version}</strong>
+      {job.edit && ` · ${redrawn} of ${job.layout.regions.length - 1} layers redrawn`}
+    </p>
+  );
+}
+
+function Result({
+  job,
+  thumb,
+  superseded,
+  onInsert,
+  onInsertAsNew,
+}: {
+  job: Job;
+  thumb?: string;
+  /** A later version replaced this one in its frame. */
+  superseded: boolean;
+  onInsert: OnInsert;
+  onInsertAsNew: OnInsertAsNew;
+}) {
+  const inPlace = job.edit !== null && !job.asNew;
+  return (
+    <li class={`job ${job.status}`} data-testid="job-result" data-status={job.status} data-version={versionOf(job)}>
       {thumb && <img class="thumb" src={thumb} alt={`Result for ${job.frameName}`} />}
       <div class="job-body">
         <div class="job-head">
           <strong>{job.insertedName ?? job.frameName}</strong>
+          <span class="muted"> · v{versionOf(job)}</span>
         </div>
-        {job.status === 'inserting' && <p class="muted">Adding layers to the canvas…</p>}
+        <Lineage job={job} />
+        {job.status === 'inserting' && <p class="muted">{inPlace ? 'Updating the layers in place…' : 'Adding layers to the canvas…'}</p>}
         {job.status === 'ready' && (
           <div>
             <p class="muted">Finished while the plugin was closed; not inserted yet.</p>
-            <button onClick={() => onInsert(job, 'beside')}>Insert</button>
+            <button onClick={() => onInsert(job, 'beside')}>{inPlace ? 'Update the frame' : 'Insert'}</button>
+            {inPlace && <button onClick={() => onInsertAsNew(job)}>Insert as new frame</button>}
           </div>
         )}
         {job.status === 'insert-failed' && (
@@ -71,7 +105,11 @@ function Result({ job, thumb, onInsert }: { job: Job; thumb?: string; onInsert: 
               {job.error}
             </p>
             <p class="muted">The layers are kept.</p>
-            <button onClick={() => onInsert(job, 'page')}>Insert on page</button>
+            {job.edit ? (
+              <button onClick={() => onInsertAsNew(job)}>Insert as new frame</button>
+            ) : (
+              <button onClick={() => onInsert(job, 'page')}>Insert on page</button>
+            )}
           </div>
         )}
         {job.status === 'inserted' && (
@@ -79,6 +117,17 @@ function Result({ job, thumb, onInsert }: { job: Job; thumb?: string; onInsert: 
             {job.layout.regions.length - 2} layers · seed {job.seed}
             {job.totalMs !== null && ` · ${seconds(job.totalMs)}`}
             {job.tiny && ' · tiny test model (noise)'}
+          </p>
+        )}
+        {job.status === 'inserted' && superseded && (
+          <div>
+            <p class="muted">A later version replaced this one in its frame.</p>
+            <button onClick={() => onInsertAsNew(job)}>Insert v{versionOf(job)} as a new frame</button>
+          </div>
+        )}
+        {job.error && job.status === 'inserted' && (
+          <p class="error" role="alert">
+            {job.error}
           </p>
         )}
         {job.promptTruncated && <p class="warning">The prompt was too long for the model and was cut.</p>}
@@ -99,12 +148,17 @@ export function JobList({
   images,
   tiny,
   onInsert,
+  onInsertAsNew,
 }: {
   jobs: readonly Job[];
   images: Record<string, string>;
   tiny: boolean;
   onInsert: OnInsert;
+  onInsertAsNew: OnInsertAsNew;
 }) {
+  const replaced = new Set(
+    jobs.filter((j) => j.status === 'inserted' && j.edit && !j.asNew).map((j) => j.edit!.baseJobId),
+  );
   const active = jobs.filter(isActive);
   const finished = jobs.filter((j) => !isActive(j));
   if (jobs.length === 0) return null;
@@ -125,7 +179,14 @@ export function JobList({
           <h2>Results</h2>
           <ul class="jobs">
             {finished.map((job) => (
-              <Result key={job.requestId} job={job} thumb={images[`thumb:${job.requestId}`]} onInsert={onInsert} />
+              <Result
+                key={job.requestId}
+                job={job}
+                thumb={images[`thumb:${job.requestId}`]}
+                superseded={job.jobId !== null && replaced.has(job.jobId)}
+                onInsert={onInsert}
+                onInsertAsNew={onInsertAsNew}
+              />
             ))}
           </ul>
         </>

@@ -5,17 +5,20 @@
 import type { BridgeMessage } from '../bridge/protocol.ts';
 import type { StoredJob } from '../plugin/job-store.ts';
 import type { FrameLayout } from '../plugin/layout.ts';
+import type { EditTarget } from '../plugin/messages.ts';
 import type { Stage } from '../gpu-server/pipeline/types.ts';
 import { errorText } from './words.ts';
 
 /**
  * `restored`: remembered from an earlier session, asked of the bridge again; `ready`: finished
  * while the plugin was closed, waiting for the designer's Insert; `insert-failed`: the layers are
- * kept and the insert can be tried again (Insert on page).
+ * kept and the insert can be tried again (Insert on page); `refetching`: an inserted job's layers
+ * asked of the bridge again, to insert that version as a new frame.
  */
 export type JobStatus =
   | 'sending'
   | 'restored'
+  | 'refetching'
   | 'queued'
   | 'running'
   | 'inserting'
@@ -52,15 +55,28 @@ export interface Job {
   selectionStamp: number;
   /** Remembered from an earlier session of the plugin. */
   restored: boolean;
+  /** A regeneration: the result frame and nodes its images replace in place; null for a generation. */
+  edit: EditTarget | null;
+  /** The jobs this one was regenerated from, oldest first: it is version `lineage.length + 1`. */
+  lineage: string[];
+  /** Insert as a new frame, even a regeneration or a job inserted before. */
+  asNew: boolean;
 }
 
-export const ACTIVE: readonly JobStatus[] = ['sending', 'restored', 'queued', 'running'];
+export const ACTIVE: readonly JobStatus[] = ['sending', 'restored', 'refetching', 'queued', 'running'];
 
 export function isActive(job: Job): boolean {
   return ACTIVE.includes(job.status);
 }
 
-export function newJob(requestId: string, layout: FrameLayout, prompt: string, seed: number, selectionStamp = -1): Job {
+export function newJob(
+  requestId: string,
+  layout: FrameLayout,
+  prompt: string,
+  seed: number,
+  selectionStamp = -1,
+  edit: { target: EditTarget; lineage: string[] } | null = null,
+): Job {
   return {
     requestId,
     jobId: null,
@@ -84,12 +100,27 @@ export function newJob(requestId: string, layout: FrameLayout, prompt: string, s
     model: null,
     selectionStamp,
     restored: false,
+    edit: edit?.target ?? null,
+    lineage: edit?.lineage ?? [],
+    asNew: false,
   };
+}
+
+/** The layer indices whose images the main thread needs: a regeneration in place needs only the new ones. */
+export function neededLayers(job: Job): number[] {
+  const all = job.layout.regions.map((_, i) => i);
+  return job.edit && !job.asNew ? all.filter((i) => !job.edit!.layers[i].kept) : all;
+}
+
+/** Version numbers along a job's lineage, for the job list: `v1 → v2 → v3`. */
+export function versionOf(job: Pick<Job, 'lineage'>): number {
+  return job.lineage.length + 1;
 }
 
 /** A job remembered in clientStorage, to be fetched from the bridge again. */
 export function restoredJob(stored: StoredJob): Job {
-  return { ...newJob(stored.requestId, stored.layout, stored.prompt, stored.seed), jobId: stored.jobId, status: 'restored', restored: true };
+  const edit = stored.edit ? { target: stored.edit, lineage: stored.lineage } : null;
+  return { ...newJob(stored.requestId, stored.layout, stored.prompt, stored.seed, -1, edit), jobId: stored.jobId, status: 'restored', restored: true };
 }
 
 function update(jobs: readonly Job[], match: (j: Job) => boolean, change: (j: Job) => Partial<Job>): Job[] {

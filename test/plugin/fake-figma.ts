@@ -112,20 +112,20 @@ function unionBox(boxes: Box[]): Box {
 export class FakeNode {
   readonly id: string;
   readonly type: FakeType;
-  name: string;
+  private nm: string;
   private px = 0;
   private py = 0;
-  width: number;
-  height: number;
+  private w: number;
+  private h: number;
   rotation: number;
-  visible: boolean;
+  private shown: boolean;
   isMask: boolean;
   characters?: string;
   layoutMode: 'NONE' | 'HORIZONTAL' | 'VERTICAL';
   itemSpacing: number;
   clipsContent: boolean;
-  locked = false;
-  fills: FrameNode['fills'] = [];
+  private lock = false;
+  private paints: FrameNode['fills'] = [];
   renderMargin: NodeInit['renderMargin'];
   removed = false;
   parent: FakeNode | null = null;
@@ -144,13 +144,13 @@ export class FakeNode {
   ) {
     this.id = init.id ?? `${nextId++}:1`;
     this.type = init.type;
-    this.name = init.name ?? init.type.charAt(0) + init.type.slice(1).toLowerCase();
+    this.nm = init.name ?? init.type.charAt(0) + init.type.slice(1).toLowerCase();
     this.px = init.x ?? 0;
     this.py = init.y ?? 0;
-    this.width = init.width ?? 100;
-    this.height = init.height ?? 100;
+    this.w = init.width ?? 100;
+    this.h = init.height ?? 100;
     this.rotation = init.rotation ?? 0;
-    this.visible = init.visible ?? true;
+    this.shown = init.visible ?? true;
     this.isMask = init.isMask ?? false;
     if (init.characters !== undefined) this.characters = init.characters;
     this.layoutMode = init.layoutMode ?? 'NONE';
@@ -178,19 +178,59 @@ export class FakeNode {
     return [...this.kids];
   }
 
+  /** Sets a property through the document, so the change joins the open undo step. */
+  private change<T>(get: () => T, set: (v: T) => void, value: T): void {
+    const old = get();
+    set(value);
+    this.doc.recordUndo(() => set(old));
+  }
+
+  get name(): string {
+    return this.nm;
+  }
+  set name(v: string) {
+    this.change(() => this.nm, (x) => (this.nm = x), v);
+  }
+  get width(): number {
+    return this.w;
+  }
+  get height(): number {
+    return this.h;
+  }
+  get visible(): boolean {
+    return this.shown;
+  }
+  set visible(v: boolean) {
+    this.change(() => this.shown, (x) => (this.shown = x), v);
+  }
+  get locked(): boolean {
+    return this.lock;
+  }
+  set locked(v: boolean) {
+    this.change(() => this.lock, (x) => (this.lock = x), v);
+  }
+  /** Figma hands out frozen copies: "you cannot mutate the paints array in place" (Paint docs). */
+  get fills(): FrameNode['fills'] {
+    return this.paints;
+  }
+  set fills(v: FrameNode['fills']) {
+    const frozen = Object.freeze(structuredClone(v) as Paint[]);
+    this.change(() => this.paints, (x) => (this.paints = x), frozen);
+  }
+
   /** In an auto-layout frame the parent computes x and y: "The translation components ... is
    * automatically computed in children of auto-layout frames" (relativeTransform, plugin-typings). */
   get x(): number {
     return this.px;
   }
   set x(v: number) {
-    if (!this.inAutoLayout()) this.px = v;
+    if (!this.inAutoLayout()) this.change(() => this.px, (x) => (this.px = x), v);
   }
   get y(): number {
     return this.py;
   }
   set y(v: number) {
-    if (!this.inAutoLayout()) this.py = v;
+    if (!this.inAutoLayout()) this.change(() => this.py, (x) => (this.py = x), v);
   }
 
   private inAutoLayout(): boolean {
@@ -253,8 +293,10 @@ export class FakeNode {
 
   resize(width: number, height: number): void {
     if (!(width >= 0.01 && height >= 0.01)) throw new Error(`in resize: ${width}x${height} is below Figma's minimum of 0.01`);
-    this.width = width;
-    this.height = height;
+    const [w, h] = [this.w, this.h];
+    this.w = width;
+    this.h = height;
+    this.doc.recordUndo(() => ([this.w, this.h] = [w, h]));
   }
 
   private insideInstance(): boolean {
@@ -262,24 +304,38 @@ export class FakeNode {
     return false;
   }
 
-  /** Attaches without the API's checks (building a scene). */
-  attach(child: FakeNode): void {
-    if (child.parent) child.parent.kids.splice(child.parent.kids.indexOf(child), 1);
-    this.kids.push(child);
+  /** Attaches without the API's checks (building a scene), at the top or at `index`. */
+  attach(child: FakeNode, index = this.kids.length): void {
+    const from = child.parent;
+    const at = from ? from.kids.indexOf(child) : -1;
+    if (from) from.kids.splice(at, 1);
+    this.kids.splice(Math.min(index, this.kids.length), 0, child);
     child.parent = this;
+    this.doc.recordUndo(() => {
+      this.kids.splice(this.kids.indexOf(child), 1);
+      child.parent = from;
+      if (from) from.kids.splice(at, 0, child);
+    });
   }
 
   appendChild(child: FakeNode): void {
-    if (this.removed) throw new Error('in appendChild: The node (parent) has been removed');
-    this.assertLoaded('appendChild');
-    if (!CONTAINERS.includes(this.type)) throw new Error(`in appendChild: A ${this.type} node cannot have children`);
+    this.insertChild(this.kids.length, child, 'appendChild');
+  }
+
+  /** ChildrenMixin.insertChild: "Adds a new child at the specified index in the children array." */
+  insertChild(index: number, child: FakeNode, what = 'insertChild'): void {
+    if (this.removed) throw new Error(`in ${what}: The node (parent) has been removed`);
+    this.assertLoaded(what);
+    if (!CONTAINERS.includes(this.type)) throw new Error(`in ${what}: A ${this.type} node cannot have children`);
+    if (!Number.isInteger(index) || index < 0 || index > this.kids.length)
+      throw new Error(`in ${what}: index ${index} is outside 0..${this.kids.length}`);
     // Figma's refusals, as the issue and real plugins saw them ("Reparenting nodes is subject to
     // many restrictions", ChildrenMixin.appendChild).
     if (this.insideInstance()) throw new Error('in appendChild: Cannot move node. New parent is an instance or is inside of an instance');
     if (this.type === 'COMPONENT_SET' && child.type !== 'COMPONENT')
       throw new Error(`in appendChild: A COMPONENT_SET node cannot have children of type other than COMPONENT`);
     if (this.failOnAppend !== null && ++this.appends === this.failOnAppend) throw new Error('appendChild failed (test)');
-    this.attach(child);
+    this.attach(child, index);
     this.doc.log.push(`append ${child.id} -> ${this.id}`);
     // "If this is called on an auto-layout frame, calling this function can cause this layer to
     // be resized and children to be moved."
@@ -311,21 +367,30 @@ export class FakeNode {
 
   remove(): void {
     if (this.removed) throw new Error('in remove: The node has been removed');
-    if (this.parent) this.parent.kids.splice(this.parent.kids.indexOf(this), 1);
+    const from = this.parent;
+    const at = from ? from.kids.indexOf(this) : -1;
+    if (from) from.kids.splice(at, 1);
     this.parent = null;
-    const mark = (n: FakeNode) => {
-      n.removed = true;
-      n.kids.forEach(mark);
+    const mark = (n: FakeNode, removed: boolean) => {
+      n.removed = removed;
+      n.kids.forEach((k) => mark(k, removed));
     };
-    mark(this);
+    mark(this, true);
+    this.doc.recordUndo(() => {
+      mark(this, false);
+      this.parent = from;
+      if (from) from.kids.splice(at, 0, this);
+    });
   }
 
   setPluginData(key: string, value: string): void {
     if (PLUGIN_ID.length + key.length + value.length > PLUGIN_DATA_BYTES)
       throw new Error('in setPluginData: Total size of the plugin data entry cannot exceed 100 kB');
+    const old = this.pluginData.get(key);
     // "If you set the value to the empty string (""), the key/value pair is removed."
     if (value === '') this.pluginData.delete(key);
     else this.pluginData.set(key, value);
+    this.doc.recordUndo(() => (old === undefined ? this.pluginData.delete(key) : this.pluginData.set(key, old)));
   }
 
   getPluginData(key: string): string {
@@ -391,6 +456,9 @@ export class FakeDocument implements SceneApi<FakeNode, FakeNode>, TargetApi<Fak
   };
   private readonly selectionListeners: Array<() => void> = [];
   private readonly storage = new Map<string, unknown>();
+  /** Undo history: what reverts each change since the last commit, and the committed steps. */
+  private pendingUndo: Array<() => void> = [];
+  readonly undoSteps: Array<Array<() => void>> = [];
 
   constructor(pages: NodeInit[][] = [[]], stored: Record<string, unknown> = {}) {
     this.root = new FakeNode(this, { id: '0:0', type: 'DOCUMENT', name: 'Document' });
@@ -401,6 +469,11 @@ export class FakeDocument implements SceneApi<FakeNode, FakeNode>, TargetApi<Fak
     });
     this.currentPage = this.root.children[0];
     for (const [k, v] of Object.entries(stored)) this.storage.set(k, structuredClone(v));
+    this.pendingUndo = []; // the scene as it opened is not an action
+  }
+
+  recordUndo(revert: () => void): void {
+    this.pendingUndo.push(revert);
   }
 
   register(node: FakeNode): void {
@@ -456,9 +529,29 @@ export class FakeDocument implements SceneApi<FakeNode, FakeNode>, TargetApi<Fak
     return this.images.get(hash) ?? null;
   }
 
+  /**
+   * figma.commitUndo: "By default, plugin actions are not committed to undo history. Call
+   * figma.commitUndo() so that triggered undos can revert a subset of plugin actions": everything
+   * changed since the last commit becomes one step.
+   */
   commitUndo(): void {
     this.undoCommits++;
     this.log.push('commitUndo');
+    if (this.pendingUndo.length) this.undoSteps.push(this.pendingUndo);
+    this.pendingUndo = [];
+  }
+
+  /** The designer finished an action of their own (a drag, a resize): it is its own undo step. */
+  endUserAction(): void {
+    if (this.pendingUndo.length) this.undoSteps.push(this.pendingUndo);
+    this.pendingUndo = [];
+  }
+
+  /** figma.triggerUndo: "This reverts to the last state in undo history" (the designer's Cmd+Z). */
+  triggerUndo(): void {
+    const step = this.pendingUndo.length ? this.pendingUndo : (this.undoSteps.pop() ?? []);
+    this.pendingUndo = [];
+    for (const revert of step.reverse()) revert();
   }
 
   onSelectionChange(listener: () => void): void {

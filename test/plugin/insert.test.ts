@@ -78,6 +78,7 @@ for (const resolution of [512, 1024]) {
       scaleX: l.scaleX,
       scaleY: l.scaleY,
       layerCount: 5,
+      lineage: [],
     });
     const regionIndex = [1, 2, 3, 4, 0];
     frame.children.forEach((child, k) => {

@@ -31,6 +31,8 @@ function job(i: number, extra: Partial<StoredJob> = {}): StoredJob {
     prompt: `prompt ${i}`,
     queuedAt: 1_000 + i,
     insertedFrameId: null,
+    edit: null,
+    lineage: [],
     ...extra,
   };
 }
@@ -91,4 +93,29 @@ test('clientStorage refuses writes past its 5 MB, and the last good list stays',
   await assert.rejects(store.update((list) => withJob(list, job(2, { prompt: 'y'.repeat(50_000) }))), /quota/);
   assert.deepEqual((await store.list()).map((j) => j.requestId), ['r1']);
   assert.ok((await doc.clientStorage.keysAsync()).includes(JOBS_KEY));
+});
+
+test('a regeneration is remembered with where its images go; entries from before edits existed still load', async () => {
+  const edit = {
+    frameId: '12:1',
+    baseJobId: job(1).jobId,
+    layers: layout.regions.map((_, i) => ({ nodeId: `12:${i + 2}`, baseIndex: i, kept: i === 1 })),
+  };
+  const doc = new FakeDocument();
+  const store = new JobStore(doc.clientStorage);
+  await store.update((list) => withJob(list, job(2, { edit, lineage: [job(1).jobId] })));
+  assert.deepEqual(await new JobStore(doc.clientStorage).list(), [job(2, { edit, lineage: [job(1).jobId] })]);
+
+  const { edit: _e, lineage: _l, ...older } = job(3);
+  const damaged = [
+    older,
+    job(4, { edit: { ...edit, layers: edit.layers.slice(1) } }),
+    job(5, { edit: { ...edit, layers: edit.layers.map((l) => ({ ...l, kept: 'yes' as unknown as boolean })) } }),
+    job(6, { lineage: [7 as unknown as string] }),
+  ];
+  assert.deepEqual(
+    normalizeJobs(damaged).map((j) => [j.requestId, j.edit, j.lineage]),
+    [['r3', null, []]],
+    'an older entry reads as a generation; a plan that does not fit its layout, or a bad lineage, is dropped',
+  );
 });

@@ -40,6 +40,7 @@ function resultFrame(): EditedResultFrame {
     scaleX: base.scaleX,
     scaleY: base.scaleY,
     layerCount: base.regions.length,
+    lineage: [],
   };
   const node = (index: number): EditedChild => {
     const box = frameBox(base, index);

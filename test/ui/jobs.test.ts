@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { frameLayout } from '../../plugin/layout.ts';
-import { applyBridgeMessage, isActive, newJob, restoredJob, type Job } from '../../ui/jobs.ts';
+import { applyBridgeMessage, isActive, neededLayers, newJob, restoredJob, type Job } from '../../ui/jobs.ts';
 import { errorText, remainingMs, seconds } from '../../ui/words.ts';
 import { frame, rect } from '../plugin/trees.ts';
 
@@ -58,7 +58,7 @@ test('time left follows the pace of the steps so far', () => {
 });
 
 test('a job remembered from the last session: still running, it is inserted when done; finished while closed, it waits for Insert', () => {
-  const stored = { jobId: JOB, requestId: 'r9', layout, seed: 5, prompt: 'saved', queuedAt: 1, insertedFrameId: null };
+  const stored = { jobId: JOB, requestId: 'r9', layout, seed: 5, prompt: 'saved', queuedAt: 1, insertedFrameId: null, edit: null, lineage: [] };
   const restored = restoredJob(stored);
   assert.deepEqual([restored.status, restored.jobId, restored.restored, restored.selectionStamp], ['restored', JOB, true, -1]);
   assert.equal(isActive(restored), true, 'asked of the bridge again once paired');
@@ -75,4 +75,16 @@ test('a job remembered from the last session: still running, it is inserted when
   // A job of this session is inserted at once even if its done is a replay after a reconnect.
   const live = { ...newJob('r1', layout, 'a card', 41, 3), jobId: JOB, status: 'running' as const };
   assert.equal(applyBridgeMessage([live], done)[0].status, 'inserting');
+});
+
+test('a regeneration in place needs only its new layers’ images; as a new frame, all of them', () => {
+  const target = { frameId: '12:1', baseJobId: JOB, layers: layout.regions.map((_, i) => ({ nodeId: `12:${i}`, baseIndex: i, kept: i === 1 })) };
+  const edit = newJob('r3', layout, 'again', 9, 4, { target, lineage: [JOB] });
+  assert.deepEqual(neededLayers(edit), [0, 2], 'the merged preview and the child layer; the kept background is in place');
+  assert.deepEqual(neededLayers({ ...edit, asNew: true }), [0, 1, 2]);
+  assert.deepEqual(neededLayers(newJob('r4', layout, 'plain', 1)), [0, 1, 2]);
+  // Remembered and restored, it still knows where its images go.
+  const stored = { jobId: JOB, requestId: 'r3', layout, seed: 9, prompt: 'again', queuedAt: 1, insertedFrameId: null, edit: target, lineage: [JOB] };
+  const restored = restoredJob(stored);
+  assert.deepEqual([restored.edit, restored.lineage, neededLayers(restored)], [target, [JOB], [0, 2]]);
 });

@@ -11,7 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
 import { build } from '../../../scripts/build.ts';
 import type { NodeInit } from '../../plugin/fake-figma.ts';
-import type { Dump, ManifestNetwork } from './fake-figma-env.ts';
+import type { Dump, Harness, ManifestNetwork } from './fake-figma-env.ts';
+
+type Remote<T> = { [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never };
+export type HarnessRemote = Remote<Pick<Harness, 'edit' | 'add' | 'undo'>>;
 
 export const CHROMIUM = '/usr/bin/chromium';
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -23,6 +26,8 @@ export interface Session {
   errors: string[];
   select(ids: string[]): Promise<void>;
   dump(): Promise<Dump>;
+  /** Designer actions on the scene (test/e2e/harness/fake-figma-env.ts). */
+  harness: HarnessRemote;
   /** Closes the plugin window and runs the plugin again in the same document. */
   reopen(): Promise<void>;
 }
@@ -100,6 +105,11 @@ export class HarnessBrowser {
       ui: page.frameLocator('#plugin-ui'),
       select: (ids) => page.evaluate((i) => (window as unknown as W).harness.select(i), ids),
       dump: () => page.evaluate(() => (window as unknown as W).harness.dump()),
+      harness: {
+        edit: (id, change) => page.evaluate(([i, c]) => (window as unknown as { harness: Harness }).harness.edit(i, c), [id, change] as const),
+        add: (parentId, init) => page.evaluate(([p, n]) => (window as unknown as { harness: Harness }).harness.add(p, n), [parentId, init] as const),
+        undo: () => page.evaluate(() => (window as unknown as { harness: Harness }).harness.undo()),
+      },
       async reopen() {
         await page.evaluate(() => (window as unknown as W).harness.close());
         await page.addScriptTag({ content: pluginJs });

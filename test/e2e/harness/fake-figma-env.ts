@@ -165,6 +165,26 @@ export function installFakeFigma(pages: NodeInit[][], stored: Record<string, unk
     select(ids: string[]) {
       doc.currentPage.selection = ids.map((id) => doc.node(id));
     },
+    /** The designer moves, resizes or hides a node (one undo step of their own). */
+    edit(id: string, change: { x?: number; y?: number; width?: number; height?: number; visible?: boolean }) {
+      const n = doc.node(id);
+      if (change.x !== undefined) n.x = change.x;
+      if (change.y !== undefined) n.y = change.y;
+      if (change.width !== undefined || change.height !== undefined) n.resize(change.width ?? n.width, change.height ?? n.height);
+      if (change.visible !== undefined) n.visible = change.visible;
+      doc.endUserAction();
+    },
+    /** The designer draws a node into a container (on top of its children); returns its id. */
+    add(parentId: string, init: NodeInit): string {
+      const n = new FakeNode(doc, init);
+      doc.node(parentId).appendChild(n);
+      doc.endUserAction();
+      return n.id;
+    },
+    /** The designer's Cmd+Z. */
+    undo() {
+      doc.triggerUndo();
+    },
     /** The plugin window closes: Figma ends the plugin (the page is then dropped by the test). */
     close() {
       closeListeners.forEach((l) => l());
