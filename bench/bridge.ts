@@ -9,7 +9,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -21,6 +21,7 @@ import { startBridge } from '../bridge/server.ts';
 import { fixed, machineLine, mib, table } from './stats.ts';
 
 const SIDE = 1024;
+const cores = () => availableParallelism();
 
 export interface BridgeBenchOptions {
   steps: number;
@@ -34,12 +35,23 @@ export const HOW_TO_READ = `How to read: one job of ${MAX_LAYERS} layers, each t
 each denoising step holds the worker thread for step-ms, as onnxruntime does, and the layers are
 the official sample output resampled, so PNG encoding (on the worker's encoder threads, each layer
 sent as soon as it is encoded), the job store (disk) and delivery are real. Times are from the
-client's send of "generate"; the stand-in decodes instantly, so on a real model the VAE's decode
-of the merged and background images (during which the layers are already being encoded) comes on top. Event-loop delay is the bridge
-process's main thread over the whole job (what a second client would wait); memory is the bridge
-process (main thread + pipeline worker).`;
+client's send of "generate"; the stand-in decodes instantly (its layer buffers are made before the
+first step), so on a real model the transparent decoder, and the VAE's decode of the merged and
+background images (during which the layers are already being encoded), come on top. The CPU row is
+the CPU time both processes spent from the last step to the last layer; divided by the cores, it is
+the least that window could take on otherwise idle cores, whatever else shares the machine.
+Event-loop delay is the bridge process's main thread over the whole job (what a second client
+would wait); memory is the bridge process (main thread + pipeline worker).`;
 
 // ---- the bridge side (child process) -------------------------------------------------------------
+
+/** Wall clock both processes share (each one's performance.now() starts at its own origin). */
+const epochMs = () => performance.timeOrigin + performance.now();
+/** This process's CPU time so far, every thread. */
+const cpuMs = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
 
 type ToChild = { type: 'monitor' } | { type: 'report' } | { type: 'close' };
 interface ChildReport {
@@ -50,6 +62,8 @@ interface ChildReport {
   rssPeak: number;
   heapPeak: number;
   arrayBuffersPeak: number;
+  /** [epoch ms, process CPU ms (all threads)] every 10 ms while monitored. */
+  cpu: [number, number][];
 }
 type FromChild = { type: 'listening'; port: number; token: string } | { type: 'report'; report: ChildReport };
 
@@ -65,7 +79,9 @@ async function serve(options: BridgeBenchOptions): Promise<void> {
   const loop = monitorEventLoopDelay({ resolution: 5 });
   let rssBefore = 0, rssPeak = 0, heapPeak = 0, arrayBuffersPeak = 0;
   let sampler: NodeJS.Timeout | undefined;
+  const cpu: [number, number][] = [];
   const sample = () => {
+    cpu.push([epochMs(), cpuMs()]);
     const m = process.memoryUsage();
     rssPeak = Math.max(rssPeak, m.rss);
     heapPeak = Math.max(heapPeak, m.heapUsed);
@@ -82,7 +98,7 @@ async function serve(options: BridgeBenchOptions): Promise<void> {
       clearInterval(sampler);
       sample();
       const ms = (ns: number) => ns / 1e6;
-      send({ type: 'report', report: { loopP50: ms(loop.percentile(50)), loopP99: ms(loop.percentile(99)), loopMax: ms(loop.max), rssBefore, rssPeak, heapPeak, arrayBuffersPeak } });
+      send({ type: 'report', report: { loopP50: ms(loop.percentile(50)), loopP99: ms(loop.percentile(99)), loopMax: ms(loop.max), rssBefore, rssPeak, heapPeak, arrayBuffersPeak, cpu } });
     } else if (m.type === 'close') {
       void bridge.close().finally(() => {
         rmSync(outputs, { recursive: true, force: true });
@@ -106,7 +122,19 @@ export interface BridgeBenchResult {
   pngBytes: number;
   rgbaBytes: number;
   workerEncodeMs: number;
+  /** CPU time from the last denoising step to the last layer received: the bridge process (all threads) and this client. */
+  deliveryCpu: { bridgeMs: number; clientMs: number };
   child: ChildReport;
+}
+
+/** The bridge's CPU time between two epoch times, from its 10 ms samples (the last sample at or before each). */
+export function cpuBetween(samples: readonly [number, number][], from: number, to: number): number {
+  const at = (t: number) => {
+    let value = samples[0]?.[1] ?? 0;
+    for (const [when, cpu] of samples) if (when <= t) value = cpu;
+    return value;
+  };
+  return at(to) - at(from);
 }
 
 function nextMessage<T extends FromChild['type']>(child: ChildProcess, type: T): Promise<Extract<FromChild, { type: T }>> {
@@ -136,6 +164,8 @@ export async function measureBridge(options: BridgeBenchOptions = DEFAULT_BRIDGE
     let t0 = 0;
     const times: Partial<Record<'queued' | 'firstProgress' | 'lastProgress' | 'firstLayer' | 'lastLayer' | 'done', number>> = {};
     let pngBytes = 0, rgbaBytes = 0, frames = 0, workerEncodeMs = 0;
+    // Epoch time and this process's CPU at the last progress and at the latest layer frame.
+    let lastProgressAt: [number, number] = [0, 0], lastLayerAt: [number, number] = [0, 0];
     const finished = new Promise<void>((resolve, reject) => {
       ws.on('message', (data, isBinary) => {
         const now = performance.now() - t0;
@@ -143,6 +173,7 @@ export async function measureBridge(options: BridgeBenchOptions = DEFAULT_BRIDGE
         if (isBinary) {
           frames++;
           times.lastLayer = now;
+          lastLayerAt = [epochMs(), cpuMs()];
           pngBytes += decodeImageFrame(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)).png.length;
           return;
         }
@@ -158,7 +189,10 @@ export async function measureBridge(options: BridgeBenchOptions = DEFAULT_BRIDGE
         } else if (m.type === 'queued') times.queued ??= now;
         else if (m.type === 'progress') {
           times.firstProgress ??= now;
-          if (m.stage === 'denoise') times.lastProgress = now;
+          if (m.stage === 'denoise') {
+            times.lastProgress = now;
+            lastProgressAt = [epochMs(), cpuMs()];
+          }
         } else if (m.type === 'layer') {
           times.firstLayer ??= now;
           rgbaBytes += m.width * m.height * 4;
@@ -182,7 +216,9 @@ export async function measureBridge(options: BridgeBenchOptions = DEFAULT_BRIDGE
     };
     return {
       queuedMs: need('queued'), firstProgressMs: need('firstProgress'), lastProgressMs: need('lastProgress'),
-      firstLayerMs: need('firstLayer'), lastLayerMs: need('lastLayer'), doneMs: need('done'), layers: frames, pngBytes, rgbaBytes, workerEncodeMs, child: report,
+      firstLayerMs: need('firstLayer'), lastLayerMs: need('lastLayer'), doneMs: need('done'), layers: frames, pngBytes, rgbaBytes, workerEncodeMs,
+      deliveryCpu: { bridgeMs: cpuBetween(report.cpu, lastProgressAt[0], lastLayerAt[0]), clientMs: lastLayerAt[1] - lastProgressAt[1] },
+      child: report,
     };
   } finally {
     child.send({ type: 'close' } satisfies ToChild);
@@ -199,6 +235,7 @@ export function bridgeTable(r: BridgeBenchResult, o: BridgeBenchOptions): string
     ['last denoising step -> first layer received', `${fixed(r.firstLayerMs - r.lastProgressMs)} ms`],
     [`last denoising step -> last layer received (all ${r.layers}; goal: under 1 s)`, `${fixed(r.lastLayerMs - r.lastProgressMs)} ms`],
     ['  PNG encoding in the worker, first layer in -> last out (done.timings.encode)', `${fixed(r.workerEncodeMs)} ms`],
+    ['  CPU in that window: bridge process (all threads) + this client', `${fixed(r.deliveryCpu.bridgeMs, 0)} + ${fixed(r.deliveryCpu.clientMs, 0)} ms = ${fixed((r.deliveryCpu.bridgeMs + r.deliveryCpu.clientMs) / cores(), 0)} ms per core on ${cores()} cores`],
     ['last layer -> done (job store write)', `${fixed(r.doneMs - r.lastLayerMs)} ms`],
     ['generate -> done', `${fixed(r.doneMs)} ms`],
     ['PNG bytes delivered', `${mib(r.pngBytes)} (${fixed(r.rgbaBytes / r.pngBytes)}x smaller than ${mib(r.rgbaBytes)} RGBA)`],

@@ -1,7 +1,9 @@
 /**
- * PNG encoding on several threads. A finished job's layers are encoded before anything is stored
- * or sent, and on one thread 52 layers of 1024x1024 take seconds; the pool spreads them over the
- * machine's cores (the pipeline's own thread only waits meanwhile).
+ * PNG encoding on several threads. On one thread 52 layers of 1024x1024 take over a second; the
+ * pool spreads them over the machine's cores (the pipeline's own thread only waits meanwhile).
+ * Each thread is given the next image when it has finished its last, not in turn: layers differ
+ * tenfold in cost (an opaque one against a mostly transparent one) and a thread may share its core
+ * with the bridge's, so a fixed rotation left one thread idle while the other still had a queue.
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
@@ -23,22 +25,29 @@ interface Waiting {
   reject: (error: Error) => void;
 }
 
+interface Queued {
+  request: EncodeRequest;
+  transfer: ArrayBuffer[];
+}
+
 /** Threads by default: the cores, at most 4 (beyond that the job store's disk writes dominate). */
 export const defaultPoolSize = (): number => Math.max(1, Math.min(4, availableParallelism()));
 
 export class PngPool {
   private workers: Worker[] = [];
+  /** Threads with nothing to encode. */
+  private idle: Worker[] = [];
+  private queue: Queued[] = [];
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 0;
-  private nextWorker = 0;
   private loaded: Promise<void> = Promise.resolve();
 
   constructor(readonly size = defaultPoolSize()) {}
 
   /**
    * Encodes every image; the PNGs come back in the order given. Pixel buffers that an image owns
-   * whole are moved to the encoder threads, not copied (a 52-layer job is 200 MB of RGBA): the
-   * caller must not use them afterwards.
+   * whole are moved to the encoder threads, not copied (a 52-layer job is 200 MB of RGBA), others
+   * are copied when a thread takes them: either way the caller must not change them afterwards.
    */
   encodeAll(images: readonly { width: number; height: number; rgba: Uint8Array }[]): Promise<Uint8Array[]> {
     return Promise.all(images.map((img) => this.encode(img.width, img.height, img.rgba)));
@@ -47,19 +56,29 @@ export class PngPool {
   encode(width: number, height: number, rgba: Uint8Array): Promise<Uint8Array> {
     void this.start();
     const id = this.nextId++;
-    const worker = this.workers[this.nextWorker++ % this.workers.length];
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      const request: EncodeRequest = { id, width, height, rgba };
       const ownsBuffer = rgba.byteOffset === 0 && rgba.byteLength === rgba.buffer.byteLength && rgba.buffer instanceof ArrayBuffer;
-      worker.postMessage(request, ownsBuffer ? [rgba.buffer as ArrayBuffer] : []);
+      this.queue.push({ request: { id, width, height, rgba }, transfer: ownsBuffer ? [rgba.buffer as ArrayBuffer] : [] });
+      this.dispatch();
     });
   }
 
+  /** Encodes still queued or under way are rejected. */
   async close(): Promise<void> {
     const workers = this.workers;
     this.workers = [];
+    this.idle = [];
+    this.rejectAll(new Error('the PNG encoder pool was closed before this image was encoded'));
     await Promise.all(workers.map((w) => w.terminate()));
+  }
+
+  private dispatch(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const worker = this.idle.shift() as Worker;
+      const { request, transfer } = this.queue.shift() as Queued;
+      worker.postMessage(request, transfer);
+    }
   }
 
   /**
@@ -74,7 +93,13 @@ export class PngPool {
       loaded.push(
         new Promise((resolve, reject) => {
           worker.once('error', reject);
-          worker.on('message', (reply: EncodeReply | typeof ENCODER_READY) => (reply === ENCODER_READY ? resolve() : this.settle(reply)));
+          worker.on('message', (reply: EncodeReply | typeof ENCODER_READY) => {
+            if (reply === ENCODER_READY) resolve();
+            else this.settle(reply);
+            if (!this.workers.includes(worker)) return; // closed meanwhile
+            this.idle.push(worker);
+            this.dispatch();
+          });
         }),
       );
       worker.on('error', (error) => this.failAll(new Error(`PNG encoder thread failed: ${error.message}`)));
@@ -94,8 +119,13 @@ export class PngPool {
   }
 
   private failAll(error: Error): void {
+    this.rejectAll(error);
+    void this.close();
+  }
+
+  private rejectAll(error: Error): void {
+    this.queue = [];
     for (const w of this.waiting.values()) w.reject(error);
     this.waiting.clear();
-    void this.close();
   }
 }

@@ -37,3 +37,32 @@ test('a bad image rejects its own encode with the reason and leaves the pool wor
     await pool.close();
   }
 });
+
+test('a thread busy with a large image does not hold up the small ones queued after it (each goes to a free thread)', async () => {
+  const pool = new PngPool(2);
+  try {
+    await pool.start();
+    // Opaque noise: tens of ms on one thread, against well under one for each 2x2 image.
+    let seed = 7;
+    const side = 1024;
+    const large = Uint8Array.from({ length: side * side * 4 }, (_, i) => (i % 4 === 3 ? 255 : (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24));
+    const finished: string[] = [];
+    const all = [pool.encode(side, side, large).then(() => finished.push('large'))];
+    for (let k = 0; k < 8; k++) all.push(pool.encode(2, 2, new Uint8Array(16).fill(k)).then(() => finished.push(`small ${k}`)));
+    await Promise.all(all);
+    // In turn, small 0, 2, 4 and 6 would have waited behind the large one on its thread.
+    assert.equal(finished.at(-1), 'large', finished.join(', '));
+  } finally {
+    await pool.close();
+  }
+});
+
+test('closing the pool rejects the encodes it has not finished', async () => {
+  const pool = new PngPool(1);
+  await pool.start();
+  const pending = pool.encode(512, 512, new Uint8Array(512 * 512 * 4));
+  const queued = pool.encode(1, 1, new Uint8Array(4));
+  const rejected = [assert.rejects(pending, /pool was closed/), assert.rejects(queued, /pool was closed/)];
+  await pool.close();
+  await Promise.all(rejected);
+});
