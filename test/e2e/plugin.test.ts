@@ -14,7 +14,9 @@ import { frameLayout, type FrameLayout } from '../../plugin/layout.ts';
 import { resultFrameName } from '../../plugin/insert.ts';
 import { FRAME_GAP } from '../../plugin/placement.ts';
 import { LAYER_NODE_KEY, RESULT_FRAME_KEY, parseLayerNodeData, parseResultFrameData } from '../../plugin/result-data.ts';
-import { startTestBridge, TOKEN, type TestBridge } from '../bridge/helpers.ts';
+import { SETTINGS_KEY } from '../../plugin/settings.ts';
+import { TOKEN, type TestBridge } from '../bridge/helpers.ts';
+import { E2E_PORT, E2E_URL, startE2eBridge } from './harness/e2e-bridge.ts';
 import { HarnessBrowser, type Session } from './harness/browser.ts';
 import type { DumpedNode } from './harness/fake-figma-env.ts';
 import { CARD, LONE_TEXT, POSTER, toPlain } from './harness/scene-spec.ts';
@@ -41,23 +43,11 @@ async function storedJobs(outputs: string): Promise<Map<string, Map<number, Buff
 let browser: HarnessBrowser;
 let bridge: TestBridge;
 
-/**
- * The fake Figma enforces manifest.json's networkAccess as Figma does (a CSP in the UI), so the
- * bridge listens where the manifest allows a development plugin to connect: ws://localhost:8767,
- * the last of the three bridge ports it lists (8765 stays free for a bridge the developer runs).
- */
-const E2E_PORT = 8767;
 /** Allowed by the manifest, with nothing listening there. */
 const ALLOWED_IDLE_URL = 'ws://localhost:8766';
-let bridgeUrl: string;
 
 before(async () => {
-  try {
-    bridge = await startTestBridge({ real: true, cancelOnShutdown: true, port: E2E_PORT });
-  } catch (error) {
-    throw new Error(`the browser tests need port ${E2E_PORT} (allowed by manifest.json) free: ${error}`);
-  }
-  bridgeUrl = `ws://localhost:${E2E_PORT}`;
+  bridge = await startE2eBridge();
   browser = await HarnessBrowser.launch();
 });
 
@@ -113,7 +103,7 @@ async function jobWithLayers(count: number): Promise<{ jobId: string; layers: Ma
 test('pair, select a frame, generate, and get every layer back as a positioned image node', { timeout: 180_000 }, async () => {
   const s = await browser.open([POSTER, CARD, LONE_TEXT]);
   try {
-    await pair(s, bridgeUrl, TOKEN);
+    await pair(s, E2E_URL, TOKEN);
     await waitForStatus(s, 'paired');
     await s.ui.getByText(/Tiny test model/).waitFor();
 
@@ -190,7 +180,7 @@ test('pair, select a frame, generate, and get every layer back as a positioned i
 
 test('several selected frames become several jobs; a non-frame gets a message', { timeout: 180_000 }, async () => {
   const s = await browser.open([POSTER, CARD, LONE_TEXT], {
-    'art-for-figma/settings/v1': { bridgeUrl, token: TOKEN, steps: 2, seedMode: 'fixed', seed: 7 },
+    [SETTINGS_KEY]: { bridgeUrl: E2E_URL, token: TOKEN, steps: 2, seedMode: 'fixed', seed: 7 },
   });
   try {
     await waitForStatus(s, 'paired'); // stored token: pairs on open
@@ -228,7 +218,7 @@ test('more frames than the bridge takes from one window: the rest are held and s
     children: CARD.children!.map((c, k) => ({ ...c, id: `${40 + i}:${k + 2}` })),
   }));
   const s = await browser.open(cards, {
-    'art-for-figma/settings/v1': { bridgeUrl, token: TOKEN, steps: 1, seedMode: 'fixed', seed: 3 },
+    [SETTINGS_KEY]: { bridgeUrl: E2E_URL, token: TOKEN, steps: 1, seedMode: 'fixed', seed: 3 },
   });
   try {
     await waitForStatus(s, 'paired');
@@ -247,7 +237,7 @@ test('more frames than the bridge takes from one window: the rest are held and s
 test('a wrong token is reported as such and nothing can be generated', { timeout: 90_000 }, async () => {
   const s = await browser.open([POSTER]);
   try {
-    await pair(s, bridgeUrl, 'not-the-token');
+    await pair(s, E2E_URL, 'not-the-token');
     await waitForStatus(s, 'wrong-token');
     assert.match((await s.ui.getByRole('alert').first().textContent()) ?? '', /Wrong token\. The token does not match/);
     await s.select([POSTER.id]);
@@ -291,7 +281,7 @@ test('an address the manifest does not allow is blocked, and the panel says so, 
 test('cancel mid-job stops the job and inserts nothing', { timeout: 180_000 }, async () => {
   const s = await browser.open([POSTER]);
   try {
-    await pair(s, bridgeUrl, TOKEN);
+    await pair(s, E2E_URL, TOKEN);
     await waitForStatus(s, 'paired');
     await s.select([POSTER.id]);
     await s.ui.getByTestId('layout-preview').waitFor();

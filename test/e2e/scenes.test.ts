@@ -13,19 +13,18 @@ import { FRAME_GAP } from '../../plugin/placement.ts';
 import { JOBS_KEY, normalizeJobs } from '../../plugin/job-store.ts';
 import { RESULT_FRAME_KEY, parseResultFrameData } from '../../plugin/result-data.ts';
 import { SETTINGS_KEY } from '../../plugin/settings.ts';
-import { startTestBridge, TOKEN, type TestBridge } from '../bridge/helpers.ts';
+import { TOKEN, type TestBridge } from '../bridge/helpers.ts';
+import { E2E_URL, startE2eBridge } from './harness/e2e-bridge.ts';
 import { HarnessBrowser, type Session } from './harness/browser.ts';
 import type { DumpedNode } from './harness/fake-figma-env.ts';
 
-/** manifest.json allows ws://localhost:8767 (see plugin.test.ts); the files run one after another. */
-const E2E_PORT = 8767;
 const TIMEOUT = 90_000;
 
 let browser: HarnessBrowser;
 let bridge: TestBridge;
 
 before(async () => {
-  bridge = await startTestBridge({ real: true, cancelOnShutdown: true, port: E2E_PORT });
+  bridge = await startE2eBridge();
   browser = await HarnessBrowser.launch();
 });
 
@@ -34,7 +33,7 @@ after(async () => {
 });
 
 const settings = (steps: number) => ({
-  [SETTINGS_KEY]: { bridgeUrl: `ws://localhost:${E2E_PORT}`, token: TOKEN, steps, seedMode: 'fixed', seed: 11 },
+  [SETTINGS_KEY]: { bridgeUrl: E2E_URL, token: TOKEN, steps, seedMode: 'fixed', seed: 11 },
 });
 
 function card(id: string, x: number, y: number): NodeInit {
