@@ -3,7 +3,7 @@
  * sandboxed iframe, a real bridge on a port manifest.json allows. Pairing, generating, streamed
  * inserting with plugin data, wrong token, bridge down, an address the manifest blocks, cancel mid-job.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,9 +15,9 @@ import { resultFrameName } from '../../plugin/insert.ts';
 import { FRAME_GAP } from '../../plugin/placement.ts';
 import { LAYER_NODE_KEY, RESULT_FRAME_KEY, parseLayerNodeData, parseResultFrameData } from '../../plugin/result-data.ts';
 import { SETTINGS_KEY } from '../../plugin/settings.ts';
-import { TOKEN, type TestBridge } from '../bridge/helpers.ts';
-import { E2E_PORT, E2E_URL, startE2eBridge } from './harness/e2e-bridge.ts';
-import { HarnessBrowser, type Session } from './harness/browser.ts';
+import { TOKEN } from '../bridge/helpers.ts';
+import { E2E_PORT, E2E_URL, e2eSetup } from './harness/e2e-setup.ts';
+import type { Session } from './harness/browser.ts';
 import type { DumpedNode } from './harness/fake-figma-env.ts';
 import { CARD, LONE_TEXT, POSTER, toPlain } from './harness/scene-spec.ts';
 
@@ -40,20 +40,10 @@ async function storedJobs(outputs: string): Promise<Map<string, Map<number, Buff
   return jobs;
 }
 
-let browser: HarnessBrowser;
-let bridge: TestBridge;
+const e2e = e2eSetup();
 
 /** Allowed by the manifest, with nothing listening there. */
 const ALLOWED_IDLE_URL = 'ws://localhost:8766';
-
-before(async () => {
-  bridge = await startE2eBridge();
-  browser = await HarnessBrowser.launch();
-});
-
-after(async () => {
-  await Promise.all([browser?.close(), bridge?.close()]);
-});
 
 /** Types the bridge address and token into the UI and connects. */
 async function pair(s: Session, url: string, token: string) {
@@ -95,13 +85,13 @@ function checkLayer(node: DumpedNode, layout: FrameLayout, index: number, stored
 
 /** The one stored job whose layer count matches, for a bridge that ran only that many-layer job. */
 async function jobWithLayers(count: number): Promise<{ jobId: string; layers: Map<number, Buffer> }> {
-  const jobs = [...(await storedJobs(bridge.outputs)).entries()].filter(([, j]) => j.size === count);
+  const jobs = [...(await storedJobs(e2e.bridge.outputs)).entries()].filter(([, j]) => j.size === count);
   assert.equal(jobs.length, 1, `one stored job with ${count} layers`);
   return { jobId: jobs[0][0], layers: jobs[0][1] };
 }
 
 test('pair, select a frame, generate, and get every layer back as a positioned image node', { timeout: 180_000 }, async () => {
-  const s = await browser.open([POSTER, CARD, LONE_TEXT]);
+  const s = await e2e.browser.open([POSTER, CARD, LONE_TEXT]);
   try {
     await pair(s, E2E_URL, TOKEN);
     await waitForStatus(s, 'paired');
@@ -179,7 +169,7 @@ test('pair, select a frame, generate, and get every layer back as a positioned i
 });
 
 test('several selected frames become several jobs; a non-frame gets a message', { timeout: 180_000 }, async () => {
-  const s = await browser.open([POSTER, CARD, LONE_TEXT], {
+  const s = await e2e.browser.open([POSTER, CARD, LONE_TEXT], {
     [SETTINGS_KEY]: { bridgeUrl: E2E_URL, token: TOKEN, steps: 2, seedMode: 'fixed', seed: 7 },
   });
   try {
@@ -217,7 +207,7 @@ test('more frames than the bridge takes from one window: the rest are held and s
     y: 2000,
     children: CARD.children!.map((c, k) => ({ ...c, id: `${40 + i}:${k + 2}` })),
   }));
-  const s = await browser.open(cards, {
+  const s = await e2e.browser.open(cards, {
     [SETTINGS_KEY]: { bridgeUrl: E2E_URL, token: TOKEN, steps: 1, seedMode: 'fixed', seed: 3 },
   });
   try {
@@ -235,7 +225,7 @@ test('more frames than the bridge takes from one window: the rest are held and s
 });
 
 test('a wrong token is reported as such and nothing can be generated', { timeout: 90_000 }, async () => {
-  const s = await browser.open([POSTER]);
+  const s = await e2e.browser.open([POSTER]);
   try {
     await pair(s, E2E_URL, 'not-the-token');
     await waitForStatus(s, 'wrong-token');
@@ -250,7 +240,7 @@ test('a wrong token is reported as such and nothing can be generated', { timeout
 
 test('a bridge that is not running is reported with the command to start it', { timeout: 90_000 }, async () => {
   // An address the manifest allows, with nothing listening there.
-  const s = await browser.open([POSTER]);
+  const s = await e2e.browser.open([POSTER]);
   try {
     await pair(s, ALLOWED_IDLE_URL, TOKEN);
     await waitForStatus(s, 'unreachable');
@@ -261,7 +251,7 @@ test('a bridge that is not running is reported with the command to start it', { 
 });
 
 test('an address the manifest does not allow is blocked, and the panel says so, not "no bridge"', { timeout: 90_000 }, async () => {
-  const s = await browser.open([POSTER]);
+  const s = await e2e.browser.open([POSTER]);
   try {
     // The bridge really listens on 127.0.0.1:8767, but the manifest names only localhost; and no wss://.
     for (const url of [`ws://127.0.0.1:${E2E_PORT}`, `wss://localhost:${E2E_PORT}`]) {
@@ -279,7 +269,7 @@ test('an address the manifest does not allow is blocked, and the panel says so, 
 });
 
 test('cancel mid-job stops the job and inserts nothing', { timeout: 180_000 }, async () => {
-  const s = await browser.open([POSTER]);
+  const s = await e2e.browser.open([POSTER]);
   try {
     await pair(s, E2E_URL, TOKEN);
     await waitForStatus(s, 'paired');
