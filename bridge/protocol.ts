@@ -254,6 +254,8 @@ export interface WelcomeMessage {
   maxCanvasSide: number;
   grid: number;
   maxPromptChars: number;
+  /** Most jobs one connection may have waiting or running; a client holds back the rest (more are `queue_full`). */
+  jobsPerClient: number;
   /** Every model this bridge offers, the default (`model` above) first; a studio front door may offer several. */
   models: ModelOffer[];
 }

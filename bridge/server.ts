@@ -216,7 +216,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       const { protocol } = hello.message;
       client.paired = true;
       client.protocol = protocol;
-      return client.send(welcome(jobs.models(), protocol));
+      return client.send(welcome(jobs.models(), protocol, limits.jobsPerClient));
     }
     client.refused = true;
     client.paired = false;
@@ -394,7 +394,7 @@ class LogThrottle {
 }
 
 /** The welcome in the client's own version (a version-1 client sees protocol 1); `models[0]` is the default model. */
-function welcome(models: PipelineInfo[], protocol: number): BridgeMessage {
+function welcome(models: PipelineInfo[], protocol: number, jobsPerClient: number): BridgeMessage {
   const info = models[0];
   return {
     type: 'welcome',
@@ -407,6 +407,7 @@ function welcome(models: PipelineInfo[], protocol: number): BridgeMessage {
     maxCanvasSide: MAX_CANVAS_SIDE,
     grid: GRID,
     maxPromptChars: MAX_PROMPT_CHARS,
+    jobsPerClient,
     models: models.map((m) => ({ model: m.model, tiny: m.tiny, maxLayers: m.maxLayers, resolutions: m.resolutions })),
   };
 }

@@ -4,13 +4,13 @@
  * below only draw it.
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { MAX_PROMPT_CHARS, MAX_SEED, type ImageFrame } from '../bridge/protocol.ts';
+import { MAX_PROMPT_CHARS, MAX_SEED, type GenerateMessage, type ImageFrame } from '../bridge/protocol.ts';
 import type { InsertPlace, PluginToUi, ResultSelection, SelectionItem } from '../plugin/messages.ts';
 import { DEFAULT_SETTINGS, type Settings } from '../plugin/settings.ts';
 import { BridgeClient, type BridgeEvent, type ConnectionState } from './bridge-client.ts';
 import { ConnectionPanel } from './connection-panel.tsx';
 import { EditPanel, type EditMode } from './edit-panel.tsx';
-import { applyBridgeMessage, isActive, jobFor, neededLayers, newJob, restoredJob, type Job } from './jobs.ts';
+import { applyBridgeMessage, DEFAULT_JOBS_PER_CLIENT, isActive, jobFor, neededLayers, newJob, restoredJob, roomAtBridge, type Job } from './jobs.ts';
 import { JobList } from './job-list.tsx';
 import { LayoutPreview } from './layout-preview.tsx';
 import { onPluginMessage, postToPlugin } from './plugin-channel.ts';
@@ -53,6 +53,8 @@ export function App() {
   /** Per request: the layers already posted to the main thread (each is made a Figma image once). */
   const postedRef = useRef(new Map<string, Set<number>>());
   const insertSentRef = useRef(new Set<string>());
+  /** Held jobs' generate messages in the order they were made, sent as the bridge has room (`roomAtBridge`). */
+  const heldRef = useRef(new Map<string, GenerateMessage>());
   const selectionStampRef = useRef(0);
 
   const setJobsNow = (next: Job[]) => {
@@ -194,17 +196,39 @@ export function App() {
     if (event.type === 'error' && job.jobId && (event.code === 'unknown_job' || event.code === 'cancelled' || job.restored))
       postToPlugin({ type: 'forget-job', jobId: job.jobId });
     if (event.type === 'done') applyWhenComplete(job.requestId);
+    // A job left the bridge's queue: a held one may take its place.
+    if (event.type === 'done' || event.type === 'error') releaseHeld();
   };
 
   const clientRef = useRef<BridgeClient | null>(null);
   if (!clientRef.current) clientRef.current = new BridgeClient(setConnection, (e) => onBridgeEvent(e));
   const client = clientRef.current;
 
+  /** Sends held jobs while the bridge has room for this connection's jobs. */
+  const releaseHeld = () => {
+    const state = client.current;
+    if (state.status !== 'paired') return;
+    let room = roomAtBridge(jobsRef.current, state.welcome.jobsPerClient ?? DEFAULT_JOBS_PER_CLIENT);
+    for (const [requestId, message] of heldRef.current) {
+      if (room-- <= 0 || !client.send(message)) return;
+      heldRef.current.delete(requestId);
+      changeJob(requestId, { status: 'sending' });
+    }
+  };
+
+  /** New jobs, newest first in the list: held, then sent as far as the bridge takes them. */
+  const submit = (created: Array<{ job: Job; message: GenerateMessage }>) => {
+    for (const { job, message } of created) heldRef.current.set(job.requestId, message);
+    setJobsNow([...created.map((c) => ({ ...c.job, status: 'held' as const })), ...jobsRef.current]);
+    releaseHeld();
+  };
+
   // Jobs the bridge was running when the connection dropped: ask for them again once paired.
   useEffect(() => {
     if (connection.status !== 'paired') return;
     for (const job of jobsRef.current)
       if (isActive(job) && job.jobId) client.send({ type: 'fetch', jobId: job.jobId });
+    releaseHeld();
     // Restored jobs the bridge had already finished arrive as `done` with `fetched: true`.
   }, [connection.status]);
 
@@ -291,28 +315,31 @@ export function App() {
   const generate = () => {
     if (blocker) return;
     setNotice(null);
-    const created: Job[] = [];
-    for (const frame of frames) {
-      const text = promptEdited && promptText ? promptText : frame.draft;
-      const seed = settings.seedMode === 'random' ? randomSeed() : settings.seed;
-      const job = newJob(nextRequestId(), frame.layout, text, seed, selectionStampRef.current);
-      const sent = client.send({
-        type: 'generate',
-        requestId: job.requestId,
-        prompt: text,
-        layout: frame.layout.layout,
-        params: {
-          resolution: Math.max(frame.layout.layout.width, frame.layout.layout.height),
-          steps: settings.steps,
-          guidance: settings.guidance,
-          trueCfg: settings.trueCfg,
-          seed,
-        },
-      });
-      created.push(sent ? job : { ...job, status: 'failed', error: 'The connection to the bridge was lost. Reconnect, then generate again.' });
-    }
-    setJobsNow([...created, ...jobsRef.current]);
+    submit(
+      frames.map((frame) => {
+        const text = promptEdited && promptText ? promptText : frame.draft;
+        const seed = settings.seedMode === 'random' ? randomSeed() : settings.seed;
+        const job = newJob(nextRequestId(), frame.layout, text, seed, selectionStampRef.current);
+        return { job, message: generateMessage(job, frame.layout.layout) };
+      }),
+    );
   };
+
+  /** The bridge's `generate` for a job, with the current settings. */
+  const generateMessage = (job: Job, layout: GenerateMessage['layout'], base?: GenerateMessage['base']): GenerateMessage => ({
+    type: 'generate',
+    requestId: job.requestId,
+    prompt: job.prompt,
+    layout,
+    params: {
+      resolution: Math.max(layout.width, layout.height),
+      steps: settings.steps,
+      guidance: settings.guidance,
+      trueCfg: settings.trueCfg,
+      seed: job.seed,
+    },
+    ...(base && { base }),
+  });
 
   /** Regenerate some layers of a result frame, or make variations of it; the images land in place. */
   const edit = (item: ResultSelection, mode: EditMode) => {
@@ -325,28 +352,17 @@ export function App() {
     const target = { frameId: item.nodeId, baseJobId: item.result.jobId, layers: plan.value.layers };
     const lineage = [...item.result.lineage, item.result.jobId];
     const job = newJob(nextRequestId(), plan.value.layout, text, seed, selectionStampRef.current, { target, lineage });
-    const sent = client.send({
-      type: 'generate',
-      requestId: job.requestId,
-      prompt: text,
-      layout: plan.value.layout.layout,
-      params: {
-        resolution: Math.max(plan.value.layout.layout.width, plan.value.layout.layout.height),
-        steps: settings.steps,
-        guidance: settings.guidance,
-        trueCfg: settings.trueCfg,
-        seed,
-      },
-      base: { jobId: item.result.jobId, keep: plan.value.keep },
-    });
-    const created = sent ? job : { ...job, status: 'failed' as const, error: 'The connection to the bridge was lost. Reconnect, then regenerate.' };
-    setJobsNow([created, ...jobsRef.current]);
+    submit([{ job, message: generateMessage(job, plan.value.layout.layout, { jobId: item.result.jobId, keep: plan.value.keep }) }]);
   };
 
   const cancel = () => {
-    const next = jobsRef.current.map((job) => {
+    const next = jobsRef.current.map((job): Job => {
       // A refetch is a finished job read again: nothing runs to cancel.
       if (!isActive(job) || job.status === 'refetching') return job;
+      if (job.status === 'held') {
+        heldRef.current.delete(job.requestId);
+        return { ...job, status: 'cancelled' };
+      }
       if (job.jobId) client.send({ type: 'cancel', jobId: job.jobId });
       return { ...job, cancelRequested: true };
     });
@@ -394,7 +410,14 @@ export function App() {
         <h2>
           Selection
           <span class="muted" data-testid="frame-count">
-            {frames.length === 0 ? ' · none' : ` · ${frames.length} frame${frames.length > 1 ? 's' : ''}`}
+            {frames.length + results.length === 0
+              ? ' · none'
+              : ` · ${[
+                  frames.length && `${frames.length} frame${frames.length > 1 ? 's' : ''}`,
+                  results.length && `${results.length} result${results.length > 1 ? 's' : ''} to edit`,
+                ]
+                  .filter(Boolean)
+                  .join(', ')}`}
           </span>
         </h2>
         {items.length === 0 && <p class="muted">Select a frame. Each visible layer in it becomes a generated layer.</p>}

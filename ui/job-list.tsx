@@ -17,6 +17,7 @@ function Progress({ job, preview, tiny }: { job: Job; preview?: string; tiny: bo
         <strong>{job.frameName}</strong>
         <span class="muted"> · seed {job.seed}</span>
       </div>
+      {job.status === 'held' && <p class="muted">Waiting to be sent: the bridge takes a few jobs at a time from one window.</p>}
       {job.status === 'sending' && <p class="muted">Sending…</p>}
       {job.status === 'restored' && <p class="muted">From the last session: asking the bridge…</p>}
       {job.status === 'refetching' && <p class="muted">Asking the bridge for this version’s layers again…</p>}
@@ -38,6 +39,11 @@ function Progress({ job, preview, tiny }: { job: Job; preview?: string; tiny: bo
           </p>
           <progress max={1} value={fraction} />
         </div>
+      )}
+      {job.note && (
+        <p class="muted" data-testid="job-note">
+          {job.note}
+        </p>
       )}
       {job.cancelRequested && <p class="muted">Cancelling…</p>}
       {preview && (

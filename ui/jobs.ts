@@ -13,9 +13,11 @@ import { errorText } from './words.ts';
  * `restored`: remembered from an earlier session, asked of the bridge again; `ready`: finished
  * while the plugin was closed, waiting for the designer's Insert; `insert-failed`: the layers are
  * kept and the insert can be tried again (Insert on page); `refetching`: an inserted job's layers
- * asked of the bridge again, to insert that version as a new frame.
+ * asked of the bridge again, to insert that version as a new frame; `held`: not sent yet, because
+ * this window already has as many jobs at the bridge as it takes from one connection.
  */
 export type JobStatus =
+  | 'held'
   | 'sending'
   | 'restored'
   | 'refetching'
@@ -61,9 +63,24 @@ export interface Job {
   lineage: string[];
   /** Insert as a new frame, even a regeneration or a job inserted before. */
   asNew: boolean;
+  /** The bridge's word on why the job waits (`queued.note`: no GPU worker free for its model, ...). */
+  note: string | null;
 }
 
-export const ACTIVE: readonly JobStatus[] = ['sending', 'restored', 'refetching', 'queued', 'running'];
+export const ACTIVE: readonly JobStatus[] = ['held', 'sending', 'restored', 'refetching', 'queued', 'running'];
+
+/** The bridge's per-connection limit when its welcome does not say (bridges before `jobsPerClient`). */
+export const DEFAULT_JOBS_PER_CLIENT = 4;
+
+/**
+ * How many held jobs may be sent now: the bridge refuses a connection more than `limit` jobs
+ * waiting or running (`queue_full`), so the rest wait here. Jobs restored from an earlier session
+ * were queued by another connection and do not count.
+ */
+export function roomAtBridge(jobs: readonly Job[], limit: number): number {
+  const atBridge = jobs.filter((j) => !j.restored && (j.status === 'sending' || j.status === 'queued' || j.status === 'running')).length;
+  return Math.max(0, limit - atBridge);
+}
 
 export function isActive(job: Job): boolean {
   return ACTIVE.includes(job.status);
@@ -103,6 +120,7 @@ export function newJob(
     edit: edit?.target ?? null,
     lineage: edit?.lineage ?? [],
     asNew: false,
+    note: null,
   };
 }
 
@@ -144,6 +162,7 @@ export function applyBridgeMessage(jobs: readonly Job[], message: BridgeMessage)
         jobId: message.jobId,
         position: message.position,
         status: message.position === 0 ? 'running' : 'queued',
+        note: message.note ?? null,
       }));
     }
     case 'progress': {

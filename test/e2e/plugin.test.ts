@@ -217,6 +217,33 @@ test('several selected frames become several jobs; a non-frame gets a message', 
   }
 });
 
+test('more frames than the bridge takes from one window: the rest are held and sent as jobs finish, none refused', { timeout: 240_000 }, async () => {
+  // Six cards side by side; the bridge takes 4 jobs per connection (DEFAULT_LIMITS.jobsPerClient).
+  const cards = Array.from({ length: 6 }, (_, i) => ({
+    ...CARD,
+    id: `${40 + i}:1`,
+    name: `Card ${i + 1}`,
+    x: i * 700,
+    y: 2000,
+    children: CARD.children!.map((c, k) => ({ ...c, id: `${40 + i}:${k + 2}` })),
+  }));
+  const s = await browser.open(cards, {
+    'art-for-figma/settings/v1': { bridgeUrl, token: TOKEN, steps: 1, seedMode: 'fixed', seed: 3 },
+  });
+  try {
+    await waitForStatus(s, 'paired');
+    await s.select(cards.map((c) => c.id));
+    await s.ui.getByRole('button', { name: 'Generate 6 frames' }).click();
+    await s.ui.locator('[data-testid=job-result][data-status=inserted]').nth(5).waitFor({ timeout: TIMEOUT * 2 });
+    assert.equal(await s.ui.locator('[data-testid=job-result][data-status=failed]').count(), 0, 'no job refused as queue_full');
+    const names = (await s.dump()).pages[0].map((n) => n.name);
+    for (let i = 1; i <= 6; i++) assert.ok(names.includes(resultFrameName(`Card ${i}`, 3)), `Card ${i} inserted: ${names.join(', ')}`);
+    assert.deepEqual(s.errors, []);
+  } finally {
+    await s.page.close();
+  }
+});
+
 test('a wrong token is reported as such and nothing can be generated', { timeout: 90_000 }, async () => {
   const s = await browser.open([POSTER]);
   try {

@@ -7,8 +7,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { layerFile } from '../../bridge/job-store.ts';
 import { BACKGROUND_LAYER, MERGED_LAYER } from '../../gpu-server/constants.ts';
 import { LAYER_NODE_KEY, RESULT_FRAME_KEY, parseLayerNodeData, parseResultFrameData } from '../../plugin/result-data.ts';
@@ -17,6 +18,7 @@ import { HarnessBrowser, type Session } from './harness/browser.ts';
 import type { Dump, DumpedNode } from './harness/fake-figma-env.ts';
 import { POSTER } from './harness/scene-spec.ts';
 
+const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
 const TIMEOUT = 60_000;
 /** The port manifest.json lets a development plugin reach (test/e2e/plugin.test.ts says why). */
 const E2E_PORT = 8767;
@@ -84,6 +86,9 @@ test('move one layer and regenerate it: only that image changes, in place, one u
     const regenerate = s.ui.getByRole('button', { name: 'Regenerate 1 layer' });
     await regenerate.waitFor({ timeout: TIMEOUT });
     await s.ui.getByTestId('regenerated-names').filter({ hasText: 'Redraws: Sun.' }).waitFor();
+    await mkdir(OUTPUT, { recursive: true });
+    await s.page.evaluate(() => (document.getElementById('plugin-ui')!.style.height = '1020px'));
+    await s.page.locator('#plugin-ui').screenshot({ path: join(OUTPUT, 'ui-regenerate.png') });
     const commitsBefore = v1.undoCommits;
     await regenerate.click();
     await waitForVersion(s, 2);

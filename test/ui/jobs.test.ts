@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { frameLayout } from '../../plugin/layout.ts';
-import { applyBridgeMessage, isActive, neededLayers, newJob, restoredJob, type Job } from '../../ui/jobs.ts';
+import { applyBridgeMessage, isActive, neededLayers, newJob, restoredJob, roomAtBridge, type Job } from '../../ui/jobs.ts';
 import { errorText, remainingMs, seconds } from '../../ui/words.ts';
 import { frame, rect } from '../plugin/trees.ts';
 
@@ -87,4 +87,16 @@ test('a regeneration in place needs only its new layers’ images; as a new fram
   const stored = { jobId: JOB, requestId: 'r3', layout, seed: 9, prompt: 'again', queuedAt: 1, insertedFrameId: null, edit: target, lineage: [JOB] };
   const restored = restoredJob(stored);
   assert.deepEqual([restored.edit, restored.lineage, neededLayers(restored)], [target, [JOB], [0, 2]]);
+});
+
+test('jobs beyond the bridge’s per-connection limit are held; restored and finished jobs take no room', () => {
+  const at = (status: Job['status'], restored = false): Job => ({ ...newJob(`r-${status}`, layout, 'p', 1), status, restored });
+  assert.equal(roomAtBridge([], 4), 4);
+  assert.equal(roomAtBridge([at('sending'), at('queued'), at('running'), at('held')], 4), 1);
+  assert.equal(roomAtBridge([at('running'), at('running', true), at('inserting'), at('inserted'), at('failed'), at('refetching')], 2), 1);
+  assert.equal(roomAtBridge([at('queued'), at('queued'), at('queued')], 2), 0, 'never negative');
+  // The bridge's queue note reaches the job.
+  const sent = at('sending');
+  const queued = applyBridgeMessage([sent], { type: 'queued', requestId: sent.requestId, jobId: JOB, position: 2, note: 'No GPU worker has this model yet.' });
+  assert.deepEqual([queued[0].status, queued[0].note], ['queued', 'No GPU worker has this model yet.']);
 });
