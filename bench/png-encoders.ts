@@ -62,7 +62,7 @@ function zeroTransparent(rgba: Uint8Array): Uint8Array {
 }
 
 /** The encoder the project uses; the bridge bench's figure is made with it. */
-export const CHOSEN = 'gpu-server/pipeline/png.ts: Paeth, flat pixels skipped, RGB if opaque, zlib Z_RLE (chosen)';
+export const CHOSEN = 'gpu-server/pipeline/png.ts: Paeth in WebAssembly SIMD, RGB if opaque, zlib Z_RLE (chosen)';
 
 export const CANDIDATES: { name: string; encode: Encode }[] = [
   { name: 'pngjs, Paeth filter (baseline)', encode: pngjsPaeth },
@@ -120,7 +120,7 @@ export const HOW_TO_READ = `How to read: each encoder writes the same ${MAX_LAYE
 one after the other; "CPU ms / layer" is the process's CPU time (all threads) divided by the layers,
 what one core pays per layer; ratios are against pngjs with the Paeth filter in this run. The
 "png.ts, ..." rows are the project's encoder with one thing changed. The Sub, Up and no-filter rows
-are computed plainly (no skipping of flat pixels) and the zeroed row pays for a copy, so their
+are computed plainly in JavaScript (not in SIMD) and the zeroed row pays for a copy, so their
 times are upper bounds: what rules them out is their size.
 The project adopts the fastest whose size stays within a few percent of the baseline (marked
 "chosen"); the bridge spreads the layers over its encoder threads.`;

@@ -1,16 +1,16 @@
 /**
  * 8-bit RGBA -> PNG, for the bridge (on its encoder threads) and the generate CLI.
  *
- * Every row gets the Paeth filter, then one deflate with zlib's run-length strategy: the same
- * bytes as pngjs with `filterType: 4`. What makes it cheaper than pngjs (measured on the bench's 52
- * generated layers, `npm run bench -- png`, docs/performance.md): pixels equal to their left and
- * upper neighbours (the transparent and flat areas) are skipped 4 bytes at a time, since Paeth
- * predicts them exactly; the predictor is branch-free; the filtered rows go into a buffer
- * reused from call to call (a fresh 4 MiB buffer costs more in page faults than filtering it); and
- * the CRC is zlib's where Node has it. Other filters, zlib settings and encoders measured larger or
- * slower (same table).
+ * Every row gets the Paeth filter, then one deflate with zlib's run-length strategy: for RGBA the
+ * same bytes as pngjs with `filterType: 4`. What makes it cheaper than pngjs (measured on the bench's
+ * 52 generated layers, `npm run bench -- png`, docs/performance.md): the filter runs 16 bytes at a
+ * time in WebAssembly SIMD (paeth-simd.ts), in a memory reused from call to call (a fresh 4 MiB
+ * buffer costs more in page faults than filtering it); images with no transparent pixel are written
+ * as RGB, a quarter fewer bytes to filter and deflate; the CRC is zlib's where Node has it. Other
+ * filters, zlib settings and encoders measured larger or slower (same table).
  */
 import * as zlib from 'node:zlib';
+import { paethSimd } from './paeth-simd.ts';
 
 const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
 const PAETH = 4;
@@ -18,11 +18,7 @@ const BYTES_PER_PIXEL = 4;
 /** Signature, IHDR (12 + 13), the IDAT chunk's own 12 bytes, IEND (12). */
 const OVERHEAD = SIGNATURE.length + 25 + 12 + 12;
 
-/** This thread's filtered rows, grown to the largest image so far (one image at a time per thread). */
-let scratch = new Uint8Array(0);
-
-/** PNG colour types: RGB for images with no transparent pixel (a quarter fewer bytes to filter and
- *  deflate, and smaller files; decoders read alpha 255), else RGBA. */
+/** PNG colour types: RGB for images with no transparent pixel (decoders read alpha 255), else RGBA. */
 const RGB = 2, RGBA = 6;
 
 export function encodePng(width: number, height: number, rgba: Uint8Array): Uint8Array {
@@ -31,9 +27,7 @@ export function encodePng(width: number, height: number, rgba: Uint8Array): Uint
   if (rgba.length !== width * height * 4)
     throw new Error(`RGBA has ${rgba.length} bytes, expected ${width}x${height}x4 = ${width * height * 4}`);
   const channels = isOpaque(rgba) ? 3 : 4;
-  const size = filteredSize(width, height, channels);
-  if (scratch.length < size) scratch = new Uint8Array(size);
-  const rows = paethRows(width, height, rgba, channels, scratch.subarray(0, size));
+  const rows = filterRows(width, height, rgba, channels);
   return pngFile(width, height, channels === 3 ? RGB : RGBA, zlib.deflateSync(rows, { strategy: zlib.constants.Z_RLE }));
 }
 
@@ -72,81 +66,56 @@ export const filteredSize = (width: number, height: number, channels: 3 | 4): nu
 
 /**
  * Filtered scanlines of an RGBA image: each row a filter-type byte then Paeth residues (PNG spec
- * 9.4) of the first `channels` bytes of every pixel (3: RGB, alpha left out), written to `out`.
+ * 9.4) of the first `channels` bytes of every pixel (3: RGB, alpha left out). A copy; encodePng
+ * reads them in place.
  */
-export function paethRows(width: number, height: number, rgba: Uint8Array, channels: 3 | 4 = 4, out = new Uint8Array(filteredSize(width, height, channels))): Uint8Array {
-  if (out.length !== filteredSize(width, height, channels)) throw new Error(`paethRows needs ${filteredSize(width, height, channels)} output bytes, got ${out.length}`);
-  // Whole pixels compared as one 32-bit word need a 4-byte-aligned view (a copy in the rare case it is not).
-  const px = rgba.byteOffset % 4 === 0 ? rgba : rgba.slice();
-  const words = new Uint32Array(px.buffer, px.byteOffset, width * height);
-  // One loop per channel count: a loop over a variable count measured 1.3-2.7x slower.
-  (channels === 4 ? rowsRgba : rowsRgb)(width, height, px, words, out);
-  return out;
+export function paethRows(width: number, height: number, rgba: Uint8Array, channels: 3 | 4 = 4): Uint8Array {
+  return filterRows(width, height, rgba, channels).slice();
 }
 
-/*
- * Both loops: the first row has no row above, so Paeth reduces to "left" (b = c = 0); a row's first
- * pixel has no left neighbour, so it reduces to "up". A pixel equal to its left and upper
- * neighbours, byte for byte (one 32-bit compare), is predicted exactly: with a = b,
- * |p-a| = |b-c| = |p-b| <= |p-c| = 2|a-c|, so Paeth picks a whatever c is, and its residues are 0.
- * Uint8Array stores wrap mod 256.
- */
+/** This thread's WebAssembly memory: a zero row (the "row above" the first), the pixels, the
+ *  filtered rows and 16 bytes of slack, grown to the largest image so far. */
+const memory = new WebAssembly.Memory({ initial: 1 });
+const simdRow = paethSimd(memory);
+/** Whether this engine runs the SIMD filter (Node 20 does; the tests check it). */
+export const simdFilter = simdRow !== undefined;
+/** The SIMD loop needs 16 bytes after a row's first pixel. */
+const SIMD_MIN_WIDTH = 5;
 
-function rowsRgba(width: number, height: number, px: Uint8Array, words: Uint32Array, out: Uint8Array): void {
-  const stride = width * 4, pitch = stride + 1;
-  out[0] = PAETH;
-  for (let x = 0; x < stride; x++) out[1 + x] = px[x] - (x >= 4 ? px[x - 4] : 0);
-  for (let y = 1; y < height; y++) {
-    const row = y * stride, o = y * pitch + 1 - row; // out[o + i] is the residue of px[i]
-    out[o + row - 1] = PAETH;
-    for (let i = row; i < row + 4; i++) out[o + i] = px[i] - px[i - stride];
-    for (let w = y * width + 1, i = row + 4; i < row + stride; w++, i += 4) {
-      const v = words[w];
-      if (v === words[w - 1] && v === words[w - width]) {
-        out[o + i] = out[o + i + 1] = out[o + i + 2] = out[o + i + 3] = 0;
-        continue;
-      }
-      out[o + i] = px[i] - paeth(px[i - 4], px[i - stride], px[i - stride - 4]);
-      out[o + i + 1] = px[i + 1] - paeth(px[i - 3], px[i + 1 - stride], px[i - stride - 3]);
-      out[o + i + 2] = px[i + 2] - paeth(px[i - 2], px[i + 2 - stride], px[i - stride - 2]);
-      out[o + i + 3] = px[i + 3] - paeth(px[i - 1], px[i + 3 - stride], px[i - stride - 1]);
-    }
+/** The filtered rows, valid until the next call on this thread. */
+function filterRows(width: number, height: number, rgba: Uint8Array, channels: 3 | 4): Uint8Array {
+  const size = filteredSize(width, height, channels);
+  if (!simdRow || width < SIMD_MIN_WIDTH) return scalarRows(width, height, rgba, channels, new Uint8Array(size));
+  const stride = width * BYTES_PER_PIXEL, pitch = width * channels + 1;
+  const pixels = Math.ceil(stride / 16) * 16, rows = pixels + rgba.length, end = rows + size + 16;
+  if (memory.buffer.byteLength < end) memory.grow(Math.ceil((end - memory.buffer.byteLength) / 65536));
+  const mem = new Uint8Array(memory.buffer);
+  mem.fill(0, 0, stride);
+  mem.set(rgba, pixels);
+  for (let y = 0; y < height; y++) {
+    const cur = pixels + y * stride, prev = y === 0 ? 0 : cur - stride, o = rows + y * pitch;
+    simdRow(cur, prev, o + 1 + channels, stride - BYTES_PER_PIXEL, channels === 3 ? 1 : 0);
+    // After the row's SIMD pass (the previous row's RGB pass wrote junk here): the filter type,
+    // and the first pixel, whose Paeth prediction is "up" (no left neighbour).
+    mem[o] = PAETH;
+    for (let c = 0; c < channels; c++) mem[o + 1 + c] = mem[cur + c] - mem[prev + c];
   }
+  return mem.subarray(rows, rows + size);
 }
 
-function rowsRgb(width: number, height: number, px: Uint8Array, words: Uint32Array, out: Uint8Array): void {
-  const stride = width * 4, pitch = width * 3 + 1;
-  out[0] = PAETH;
-  for (let x = 0, o = 1; x < stride; x += 4, o += 3)
-    for (let c = 0; c < 3; c++) out[o + c] = px[x + c] - (x >= 4 ? px[x + c - 4] : 0);
-  for (let y = 1; y < height; y++) {
-    const row = y * stride;
-    let o = y * pitch;
+/** The spec's PaethPredictor byte by byte: images narrower than the SIMD loop needs. */
+function scalarRows(width: number, height: number, rgba: Uint8Array, channels: 3 | 4, out: Uint8Array): Uint8Array {
+  const stride = width * BYTES_PER_PIXEL;
+  for (let y = 0, o = 0; y < height; y++) {
     out[o++] = PAETH;
-    for (let i = row; i < row + 3; i++) out[o++] = px[i] - px[i - stride];
-    for (let w = y * width + 1, i = row + 4; i < row + stride; w++, i += 4, o += 3) {
-      const v = words[w];
-      if (v === words[w - 1] && v === words[w - width]) {
-        out[o] = out[o + 1] = out[o + 2] = 0;
-        continue;
+    for (let x = 0; x < stride; x += BYTES_PER_PIXEL)
+      for (let i = y * stride + x, end = i + channels; i < end; i++) {
+        const a = x > 0 ? rgba[i - 4] : 0, b = y > 0 ? rgba[i - stride] : 0, c = x > 0 && y > 0 ? rgba[i - stride - 4] : 0;
+        const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+        out[o++] = rgba[i] - (pa <= pb && pa <= pc ? a : pb <= pc ? b : c); // Uint8Array stores wrap mod 256
       }
-      out[o] = px[i] - paeth(px[i - 4], px[i - stride], px[i - stride - 4]);
-      out[o + 1] = px[i + 1] - paeth(px[i - 3], px[i + 1 - stride], px[i - stride - 3]);
-      out[o + 2] = px[i + 2] - paeth(px[i - 2], px[i + 2 - stride], px[i - stride - 2]);
-    }
   }
-}
-
-/** Paeth's predictor without branches (natural images make them unpredictable): |p-a|, |p-b|,
- *  |p-c| with p = a + b - c, then the first of a, b, c with the smallest, through sign masks. */
-function paeth(a: number, b: number, c: number): number {
-  let pa = b - c, pb = a - c, pc = pa + pb;
-  pa = (pa ^ (pa >> 31)) - (pa >> 31);
-  pb = (pb ^ (pb >> 31)) - (pb >> 31);
-  pc = (pc ^ (pc >> 31)) - (pc >> 31);
-  const cOverB = (pc - pb) >> 31; // -1 where pc < pb
-  const bc = b ^ ((b ^ c) & cOverB), pbc = pb ^ ((pb ^ pc) & cOverB);
-  return a ^ ((a ^ bc) & ((pbc - pa) >> 31));
+  return out;
 }
 
 const CRC_TABLE = (() => {
