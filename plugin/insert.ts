@@ -64,8 +64,11 @@ export interface InsertInput {
   layers: readonly LayerHash[];
 }
 
+const NAME_SUFFIX = / · ART · seed \d+$/;
+
+/** `<source> · ART · seed <n>`; a result of a result (a regeneration inserted as a new frame) is not suffixed twice. */
 export function resultFrameName(sourceName: string, seed: number): string {
-  return `${sourceName} · ART · seed ${seed}`;
+  return `${sourceName.replace(NAME_SUFFIX, '')} · ART · seed ${seed}`;
 }
 
 /**

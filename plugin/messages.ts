@@ -75,8 +75,8 @@ export type PluginToUi =
 /** `beside`: next to the source frame (its page or section); `page`: at the top level of the current page, in view. */
 export type InsertPlace = 'beside' | 'page';
 
-export interface InsertRequestMessage {
-  type: 'insert';
+/** What an insert and a replace both carry: the finished job, and layer images Figma already holds. */
+interface JobImages {
   requestId: string;
   jobId: string;
   /** The layout the job was generated from (the frame may have changed since). */
@@ -85,8 +85,12 @@ export interface InsertRequestMessage {
   model: string;
   prompt: string;
   tiny: boolean;
-  /** Every layer's image, made earlier by `layer-image` messages. */
+  /** The images made earlier by `layer-image` messages: every layer for an insert, the regenerated ones for a replace. */
   layers: LayerHash[];
+}
+
+export interface InsertRequestMessage extends JobImages {
+  type: 'insert';
   place: InsertPlace;
   /** The selection stamp when Generate was clicked: the result is selected only if it is still current. */
   selectionStamp: number;
@@ -95,19 +99,9 @@ export interface InsertRequestMessage {
 }
 
 /** A regeneration's images onto the result frame it was made from (plugin/replace.ts). */
-export interface ReplaceRequestMessage {
+export interface ReplaceRequestMessage extends JobImages {
   type: 'replace';
-  requestId: string;
-  jobId: string;
   target: EditTarget;
-  /** The new job's layout (read from the result frame). */
-  layout: FrameLayout;
-  seed: number;
-  model: string;
-  prompt: string;
-  tiny: boolean;
-  /** The regenerated layers' images, made earlier by `layer-image` messages. */
-  layers: LayerHash[];
 }
 
 export type UiToPlugin =

@@ -87,8 +87,7 @@ export function withImage(fills: RectangleNode['fills'], hash: string): Paint[] 
 
 /** The frame's name with the new seed, if it still carries the name insert gave it. */
 function renamed(name: string, before: number, after: number): string {
-  const tail = resultFrameName('', before);
-  return name.endsWith(tail) ? `${name.slice(0, -tail.length)}${resultFrameName('', after)}` : name;
+  return name.endsWith(resultFrameName('', before)) ? resultFrameName(name, after) : name;
 }
 
 /** Places the new layers' images on the result frame. Throws, with the document unchanged, if it cannot. */

@@ -429,7 +429,12 @@ export function App() {
               key={item.nodeId}
               item={item}
               version={item.result.lineage.length + 1}
-              blocker={editBlocker}
+              blocker={
+                editBlocker ??
+                (jobs.some((j) => isActive(j) && j.edit?.frameId === item.nodeId)
+                  ? 'This frame is being regenerated; wait for it to finish.'
+                  : null)
+              }
               tiny={connection.status === 'paired' && connection.welcome.tiny}
               onEdit={edit}
             />

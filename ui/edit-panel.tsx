@@ -32,7 +32,7 @@ export function EditPanel({
   item: ResultSelection;
   /** The version the frame shows (1 for a first generation). */
   version: number;
-  /** Why no edit can be sent now (not paired, prompt too long), or null. */
+  /** Why no edit can be sent now (not paired, prompt too long, this frame already being edited), or null. */
   blocker: string | null;
   tiny: boolean;
   onEdit: (item: ResultSelection, mode: EditMode) => void;
@@ -55,7 +55,7 @@ export function EditPanel({
           Redraws: {names.join(', ')}. The other layers stay as they are.
         </p>
       )}
-      {own && <p class="muted hint">{own}</p>}
+      {(own ?? blocker) && <p class="muted hint">{own ?? blocker}</p>}
       <div class="actions">
         <button
           class="primary"

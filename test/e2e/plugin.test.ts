@@ -3,7 +3,7 @@
  * sandboxed iframe, a real bridge on a port manifest.json allows. Pairing, generating, streamed
  * inserting with plugin data, wrong token, bridge down, an address the manifest blocks, cancel mid-job.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,8 +14,10 @@ import { frameLayout, type FrameLayout } from '../../plugin/layout.ts';
 import { resultFrameName } from '../../plugin/insert.ts';
 import { FRAME_GAP } from '../../plugin/placement.ts';
 import { LAYER_NODE_KEY, RESULT_FRAME_KEY, parseLayerNodeData, parseResultFrameData } from '../../plugin/result-data.ts';
-import { startTestBridge, TOKEN, type TestBridge } from '../bridge/helpers.ts';
-import { HarnessBrowser, type Session } from './harness/browser.ts';
+import { SETTINGS_KEY } from '../../plugin/settings.ts';
+import { TOKEN } from '../bridge/helpers.ts';
+import { E2E_PORT, E2E_URL, e2eSetup } from './harness/e2e-setup.ts';
+import type { Session } from './harness/browser.ts';
 import type { DumpedNode } from './harness/fake-figma-env.ts';
 import { CARD, LONE_TEXT, POSTER, toPlain } from './harness/scene-spec.ts';
 
@@ -38,32 +40,10 @@ async function storedJobs(outputs: string): Promise<Map<string, Map<number, Buff
   return jobs;
 }
 
-let browser: HarnessBrowser;
-let bridge: TestBridge;
+const e2e = e2eSetup();
 
-/**
- * The fake Figma enforces manifest.json's networkAccess as Figma does (a CSP in the UI), so the
- * bridge listens where the manifest allows a development plugin to connect: ws://localhost:8767,
- * the last of the three bridge ports it lists (8765 stays free for a bridge the developer runs).
- */
-const E2E_PORT = 8767;
 /** Allowed by the manifest, with nothing listening there. */
 const ALLOWED_IDLE_URL = 'ws://localhost:8766';
-let bridgeUrl: string;
-
-before(async () => {
-  try {
-    bridge = await startTestBridge({ real: true, cancelOnShutdown: true, port: E2E_PORT });
-  } catch (error) {
-    throw new Error(`the browser tests need port ${E2E_PORT} (allowed by manifest.json) free: ${error}`);
-  }
-  bridgeUrl = `ws://localhost:${E2E_PORT}`;
-  browser = await HarnessBrowser.launch();
-});
-
-after(async () => {
-  await Promise.all([browser?.close(), bridge?.close()]);
-});
 
 /** Types the bridge address and token into the UI and connects. */
 async function pair(s: Session, url: string, token: string) {
@@ -105,15 +85,15 @@ function checkLayer(node: DumpedNode, layout: FrameLayout, index: number, stored
 
 /** The one stored job whose layer count matches, for a bridge that ran only that many-layer job. */
 async function jobWithLayers(count: number): Promise<{ jobId: string; layers: Map<number, Buffer> }> {
-  const jobs = [...(await storedJobs(bridge.outputs)).entries()].filter(([, j]) => j.size === count);
+  const jobs = [...(await storedJobs(e2e.bridge.outputs)).entries()].filter(([, j]) => j.size === count);
   assert.equal(jobs.length, 1, `one stored job with ${count} layers`);
   return { jobId: jobs[0][0], layers: jobs[0][1] };
 }
 
 test('pair, select a frame, generate, and get every layer back as a positioned image node', { timeout: 180_000 }, async () => {
-  const s = await browser.open([POSTER, CARD, LONE_TEXT]);
+  const s = await e2e.browser.open([POSTER, CARD, LONE_TEXT]);
   try {
-    await pair(s, bridgeUrl, TOKEN);
+    await pair(s, E2E_URL, TOKEN);
     await waitForStatus(s, 'paired');
     await s.ui.getByText(/Tiny test model/).waitFor();
 
@@ -189,8 +169,8 @@ test('pair, select a frame, generate, and get every layer back as a positioned i
 });
 
 test('several selected frames become several jobs; a non-frame gets a message', { timeout: 180_000 }, async () => {
-  const s = await browser.open([POSTER, CARD, LONE_TEXT], {
-    'art-for-figma/settings/v1': { bridgeUrl, token: TOKEN, steps: 2, seedMode: 'fixed', seed: 7 },
+  const s = await e2e.browser.open([POSTER, CARD, LONE_TEXT], {
+    [SETTINGS_KEY]: { bridgeUrl: E2E_URL, token: TOKEN, steps: 2, seedMode: 'fixed', seed: 7 },
   });
   try {
     await waitForStatus(s, 'paired'); // stored token: pairs on open
@@ -227,8 +207,8 @@ test('more frames than the bridge takes from one window: the rest are held and s
     y: 2000,
     children: CARD.children!.map((c, k) => ({ ...c, id: `${40 + i}:${k + 2}` })),
   }));
-  const s = await browser.open(cards, {
-    'art-for-figma/settings/v1': { bridgeUrl, token: TOKEN, steps: 1, seedMode: 'fixed', seed: 3 },
+  const s = await e2e.browser.open(cards, {
+    [SETTINGS_KEY]: { bridgeUrl: E2E_URL, token: TOKEN, steps: 1, seedMode: 'fixed', seed: 3 },
   });
   try {
     await waitForStatus(s, 'paired');
@@ -245,9 +225,9 @@ test('more frames than the bridge takes from one window: the rest are held and s
 });
 
 test('a wrong token is reported as such and nothing can be generated', { timeout: 90_000 }, async () => {
-  const s = await browser.open([POSTER]);
+  const s = await e2e.browser.open([POSTER]);
   try {
-    await pair(s, bridgeUrl, 'not-the-token');
+    await pair(s, E2E_URL, 'not-the-token');
     await waitForStatus(s, 'wrong-token');
     assert.match((await s.ui.getByRole('alert').first().textContent()) ?? '', /Wrong token\. The token does not match/);
     await s.select([POSTER.id]);
@@ -260,7 +240,7 @@ test('a wrong token is reported as such and nothing can be generated', { timeout
 
 test('a bridge that is not running is reported with the command to start it', { timeout: 90_000 }, async () => {
   // An address the manifest allows, with nothing listening there.
-  const s = await browser.open([POSTER]);
+  const s = await e2e.browser.open([POSTER]);
   try {
     await pair(s, ALLOWED_IDLE_URL, TOKEN);
     await waitForStatus(s, 'unreachable');
@@ -271,7 +251,7 @@ test('a bridge that is not running is reported with the command to start it', { 
 });
 
 test('an address the manifest does not allow is blocked, and the panel says so, not "no bridge"', { timeout: 90_000 }, async () => {
-  const s = await browser.open([POSTER]);
+  const s = await e2e.browser.open([POSTER]);
   try {
     // The bridge really listens on 127.0.0.1:8767, but the manifest names only localhost; and no wss://.
     for (const url of [`ws://127.0.0.1:${E2E_PORT}`, `wss://localhost:${E2E_PORT}`]) {
@@ -289,9 +269,9 @@ test('an address the manifest does not allow is blocked, and the panel says so, 
 });
 
 test('cancel mid-job stops the job and inserts nothing', { timeout: 180_000 }, async () => {
-  const s = await browser.open([POSTER]);
+  const s = await e2e.browser.open([POSTER]);
   try {
-    await pair(s, bridgeUrl, TOKEN);
+    await pair(s, E2E_URL, TOKEN);
     await waitForStatus(s, 'paired');
     await s.select([POSTER.id]);
     await s.ui.getByTestId('layout-preview').waitFor();

@@ -5,7 +5,7 @@
  * again as a new frame. A real bridge running the tiny model: its images are noise, so the checks
  * are on bytes and plugin data, not on how well the new layers fit.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,35 +13,21 @@ import { fileURLToPath } from 'node:url';
 import { layerFile } from '../../bridge/job-store.ts';
 import { BACKGROUND_LAYER, MERGED_LAYER } from '../../gpu-server/constants.ts';
 import { LAYER_NODE_KEY, RESULT_FRAME_KEY, parseLayerNodeData, parseResultFrameData } from '../../plugin/result-data.ts';
-import { startTestBridge, TOKEN, type TestBridge } from '../bridge/helpers.ts';
-import { HarnessBrowser, type Session } from './harness/browser.ts';
+import { SETTINGS_KEY } from '../../plugin/settings.ts';
+import { TOKEN } from '../bridge/helpers.ts';
+import { E2E_URL, e2eSetup } from './harness/e2e-setup.ts';
+import type { Session } from './harness/browser.ts';
 import type { Dump, DumpedNode } from './harness/fake-figma-env.ts';
 import { POSTER } from './harness/scene-spec.ts';
 
 const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
 const TIMEOUT = 60_000;
-/** The port manifest.json lets a development plugin reach (test/e2e/plugin.test.ts says why). */
-const E2E_PORT = 8767;
 
-let browser: HarnessBrowser;
-let bridge: TestBridge;
-
-before(async () => {
-  try {
-    bridge = await startTestBridge({ real: true, cancelOnShutdown: true, port: E2E_PORT });
-  } catch (error) {
-    throw new Error(`the browser tests need port ${E2E_PORT} (allowed by manifest.json) free: ${error}`);
-  }
-  browser = await HarnessBrowser.launch();
-});
-
-after(async () => {
-  await Promise.all([browser?.close(), bridge?.close()]);
-});
+const e2e = e2eSetup();
 
 /** The PNG the bridge stored for one layer of one job. */
 async function storedLayer(jobId: string, index: number): Promise<Buffer> {
-  return readFile(join(bridge.outputs, jobId, layerFile(index)));
+  return readFile(join(e2e.bridge.outputs, jobId, layerFile(index)));
 }
 
 function resultFrame(dump: Dump): DumpedNode {
@@ -66,8 +52,8 @@ async function waitForVersion(s: Session, version: number) {
 }
 
 test('move one layer and regenerate it: only that image changes, in place, one undo step; then Variations; then v1 as a new frame', { timeout: 300_000 }, async () => {
-  const s = await browser.open([POSTER], {
-    'art-for-figma/settings/v1': { bridgeUrl: `ws://localhost:${E2E_PORT}`, token: TOKEN, steps: 2, seedMode: 'random', seed: 0 },
+  const s = await e2e.browser.open([POSTER], {
+    [SETTINGS_KEY]: { bridgeUrl: E2E_URL, token: TOKEN, steps: 2, seedMode: 'random', seed: 0 },
   });
   try {
     await s.ui.getByTestId('connection-status').filter({ hasText: /^paired$/ }).waitFor({ timeout: TIMEOUT });

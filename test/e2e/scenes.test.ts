@@ -6,35 +6,24 @@
  * the fake Figma document (test/plugin/fake-figma.ts, which refuses what Figma refuses), a real
  * bridge with the tiny model.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NodeInit } from '../plugin/fake-figma.ts';
 import { FRAME_GAP } from '../../plugin/placement.ts';
 import { JOBS_KEY, normalizeJobs } from '../../plugin/job-store.ts';
 import { RESULT_FRAME_KEY, parseResultFrameData } from '../../plugin/result-data.ts';
 import { SETTINGS_KEY } from '../../plugin/settings.ts';
-import { startTestBridge, TOKEN, type TestBridge } from '../bridge/helpers.ts';
-import { HarnessBrowser, type Session } from './harness/browser.ts';
+import { TOKEN } from '../bridge/helpers.ts';
+import { E2E_URL, e2eSetup } from './harness/e2e-setup.ts';
+import type { Session } from './harness/browser.ts';
 import type { DumpedNode } from './harness/fake-figma-env.ts';
 
-/** manifest.json allows ws://localhost:8767 (see plugin.test.ts); the files run one after another. */
-const E2E_PORT = 8767;
 const TIMEOUT = 90_000;
 
-let browser: HarnessBrowser;
-let bridge: TestBridge;
-
-before(async () => {
-  bridge = await startTestBridge({ real: true, cancelOnShutdown: true, port: E2E_PORT });
-  browser = await HarnessBrowser.launch();
-});
-
-after(async () => {
-  await Promise.all([browser?.close(), bridge?.close()]);
-});
+const e2e = e2eSetup();
 
 const settings = (steps: number) => ({
-  [SETTINGS_KEY]: { bridgeUrl: `ws://localhost:${E2E_PORT}`, token: TOKEN, steps, seedMode: 'fixed', seed: 11 },
+  [SETTINGS_KEY]: { bridgeUrl: E2E_URL, token: TOKEN, steps, seedMode: 'fixed', seed: 11 },
 });
 
 function card(id: string, x: number, y: number): NodeInit {
@@ -132,7 +121,7 @@ async function waitInserted(s: Session, count: number) {
 }
 
 test('four kinds of source frame: each result goes where Figma takes it, and nothing overlaps', { timeout: 300_000 }, async () => {
-  const s = await browser.open(SCENE, settings(1));
+  const s = await e2e.browser.open(SCENE, settings(1));
   try {
     await s.ui.getByTestId('connection-status').filter({ hasText: /^paired$/ }).waitFor({ timeout: TIMEOUT });
     // Four: the bridge takes at most four jobs per connection (bridge/server.ts DEFAULT_LIMITS).
@@ -173,7 +162,7 @@ test('four kinds of source frame: each result goes where Figma takes it, and not
 });
 
 test('a mask group, a rotated child, a shadowed text; generated twice without overlap; a moved selection is left alone', { timeout: 240_000 }, async () => {
-  const s = await browser.open([SHAPES, LIST], settings(1));
+  const s = await e2e.browser.open([SHAPES, LIST], settings(1));
   try {
     await s.ui.getByTestId('connection-status').filter({ hasText: /^paired$/ }).waitFor({ timeout: TIMEOUT });
     await s.select(['14:1']);
@@ -213,7 +202,7 @@ test('a mask group, a rotated child, a shadowed text; generated twice without ov
 });
 
 test('closing the plugin mid-job and opening it again: the result is inserted once', { timeout: 240_000 }, async () => {
-  const s = await browser.open([card('15:1', 0, 0)], settings(12));
+  const s = await e2e.browser.open([card('15:1', 0, 0)], settings(12));
   try {
     await s.ui.getByTestId('connection-status').filter({ hasText: /^paired$/ }).waitFor({ timeout: TIMEOUT });
     await s.select(['15:1']);

@@ -585,3 +585,22 @@ export class FakeDocument implements SceneApi<FakeNode, FakeNode>, TargetApi<Fak
     keysAsync: async (): Promise<string[]> => [...this.storage.keys()],
   };
 }
+
+/** Everything the plugin can change on a node and below it, as plain data: compare before and after. */
+export function nodeState(n: FakeNode): unknown {
+  return {
+    id: n.id,
+    name: n.name,
+    box: n.absoluteBoundingBox,
+    x: n.x,
+    y: n.y,
+    w: n.width,
+    h: n.height,
+    fills: n.fills,
+    visible: n.visible,
+    locked: n.locked,
+    parent: n.parent?.id,
+    data: n.getPluginDataKeys().map((k) => [k, n.getPluginData(k)]),
+    children: n.children.map(nodeState),
+  };
+}

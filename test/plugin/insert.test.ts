@@ -12,7 +12,7 @@ import {
   parseResultFrameData,
   type LayerHash,
 } from '../../plugin/result-data.ts';
-import { FakeDocument, FakeNode, type NodeInit } from './fake-figma.ts';
+import { FakeDocument, FakeNode, nodeState, type NodeInit } from './fake-figma.ts';
 
 function png(width: number, height: number, seed: number): Uint8Array {
   const image = new PNG({ width, height });
@@ -184,39 +184,24 @@ test('a missing layer is refused before anything is created', () => {
   assert.deepEqual(doc.log, []);
 });
 
-function snapshot(n: FakeNode): unknown {
-  return {
-    id: n.id,
-    name: n.name,
-    box: n.absoluteBoundingBox,
-    x: n.x,
-    y: n.y,
-    w: n.width,
-    h: n.height,
-    fills: n.fills,
-    visible: n.visible,
-    locked: n.locked,
-    parent: n.parent?.id,
-    data: n.getPluginDataKeys(),
-    children: n.children.map(snapshot),
-  };
-}
 
 test('the source frame is not touched: the insert finds it, reads it, places beside it, and leaves it as it was', async () => {
   const doc = new FakeDocument([[POSTER]]);
   const source = doc.node('5:1');
-  const before = JSON.stringify(snapshot(source));
+  const before = JSON.stringify(nodeState(source));
   const l = layoutOf(doc, '5:1', 512);
   const { hashes } = stream(doc, l);
   const target = await resolveTarget(doc, l, 'beside');
   assert.equal(target.besideSource, true);
   const frame = insertLayers(doc, target.container, { sourceName: target.sourceName, position: target.position, layout: l, job: JOB, layers: hashes });
-  assert.equal(JSON.stringify(snapshot(source)), before);
+  assert.equal(JSON.stringify(nodeState(source)), before);
   assert.deepEqual(doc.currentPage.children.map((c) => c.id), ['5:1', frame.id]);
 });
 
 test('names and the notify summary stay under Figma’s 100 characters', () => {
   assert.equal(resultFrameName('Card', 41), 'Card · ART · seed 41');
+  assert.equal(resultFrameName('Card · ART · seed 41', 7), 'Card · ART · seed 7', 'a result of a result');
+  assert.equal(resultFrameName('Card · ART · seed 41 copy', 7), 'Card · ART · seed 41 copy · ART · seed 7');
   const short = insertSummary('Card · ART · seed 41', 3, false);
   assert.equal(short, 'Inserted “Card · ART · seed 41”: 3 layers');
   const long = insertSummary(`${'Very long frame name '.repeat(10)} · ART · seed 4294967295`, 50, true);

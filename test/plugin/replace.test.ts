@@ -13,7 +13,7 @@ import { readFrame, readResultFrame } from '../../plugin/read-scene.ts';
 import { regeneratePlan, type RegenerateMode, type RegeneratePlan } from '../../plugin/regenerate.ts';
 import { replaceLayers, replaceSummary, withImage, type ReplaceInput } from '../../plugin/replace.ts';
 import { LAYER_NODE_KEY, RESULT_FRAME_KEY, parseLayerNodeData, parseResultFrameData } from '../../plugin/result-data.ts';
-import { FakeDocument, FakeNode, type NodeInit } from './fake-figma.ts';
+import { FakeDocument, FakeNode, nodeState, type NodeInit } from './fake-figma.ts';
 
 const BASE: JobInfo = { jobId: '0a1b2c3d-0000-4000-8000-000000000001', model: 'tiny', seed: 11, prompt: 'a poster' };
 const NEXT: JobInfo = { jobId: '0a1b2c3d-0000-4000-8000-000000000002', model: 'tiny', seed: 22, prompt: 'a sunnier poster' };
@@ -70,21 +70,6 @@ function input(doc: FakeDocument, p: RegeneratePlan, job = NEXT): ReplaceInput {
   return { baseJobId: BASE.jobId, layout: p.layout, layers: p.layers, images, job };
 }
 
-function state(n: FakeNode): unknown {
-  return {
-    id: n.id,
-    name: n.name,
-    x: n.x,
-    y: n.y,
-    w: n.width,
-    h: n.height,
-    fills: n.fills,
-    visible: n.visible,
-    locked: n.locked,
-    data: n.getPluginDataKeys().map((k) => [k, n.getPluginData(k)]),
-    children: n.children.map(state),
-  };
-}
 
 const hashOf = (n: FakeNode) => ((n.fills as readonly Paint[]).find((p) => p.type === 'IMAGE') as ImagePaint).imageHash!;
 
@@ -96,7 +81,7 @@ test('one selected layer: its image is swapped on the same node, everything the 
   photo.fills = [{ ...exactImageFill(hashOf(photo)), opacity: 0.5, blendMode: 'MULTIPLY' }, { type: 'SOLID', color: { r: 1, g: 0, b: 0 }, opacity: 0.2 }];
   photo.locked = true;
   doc.endUserAction();
-  const others = frame.children.filter((c) => c !== photo && c.name !== 'Merged preview').map((c) => JSON.stringify(state(c)));
+  const others = frame.children.filter((c) => c !== photo && c.name !== 'Merged preview').map((c) => JSON.stringify(nodeState(c)));
 
   const sources = new Map(frame.children.map((c) => [c.id, parseLayerNodeData(c.getPluginData(LAYER_NODE_KEY))!.sourceNodeId]));
   const p = plan(frame, [photo.id]);
@@ -112,7 +97,7 @@ test('one selected layer: its image is swapped on the same node, everything the 
   assert.deepEqual(paints[1], { type: 'SOLID', color: { r: 1, g: 0, b: 0 }, opacity: 0.2 }, 'the designer’s own paint stays');
   assert.deepEqual(
     frame.children.filter((c) => c !== photo && c.name !== 'Merged preview').map((c) => {
-      const s = state(c) as { data: unknown };
+      const s = nodeState(c) as { data: unknown };
       return JSON.stringify({ ...s, data: undefined });
     }),
     others.map((o) => JSON.stringify({ ...(JSON.parse(o) as object), data: undefined })),
@@ -138,13 +123,13 @@ test('one undo step: Cmd+Z after the replace gives back the frame exactly as it 
   const button = byName('Button');
   button.x += 40; // a move: regenerated at its new box
   doc.endUserAction();
-  const before = JSON.stringify(state(frame));
+  const before = JSON.stringify(nodeState(frame));
   const commits = doc.undoCommits;
   replaceLayers(doc, frame, input(doc, plan(frame, [byName('Title').id])));
-  assert.notEqual(JSON.stringify(state(frame)), before);
+  assert.notEqual(JSON.stringify(nodeState(frame)), before);
   assert.equal(doc.undoCommits, commits + 2, 'committed before (the designer’s move stays its own step) and after');
   doc.triggerUndo();
-  assert.equal(JSON.stringify(state(frame)), before);
+  assert.equal(JSON.stringify(nodeState(frame)), before);
   assert.equal(button.x, byName('Button').x, 'the move is still there: it was its own step');
 });
 
@@ -237,10 +222,10 @@ test('refusals change nothing: another version shown, a node gone since the plan
     const { doc, frame, byName } = inserted();
     const job = make(doc, frame, byName);
     doc.endUserAction();
-    const before = JSON.stringify(state(frame));
+    const before = JSON.stringify(nodeState(frame));
     const steps = doc.undoSteps.length;
     assert.throws(() => replaceLayers(doc, frame, job), message, name);
-    assert.equal(JSON.stringify(state(frame)), before, `${name}: the frame is as it was`);
+    assert.equal(JSON.stringify(nodeState(frame)), before, `${name}: the frame is as it was`);
     assert.ok(doc.undoSteps.length <= steps + 1, name);
   }
 });
