@@ -116,6 +116,7 @@ test('one selected layer: its image is swapped on the same node, everything the 
   assert.equal(frame.name, 'Phone · ART · seed 22', 'the name insert gave it follows the seed');
   assert.notEqual(hashOf(byName('Merged preview')), undefined);
   assert.equal(replaceSummary(frame.name, summary, true), 'Updated “Phone · ART · seed 22”: 1 layer new, 3 kept (tiny test model: noise)');
+  assert.equal(replaceSummary('F', { replaced: 2, added: 1, kept: 0 }, false), 'Updated “F”: 3 layers new, 0 kept');
 });
 
 test('one undo step: Cmd+Z after the replace gives back the frame exactly as it was', () => {
