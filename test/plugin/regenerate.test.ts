@@ -195,3 +195,23 @@ test('a resized result frame is refused with what to do next', () => {
   assert.equal(r.ok, false);
   assert.match(r.ok ? '' : r.message, /resized.*Generate anew/);
 });
+
+test('a frame resized in height only is refused too; a rotated one gets the layout’s own message', () => {
+  const taller = resultFrame();
+  taller.bounds = { ...taller.bounds!, height: 1000 };
+  const r = regeneratePlan(taller, 'selected');
+  assert.match(r.ok ? '' : r.message, /resized/);
+  const turned = resultFrame();
+  turned.rotation = 90;
+  const t = regeneratePlan(turned, 'variations');
+  assert.match(t.ok ? '' : t.message, /is rotated \(90°\)/);
+});
+
+test('a merged preview the designer made visible is still layer 0, not a child layer of the new job', () => {
+  const f = resultFrame();
+  named(f, 'Merged preview').visible = true;
+  const plan = ok(regeneratePlan(f, 'selected'));
+  assert.equal(plan.layout.regions.length, base.regions.length);
+  assert.deepEqual(plan.layers.map((l) => l.baseIndex), [0, 1, 2, 3, 4, 5]);
+  assert.equal(plan.regenerated, 0);
+});
