@@ -197,8 +197,9 @@ test('a resized result frame is refused with what to do next', () => {
 });
 
 test('a frame resized in height only is refused too; a rotated one gets the layout’s own message', () => {
+  // A landscape job's frame made taller keeps its width's scale: only the canvas height differs.
   const taller = resultFrame();
-  taller.bounds = { ...taller.bounds!, height: 1000 };
+  taller.data = { ...taller.data, canvas: { width: taller.data.canvas.width, height: taller.data.canvas.height - 64 } };
   const r = regeneratePlan(taller, 'selected');
   assert.match(r.ok ? '' : r.message, /resized/);
   const turned = resultFrame();
