@@ -199,7 +199,8 @@ test('a resized result frame is refused with what to do next', () => {
 test('a frame resized in height only is refused too; a rotated one gets the layout’s own message', () => {
   // A landscape job's frame made taller keeps its width's scale: only the canvas height differs.
   const taller = resultFrame();
-  taller.data = { ...taller.data, canvas: { width: taller.data.canvas.width, height: taller.data.canvas.height - 64 } };
+  taller.data = { ...taller.data, canvas: { width: 512, height: 256 } }; // made from an 812x375 frame
+  taller.bounds = { ...taller.bounds!, width: 812, height: 475 };
   const r = regeneratePlan(taller, 'selected');
   assert.match(r.ok ? '' : r.message, /resized/);
   const turned = resultFrame();
