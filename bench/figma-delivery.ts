@@ -15,7 +15,10 @@
  *                   the insert of 52 nodes in a new frame)
  *
  * The fake Figma's createImage copies the bytes; the real one decodes them off the main thread,
- * so this is the harness's figure, not Figma's. Measured, never asserted. Options: --runs (3).
+ * so this is the harness's figure, not Figma's. Playwright's DevTools connection reports every
+ * WebSocket frame with its payload, which slows the browser's receiving: the bridge's part here is
+ * 3-4x what the same page gets with no DevTools client attached (docs/performance.md); the
+ * plugin's part is the figure this bench is for. Measured, never asserted. Options: --runs (3).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -133,7 +136,8 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     '\nHow to read: the window is what the designer waits after the progress bar reaches the last step.' +
       ' The bridge\'s part is PNG encoding and delivery (`npm run bench -- bridge` breaks it down); the plugin\'s' +
       ' part is what streaming leaves after the last layer arrives. The harness\'s createImage copies bytes on' +
-      ' the main thread; Figma\'s own image store is not modelled. The bridge, Chromium and this process share the cores.',
+      ' the main thread; Figma\'s own image store is not modelled. The bridge, Chromium and this process share the cores,' +
+      ' and Playwright\'s DevTools connection (which carries every frame\'s payload) inflates the bridge\'s part.',
   );
 }
 
