@@ -118,7 +118,7 @@ test('streamed layers: written with an expiry and announced in order; never more
   const upload = new LayerUpload(redis, 'job-s', 'run-1', async (ref) => void announced.push(ref), () => false);
   const sent = Array.from({ length: MAX_PENDING_LAYERS + 2 }, (_, i) => layer(i, 100 + i));
   sent.forEach((l) => upload.add(l));
-  await until(() => announced.length === MAX_PENDING_LAYERS);
+  await until(() => announced.length >= MAX_PENDING_LAYERS);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(announced.length, MAX_PENDING_LAYERS, 'nobody took any: the worker waits before writing more');
   assert.equal((await redis.keys('art:layer:job-s:*')).length, MAX_PENDING_LAYERS);
@@ -139,7 +139,8 @@ test('streamed layers: written with an expiry and announced in order; never more
   let written = 0;
   const stuck = new LayerUpload(redis, 'job-c', 'run-1', async () => void written++, () => cancelled);
   for (let i = 0; i <= MAX_PENDING_LAYERS; i++) stuck.add(layer(i, 50));
-  await until(() => written === MAX_PENDING_LAYERS);
+  await until(() => written >= MAX_PENDING_LAYERS);
+  assert.equal(written, MAX_PENDING_LAYERS);
   cancelled = true;
   await assert.rejects(stuck.done(), /cancelled while its layers waited/, 'a cancel ends the wait for the front door');
 });
