@@ -12,12 +12,22 @@
  * process.memoryUsage() and a GC between messages (a browser collects between tasks too); the
  * fake document's createImage keeps its own copy of the bytes, as Figma's image store does.
  * Measured, not asserted: a model of the sandbox, not the sandbox.
+ *
+ * Insertion time: the plugin's real main thread (plugin/main.ts) runs here against a `figma`
+ * global over the fake document, wired as the e2e harness wires it in the browser
+ * (test/e2e/harness/fake-figma-env.ts), and inserts the job into a 50-child frame both ways,
+ * alternately: streamed (52 `layer-image` messages through main.ts's handler, then its `insert`)
+ * from the first layer-image to the `inserted` answer, and all at once (the old way: one message
+ * with every PNG, every createImage, then the same insert) from the message to the answer.
  */
 import { serialize, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { encodePng } from '../gpu-server/pipeline/png.ts';
-import { FakeDocument } from '../test/plugin/fake-figma.ts';
-import { fixed, mib, table } from './stats.ts';
+import { frameLayout, type FrameLayout } from '../plugin/layout.ts';
+import type { InsertRequestMessage, PluginToUi, UiToPlugin } from '../plugin/messages.ts';
+import { readFrame } from '../plugin/read-scene.ts';
+import { FakeDocument, type NodeInit } from '../test/plugin/fake-figma.ts';
+import { fixed, median, mib, table } from './stats.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -94,6 +104,138 @@ async function streamed(pngs: readonly Uint8Array[]): Promise<{ peak: number; in
   return { peak, insert: serialize({ type: 'insert', layers: hashes.map((hash, index) => ({ index, hash })) }).byteLength };
 }
 
+// ---- insertion through the plugin's main thread ---------------------------------------------------
+
+/** A 1024 frame of 50 rectangles (5 x 10), which frameLayout turns into 52 layers with merged and background. */
+const SOURCE_ID = '9:1';
+const SOURCE: NodeInit = {
+  id: SOURCE_ID, type: 'FRAME', name: 'Poster', x: 0, y: 0, width: 1024, height: 1024,
+  children: Array.from({ length: 50 }, (_, i) => ({
+    id: `9:${i + 2}`, type: 'RECTANGLE' as const, name: `Box ${i}`, x: (i % 5) * 204, y: Math.floor(i / 5) * 102, width: 204, height: 102,
+  })),
+};
+
+interface MainThread {
+  /** Delivers one UI -> main message (a structured clone, as postMessage makes) and resolves with the answer of
+   *  `type` (rejects on main.ts's insert-failed or layer-refused). */
+  send<T extends PluginToUi['type']>(message: UiToPlugin, answer: T): Promise<Extract<PluginToUi, { type: T }>>;
+  createImage(png: Uint8Array): string;
+  layout: FrameLayout;
+}
+
+/** plugin/main.ts, loaded once against a `figma` global over a fake document holding SOURCE. */
+async function startMainThread(): Promise<MainThread> {
+  const doc = new FakeDocument([[SOURCE]]);
+  let onmessage: ((message: UiToPlugin) => void) | undefined;
+  const waiting: Array<(message: PluginToUi) => boolean> = [];
+  const figma = {
+    mixed: Symbol('mixed'),
+    skipInvisibleInstanceChildren: false,
+    showUI() {},
+    ui: {
+      postMessage(message: PluginToUi) {
+        const i = waiting.findIndex((w) => w(message));
+        if (i >= 0) waiting.splice(i, 1);
+      },
+      set onmessage(handler: ((message: UiToPlugin) => void) | undefined) {
+        onmessage = handler;
+      },
+    },
+    on(event: string, listener: () => void) {
+      if (event === 'selectionchange') doc.onSelectionChange(listener);
+    },
+    get currentPage() {
+      return doc.currentPage;
+    },
+    getNodeByIdAsync: (id: string) => doc.getNodeByIdAsync(id),
+    clientStorage: doc.clientStorage,
+    notify: () => ({ cancel() {} }),
+    viewport: doc.viewport,
+    createFrame: () => doc.createFrame(),
+    createRectangle: () => doc.createRectangle(),
+    createImage: (bytes: Uint8Array) => doc.createImage(bytes),
+    getImageByHash: (hash: string) => doc.getImageByHash(hash),
+    commitUndo: () => doc.commitUndo(),
+  };
+  Object.assign(globalThis, { figma, __html__: '' });
+  // Imported by URL: plugin/ is type-checked against Figma's typings by its own tsconfig, not this one.
+  await import(new URL('../plugin/main.ts', import.meta.url).href);
+  const layout = frameLayout(readFrame(doc.node(SOURCE_ID)), 1024);
+  if (!layout.ok) throw new Error(`the bench's source frame has no layout: ${layout.message}`);
+  return {
+    layout: layout.value,
+    createImage: (png) => doc.createImage(png).hash,
+    send(message, answer) {
+      return new Promise((resolve, reject) => {
+        waiting.push((m) => {
+          if (m.type === 'insert-failed' || m.type === 'layer-refused') reject(new Error(`main.ts answered ${m.type}: ${m.message}`));
+          else if (m.type === answer) resolve(m as Extract<PluginToUi, { type: typeof answer }>);
+          else return false;
+          return true;
+        });
+        onmessage?.(structuredClone(message));
+      });
+    },
+  };
+}
+
+/** Inserts through main.ts and checks it made a new frame of every layer (else the time would mean nothing). */
+async function insertJob(main: MainThread, jobId: string, hashes: string[]): Promise<void> {
+  const answer = await main.send(insertMessage(main, jobId, hashes), 'inserted');
+  const layers = main.layout.regions.length - 2;
+  if (answer.already || answer.layerCount !== layers)
+    throw new Error(`main.ts answered ${JSON.stringify(answer)} for job ${jobId}, expected a new frame of ${layers} layers`);
+}
+
+function insertMessage(main: MainThread, jobId: string, hashes: string[]): InsertRequestMessage {
+  return {
+    type: 'insert', requestId: jobId, jobId, layout: main.layout, seed: 1, model: 'bench', prompt: 'a poster', tiny: true,
+    layers: hashes.map((hash, index) => ({ index, hash })), place: 'beside', selectionStamp: 0, asNew: false,
+  };
+}
+
+interface InsertTimes {
+  /** First message in -> `inserted` out. */
+  totalMs: number;
+  /** The last layer's image made -> `inserted` out: what is left once the bridge's last layer arrives. */
+  tailMs: number;
+}
+
+async function insertStreamed(main: MainThread, pngs: readonly Uint8Array[], jobId: string): Promise<InsertTimes> {
+  const t0 = performance.now();
+  const hashes: string[] = [];
+  for (const [index, png] of pngs.entries()) {
+    const stored = await main.send({ type: 'layer-image', requestId: jobId, index, png }, 'layer-stored');
+    hashes.push(stored.hash);
+  }
+  const last = performance.now();
+  await insertJob(main, jobId, hashes);
+  const end = performance.now();
+  return { totalMs: end - t0, tailMs: end - last };
+}
+
+async function insertAllAtOnce(main: MainThread, pngs: readonly Uint8Array[], jobId: string): Promise<InsertTimes> {
+  const t0 = performance.now();
+  const arrived = structuredClone({ layers: pngs.map((png, index) => ({ index, png })) });
+  const hashes = arrived.layers.map((l) => main.createImage(l.png));
+  await insertJob(main, jobId, hashes);
+  const end = performance.now();
+  return { totalMs: end - t0, tailMs: end - t0 };
+}
+
+export async function measureInsertion(rounds = 5): Promise<{ streamed: InsertTimes; allAtOnce: InsertTimes }> {
+  const main = await startMainThread();
+  const pngs = main.layout.layout.boxes.map(([x1, y1, x2, y2], i) => noisePng(x2 - x1, y2 - y1, i + 1));
+  const streamed: InsertTimes[] = [], allAtOnce: InsertTimes[] = [];
+  for (let r = 0; r < rounds; r++) {
+    // Alternated, so a slower moment of the machine falls on both ways.
+    allAtOnce.push(await insertAllAtOnce(main, pngs, `bench-all-${r}`));
+    streamed.push(await insertStreamed(main, pngs, `bench-streamed-${r}`));
+  }
+  const med = (runs: InsertTimes[]): InsertTimes => ({ totalMs: median(runs.map((t) => t.totalMs)), tailMs: median(runs.map((t) => t.tailMs)) });
+  return { streamed: med(streamed), allAtOnce: med(allAtOnce) };
+}
+
 export async function main(): Promise<void> {
   const pngs = boxes().map(([w, h], i) => noisePng(w, h, i + 1));
   const total = pngs.reduce((n, p) => n + p.byteLength, 0);
@@ -120,6 +262,23 @@ export async function main(): Promise<void> {
   console.log(
     `The insert message itself is ${fixed(insert / 1024, 1)} KiB (hashes and indices). Streaming moves the same bytes in\n` +
       `${pngs.length} messages, none larger than one PNG; the peak is the image store plus one layer in flight.`,
+  );
+
+  const rounds = 5;
+  const { streamed: s, allAtOnce: a } = await measureInsertion(rounds);
+  console.log(`\nInsertion on the plugin's main thread (plugin/main.ts on the fake Figma), 52 layers into a 50-child frame, median of ${rounds} alternated rounds:`);
+  console.log(
+    table(
+      ['', 'first message -> inserted', 'vs all at once', 'last layer -> inserted', 'vs all at once'],
+      [
+        ['all at once', `${fixed(a.totalMs)} ms`, '1.00', `${fixed(a.tailMs)} ms`, '1.00'],
+        ['streamed', `${fixed(s.totalMs)} ms`, fixed(s.totalMs / a.totalMs, 2), `${fixed(s.tailMs)} ms`, fixed(s.tailMs / a.tailMs, 2)],
+      ],
+    ),
+  );
+  console.log(
+    'Streamed, each layer-image is handled as it arrives (during the bridge\'s delivery), so what the designer waits for\n' +
+      'after the last layer is the "last layer -> inserted" column; all at once, everything waits for the one message.',
   );
 }
 

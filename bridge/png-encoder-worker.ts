@@ -17,13 +17,14 @@ port.on('message', ({ id, width, height, rgba }: EncodeRequest) => {
     port.postMessage(reply);
   }
 });
-// One small encode before saying ready, so the first layers of the first job do not run while the
-// filter loops are still being compiled (the first two 1024x1024 layers took 2-4x their usual time).
+// Two small encodes before saying ready, so the first layers of the first job do not pay for
+// compiling the encoder (with the JavaScript filter, the first two 1024x1024 layers took 2-4x their
+// usual time).
 encodePng(WARM_UP_SIDE, WARM_UP_SIDE, warmUpImage(false));
 encodePng(WARM_UP_SIDE, WARM_UP_SIDE, warmUpImage(true));
 port.postMessage(ENCODER_READY);
 
-/** Noise with transparent runs (RGBA: skipped pixels and filtered ones) or opaque noise (RGB). */
+/** Noise with transparent runs (the RGBA path) or opaque noise (the RGB path). */
 function warmUpImage(opaque: boolean): Uint8Array {
   let seed = 1;
   const noise = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;

@@ -144,3 +144,56 @@ test('move one layer and regenerate it: only that image changes, in place, one u
     await s.page.close();
   }
 });
+
+test('closing the plugin while a regeneration runs: opened again, it still lands in place, once', { timeout: 240_000 }, async () => {
+  const s = await e2e.browser.open([POSTER], {
+    [SETTINGS_KEY]: { bridgeUrl: E2E_URL, token: TOKEN, steps: 1, seedMode: 'fixed', seed: 5 },
+  });
+  try {
+    await s.ui.getByTestId('connection-status').filter({ hasText: /^paired$/ }).waitFor({ timeout: TIMEOUT });
+    await s.select([POSTER.id]);
+    await s.ui.getByRole('button', { name: /^Generate/ }).click();
+    await waitForVersion(s, 1);
+    const v1 = await s.dump();
+    const frame1 = resultFrame(v1);
+    const before = imagesById(frame1, v1);
+    const title = frame1.children.find((c) => c.name === 'Title')!;
+    await s.select([title.id]);
+    await s.ui.getByLabel('Steps').fill('12');
+    await s.ui.getByLabel('Steps').press('Tab');
+    await s.ui.getByRole('button', { name: 'Regenerate 1 layer' }).click();
+    await s.ui.getByTestId('job-stage').filter({ hasText: /step [1-9]\d*\/12/ }).waitFor({ timeout: TIMEOUT });
+    await s.reopen();
+    // The remembered regeneration knows its frame and nodes: it replaces in place, not beside.
+    await s.page.waitForFunction(
+      ([key, job]) => {
+        const w = window as unknown as { harness: { dump(): Dump } };
+        return w.harness.dump().pages[0].some((n) => n.pluginData[key] && (JSON.parse(n.pluginData[key]) as { jobId: string }).jobId !== job);
+      },
+      [RESULT_FRAME_KEY, frameJob(frame1)] as const,
+      { timeout: TIMEOUT },
+    ).catch(async (e) => {
+      throw new Error(`${e}: the panel says ${await s.ui.locator('main').innerText()}`);
+    });
+    const v2 = await s.dump();
+    const frame2 = resultFrame(v2);
+    assert.equal(frame2.id, frame1.id);
+    const after = imagesById(frame2, v2);
+    for (const child of frame2.children) {
+      const index = parseLayerNodeData(child.pluginData[LAYER_NODE_KEY] ?? '')!.index;
+      const changed = child.id === title.id || index === MERGED_LAYER;
+      assert.equal(after.get(child.id) !== before.get(child.id), changed, `${child.name} ${changed ? 'redrawn' : 'kept'}`);
+    }
+    assert.deepEqual(parseResultFrameData(frame2.pluginData[RESULT_FRAME_KEY] ?? '')?.lineage, [frameJob(frame1)]);
+    // Opened once more: the regeneration is marked done, nothing is applied again.
+    await s.reopen();
+    await s.ui.getByTestId('connection-status').filter({ hasText: /^paired$/ }).waitFor({ timeout: TIMEOUT });
+    await new Promise((r) => setTimeout(r, 1500));
+    const again = await s.dump();
+    assert.deepEqual(imagesById(resultFrame(again), again), after);
+    assert.equal(again.undoCommits, v2.undoCommits);
+    assert.deepEqual(s.errors, []);
+  } finally {
+    await s.page.close();
+  }
+});
