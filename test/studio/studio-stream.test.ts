@@ -163,6 +163,27 @@ test('a client that stops reading holds up nobody: the job is stored and another
   [slow, other, replay].forEach((c) => c.close());
 });
 
+test('an edit of a finished job through the studio: kept layers are the base\'s bytes, regenerated ones stream from the worker, in index order; the result can be edited again', async () => {
+  const client = await TestClient.paired(door.url);
+  client.send(generateMessage('b0', { steps: 2, seed: 30 }));
+  const baseId = await jobIdOf(client, 'b0');
+  const base = await collectJob(client, baseId, 30_000);
+  const hex = (r: Received[], id: string) => layerFrames(r, id).map((f) => Buffer.from(f.png).toString('hex'));
+  client.send({ ...generateMessage('b1', { steps: 2, seed: 31 }), base: { jobId: baseId, keep: [{ from: 2, to: 2 }] } });
+  const editId = await jobIdOf(client, 'b1');
+  const edit = await collectJob(client, editId, 30_000);
+  assert.ok(edit.done.type === 'done' && edit.done.base?.jobId === baseId);
+  assert.deepEqual(layerFrames(edit.messages, editId).map((f) => f.layerIndex), [0, 1, 2, 3]);
+  const [b, e] = [hex(base.messages, baseId), hex(edit.messages, editId)];
+  assert.equal(e[2], b[2], 'the kept layer is the base\'s bytes');
+  assert.notEqual(e[3], b[3], 'layer 3 is regenerated (another seed)');
+  client.send({ ...generateMessage('b2', { steps: 2, seed: 32 }), base: { jobId: editId, keep: [{ from: 2, to: 2 }, { from: 3, to: 3 }] } });
+  const again = await collectJob(client, await jobIdOf(client, 'b2'), 30_000);
+  const a = hex(again.messages, again.done.jobId);
+  assert.deepEqual([a[2], a[3]], [b[2], e[3]], 'the edit\'s latents came back through Redis: it is a base in turn');
+  client.close();
+});
+
 /** A worker of "another version" for model "rogue", in this process: it writes a bad layer entry and waits for its cancel. */
 async function startRogue(): Promise<void> {
   const info = { model: 'rogue', provider: 'cpu', tiny: true, maxLayers: 52, resolutions: [128] };
