@@ -55,8 +55,9 @@ export class LayerUpload {
   }
 
   /** Resolves when every added layer is written and announced; rejects with the first failure. */
-  done(): Promise<void> {
-    return this.chain;
+  async done(): Promise<void> {
+    await this.chain;
+    await this.announced;
   }
 
   private async put(layer: LayerPng): Promise<void> {
@@ -74,8 +75,15 @@ export class LayerUpload {
     }
     await this.redis.set(keys.layer(this.jobId, this.run, layer.index), bytesOf(layer.png), 'PX', RESULT_TTL_MS);
     this.written.push(layer.index);
-    await this.announce(refOf(layer));
+    // Not awaited before the next layer's write: announcements go out in call order on one
+    // connection, each after its layer is in Redis; `done` waits for the last.
+    const announced = this.announce(refOf(layer));
+    announced.catch(() => undefined); // surfaces once, through `done`
+    this.announced = this.announced.then(() => announced);
+    this.announced.catch(() => undefined);
   }
+
+  private announced: Promise<void> = Promise.resolve();
 }
 
 /** Reads and deletes one streamed layer; throws saying what is wrong (missing, over the bound, not what the reference says). */
