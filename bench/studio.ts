@@ -2,7 +2,7 @@
  * Studio benchmark: the single-machine bridge against a front door with one and with two GPU
  * worker processes on a local redis-server, in the same run, with the same stand-in pipeline
  * (bench/sample-pipeline.ts: thread-holding steps, real image content). Prints throughput of N
- * jobs, the latency of one job's milestones (queued, first progress, last layer) as ratios to the
+ * jobs, the latency of one job's milestones (queued, first progress, first and last layer, done) as ratios to the
  * single-machine bridge, and the bytes that travel through Redis per job.
  * Run: `npx tsx bench/studio.ts [--jobs 6] [--steps 10] [--step-ms 30]`.
  */
@@ -32,20 +32,28 @@ does; layers are real image content, so PNGs have real sizes) behind the single-
 behind a studio front door with 1 and 2 GPU worker processes on a local redis-server. Every process
 shares this machine's cores: on 2 cores two "GPU" workers compete for the CPU (PNG encoding), so the
 2-worker ratio shows the queue's overhead, not the speedup two real GPUs give. Latencies are from the
-client's send of "generate" to each milestone, median of the single-job runs, as ratios to the
+client's send of "generate" to each milestone (the first and the last layer's frame received, and
+"done", sent once the job is stored), median of the single-job runs, as ratios to the
 single-machine bridge. Redis bytes: Redis's own network counters (in + out) over the single-job runs,
 per job: the layers and latents go in and come out once, plus BullMQ's bookkeeping and events.`;
 
+const BOXES: BoxTuple[] = [[0, 0, 512, 512], [0, 0, 512, 512], [32, 32, 256, 256], [256, 32, 480, 256], [32, 256, 480, 480], [128, 128, 384, 384]];
+const LAYERS = BOXES.length;
+
 function message(i: number, steps: number) {
-  const boxes: BoxTuple[] = [[0, 0, 512, 512], [0, 0, 512, 512], [32, 32, 256, 256], [256, 32, 480, 256], [32, 256, 480, 480], [128, 128, 384, 384]];
+  const boxes = BOXES;
   return { type: 'generate', requestId: `r${i}`, prompt: 'a poster', layout: { width: 512, height: 512, boxes }, params: { resolution: 512, steps, guidance: 4, trueCfg: 3.5, seed: 100 + i } };
 }
 
 interface Milestones {
   queued: number;
   firstProgress: number;
+  firstLayer: number;
   lastLayer: number;
+  /** After the last layer: the result is stored (on a front door, the worker's completion came back first). */
+  done: number;
 }
+const MILESTONES = ['queued', 'firstProgress', 'firstLayer', 'lastLayer', 'done'] as const;
 
 async function oneJob(url: string, i: number, steps: number): Promise<Milestones> {
   const client = await TestClient.paired(url);
@@ -56,10 +64,15 @@ async function oneJob(url: string, i: number, steps: number): Promise<Milestones
   const jobId = (q as { jobId: string }).jobId;
   await client.next((m) => m.type === 'progress', 60_000);
   const firstProgress = performance.now() - t0;
+  const layerFrame = (index: number) => client.next((m) => m.type === 'binary' && m.frame.kind === 'layer' && m.frame.layerIndex === index, 60_000);
+  await layerFrame(0);
+  const firstLayer = performance.now() - t0;
+  await layerFrame(LAYERS - 1);
+  const lastLayer = performance.now() - t0;
   await collectJob(client, jobId, 60_000);
-  const lastLayer = performance.now() - t0; // the last layer's frame arrives just before done
+  const done = performance.now() - t0;
   client.close();
-  return { queued, firstProgress, lastLayer };
+  return { queued, firstProgress, firstLayer, lastLayer, done };
 }
 
 async function manyJobs(url: string, o: StudioBenchOptions): Promise<number> {
@@ -82,7 +95,7 @@ async function measure(url: string, o: StudioBenchOptions, singles = 3) {
   const runs: Milestones[] = [];
   for (let i = 0; i < singles; i++) runs.push(await oneJob(url, i, o.steps));
   const pick = (k: keyof Milestones) => median(runs.map((r) => r[k]));
-  return { queued: pick('queued'), firstProgress: pick('firstProgress'), lastLayer: pick('lastLayer'), singles };
+  return { queued: pick('queued'), firstProgress: pick('firstProgress'), firstLayer: pick('firstLayer'), lastLayer: pick('lastLayer'), done: pick('done'), singles };
 }
 
 export async function main(o: StudioBenchOptions = DEFAULT_STUDIO_OPTIONS) {
@@ -107,7 +120,7 @@ export async function main(o: StudioBenchOptions = DEFAULT_STUDIO_OPTIONS) {
     const n = (k: string) => Number(new RegExp(`${k}:(\\d+)`).exec(info)?.[1] ?? 0);
     return n('total_net_input_bytes') + n('total_net_output_bytes');
   };
-  const workers = [await WorkerProcess.start(redis, 'bench-1', {}, SAMPLE)];
+  const workers = [await WorkerProcess.start(redis, 'bench-1', { stepMs: o.stepMs }, SAMPLE)];
   const door = await startFrontDoor(redis, { jobsPerClient: 16 });
   try {
     await oneJob(door.url, 98, o.steps);
@@ -115,7 +128,7 @@ export async function main(o: StudioBenchOptions = DEFAULT_STUDIO_OPTIONS) {
     const oneLatency = await measure(door.url, o);
     const redisPerJob = ((await netBytes()) - before) / (oneLatency.singles + 1);
     const oneMany = await manyJobs(door.url, o);
-    workers.push(await WorkerProcess.start(redis, 'bench-2', {}, SAMPLE));
+    workers.push(await WorkerProcess.start(redis, 'bench-2', { stepMs: o.stepMs }, SAMPLE));
     await new Promise((r) => setTimeout(r, 1500)); // the front door sees the second worker's heartbeat
     await oneJob(door.url, 97, o.steps);
     const twoMany = await manyJobs(door.url, o);
@@ -131,7 +144,7 @@ export async function main(o: StudioBenchOptions = DEFAULT_STUDIO_OPTIONS) {
     ));
     console.log(table(
       ['one job, milestone', 'bridge (ms)', 'front door (ms)', 'added (ms)', 'ratio'],
-      (['queued', 'firstProgress', 'lastLayer'] as const).map((k) => [k, fixed(localLatency[k]), fixed(oneLatency[k]), fixed(oneLatency[k] - localLatency[k]), `${fixed(oneLatency[k] / localLatency[k], 2)}x`]),
+      MILESTONES.map((k) => [k, fixed(localLatency[k]), fixed(oneLatency[k]), fixed(oneLatency[k] - localLatency[k]), `${fixed(oneLatency[k] / localLatency[k], 2)}x`]),
     ));
     console.log(`bytes through Redis per job: ${fixed(redisPerJob / 2 ** 20, 2)} MiB (in + out, Redis's counters)`);
     console.log(HOW_TO_READ);

@@ -1,8 +1,8 @@
 /**
  * A GPU worker: loads the pipeline (on its own thread, as the single-machine bridge does), takes
  * jobs for its model from BullMQ one at a time, reports progress and previews as BullMQ progress
- * events, stops a job between steps when the front door cancels it, and puts the result's parts
- * in Redis. A heartbeat record tells the front door it is there, what it runs, and whether it is
+ * events, puts each layer in Redis as soon as it is encoded (announced by a progress event),
+ * stops a job between steps when the front door cancels it, and puts the latents in Redis at the end. A heartbeat record tells the front door it is there, what it runs, and whether it is
  * busy. One process per GPU.
  */
 import { hostname } from 'node:os';
@@ -15,7 +15,7 @@ import { JobAborted, type JobRun } from '../runner.ts';
 import { shouldSendProgress, type LastSent } from '../progress-throttle.ts';
 import { redisOptions, type RedisTarget } from './redis-target.ts';
 import { heartbeatTtl, KEY_PREFIX, keys, queueName, type StudioTimings } from './keys.ts';
-import { putResult, takeJob } from './transport.ts';
+import { LayerUpload, putResult, takeJob } from './transport.ts';
 import { CANCELLED_REASON, jobDataSchema, type ResultManifest, type RunEvent, type WorkerRecord } from './wire.ts';
 
 export interface GpuWorkerOptions {
@@ -106,9 +106,12 @@ export async function startGpuWorker(o: GpuWorkerOptions): Promise<GpuWorker> {
         report({ type: 'progress', run, progress });
       };
       const onPreview = (png: Uint8Array, step: number) => report({ type: 'preview', run, step, png: Buffer.from(png).toString('base64') });
-      state.run = runner.start({ jobId: data.jobId, model: data.model, params }, { onProgress, onPreview, onNote: () => {}, onLayer: () => {} });
+      // Events go out in the order they are sent (one connection), so each layer's event follows `started`.
+      const upload = new LayerUpload(redis, data.jobId, run, (ref) => job.updateProgress({ type: 'layer', run, ...ref } satisfies RunEvent), () => state.cancelled);
+      state.run = runner.start({ jobId: data.jobId, model: data.model, params }, { onProgress, onPreview, onNote: () => {}, onLayer: (layer) => upload.add(layer) });
       if (state.cancelled) state.run.cancel();
       const result = await state.run.result;
+      await upload.done();
       if (state.cancelled) throw new JobAborted('cancelled after the last step');
       const manifest = await putResult(redis, data.jobId, run, name, result);
       log(`job ${data.jobId}: done (${result.layers.length} layers)`);

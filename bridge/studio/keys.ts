@@ -23,8 +23,10 @@ export const keys = {
   models: `${KEY_PREFIX}:models`,
   /** A job's binary input (a base job's latents), written by the front door. */
   input: (jobId: string, part: string) => `${KEY_PREFIX}:input:${jobId}:${part}`,
-  /** One run's binary result parts, written by the worker; `run` is unique per attempt. */
+  /** One run's binary result parts (its latents), written by the worker; `run` is unique per attempt. */
   result: (jobId: string, run: string, part: string) => `${KEY_PREFIX}:result:${jobId}:${run}:${part}`,
+  /** One streamed layer's PNG, written by the worker as soon as it is encoded, taken (read and deleted) by the front door. */
+  layer: (jobId: string, run: string, index: number) => `${KEY_PREFIX}:layer:${jobId}:${run}:${index}`,
   /** Set (with expiry) when a job is cancelled, for a worker that starts it later. */
   cancel: (jobId: string) => `${KEY_PREFIX}:cancel:${jobId}`,
   /** Pub/sub channel: a job id to cancel, for the worker running it now. */
@@ -37,7 +39,16 @@ export const keys = {
  * (54.5 MB): about 275 MB. Anything larger is refused with a clear error, not stored.
  */
 export const MAX_RESULT_BYTES = 320 * 2 ** 20;
-/** Result and input parts expire if nobody reads them (a front door gone, a run abandoned). */
+/** One layer's PNG: a 1024x1024 RGBA layer that does not compress is about 4.2 MB. */
+export const MAX_LAYER_BYTES = 6 * 2 ** 20;
+/**
+ * Streamed layers a run may have in Redis that the front door has not taken yet: the worker waits
+ * before writing more, so a job never holds more than this many layers in Redis.
+ */
+export const MAX_PENDING_LAYERS = 4;
+/** A worker that waited this long for the front door to take its layers gives the job up. */
+export const LAYER_TAKE_TIMEOUT_MS = 60_000;
+/** Result, layer and input parts expire if nobody reads them (a front door gone, a run abandoned). */
 export const RESULT_TTL_MS = 10 * 60_000;
 export const INPUT_TTL_MS = 60 * 60_000;
 export const CANCEL_TTL_MS = 10 * 60_000;

@@ -1,7 +1,8 @@
 /**
  * Jobs run on GPU workers behind Redis: the front door's runner. It hands a job to BullMQ only
  * when a worker with the job's model is idle (the fair order stays in `jobs.ts`), follows the
- * job's events, reads the result's parts back from Redis, and keeps every job it accepted until
+ * job's events, hands each streamed layer on as soon as its event arrives (only the current
+ * attempt's, in index order), reads the latents back from Redis, and keeps every job it accepted until
  * it ends: a job Redis lost (a restart without persistence) is submitted again, a completion whose
  * event was missed is picked up by a periodic check.
  */
@@ -11,9 +12,10 @@ import type { PipelineInfo } from '../../gpu-server/pipeline/types.ts';
 import { JobAborted, type JobResult, type JobRun, type JobRunner, type RunEvents, type RunnerJob, type StartCheck } from '../runner.ts';
 import { describeTarget, redisOptions, type RedisTarget } from './redis-target.ts';
 import { CANCEL_TTL_MS, KEY_PREFIX, keys, queueName } from './keys.ts';
-import { dropJobInput, putJob, takeResult } from './transport.ts';
-import { CANCELLED_REASON, parseJson, pipelineInfoSchema, resultManifestSchema, runEventSchema, workerRecordSchema, type WorkerRecord } from './wire.ts';
+import { dropJobInput, putJob, takeLayer, takeResult } from './transport.ts';
+import { CANCELLED_REASON, parseJson, type LayerRef, pipelineInfoSchema, resultManifestSchema, runEventSchema, workerRecordSchema, type WorkerRecord } from './wire.ts';
 import { idleWorkers } from './capacity.ts';
+import type { LayerPng } from '../job-store.ts';
 
 export interface QueueRunnerOptions {
   target: RedisTarget;
@@ -34,6 +36,20 @@ interface Flight {
   run?: string;
   worker?: string;
   cancelRequested: boolean;
+  /** Streamed layers are taken from Redis one after another, in event (= index) order. */
+  taking: Promise<void>;
+  /** The current run's layers taken so far (the result's layers). */
+  layers: Map<number, LayerPng>;
+  /**
+   * Layers handed to the client by an earlier run (one that lost its worker): a new run's layer
+   * with the same index must be byte-identical (same seed and model), or the job fails rather
+   * than mix two runs' layers. Each is dropped once compared.
+   */
+  earlier: Map<number, LayerPng>;
+  /** Every run seen, so their leftover layers in Redis are deleted when the job ends. */
+  runs: Set<string>;
+  /** Why the front door refused the job (a bad layer); a completion that comes later fails with it. */
+  refused?: Error;
 }
 
 interface ModelQueue {
@@ -96,7 +112,7 @@ export class QueueRunner implements JobRunner {
   start(job: RunnerJob, events: RunEvents): JobRun {
     let flight!: Flight;
     const result = new Promise<JobResult>((resolve, reject) => {
-      flight = { job, events, resolve, reject, submitted: false, settled: false, cancelRequested: false };
+      flight = { job, events, resolve, reject, submitted: false, settled: false, cancelRequested: false, taking: Promise.resolve(), layers: new Map(), earlier: new Map(), runs: new Set() };
     });
     this.flights.set(job.jobId, flight);
     void this.submit(flight);
@@ -191,14 +207,69 @@ export class QueueRunner implements JobRunner {
     if (event.type === 'started') {
       if (flight.run !== undefined && flight.run !== event.run)
         flight.events.onNote(`the job started again from the beginning on worker ${event.worker} (attempt ${event.attempt}); its earlier run on ${flight.worker} was lost`);
+      if (flight.run !== event.run) this.newRun(flight);
       flight.run = event.run;
+      flight.runs.add(event.run);
       flight.worker = event.worker;
       this.o.log(`job ${jobId} started on worker ${event.worker}`);
       return;
     }
+    if (event.type === 'layer') {
+      const { type: _, run, ...ref } = event;
+      return this.onLayerEvent(flight, run, ref);
+    }
     if (event.run !== flight.run) return; // a run that lost its lock and does not count
     if (event.type === 'progress') flight.events.onProgress(event.progress);
     else flight.events.onPreview(new Uint8Array(Buffer.from(event.png, 'base64')), event.step);
+  }
+
+  /** A run starts (again): what the earlier one handed on is kept to compare, its other layers are dropped. */
+  private newRun(flight: Flight): void {
+    for (const [index, layer] of flight.layers) flight.earlier.set(index, layer);
+    flight.layers = new Map();
+  }
+
+  /**
+   * Takes a layer from Redis (any run's: its key is deleted either way) and hands it on if its
+   * run is still the current one. A layer that cannot be taken fails the job (and stops the run);
+   * the front door goes on serving every other job.
+   */
+  private onLayerEvent(flight: Flight, run: string, ref: LayerRef): void {
+    const { jobId } = flight.job;
+    flight.taking = flight.taking.then(async () => {
+      if (flight.settled && flight.run !== run) return;
+      let layer: LayerPng;
+      try {
+        if (ref.index >= flight.job.params.layout.boxes.length) throw new Error(`the worker sent layer ${ref.index}, the job has ${flight.job.params.layout.boxes.length}; refused`);
+        layer = await takeLayer(this.redis, jobId, run, ref);
+      } catch (error) {
+        if (run !== flight.run) return; // a lost run's leftovers do not matter
+        return this.refuse(flight, `from worker ${flight.worker ?? '?'}: ${errorText(error)}`);
+      }
+      if (run !== flight.run || this.flights.get(jobId) !== flight) return;
+      flight.layers.set(layer.index, layer);
+      const before = flight.earlier.get(layer.index);
+      if (before) {
+        flight.earlier.delete(layer.index);
+        if (!Buffer.from(before.png).equals(Buffer.from(layer.png)))
+          return this.refuse(
+            flight,
+            `the job started again on worker ${flight.worker ?? '?'}, whose layer ${layer.index} differs from the one the first run already sent (another GPU or provider?); generate again`,
+          );
+        return; // the client has these bytes already
+      }
+      flight.events.onLayer(layer);
+    });
+  }
+
+  /** Fails a job the front door cannot finish, and stops its run on the worker. */
+  private refuse(flight: Flight, why: string): void {
+    if (flight.refused) return;
+    this.o.log(`job ${flight.job.jobId}: ${why}`);
+    flight.refused = new Error(why);
+    if (flight.settled) return; // completing: `complete` fails it once the layers are through
+    void this.cancel(flight);
+    this.settle(flight, flight.refused);
   }
 
   private async complete(jobId: string, returnvalue: unknown): Promise<void> {
@@ -208,7 +279,12 @@ export class QueueRunner implements JobRunner {
     if (!manifest) return this.settle(flight, new Error(`worker ${flight.worker ?? '?'} returned a result this bridge cannot read (another version?)`));
     flight.settled = true; // before any await: a second completion (event and check) is ignored
     try {
-      const result = await takeResult(this.redis, jobId, manifest);
+      await flight.taking; // every announced layer is handed on first
+      if (flight.refused) throw flight.refused;
+      if (manifest.run !== flight.run) this.newRun(flight);
+      flight.run = manifest.run;
+      flight.runs.add(manifest.run);
+      const result = await takeResult(this.redis, jobId, manifest, flight.layers);
       this.o.log(`job ${jobId} done on worker ${manifest.worker}`);
       this.finish(flight, result);
     } catch (error) {
@@ -235,7 +311,9 @@ export class QueueRunner implements JobRunner {
     if (outcome instanceof Error) flight.reject(outcome);
     else flight.resolve(outcome);
     const { queue } = this.queueFor(model);
-    void Promise.all([queue.remove(jobId), dropJobInput(this.redis, jobId)]).catch(() => {});
+    // Layers a run wrote and nobody took (a lost run, a cancel mid-stream): at most MAX_PENDING_LAYERS each, deleted now rather than at expiry.
+    const leftovers = [...flight.runs].flatMap((run) => flight.job.params.layout.boxes.map((_, i) => keys.layer(jobId, run, i)));
+    void Promise.all([queue.remove(jobId), dropJobInput(this.redis, jobId), leftovers.length ? this.redis.del(...leftovers) : 0]).catch(() => {});
     queueMicrotask(() => this.notify());
   }
 

@@ -49,17 +49,23 @@ const progressSchema = z
   .object({ stage: z.enum(STAGES), step: z.number().int().min(0), total: z.number().int().min(0), elapsedMs: z.number().min(0) })
   .strict();
 
+/** A layer's place and size; its PNG is the Redis value `keys.layer(jobId, run, index)` of `bytes` bytes. */
+const layerRefShape = { index: z.number().int().min(0).max(255), box: boxTuple, width: z.number().int().min(0), height: z.number().int().min(0), bytes: z.number().int().min(0) };
+export type LayerRef = { index: number; box: [number, number, number, number]; width: number; height: number; bytes: number };
+
 export const runEventSchema = z.discriminatedUnion('type', [
   /** A worker took the job; `run` is unique per attempt (a second one means it started again). */
   z.object({ type: z.literal('started'), run: name, worker: name, attempt: z.number().int().min(0) }).strict(),
   z.object({ type: z.literal('progress'), run: name, progress: progressSchema }).strict(),
   /** A small PNG of the merged image so far, base64 (throttled in the pipeline thread). */
   z.object({ type: z.literal('preview'), run: name, step: z.number().int().min(0), png: z.string().max(4 * 2 ** 20) }).strict(),
+  /** A layer is encoded and in Redis (in index order): only a reference travels in the event stream. */
+  z.object({ type: z.literal('layer'), run: name, ...layerRefShape }).strict(),
 ]);
 export type RunEvent = z.infer<typeof runEventSchema>;
 export type ProgressEvent = { type: 'progress'; run: string; progress: Progress };
 
-// ---- return value (worker -> front door) --------------------------------------------------------
+// ---- return value (worker -> front door): a manifest; no PNG travels in it --------------------------
 
 const partSchema = z.object({ bytes: z.number().int().min(0) }).strict();
 
@@ -67,9 +73,8 @@ export const resultManifestSchema = z
   .object({
     run: name,
     worker: name,
-    layers: z.array(
-      z.object({ index: z.number().int().min(0), box: boxTuple, width: z.number().int().min(0), height: z.number().int().min(0), bytes: z.number().int().min(0) }).strict(),
-    ),
+    /** Every layer the run produced (each was streamed as a `layer` event; a missed event's PNG is still in Redis). */
+    layers: z.array(z.object(layerRefShape).strict()).max(256),
     latents: partSchema.extend({ layout: layoutSchema }).strict(),
     seed: z.number().int(),
     model: name,

@@ -20,6 +20,8 @@ export interface FakeOptions {
   stepMs?: number;
   loadMs?: number;
   decodeMs?: number;
+  /** Added to every layer's first byte: a worker whose output differs (another GPU or provider). */
+  variant?: number;
 }
 
 /** The pixel the fake writes at (x, y) of layer `index`; tests recompute it to check results. */
@@ -71,6 +73,7 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
             rgba[i] = state & 255;
           }
         }
+        if (options.variant) rgba[0] = (rgba[0] + options.variant) & 255;
         return { index, box, width, height, rgba };
       });
       if (options.decodeMs !== undefined) {

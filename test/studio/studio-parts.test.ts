@@ -10,9 +10,10 @@ import { parseRedisUrl, describeTarget, redisOptions } from '../../bridge/studio
 import { parseWorkerCli } from '../../bridge/studio/worker-args.ts';
 import { parseCli } from '../../bridge/cli-args.ts';
 import { idleWorkers } from '../../bridge/studio/capacity.ts';
-import { putResult, takeResult, putJob, takeJob } from '../../bridge/studio/transport.ts';
-import { keys, RESULT_TTL_MS } from '../../bridge/studio/keys.ts';
-import type { WorkerRecord } from '../../bridge/studio/wire.ts';
+import { LayerUpload, putResult, takeLayer, takeResult, putJob, takeJob } from '../../bridge/studio/transport.ts';
+import { keys, MAX_LAYER_BYTES, MAX_PENDING_LAYERS, RESULT_TTL_MS } from '../../bridge/studio/keys.ts';
+import type { LayerRef, WorkerRecord } from '../../bridge/studio/wire.ts';
+import type { LayerPng } from '../../bridge/job-store.ts';
 import type { JobResult } from '../../bridge/runner.ts';
 import { TestRedis, REDIS_PASSWORD } from './redis-server.ts';
 
@@ -90,8 +91,16 @@ test('dispatch count: one job per idle worker with the model, less foreign and o
   assert.equal(idleWorkers([w('a', 'art', 'x')], 'art', new Set(['m1', 'm2'])), 0, 'never below zero');
 });
 
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+/** A stand-in PNG: the signature, then `bytes - 8` bytes of `fill`. */
+const png = (bytes: number, fill: number) => {
+  const b = new Uint8Array(bytes).fill(fill);
+  b.set(PNG_SIGNATURE);
+  return b;
+};
+const layer = (index: number, bytes: number): LayerPng => ({ index, box: [0, 0, 16, 16], width: 16, height: 16, png: png(bytes, index + 1) });
 const result = (layers: number, pngBytes: number): JobResult => ({
-  layers: Array.from({ length: layers }, (_, i) => ({ index: i, box: [0, 0, 16, 16], width: 16, height: 16, png: new Uint8Array(pngBytes).fill(i + 1) })),
+  layers: Array.from({ length: layers }, (_, i) => layer(i, pngBytes)),
   seed: 3,
   model: 'fake',
   provider: 'cpu',
@@ -100,25 +109,75 @@ const result = (layers: number, pngBytes: number): JobResult => ({
   timings: { denoise: 5 },
   latents: { layout: { width: 32, height: 32, boxes: [[0, 0, 32, 32], [0, 0, 32, 32]] }, tokens: Float32Array.from([1.5, -2, 3.25, 0]) },
 });
+const until = async (ok: () => boolean) => {
+  while (!ok()) await new Promise((r) => setTimeout(r, 5));
+};
 
-test('results through Redis: parts come back byte for byte, expire, are deleted once read; a result over the bound is refused', async () => {
+test('streamed layers: written with an expiry and announced in order; never more than MAX_PENDING_LAYERS untaken in Redis; taken byte for byte, once', async () => {
+  const announced: LayerRef[] = [];
+  const upload = new LayerUpload(redis, 'job-s', 'run-1', async (ref) => void announced.push(ref), () => false);
+  const sent = Array.from({ length: MAX_PENDING_LAYERS + 2 }, (_, i) => layer(i, 100 + i));
+  sent.forEach((l) => upload.add(l));
+  await until(() => announced.length >= MAX_PENDING_LAYERS);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(announced.length, MAX_PENDING_LAYERS, 'nobody took any: the worker waits before writing more');
+  assert.equal((await redis.keys('art:layer:job-s:*')).length, MAX_PENDING_LAYERS);
+  const ttl = await redis.pttl(keys.layer('job-s', 'run-1', 0));
+  assert.ok(ttl > 0 && ttl <= RESULT_TTL_MS, `layers expire (pttl ${ttl})`);
+  const taken: LayerPng[] = [];
+  for (let i = 0; i < sent.length; i++) {
+    await until(() => announced.length > i);
+    taken.push(await takeLayer(redis, 'job-s', 'run-1', announced[i]));
+  }
+  await upload.done();
+  assert.deepEqual(announced.map((r) => r.index), [0, 1, 2, 3, 4, 5], 'announced in index order');
+  assert.deepEqual(taken.map((l) => Buffer.from(l.png).toString('hex')), sent.map((l) => Buffer.from(l.png).toString('hex')));
+  assert.equal((await redis.keys('art:layer:job-s:*')).length, 0, 'taken layers are deleted');
+  await assert.rejects(takeLayer(redis, 'job-s', 'run-1', announced[0]), /layer 0 of job job-s is missing from Redis/, 'a second take finds nothing');
+
+  let cancelled = false;
+  let written = 0;
+  const stuck = new LayerUpload(redis, 'job-c', 'run-1', async () => void written++, () => cancelled);
+  for (let i = 0; i <= MAX_PENDING_LAYERS; i++) stuck.add(layer(i, 50));
+  await until(() => written >= MAX_PENDING_LAYERS);
+  assert.equal(written, MAX_PENDING_LAYERS);
+  cancelled = true;
+  await assert.rejects(stuck.done(), /cancelled while its layers waited/, 'a cancel ends the wait for the front door');
+});
+
+test('a malformed or oversized layer entry in Redis is refused with a clear error; an oversized one is deleted unread', async () => {
+  const ref = (bytes: number): LayerRef => ({ index: 2, box: [0, 0, 16, 16], width: 16, height: 16, bytes });
+  const key = keys.layer('job-m', 'run-1', 2);
+  await redis.set(key, Buffer.alloc(MAX_LAYER_BYTES + 1));
+  await assert.rejects(takeLayer(redis, 'job-m', 'run-1', ref(MAX_LAYER_BYTES + 1)), /layer 2 of job job-m in Redis is 6\.0 MiB, over the 6\.0 MiB a layer may be; refused/);
+  assert.equal(await redis.exists(key), 0, 'deleted');
+  await redis.set(key, Buffer.from(png(100, 9)));
+  await assert.rejects(takeLayer(redis, 'job-m', 'run-1', ref(120)), /has 100 bytes, its reference says 120; refused/);
+  await redis.set(key, Buffer.alloc(100, 7));
+  await assert.rejects(takeLayer(redis, 'job-m', 'run-1', ref(100)), /layer 2 of job job-m is not a PNG; refused/);
+  const big = new LayerUpload(redis, 'job-m', 'run-2', async () => {}, () => false);
+  big.add({ ...layer(1, 8), png: new Uint8Array(MAX_LAYER_BYTES + 1) });
+  await assert.rejects(big.done(), /layer 1 is 6\.0 MiB, over the 6\.0 MiB a layer may send through Redis/);
+  assert.equal(await redis.exists(keys.layer('job-m', 'run-2', 1)), 0, 'nothing written');
+});
+
+test('results through Redis: the manifest names the layers (no PNG in it), the latents come back exactly; a missed layer event is made good from Redis; a result over the bound is refused', async () => {
   const sent = result(3, 1000);
+  const upload = new LayerUpload(redis, 'job-1', 'run-1', async () => {}, () => false);
+  sent.layers.forEach((l) => upload.add(l));
+  await upload.done();
   const manifest = await putResult(redis, 'job-1', 'run-1', 'w', sent);
   assert.ok(JSON.stringify(manifest).length < 2000, 'the BullMQ return value is small');
-  const ttl = await redis.pttl(keys.result('job-1', 'run-1', 'layer-0'));
-  assert.ok(ttl > 0 && ttl <= RESULT_TTL_MS, `parts expire (pttl ${ttl})`);
-  const back = await takeResult(redis, 'job-1', manifest);
-  assert.deepEqual(back.layers.map((l) => [...l.png.subarray(0, 2)]), [[1, 1], [2, 2], [3, 3]]);
+  const streamed = new Map([[0, await takeLayer(redis, 'job-1', 'run-1', manifest.layers[0])]]);
+  const back = await takeResult(redis, 'job-1', manifest, streamed);
+  assert.equal(back.layers[0], streamed.get(0), 'a streamed layer is not read again');
+  assert.deepEqual(back.layers.map((l) => [...l.png.subarray(8, 10)]), [[1, 1], [2, 2], [3, 3]], 'layers 1 and 2 (events missed) come from Redis');
   assert.deepEqual([...back.latents.tokens], [1.5, -2, 3.25, 0]);
-  assert.equal(await redis.exists(keys.result('job-1', 'run-1', 'latents')), 0, 'read parts are deleted');
+  assert.equal((await redis.keys('art:*:job-1:*')).length, 0, 'read parts are deleted');
   await assert.rejects(takeResult(redis, 'job-1', manifest), /missing from Redis/, 'a second read finds nothing');
 
   await assert.rejects(putResult(redis, 'job-2', 'run-1', 'w', result(4, 1000), 3000), /result is 4016 bytes, over the 3000 bytes a job may send through Redis/);
   assert.equal((await redis.keys('art:result:job-2:*')).length, 0, 'nothing written');
-
-  const m3 = await putResult(redis, 'job-3', 'run-1', 'w', result(2, 100));
-  await redis.set(keys.result('job-3', 'run-1', 'layer-1'), Buffer.alloc(50));
-  await assert.rejects(takeResult(redis, 'job-3', m3), /layer-1 of job job-3 has 50 bytes, the manifest says 100/);
 });
 
 test('a base job\'s latents travel as an input part and come back exactly; a missing one is a clear error', async () => {
