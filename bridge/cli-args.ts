@@ -1,7 +1,7 @@
 /** The bridge's command line, parsed into plain options (pure: no I/O, no process access). */
-import { parseArgs } from 'node:util';
 import type { Provider } from '../gpu-server/constants.ts';
 import type { MemoryMode } from '../gpu-server/pipeline/memory-plan.ts';
+import { parseFlags } from './parse-flags.ts';
 import { MODEL_USAGE, PIPELINE_FLAGS, PIPELINE_USAGE, pipelineArgs } from './pipeline-args.ts';
 import { parseRedisUrl, REDIS_PASSWORD_ENV, type RedisTarget } from './studio/redis-target.ts';
 
@@ -50,29 +50,25 @@ ${PIPELINE_USAGE}
 export type ParsedCli = { ok: true; options: CliOptions } | { ok: false; error: string };
 
 export function parseCli(argv: string[], env: Record<string, string | undefined> = {}): ParsedCli {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        ...PIPELINE_FLAGS,
-        port: { type: 'string' },
-        host: { type: 'string' },
-        outputs: { type: 'string' },
-        'keep-jobs': { type: 'string' },
-        'allow-origin': { type: 'string', multiple: true },
-        'cancel-on-shutdown': { type: 'boolean' },
-        'config-dir': { type: 'string' },
-        queue: { type: 'string' },
-        'no-build': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    return { ok: false, error: `${(error as Error).message}\n\n${USAGE}` };
-  }
+  const flags = parseFlags(
+    argv,
+    {
+      ...PIPELINE_FLAGS,
+      port: { type: 'string' },
+      host: { type: 'string' },
+      outputs: { type: 'string' },
+      'keep-jobs': { type: 'string' },
+      'allow-origin': { type: 'string', multiple: true },
+      'cancel-on-shutdown': { type: 'boolean' },
+      'config-dir': { type: 'string' },
+      queue: { type: 'string' },
+      'no-build': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    USAGE,
+  );
+  if (!flags.ok) return flags;
+  const { values } = flags;
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     return { ok: false, error: `--port must be an integer 0..65535, got "${values.port}"` };

@@ -1,5 +1,5 @@
 /** `npm run worker`'s command line, parsed into plain options (pure: no I/O, no process access). */
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../parse-flags.ts';
 import { MODEL_USAGE, PIPELINE_FLAGS, PIPELINE_USAGE, pipelineArgs, type PipelineArgs } from '../pipeline-args.ts';
 import { parseRedisUrl, REDIS_PASSWORD_ENV, type RedisTarget } from './redis-target.ts';
 import { DEFAULT_STUDIO_TIMINGS, type StudioTimings } from './keys.ts';
@@ -38,26 +38,22 @@ const positive = (flag: string, value: string | undefined, fallback: number): nu
 };
 
 export function parseWorkerCli(argv: string[], env: Record<string, string | undefined>): ParsedWorkerCli {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        queue: { type: 'string' },
-        ...PIPELINE_FLAGS,
-        name: { type: 'string' },
-        'lock-ms': { type: 'string' },
-        'stalled-ms': { type: 'string' },
-        'heartbeat-ms': { type: 'string' },
-        'pipeline-options': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    return { ok: false, error: `${(error as Error).message}\n\n${WORKER_USAGE}` };
-  }
+  const flags = parseFlags(
+    argv,
+    {
+      queue: { type: 'string' },
+      ...PIPELINE_FLAGS,
+      name: { type: 'string' },
+      'lock-ms': { type: 'string' },
+      'stalled-ms': { type: 'string' },
+      'heartbeat-ms': { type: 'string' },
+      'pipeline-options': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    WORKER_USAGE,
+  );
+  if (!flags.ok) return flags;
+  const { values } = flags;
   if (values.help) return { ok: true, options: { target: { host: '', port: 0, db: 0, tls: false }, pipelineOptions: {}, timings: DEFAULT_STUDIO_TIMINGS, help: true } };
   let pipelineOptions: Record<string, unknown> = {};
   if (values['pipeline-options'] !== undefined) {
