@@ -1,7 +1,8 @@
 /** The bridge's command line, parsed into plain options (pure: no I/O, no process access). */
-import { parseArgs } from 'node:util';
-import { PROVIDERS, type Provider } from '../gpu-server/constants.ts';
-import { MEMORY_MODES, type MemoryMode } from '../gpu-server/pipeline/memory-plan.ts';
+import type { Provider } from '../gpu-server/constants.ts';
+import type { MemoryMode } from '../gpu-server/pipeline/memory-plan.ts';
+import { parseFlags } from './parse-flags.ts';
+import { MODEL_USAGE, PIPELINE_FLAGS, PIPELINE_USAGE, pipelineArgs } from './pipeline-args.ts';
 import { parseRedisUrl, REDIS_PASSWORD_ENV, type RedisTarget } from './studio/redis-target.ts';
 
 export const DEFAULT_PORT = 8765;
@@ -30,9 +31,7 @@ export interface CliOptions {
 
 export const USAGE = `Usage: npm start -- [options]
 
-  --model <dir>           model folder written by \`npm run convert\` (default: the tiny model, noise)
-  --provider <name>       cuda | webgpu | cpu (default: the best one available)
-  --memory <plan>         resident | text-on-demand (default: chosen from free device memory)
+${MODEL_USAGE}
   --port <n>              port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
   --host <addr>           address to bind (default ${DEFAULT_HOST}; anything else exposes the GPU to your network)
   --outputs <dir>         job store (default ./${DEFAULT_OUTPUTS})
@@ -40,7 +39,7 @@ export const USAGE = `Usage: npm start -- [options]
   --allow-origin <origin> also accept WebSockets from this web origin (repeatable; Figma's plugin iframe is always allowed)
   --cancel-on-shutdown    on Ctrl-C, cancel the running job instead of letting it finish
   --config-dir <dir>      where the pairing token lives (default $ART_FOR_FIGMA_CONFIG_DIR, else ~/.config/art-for-figma)
-  --pipeline <module>     module exporting createPipeline(options) (development and tests)
+${PIPELINE_USAGE}
   --queue <redis url>     studio front door: run no pipeline here; hand jobs to GPU workers
                           (npm run worker) through this Redis, redis://host:port[/db] or rediss://
                           (TLS); a password goes in $${REDIS_PASSWORD_ENV}. --model, --provider,
@@ -51,44 +50,33 @@ export const USAGE = `Usage: npm start -- [options]
 export type ParsedCli = { ok: true; options: CliOptions } | { ok: false; error: string };
 
 export function parseCli(argv: string[], env: Record<string, string | undefined> = {}): ParsedCli {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        model: { type: 'string' },
-        provider: { type: 'string' },
-        memory: { type: 'string' },
-        port: { type: 'string' },
-        host: { type: 'string' },
-        outputs: { type: 'string' },
-        'keep-jobs': { type: 'string' },
-        'allow-origin': { type: 'string', multiple: true },
-        'cancel-on-shutdown': { type: 'boolean' },
-        'config-dir': { type: 'string' },
-        pipeline: { type: 'string' },
-        queue: { type: 'string' },
-        'no-build': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    return { ok: false, error: `${(error as Error).message}\n\n${USAGE}` };
-  }
+  const flags = parseFlags(
+    argv,
+    {
+      ...PIPELINE_FLAGS,
+      port: { type: 'string' },
+      host: { type: 'string' },
+      outputs: { type: 'string' },
+      'keep-jobs': { type: 'string' },
+      'allow-origin': { type: 'string', multiple: true },
+      'cancel-on-shutdown': { type: 'boolean' },
+      'config-dir': { type: 'string' },
+      queue: { type: 'string' },
+      'no-build': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    USAGE,
+  );
+  if (!flags.ok) return flags;
+  const { values } = flags;
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     return { ok: false, error: `--port must be an integer 0..65535, got "${values.port}"` };
   const keepJobs = values['keep-jobs'] === undefined ? DEFAULT_KEEP_JOBS : Number(values['keep-jobs']);
   if (!Number.isInteger(keepJobs) || keepJobs < 1)
     return { ok: false, error: `--keep-jobs must be a positive integer, got "${values['keep-jobs']}"` };
-  const provider = values.provider;
-  if (provider !== undefined && !(PROVIDERS as readonly string[]).includes(provider))
-    return { ok: false, error: `--provider must be one of ${PROVIDERS.join(', ')}, got "${provider}"` };
-  const memory = values.memory;
-  if (memory !== undefined && !(MEMORY_MODES as readonly string[]).includes(memory))
-    return { ok: false, error: `--memory must be one of ${MEMORY_MODES.join(', ')}, got "${memory}"` };
+  const chosen = pipelineArgs(values);
+  if (!chosen.ok) return chosen;
   let queue: RedisTarget | undefined;
   if (values.queue !== undefined) {
     const target = parseRedisUrl(values.queue, env);
@@ -105,17 +93,14 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   return {
     ok: true,
     options: {
-      model: values.model,
+      ...chosen.args,
       port,
       host: values.host ?? DEFAULT_HOST,
-      provider: provider as Provider | undefined,
-      memory: memory as MemoryMode | undefined,
       outputs: values.outputs ?? DEFAULT_OUTPUTS,
       keepJobs,
       allowOrigins: origins,
       cancelOnShutdown: values['cancel-on-shutdown'] ?? false,
       configDir: values['config-dir'],
-      pipeline: values.pipeline,
       queue,
       build: !(values['no-build'] ?? false),
       help: values.help ?? false,

@@ -11,6 +11,7 @@ import { parseCli, USAGE, type CliOptions } from './cli-args.ts';
 import { needsBuild, runBuild } from './build-if-needed.ts';
 import { configDir, loadOrCreateToken } from './pairing.ts';
 import { startBridge, type Bridge } from './server.ts';
+import { runUntilSignal } from './run-until-signal.ts';
 import { describeTarget } from './studio/redis-target.ts';
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 
@@ -131,28 +132,11 @@ async function main(): Promise<number> {
   console.log(banner(o, bridge, info, version, pairing.token, pairing.path, pairing.created));
   if (info.tiny) console.log(tinyWarning());
 
-  return new Promise<number>((done) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        log(`${signal} again: exiting now`);
-        return done(130);
-      }
-      stopping = true;
-      log(`${signal}: shutting down${o.cancelOnShutdown ? ', cancelling the running job' : '; a running job finishes first (Ctrl-C again to quit now)'}`);
-      bridge.close().then(
-        () => {
-          log('stopped');
-          done(0);
-        },
-        (error: unknown) => {
-          console.error(`shutdown failed: ${String(error)}`);
-          done(1);
-        },
-      );
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+  return runUntilSignal({
+    stop: () => bridge.close(),
+    stopping: `shutting down${o.cancelOnShutdown ? ', cancelling the running job' : '; a running job finishes first (Ctrl-C again to quit now)'}`,
+    stopped: 'stopped',
+    log,
   });
 }
 

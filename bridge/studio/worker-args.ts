@@ -1,17 +1,12 @@
 /** `npm run worker`'s command line, parsed into plain options (pure: no I/O, no process access). */
-import { parseArgs } from 'node:util';
-import { PROVIDERS, type Provider } from '../../gpu-server/constants.ts';
-import { MEMORY_MODES, type MemoryMode } from '../../gpu-server/pipeline/memory-plan.ts';
+import { parseFlags } from '../parse-flags.ts';
+import { MODEL_USAGE, PIPELINE_FLAGS, PIPELINE_USAGE, pipelineArgs, type PipelineArgs } from '../pipeline-args.ts';
 import { parseRedisUrl, REDIS_PASSWORD_ENV, type RedisTarget } from './redis-target.ts';
 import { DEFAULT_STUDIO_TIMINGS, type StudioTimings } from './keys.ts';
 
-export interface WorkerCliOptions {
+export interface WorkerCliOptions extends PipelineArgs {
   target: RedisTarget;
-  model?: string;
-  provider?: Provider;
-  memory?: MemoryMode;
   name?: string;
-  pipeline?: string;
   /** Extra options for the --pipeline module (development and tests). */
   pipelineOptions: Record<string, unknown>;
   timings: StudioTimings;
@@ -25,14 +20,12 @@ process per GPU). The front door (npm start -- --queue <same url>) hands out the
 
   --queue <url>           redis:// or rediss:// (TLS) address of the studio's Redis (required);
                           a password goes in $${REDIS_PASSWORD_ENV} rather than the URL
-  --model <dir>           model folder written by \`npm run convert\` (default: the tiny model, noise)
-  --provider <name>       cuda | webgpu | cpu (default: the best one available)
-  --memory <plan>         resident | text-on-demand (default: chosen from free device memory)
+${MODEL_USAGE}
   --name <name>           this worker's name in /health (default: host name and process id; unique per Redis)
   --lock-ms <n>           a job whose worker stops renewing its lock for this long runs again elsewhere (default ${DEFAULT_STUDIO_TIMINGS.lockMs})
   --stalled-ms <n>        how often to look for such jobs (default ${DEFAULT_STUDIO_TIMINGS.stalledMs})
   --heartbeat-ms <n>      how often to tell the front door this worker is there (default ${DEFAULT_STUDIO_TIMINGS.heartbeatMs})
-  --pipeline <module>     module exporting createPipeline(options) (development and tests)
+${PIPELINE_USAGE}
   --pipeline-options <json>  extra options for that module, a JSON object (development and tests)
   --help                  this text`;
 
@@ -45,29 +38,22 @@ const positive = (flag: string, value: string | undefined, fallback: number): nu
 };
 
 export function parseWorkerCli(argv: string[], env: Record<string, string | undefined>): ParsedWorkerCli {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        queue: { type: 'string' },
-        model: { type: 'string' },
-        provider: { type: 'string' },
-        memory: { type: 'string' },
-        name: { type: 'string' },
-        'lock-ms': { type: 'string' },
-        'stalled-ms': { type: 'string' },
-        'heartbeat-ms': { type: 'string' },
-        pipeline: { type: 'string' },
-        'pipeline-options': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    return { ok: false, error: `${(error as Error).message}\n\n${WORKER_USAGE}` };
-  }
+  const flags = parseFlags(
+    argv,
+    {
+      queue: { type: 'string' },
+      ...PIPELINE_FLAGS,
+      name: { type: 'string' },
+      'lock-ms': { type: 'string' },
+      'stalled-ms': { type: 'string' },
+      'heartbeat-ms': { type: 'string' },
+      'pipeline-options': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    WORKER_USAGE,
+  );
+  if (!flags.ok) return flags;
+  const { values } = flags;
   if (values.help) return { ok: true, options: { target: { host: '', port: 0, db: 0, tls: false }, pipelineOptions: {}, timings: DEFAULT_STUDIO_TIMINGS, help: true } };
   let pipelineOptions: Record<string, unknown> = {};
   if (values['pipeline-options'] !== undefined) {
@@ -83,12 +69,8 @@ export function parseWorkerCli(argv: string[], env: Record<string, string | unde
   if (values.queue === undefined) return { ok: false, error: `--queue <redis url> is required: the Redis the front door uses\n\n${WORKER_USAGE}` };
   const target = parseRedisUrl(values.queue, env);
   if (!target.ok) return target;
-  const provider = values.provider;
-  if (provider !== undefined && !(PROVIDERS as readonly string[]).includes(provider))
-    return { ok: false, error: `--provider must be one of ${PROVIDERS.join(', ')}, got "${provider}"` };
-  const memory = values.memory;
-  if (memory !== undefined && !(MEMORY_MODES as readonly string[]).includes(memory))
-    return { ok: false, error: `--memory must be one of ${MEMORY_MODES.join(', ')}, got "${memory}"` };
+  const chosen = pipelineArgs(values);
+  if (!chosen.ok) return chosen;
   if (values.name !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(values.name))
     return { ok: false, error: `--name takes 1..64 characters of A-Z a-z 0-9 . _ -, got "${values.name}"` };
   const lockMs = positive('--lock-ms', values['lock-ms'], DEFAULT_STUDIO_TIMINGS.lockMs);
@@ -99,11 +81,8 @@ export function parseWorkerCli(argv: string[], env: Record<string, string | unde
     ok: true,
     options: {
       target: target.target,
-      model: values.model,
-      provider: provider as Provider | undefined,
-      memory: memory as MemoryMode | undefined,
+      ...chosen.args,
       name: values.name,
-      pipeline: values.pipeline,
       pipelineOptions,
       timings: { heartbeatMs: heartbeatMs as number, lockMs: lockMs as number, stalledMs: stalledMs as number, maxStalls: DEFAULT_STUDIO_TIMINGS.maxStalls },
       help: false,

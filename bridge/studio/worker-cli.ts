@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseWorkerCli, WORKER_USAGE } from './worker-args.ts';
 import { describeTarget } from './redis-target.ts';
 import { startGpuWorker, type GpuWorker } from './gpu-worker.ts';
+import { runUntilSignal } from '../run-until-signal.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const DEFAULT_PIPELINE = join(root, 'gpu-server/pipeline/art-pipeline.ts');
@@ -61,25 +62,11 @@ async function main(): Promise<number> {
   }
   const { info } = worker;
   log(`ready: model ${info.model}${info.tiny ? ' (tiny, random weights: images are noise)' : ''}, provider ${info.provider}, queue ${describeTarget(o.target)}`);
-  return new Promise<number>((done) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        log(`${signal} again: exiting now (the running job runs again on another worker)`);
-        return done(130);
-      }
-      stopping = true;
-      log(`${signal}: no new jobs; the running job finishes first (Ctrl-C again to quit now)`);
-      worker.close().then(
-        () => done(0),
-        (error: unknown) => {
-          console.error(`shutdown failed: ${String(error)}`);
-          done(1);
-        },
-      );
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+  return runUntilSignal({
+    stop: () => worker.close(),
+    stopping: 'no new jobs; the running job finishes first (Ctrl-C again to quit now)',
+    again: ' (the running job runs again on another worker)',
+    log,
   });
 }
 

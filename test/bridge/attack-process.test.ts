@@ -5,13 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TestClient, collectJob, generateMessage } from './helpers.ts';
 import { tcp } from './raw-socket.ts';
+import { TestChild } from './child-process.ts';
 import { healthOnce, sleep } from './attack-helpers.ts';
 import { ORT_TELEMETRY_ENV } from '../../gpu-server/onnx/telemetry.ts';
 
@@ -19,7 +19,7 @@ const SCRIPT = fileURLToPath(new URL('./bridge-process.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 interface Child {
-  proc: ChildProcess;
+  proc: TestChild['proc'];
   port: number;
   stderr: () => string;
   exited: Promise<number | null>;
@@ -28,20 +28,9 @@ interface Child {
 /** Starts bridge-process.ts under `bash -c` (so a ulimit can apply) with `env`. */
 async function startChild(args: string[], env: NodeJS.ProcessEnv, ulimit?: number): Promise<Child> {
   const command = `${ulimit ? `ulimit -n ${ulimit} && ` : ''}exec "${process.execPath}" --import tsx "${SCRIPT}" ${args.map((a) => `"${a}"`).join(' ')}`;
-  const proc = spawn('bash', ['-c', command], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  proc.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    proc.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /READY (\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    void exited.then((code) => reject(new Error(`bridge process exited (${code}) before listening: ${err}`)));
-  });
-  return { proc, port, stderr: () => err, exited };
+  const child = TestChild.spawn('bash', ['-c', command], { cwd: ROOT, env });
+  const [, port] = await child.ready(/READY (\d+)/, 'bridge process', 240_000);
+  return { proc: child.proc, port: Number(port), stderr: () => child.stderr, exited: child.exited };
 }
 
 async function listAll(dir: string): Promise<string[]> {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { TestChild } from './child-process.ts';
 import { mkdtemp, rm, stat, readFile, mkdir, writeFile, utimes } from 'node:fs/promises';
 import { needsBuild } from '../../bridge/build-if-needed.ts';
 import { tmpdir } from 'node:os';
@@ -40,18 +40,15 @@ test('parseCli: defaults, and each bad flag says what is wrong', () => {
 
 test('the CLI prints model, provider, address and token, stores the token 0600, and SIGTERM lets the running job finish', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'art-cli-test-'));
-  const child = spawn(
+  const child = TestChild.spawn(
     process.execPath,
     ['--import', 'tsx', 'bridge/cli.ts', '--pipeline', 'test/bridge/fake-pipeline.ts', '--port', '0', '--outputs', join(dir, 'out'), '--config-dir', join(dir, 'cfg'), '--no-build'],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: root },
   );
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const { exited } = child;
   try {
-    const deadline = Date.now() + 15_000;
-    while (!/pairing token: \S+/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await child.ready(/pairing token: \S+/, 'the bridge', 15_000);
+    const out = child.output;
     const token = /pairing token: (\S+)/.exec(out)?.[1];
     const port = /address: +ws:\/\/localhost:(\d+)/.exec(out)?.[1];
     assert.ok(token && port, out);
@@ -80,7 +77,7 @@ test('the CLI prints model, provider, address and token, stores the token 0600, 
     assert.ok(done.type === 'done');
     assert.equal((await client.closed).code, 1001);
     assert.equal(await exited, 0);
-    assert.equal(out.split(token).length - 1, 1, 'the token is printed once, in the banner, and never logged');
+    assert.equal(child.output.split(token).length - 1, 1, 'the token is printed once, in the banner, and never logged');
   } finally {
     child.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });

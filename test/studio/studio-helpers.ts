@@ -1,5 +1,4 @@
 /** A studio in tests: GPU worker processes (the fake pipeline) and a front door on a test Redis. */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,7 @@ import { startBridge, type Bridge } from '../../bridge/server.ts';
 import { parseRedisUrl } from '../../bridge/studio/redis-target.ts';
 import { FAKE_FACTORY, TOKEN } from '../bridge/helpers.ts';
 import type { FakeOptions } from '../bridge/fake-pipeline.ts';
+import { TestChild } from '../bridge/child-process.ts';
 import { REDIS_PASSWORD, type TestRedis } from './redis-server.ts';
 
 /** Seconds, not BullMQ's 30: a killed worker's job runs again within about LOCK_MS + STALLED_MS. */
@@ -14,42 +14,37 @@ export const TIMINGS = { lockMs: 1500, stalledMs: 500, heartbeatMs: 300 };
 export const CHECK_MS = 200;
 
 export class WorkerProcess {
-  readonly output: string[] = [];
-  readonly exited: Promise<number | null>;
-
   private constructor(
     readonly name: string,
-    readonly child: ChildProcess,
-  ) {
-    const collect = (d: Buffer) => this.output.push(...d.toString().split('\n').filter(Boolean));
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    private readonly child: TestChild,
+  ) {}
+
+  /** What it printed so far, line by line. */
+  get output(): string[] {
+    return this.child.lines();
+  }
+
+  get exited(): Promise<number | null> {
+    return this.child.exited;
   }
 
   /** Starts `npm run worker` (as node + tsx) and waits until it says it is ready. */
   static async start(redis: TestRedis, name: string, fake: FakeOptions = {}, factory = FAKE_FACTORY): Promise<WorkerProcess> {
-    const child = spawn(
+    const child = TestChild.spawn(
       process.execPath,
       [
         '--import', 'tsx', 'bridge/studio/worker-cli.ts',
         '--queue', redis.url, '--name', name, '--pipeline', factory, '--pipeline-options', JSON.stringify({ stepMs: 40, ...fake }),
         '--lock-ms', String(TIMINGS.lockMs), '--stalled-ms', String(TIMINGS.stalledMs), '--heartbeat-ms', String(TIMINGS.heartbeatMs),
       ],
-      { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ART_REDIS_PASSWORD: REDIS_PASSWORD }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ART_REDIS_PASSWORD: REDIS_PASSWORD } },
     );
-    const w = new WorkerProcess(name, child);
-    const deadline = Date.now() + 30_000;
-    while (!w.output.some((l) => l.includes('] ready: model'))) {
-      if (child.exitCode !== null) throw new Error(`worker ${name} exited (code ${child.exitCode}): ${w.output.join('\n')}`);
-      if (Date.now() > deadline) throw new Error(`worker ${name} not ready within 30 s: ${w.output.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return w;
+    await child.ready(/\] ready: model/, `worker ${name}`);
+    return new WorkerProcess(name, child);
   }
 
   kill(signal: NodeJS.Signals): void {
-    if (this.child.exitCode === null) process.kill(this.child.pid as number, signal);
+    this.child.kill(signal);
   }
 
   async stop(): Promise<void> {
