@@ -51,19 +51,21 @@ async function waitForVersion(s: Session, version: number) {
   await s.ui.locator(`[data-testid=job-result][data-version="${version}"][data-status=inserted]`).waitFor({ timeout: TIMEOUT });
 }
 
-test('move one layer and regenerate it: only that image changes, in place, one undo step; then Variations; then v1 as a new frame', { timeout: 300_000 }, async () => {
-  const s = await e2e.browser.open([POSTER], {
-    [SETTINGS_KEY]: { bridgeUrl: E2E_URL, token: TOKEN, steps: 2, seedMode: 'random', seed: 0 },
-  });
-  try {
-    await s.ui.getByTestId('connection-status').filter({ hasText: /^paired$/ }).waitFor({ timeout: TIMEOUT });
-    await s.select([POSTER.id]);
-    await s.ui.getByRole('button', { name: /^Generate/ }).click();
-    await waitForVersion(s, 1);
+/** Opens the plugin (paired from stored settings) and generates v1 of the poster. */
+async function generateV1(settings: { steps: number; seedMode: 'random' | 'fixed'; seed: number }) {
+  const s = await e2e.browser.open([POSTER], { [SETTINGS_KEY]: { bridgeUrl: E2E_URL, token: TOKEN, ...settings } });
+  await s.ui.getByTestId('connection-status').filter({ hasText: /^paired$/ }).waitFor({ timeout: TIMEOUT });
+  await s.select([POSTER.id]);
+  await s.ui.getByRole('button', { name: /^Generate/ }).click();
+  await waitForVersion(s, 1);
+  const v1 = await s.dump();
+  return { s, v1, frame1: resultFrame(v1) };
+}
 
+test('move one layer and regenerate it: only that image changes, in place, one undo step; then Variations; then v1 as a new frame', { timeout: 300_000 }, async () => {
+  const { s, v1, frame1 } = await generateV1({ steps: 2, seedMode: 'random', seed: 0 });
+  try {
     // v1 is in; the designer drags "Sun" 50 units right (32 px at 512: two grid cells) and selects it.
-    const v1 = await s.dump();
-    const frame1 = resultFrame(v1);
     const job1 = frameJob(frame1);
     const before = imagesById(frame1, v1);
     const sun = frame1.children.find((c) => c.name === 'Sun')!;
@@ -146,16 +148,8 @@ test('move one layer and regenerate it: only that image changes, in place, one u
 });
 
 test('closing the plugin while a regeneration runs: opened again, it still lands in place, once', { timeout: 240_000 }, async () => {
-  const s = await e2e.browser.open([POSTER], {
-    [SETTINGS_KEY]: { bridgeUrl: E2E_URL, token: TOKEN, steps: 1, seedMode: 'fixed', seed: 5 },
-  });
+  const { s, v1, frame1 } = await generateV1({ steps: 1, seedMode: 'fixed', seed: 5 });
   try {
-    await s.ui.getByTestId('connection-status').filter({ hasText: /^paired$/ }).waitFor({ timeout: TIMEOUT });
-    await s.select([POSTER.id]);
-    await s.ui.getByRole('button', { name: /^Generate/ }).click();
-    await waitForVersion(s, 1);
-    const v1 = await s.dump();
-    const frame1 = resultFrame(v1);
     const before = imagesById(frame1, v1);
     const title = frame1.children.find((c) => c.name === 'Title')!;
     await s.select([title.id]);
