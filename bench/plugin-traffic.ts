@@ -26,7 +26,7 @@ import { encodePng } from '../gpu-server/pipeline/png.ts';
 import { frameLayout, type FrameLayout } from '../plugin/layout.ts';
 import type { InsertRequestMessage, PluginToUi, UiToPlugin } from '../plugin/messages.ts';
 import { readFrame } from '../plugin/read-scene.ts';
-import { FakeDocument, type NodeInit } from '../test/plugin/fake-figma.ts';
+import { FakeDocument, withWindowApi, type NodeInit } from '../test/plugin/fake-figma.ts';
 import { fixed, median, mib, table } from './stats.ts';
 
 setFlagsFromString('--expose-gc');
@@ -128,9 +128,7 @@ async function startMainThread(): Promise<MainThread> {
   const doc = new FakeDocument([[SOURCE]]);
   let onmessage: ((message: UiToPlugin) => void) | undefined;
   const waiting: Array<(message: PluginToUi) => boolean> = [];
-  const figma = {
-    mixed: Symbol('mixed'),
-    skipInvisibleInstanceChildren: false,
+  const figma = withWindowApi(doc, {
     showUI() {},
     ui: {
       postMessage(message: PluginToUi) {
@@ -144,19 +142,8 @@ async function startMainThread(): Promise<MainThread> {
     on(event: string, listener: () => void) {
       if (event === 'selectionchange') doc.onSelectionChange(listener);
     },
-    get currentPage() {
-      return doc.currentPage;
-    },
-    getNodeByIdAsync: (id: string) => doc.getNodeByIdAsync(id),
-    clientStorage: doc.clientStorage,
     notify: () => ({ cancel() {} }),
-    viewport: doc.viewport,
-    createFrame: () => doc.createFrame(),
-    createRectangle: () => doc.createRectangle(),
-    createImage: (bytes: Uint8Array) => doc.createImage(bytes),
-    getImageByHash: (hash: string) => doc.getImageByHash(hash),
-    commitUndo: () => doc.commitUndo(),
-  };
+  });
   Object.assign(globalThis, { figma, __html__: '' });
   // Imported by URL: plugin/ is type-checked against Figma's typings by its own tsconfig, not this one.
   await import(new URL('../plugin/main.ts', import.meta.url).href);

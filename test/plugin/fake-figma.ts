@@ -604,3 +604,35 @@ export function nodeState(n: FakeNode): unknown {
     children: n.children.map(nodeState),
   };
 }
+
+/**
+ * The `figma` global's document members over a fake document; the browser harness and the bench
+ * add the window's own (`showUI`, `ui`, `on`, `notify`) with `withWindowApi`.
+ */
+export function figmaDocumentApi(doc: FakeDocument) {
+  return {
+    mixed: Symbol('mixed'),
+    get skipInvisibleInstanceChildren() {
+      return doc.skipInvisibleInstanceChildren;
+    },
+    set skipInvisibleInstanceChildren(v: boolean) {
+      doc.skipInvisibleInstanceChildren = v;
+    },
+    get currentPage() {
+      return doc.currentPage;
+    },
+    getNodeByIdAsync: (id: string) => doc.getNodeByIdAsync(id),
+    clientStorage: doc.clientStorage,
+    viewport: doc.viewport,
+    createFrame: () => doc.createFrame(),
+    createRectangle: () => doc.createRectangle(),
+    createImage: (bytes: Uint8Array) => doc.createImage(bytes),
+    getImageByHash: (hash: string) => doc.getImageByHash(hash),
+    commitUndo: () => doc.commitUndo(),
+  };
+}
+
+/** The document members plus the window's, getters and setters kept (a spread would read them once). */
+export function withWindowApi<W extends object>(doc: FakeDocument, windowApi: W): ReturnType<typeof figmaDocumentApi> & W {
+  return Object.defineProperties(figmaDocumentApi(doc), Object.getOwnPropertyDescriptors(windowApi)) as ReturnType<typeof figmaDocumentApi> & W;
+}

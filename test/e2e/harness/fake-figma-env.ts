@@ -11,7 +11,7 @@
  * `devAllowedDomains` (developers.figma.com/docs/plugins/manifest). The UI document gets the same
  * kind of policy: a Content-Security-Policy `connect-src` of exactly those entries.
  */
-import { FakeDocument, FakeNode, PLUGIN_ID, type NodeInit } from '../../plugin/fake-figma.ts';
+import { FakeDocument, FakeNode, PLUGIN_ID, withWindowApi, type NodeInit } from '../../plugin/fake-figma.ts';
 
 type Listener = () => void;
 
@@ -110,14 +110,7 @@ export function installFakeFigma(pages: NodeInit[][], stored: Record<string, unk
     }
   });
 
-  const figma = {
-    mixed: Symbol('mixed'),
-    get skipInvisibleInstanceChildren() {
-      return doc.skipInvisibleInstanceChildren;
-    },
-    set skipInvisibleInstanceChildren(v: boolean) {
-      doc.skipInvisibleInstanceChildren = v;
-    },
+  const figma = withWindowApi(doc, {
     showUI(html: string, options: { width?: number; height?: number } = {}) {
       iframe = document.createElement('iframe');
       iframe.id = 'plugin-ui';
@@ -147,22 +140,11 @@ export function installFakeFigma(pages: NodeInit[][], stored: Record<string, unk
       if (event === 'selectionchange') doc.onSelectionChange(listener);
       if (event === 'close') closeListeners.push(listener);
     },
-    get currentPage() {
-      return doc.currentPage;
-    },
-    getNodeByIdAsync: (id: string) => doc.getNodeByIdAsync(id),
-    clientStorage: doc.clientStorage,
     notify(message: string, options: { error?: boolean } = {}) {
       notifications.push({ message, error: !!options.error });
       return { cancel() {} };
     },
-    viewport: doc.viewport,
-    createFrame: () => doc.createFrame(),
-    createRectangle: () => doc.createRectangle(),
-    createImage: (bytes: Uint8Array) => doc.createImage(bytes),
-    getImageByHash: (hash: string) => doc.getImageByHash(hash),
-    commitUndo: () => doc.commitUndo(),
-  };
+  });
   (window as unknown as { figma: unknown }).figma = figma;
 
   const dumpNode = (n: FakeNode): DumpedNode => {
