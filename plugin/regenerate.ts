@@ -110,7 +110,8 @@ export function regeneratePlan(frame: EditedResultFrame, mode: RegenerateMode): 
       return {
         nodeId: background?.id ?? null,
         baseIndex: BACKGROUND_LAYER,
-        kept: mode === 'variations' || !(background?.selected ?? false),
+        // A deleted background node is drawn again (a new node), like a deleted merged preview.
+        kept: background !== null && (mode === 'variations' || !background.selected),
       };
     const child = byId.get(region.nodeId!)!;
     if (!ours(child)) return { nodeId: null, baseIndex: null, kept: false };

@@ -175,12 +175,13 @@ export function replaceLayers<R extends ImageLayerNode>(scene: ReplaceApi<R>, fr
         nodes[index] = node;
         if (index !== MERGED_LAYER) summary.added++;
       }
+      // A node of the base job keeps naming its source node; a new node names the shape it was drawn for.
       const before = parseLayerNodeData(node.getPluginData(LAYER_NODE_KEY));
       const next: LayerNodeData = {
         v: RESULT_DATA_VERSION,
         jobId: job.jobId,
         index,
-        sourceNodeId: before && before.jobId === data.jobId ? before.sourceNodeId : layout.regions[index].nodeId,
+        sourceNodeId: before ? before.sourceNodeId : layout.regions[index].nodeId,
         box: frameBox(layout, index),
         model: job.model,
         seed: job.seed,

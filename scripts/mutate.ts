@@ -28,6 +28,8 @@ export const SCOPE: Record<string, string[]> = {
   'bridge/jobs.ts': ['test/bridge/job.test.ts', 'test/bridge/queue.test.ts', 'test/bridge/lifecycle.test.ts'],
   'plugin/layout.ts': ['test/plugin/layout.test.ts'],
   'plugin/insert.ts': ['test/plugin/insert.test.ts'],
+  'plugin/regenerate.ts': ['test/plugin/regenerate.test.ts', 'test/plugin/replace.test.ts'],
+  'plugin/replace.ts': ['test/plugin/replace.test.ts'],
 };
 
 const root = join(import.meta.dirname, '..');

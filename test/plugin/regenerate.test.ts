@@ -195,3 +195,25 @@ test('a resized result frame is refused with what to do next', () => {
   assert.equal(r.ok, false);
   assert.match(r.ok ? '' : r.message, /resized.*Generate anew/);
 });
+
+test('a frame resized in height only is refused too; a rotated one gets the layout’s own message', () => {
+  // A landscape job's frame made taller keeps its width's scale: only the canvas height differs.
+  const taller = resultFrame();
+  taller.data = { ...taller.data, canvas: { width: 512, height: 256 } }; // made from an 812x375 frame
+  taller.bounds = { ...taller.bounds!, width: 812, height: 475 };
+  const r = regeneratePlan(taller, 'selected');
+  assert.match(r.ok ? '' : r.message, /resized/);
+  const turned = resultFrame();
+  turned.rotation = 90;
+  const t = regeneratePlan(turned, 'variations');
+  assert.match(t.ok ? '' : t.message, /is rotated \(90°\)/);
+});
+
+test('a merged preview the designer made visible is still layer 0, not a child layer of the new job', () => {
+  const f = resultFrame();
+  named(f, 'Merged preview').visible = true;
+  const plan = ok(regeneratePlan(f, 'selected'));
+  assert.equal(plan.layout.regions.length, base.regions.length);
+  assert.deepEqual(plan.layers.map((l) => l.baseIndex), [0, 1, 2, 3, 4, 5]);
+  assert.equal(plan.regenerated, 0);
+});

@@ -6,13 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PNG } from 'pngjs';
-import { MERGED_LAYER } from '../../gpu-server/constants.ts';
+import { BACKGROUND_LAYER, MERGED_LAYER } from '../../gpu-server/constants.ts';
 import { exactImageFill, frameBox, insertLayers, type JobInfo } from '../../plugin/insert.ts';
 import { frameLayout } from '../../plugin/layout.ts';
 import { readFrame, readResultFrame } from '../../plugin/read-scene.ts';
 import { regeneratePlan, type RegenerateMode, type RegeneratePlan } from '../../plugin/regenerate.ts';
 import { replaceLayers, replaceSummary, withImage, type ReplaceInput } from '../../plugin/replace.ts';
-import { LAYER_NODE_KEY, RESULT_FRAME_KEY, parseLayerNodeData, parseResultFrameData } from '../../plugin/result-data.ts';
+import { LAYER_NODE_KEY, MAX_LINEAGE, RESULT_FRAME_KEY, parseLayerNodeData, parseResultFrameData } from '../../plugin/result-data.ts';
 import { FakeDocument, FakeNode, nodeState, type NodeInit } from './fake-figma.ts';
 
 const BASE: JobInfo = { jobId: '0a1b2c3d-0000-4000-8000-000000000001', model: 'tiny', seed: 11, prompt: 'a poster' };
@@ -116,6 +116,7 @@ test('one selected layer: its image is swapped on the same node, everything the 
   assert.equal(frame.name, 'Phone · ART · seed 22', 'the name insert gave it follows the seed');
   assert.notEqual(hashOf(byName('Merged preview')), undefined);
   assert.equal(replaceSummary(frame.name, summary, true), 'Updated “Phone · ART · seed 22”: 1 layer new, 3 kept (tiny test model: noise)');
+  assert.equal(replaceSummary('F', { replaced: 2, added: 1, kept: 0 }, false), 'Updated “F”: 3 layers new, 0 kept');
 });
 
 test('one undo step: Cmd+Z after the replace gives back the frame exactly as it was', () => {
@@ -164,15 +165,42 @@ test('a moved layer lands at its snapped new box; a layer the designer drew gets
   assert.equal(again.layout.regions.length, p.layout.regions.length);
 });
 
-test('a deleted merged preview is made again, hidden, on top', () => {
+test('a deleted merged preview and background are made again: the preview hidden on top, the background locked at the bottom', () => {
   const { doc, frame, byName } = inserted();
   byName('Merged preview').remove();
+  byName('Background').remove();
   doc.endUserAction();
   const p = plan(frame, [byName('Photo').id]);
-  assert.equal(p.layers[MERGED_LAYER].nodeId, null);
-  replaceLayers(doc, frame, input(doc, p));
+  assert.deepEqual([p.layers[MERGED_LAYER].nodeId, p.layers[BACKGROUND_LAYER].nodeId, p.layers[BACKGROUND_LAYER].kept], [null, null, false]);
+  const summary = replaceLayers(doc, frame, input(doc, p));
+  assert.deepEqual(summary, { replaced: 1, added: 1, kept: 2 }, 'the background counts as added, the preview does not');
   const top = frame.children.at(-1)!;
-  assert.deepEqual([top.name, top.visible], ['Merged preview', false]);
+  assert.deepEqual([top.name, top.visible, top.locked], ['Merged preview', false, false]);
+  const bottom = frame.children[0];
+  assert.deepEqual([bottom.name, bottom.visible, bottom.locked], ['Background', true, true]);
+  assert.equal(parseLayerNodeData(bottom.getPluginData(LAYER_NODE_KEY))?.index, BACKGROUND_LAYER);
+  assert.deepEqual(doc.currentPage.children.map((c) => c.id), ['7:1', frame.id], 'nothing left on the page');
+});
+
+test('a new layer whose shape was deleted meanwhile lands just above the layer below it', () => {
+  const { doc, frame, byName } = inserted();
+  const drawn = new FakeNode(doc, { type: 'ELLIPSE', name: 'Sticker', x: 250, y: 120, width: 80, height: 80 });
+  frame.insertChild(frame.children.indexOf(byName('Photo')) + 1, drawn);
+  doc.endUserAction();
+  const p = plan(frame, []);
+  drawn.remove();
+  replaceLayers(doc, frame, input(doc, p));
+  assert.deepEqual(frame.children.map((c) => c.name), ['Background', 'Photo', 'Sticker', 'Title', 'Button', 'Merged preview']);
+});
+
+test('the lineage keeps the last MAX_LINEAGE versions', () => {
+  const { doc, frame, byName } = inserted();
+  const data = parseResultFrameData(frame.getPluginData(RESULT_FRAME_KEY))!;
+  const long = Array.from({ length: MAX_LINEAGE }, (_, i) => `old-${i}`);
+  frame.setPluginData(RESULT_FRAME_KEY, JSON.stringify({ ...data, lineage: long }));
+  replaceLayers(doc, frame, input(doc, plan(frame, [byName('Photo').id])));
+  const lineage = parseResultFrameData(frame.getPluginData(RESULT_FRAME_KEY))!.lineage;
+  assert.deepEqual(lineage, [...long.slice(1), BASE.jobId]);
 });
 
 test('refusals change nothing: another version shown, a node gone since the plan, an image Figma lost, a failing insert', () => {
@@ -208,24 +236,52 @@ test('refusals change nothing: another version shown, a node gone since the plan
       /no image for layer/,
     ],
     [
-      'inserting the new node fails half way',
+      'inserting the new node fails half way, after a moved layer was placed',
       (doc, frame, byName) => {
-        frame.insertChild(1, new FakeNode(doc, { type: 'ELLIPSE', name: 'New', x: 10, y: 10, width: 50, height: 50 }));
-        const job = input(doc, plan(frame, [byName('Photo').id, byName('Button').id]));
+        byName('Photo').x += 45;
+        frame.insertChild(frame.children.length - 1, new FakeNode(doc, { type: 'ELLIPSE', name: 'New', x: 10, y: 10, width: 50, height: 50 }));
+        const job = input(doc, plan(frame, [byName('Button').id]));
         frame.failOnAppend = 1;
         return job;
       },
       /appendChild failed \(test\)/,
+    ],
+    [
+      'a plan that does not match its layout',
+      (doc, frame, byName) => {
+        const job = input(doc, plan(frame, [byName('Photo').id]));
+        return { ...job, layers: job.layers.slice(1) };
+      },
+      /does not match its layout/,
+    ],
+    [
+      'a kept layer without a node',
+      (doc, frame, byName) => {
+        const job = input(doc, plan(frame, [byName('Photo').id]));
+        return { ...job, layers: job.layers.map((l, i) => (i === BACKGROUND_LAYER ? { ...l, nodeId: null } : l)) };
+      },
+      /“Background” is kept but has no node/,
+    ],
+    [
+      'a target that is not an image rectangle',
+      (doc, frame, byName) => {
+        const shape = new FakeNode(doc, { type: 'ELLIPSE', name: 'Odd', x: 0, y: 0, width: 20, height: 20 });
+        frame.insertChild(0, shape);
+        const job = input(doc, plan(frame, [byName('Photo').id]));
+        const photo = job.layers.findIndex((l) => l.nodeId === byName('Photo').id);
+        return { ...job, layers: job.layers.map((l, i) => (i === photo ? { ...l, nodeId: shape.id } : l)) };
+      },
+      /“Photo” was deleted or changed since Regenerate was clicked/,
     ],
   ];
   for (const [name, make, message] of cases) {
     const { doc, frame, byName } = inserted();
     const job = make(doc, frame, byName);
     doc.endUserAction();
-    const before = JSON.stringify(nodeState(frame));
+    const before = JSON.stringify(nodeState(doc.currentPage));
     const steps = doc.undoSteps.length;
     assert.throws(() => replaceLayers(doc, frame, job), message, name);
-    assert.equal(JSON.stringify(nodeState(frame)), before, `${name}: the frame is as it was`);
+    assert.equal(JSON.stringify(nodeState(doc.currentPage)), before, `${name}: the page and the frame are as they were`);
     assert.ok(doc.undoSteps.length <= steps + 1, name);
   }
 });
@@ -244,6 +300,9 @@ test('withImage: image paints swapped keeping their look, other paints kept, one
   const solid: SolidPaint = { type: 'SOLID', color: { r: 0, g: 0, b: 1 } };
   assert.deepEqual(withImage([solid], 'h'), [solid, exactImageFill('h')]);
   assert.deepEqual(withImage([], 'h'), [exactImageFill('h')]);
+  assert.deepEqual(withImage(Symbol('mixed') as unknown as RectangleNode['fills'], 'h'), [exactImageFill('h')], 'figma.mixed');
+  const plain: ImagePaint = { type: 'IMAGE', imageHash: 'old', scaleMode: 'FILL' };
+  assert.deepEqual(withImage([plain], 'h'), [exactImageFill('h')], 'no look to keep: nothing added');
   const faded: ImagePaint = { type: 'IMAGE', imageHash: 'old', scaleMode: 'FILL', opacity: 0.3, visible: false, filters: { exposure: 0.5 } };
   assert.deepEqual(withImage([faded, solid], 'h'), [{ ...exactImageFill('h'), opacity: 0.3, visible: false, filters: { exposure: 0.5 } }, solid]);
 });

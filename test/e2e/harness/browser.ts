@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
 import { build } from '../../../scripts/build.ts';
 import type { NodeInit } from '../../plugin/fake-figma.ts';
-import type { Dump, Harness, ManifestNetwork } from './fake-figma-env.ts';
+import type { Dump, Harness, HarnessOptions, ManifestNetwork } from './fake-figma-env.ts';
 
 type Remote<T> = { [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never };
 export type HarnessRemote = Remote<Pick<Harness, 'edit' | 'add' | 'undo'>>;
@@ -80,7 +80,7 @@ export class HarnessBrowser {
   }
 
   /** A fresh page with the scene (one list of nodes per page), the plugin running and its UI shown. */
-  async open(scene: NodeInit[] | NodeInit[][], stored: Record<string, unknown> = {}): Promise<Session> {
+  async open(scene: NodeInit[] | NodeInit[][], stored: Record<string, unknown> = {}, options: HarnessOptions = {}): Promise<Session> {
     const pages = (scene.length > 0 && Array.isArray(scene[0]) ? scene : [scene]) as NodeInit[][];
     const page = await this.browser.newPage();
     const errors: string[] = [];
@@ -88,11 +88,11 @@ export class HarnessBrowser {
     await page.setContent('<!doctype html><html><body style="margin:0"><div id="host"></div></body></html>');
     await page.addScriptTag({ content: this.harnessJs });
     await page.evaluate(
-      ([s, st, n]) => {
-        const w = window as unknown as { harness: unknown; installFakeFigma: (a: unknown, b: unknown, c: unknown) => unknown };
-        w.harness = w.installFakeFigma(s, st, n);
+      ([s, st, n, o]) => {
+        const w = window as unknown as { harness: unknown; installFakeFigma: (a: unknown, b: unknown, c: unknown, d: unknown) => unknown };
+        w.harness = w.installFakeFigma(s, st, n, o);
       },
-      [pages, stored, this.network] as const,
+      [pages, stored, this.network, options] as const,
     );
     await page.addScriptTag({ content: `var __html__ = ${JSON.stringify(this.uiHtml).replace(/<\//g, '<\\/')};` });
     await page.addScriptTag({ content: this.pluginJs });

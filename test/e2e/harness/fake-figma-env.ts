@@ -43,8 +43,16 @@ export interface Dump {
   undoCommits: number;
   selection: string[];
   scrolledTo: string[][];
-  /** Every UI -> main message's type and its structured-clone size in bytes (PNG bytes counted). */
-  uiMessages: { type: string; bytes: number }[];
+  /**
+   * Every UI -> main message: its type, its structured-clone size in bytes (PNG bytes counted),
+   * when it arrived (epoch ms, `performance.timeOrigin + now()`) and how long the plugin's
+   * handler held the main thread before returning (its synchronous part).
+   */
+  uiMessages: { type: string; bytes: number; at: number; handlerMs: number }[];
+  /** Every main -> UI message's type and when the plugin posted it (epoch ms). */
+  pluginMessages: { type: string; at: number }[];
+  /** With `observeSockets`: each WebSocket message as the UI's JavaScript got it (text: its `type[:stage]`). */
+  socketMessages: { at: number; binary: boolean; type: string }[];
   cspViolations: string[];
 }
 
@@ -67,10 +75,24 @@ function messageBytes(value: unknown): number {
   return typeof value === 'string' ? value.length : 8;
 }
 
-export function installFakeFigma(pages: NodeInit[][], stored: Record<string, unknown>, network: ManifestNetwork) {
+/**
+ * Injected into the UI document when asked (benches): the time each WebSocket message reaches the
+ * UI's JavaScript, posted to the host. A listener added in the constructor runs before the app's.
+ */
+const SOCKET_OBSERVER = `<script>(()=>{const W=WebSocket;window.WebSocket=class extends W{constructor(...a){super(...a);this.addEventListener('message',(e)=>{const at=performance.timeOrigin+performance.now();let type='';if(typeof e.data==='string'){try{const m=JSON.parse(e.data);type=m.type+(m.stage?':'+m.stage:'')}catch{}}parent.postMessage({socket:{at,binary:typeof e.data!=='string',type}},'*')})}}})()<\/script>`;
+
+export interface HarnessOptions {
+  /** Record when each WebSocket message reaches the UI (Dump.socketMessages). */
+  observeSockets?: boolean;
+}
+
+export function installFakeFigma(pages: NodeInit[][], stored: Record<string, unknown>, network: ManifestNetwork, harnessOptions: HarnessOptions = {}) {
   const doc = new FakeDocument(pages, stored);
   const notifications: Dump['notifications'] = [];
   const uiMessages: Dump['uiMessages'] = [];
+  const pluginMessages: Dump['pluginMessages'] = [];
+  const socketMessages: Dump['socketMessages'] = [];
+  const epoch = () => performance.timeOrigin + performance.now();
   const cspViolations: string[] = [];
   let iframe: HTMLIFrameElement | null = null;
   let onmessage: ((message: unknown) => void) | undefined;
@@ -78,11 +100,13 @@ export function installFakeFigma(pages: NodeInit[][], stored: Record<string, unk
 
   window.addEventListener('message', (event) => {
     if (!iframe || event.source !== iframe.contentWindow) return;
-    const data = event.data as { pluginMessage?: { type?: string }; csp?: string };
+    const data = event.data as { pluginMessage?: { type?: string }; csp?: string; socket?: Dump['socketMessages'][number] };
     if (data && typeof data.csp === 'string') cspViolations.push(data.csp);
+    if (data && data.socket) socketMessages.push(data.socket);
     if (data && 'pluginMessage' in data) {
-      uiMessages.push({ type: String(data.pluginMessage?.type), bytes: messageBytes(data.pluginMessage) });
+      const at = epoch();
       onmessage?.(data.pluginMessage);
+      uiMessages.push({ type: String(data.pluginMessage?.type), bytes: messageBytes(data.pluginMessage), at, handlerMs: epoch() - at });
     }
   });
 
@@ -104,11 +128,12 @@ export function installFakeFigma(pages: NodeInit[][], stored: Record<string, unk
       const policy = `<meta http-equiv="Content-Security-Policy" content="${connectSrc(network)}">`;
       // The harness hears of blocked connections (for the test's record, not the plugin's).
       const report = `<script>document.addEventListener('securitypolicyviolation',e=>parent.postMessage({csp:e.blockedURI},'*'))<\/script>`;
-      iframe.srcdoc = html.replace('<head>', `<head>${policy}${report}`);
+      iframe.srcdoc = html.replace('<head>', `<head>${policy}${report}${harnessOptions.observeSockets ? SOCKET_OBSERVER : ''}`);
       document.getElementById('host')!.appendChild(iframe);
     },
     ui: {
       postMessage(message: unknown) {
+        pluginMessages.push({ type: String((message as { type?: unknown })?.type), at: epoch() });
         iframe?.contentWindow?.postMessage({ pluginMessage: message, pluginId: PLUGIN_ID }, '*');
       },
       set onmessage(handler: ((message: unknown) => void) | undefined) {
@@ -206,6 +231,8 @@ export function installFakeFigma(pages: NodeInit[][], stored: Record<string, unk
         selection: doc.currentPage.selection.map((n) => n.id),
         scrolledTo: doc.viewport.scrolledTo,
         uiMessages,
+        pluginMessages,
+        socketMessages,
         cspViolations,
       };
     },
