@@ -15,6 +15,7 @@ import { TestRedis, REDIS_PASSWORD } from './redis-server.ts';
 import { WorkerProcess, startFrontDoor, starts, TIMINGS, type TestFrontDoor } from './studio-helpers.ts';
 import { KEY_PREFIX, keys, MAX_LAYER_BYTES, queueName } from '../../bridge/studio/keys.ts';
 import { CANCELLED_REASON, type RunEvent, type WorkerRecord } from '../../bridge/studio/wire.ts';
+import { LayerUpload, putResult, refOf } from '../../bridge/studio/transport.ts';
 
 const DECODE_MS = 2500;
 let server: TestRedis;
@@ -144,6 +145,21 @@ test('a worker that writes a bad layer entry (not a PNG; over the bound): the jo
   client.close();
 });
 
+test('a layer from a run that is not the current one (it lost its lock) is dropped and deleted; the current run\'s layers are the job', async () => {
+  const client = await TestClient.paired(door.url);
+  client.send({ ...generateMessage('STALE1', { prompt: 'STALE1' }), model: 'rogue' });
+  const jobId = await jobIdOf(client, 'STALE1');
+  const { done, messages } = await collectJob(client, jobId, 20_000);
+  assert.ok(done.type === 'done');
+  assert.deepEqual(
+    layerFrames(messages, jobId).map((f) => Buffer.from(f.png).toString()),
+    Array.from({ length: LAYERS }, (_, i) => stalePng('rogue-run', i).toString()),
+    'only the current run\'s layers, each once',
+  );
+  assert.equal(await redis.exists(keys.layer(jobId, 'lost-run', 0)), 0, 'the lost run\'s layer is gone from Redis');
+  client.close();
+});
+
 test('a client that stops reading holds up nobody: the job is stored and another follower gets it; once it reads again it gets every layer in order, then done', async () => {
   const slow = await TestClient.paired(door.url);
   slow.send(generateMessage('s1', { steps: 3, seed: 12 }));
@@ -184,6 +200,28 @@ test('an edit of a finished job through the studio: kept layers are the base\'s 
   client.close();
 });
 
+const stalePng = (run: string, index: number) => Buffer.concat([PNG_SIGNATURE, Buffer.from(`${run}:${index}`)]);
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** A run that lost its lock still sends a layer after the current run started: it must not count. */
+async function staleThenCurrent(job: Job, send: (e: RunEvent) => Promise<void>) {
+  const jobId = job.id as string;
+  const boxes = (job.data as { params: { layout: { boxes: [number, number, number, number][] } } }).params.layout.boxes;
+  const layer = (run: string, index: number) => {
+    const [x0, y0, x1, y1] = boxes[index];
+    return { index, box: boxes[index], width: x1 - x0, height: y1 - y0, png: new Uint8Array(stalePng(run, index)) };
+  };
+  const lost = layer('lost-run', 0);
+  await redis.set(keys.layer(jobId, 'lost-run', 0), Buffer.from(lost.png), 'PX', 60_000);
+  await send({ type: 'layer', run: 'lost-run', ...refOf(lost) });
+  const layers = boxes.map((_, i) => layer('rogue-run', i));
+  const upload = new LayerUpload(redis, jobId, 'rogue-run', (ref) => send({ type: 'layer', run: 'rogue-run', ...ref }), () => false);
+  layers.forEach((l) => upload.add(l));
+  await upload.done();
+  const latents = { layout: { width: 128, height: 64, boxes }, tokens: new Float32Array(4) };
+  return putResult(redis, jobId, 'rogue-run', 'rogue', { layers, seed: 1, model: 'rogue', provider: 'cpu', tiny: true, promptTruncated: false, timings: {}, latents });
+}
+
 /** A worker of "another version" for model "rogue", in this process: it writes a bad layer entry and waits for its cancel. */
 async function startRogue(): Promise<void> {
   const info = { model: 'rogue', provider: 'cpu', tiny: true, maxLayers: 52, resolutions: [128] };
@@ -198,6 +236,7 @@ async function startRogue(): Promise<void> {
       const jobId = job.id as string;
       const send = (e: RunEvent) => job.updateProgress(e);
       await send({ type: 'started', run, worker: 'rogue', attempt: 1 });
+      if ((job.data as { params: { prompt: string } }).params.prompt.startsWith('STALE')) return staleThenCurrent(job, send);
       const entry = (job.data as { params: { prompt: string } }).params.prompt.startsWith('BIG') ? Buffer.alloc(MAX_LAYER_BYTES + 1, 1) : Buffer.alloc(100, 7);
       await redis.set(keys.layer(jobId, run, 0), entry, 'PX', 60_000);
       await send({ type: 'layer', run, index: 0, box: [0, 0, 128, 64], width: 128, height: 64, bytes: entry.byteLength });

@@ -53,12 +53,14 @@ test('two designers\' batches interleave across two workers; BullMQ never holds 
     }
   })();
   const ids: { client: TestClient; id: string; seed: number; who: string }[] = [];
+  // Each job holds a worker for about 1 s (25 steps x 40 ms): b's jobs are queued before a0 or a1
+  // ends even on a loaded machine, so the order below is the round robin's, not the timing's.
   for (let i = 0; i < 3; i++) {
-    a.send(generateMessage(`a${i}`, { steps: 8, seed: 10 + i }));
+    a.send(generateMessage(`a${i}`, { steps: 25, seed: 10 + i }));
     ids.push({ client: a, id: await jobIdOf(a, `a${i}`), seed: 10 + i, who: 'a' });
   }
   for (let i = 0; i < 3; i++) {
-    b.send(generateMessage(`b${i}`, { steps: 8, seed: 20 + i }));
+    b.send(generateMessage(`b${i}`, { steps: 25, seed: 20 + i }));
     ids.push({ client: b, id: await jobIdOf(b, `b${i}`), seed: 20 + i, who: 'b' });
   }
   const results = await Promise.all(ids.map((j) => collectJob(j.client, j.id, 30_000)));
