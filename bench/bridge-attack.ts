@@ -6,89 +6,19 @@
  * memory while a paired client refuses to read and asks for a big job 60 times, against the
  * peak while a client that reads fetches it. Run: `npx tsx bench/bridge-attack.ts`.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
 import { PROTOCOL_VERSION, MAX_MESSAGE_BYTES, type BridgeMessage } from '../bridge/protocol.ts';
-import { startBridge, DEFAULT_LIMITS } from '../bridge/server.ts';
+import { DEFAULT_LIMITS } from '../bridge/server.ts';
 import { RawWebSocket, text } from '../test/bridge/raw-socket.ts';
+import { startBridgeChild, type BridgeChildReport } from './bridge-child.ts';
 import { fixed, machineLine, mib, table } from './stats.ts';
 
 const PHASE_MS = 3000;
 const FLOOD_PER_SECOND = DEFAULT_LIMITS.perSecond;
 
-// ---- the bridge side (child process) -------------------------------------------------------------
-
-type ToChild = { type: 'monitor' } | { type: 'report' } | { type: 'close' };
-interface PhaseReport {
-  loopP99: number;
-  loopMax: number;
-  rssBefore: number;
-  rssPeak: number;
-  arrayBuffersBefore: number;
-  arrayBuffersPeak: number;
-}
-type FromChild = { type: 'listening'; port: number; token: string } | { type: 'report'; report: PhaseReport };
-
-async function serve(): Promise<void> {
-  const send = (m: FromChild) => process.send?.(m);
-  const outputs = mkdtempSync(join(tmpdir(), 'art-bench-attack-'));
-  const token = randomBytes(16).toString('hex');
-  const bridge = await startBridge({
-    host: '127.0.0.1', port: 0, token, allowOrigins: [], outputs, keepJobs: 2,
-    runner: { kind: 'local', pipeline: { factory: fileURLToPath(new URL('./sample-pipeline.ts', import.meta.url)), options: { stepMs: 1 } } },
-    cancelOnShutdown: true, version: 'bench',
-  });
-  const loop = monitorEventLoopDelay({ resolution: 5 });
-  let r: PhaseReport = { loopP99: 0, loopMax: 0, rssBefore: 0, rssPeak: 0, arrayBuffersBefore: 0, arrayBuffersPeak: 0 };
-  let sampler: NodeJS.Timeout | undefined;
-  const sample = () => {
-    const m = process.memoryUsage();
-    r.rssPeak = Math.max(r.rssPeak, m.rss);
-    r.arrayBuffersPeak = Math.max(r.arrayBuffersPeak, m.arrayBuffers);
-  };
-  process.on('message', (m: ToChild) => {
-    if (m.type === 'monitor') {
-      const now = process.memoryUsage();
-      r = { loopP99: 0, loopMax: 0, rssBefore: now.rss, rssPeak: now.rss, arrayBuffersBefore: now.arrayBuffers, arrayBuffersPeak: now.arrayBuffers };
-      loop.reset();
-      loop.enable();
-      sampler = setInterval(sample, 10);
-    } else if (m.type === 'report') {
-      loop.disable();
-      clearInterval(sampler);
-      sample();
-      send({ type: 'report', report: { ...r, loopP99: loop.percentile(99) / 1e6, loopMax: loop.max / 1e6 } });
-    } else if (m.type === 'close') {
-      void bridge.close().finally(() => {
-        rmSync(outputs, { recursive: true, force: true });
-        process.exit(0);
-      });
-    }
-  });
-  send({ type: 'listening', port: bridge.port, token });
-}
-
-// ---- the client side -------------------------------------------------------------------------------
-
-function nextMessage<T extends FromChild['type']>(child: ChildProcess, type: T): Promise<Extract<FromChild, { type: T }>> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (m: FromChild) => {
-      if (m.type !== type) return;
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-      resolve(m as Extract<FromChild, { type: T }>);
-    };
-    const onExit = (code: number | null) => reject(new Error(`the bridge process exited (code ${code}) before sending "${type}"`));
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
+/** What the bridge process measured of itself during one phase. */
+type PhaseReport = BridgeChildReport;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -172,14 +102,14 @@ interface AttackResult {
 }
 
 export async function measureAttacks(): Promise<AttackResult> {
-  const child = fork(fileURLToPath(import.meta.url), ['--serve'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // The stand-in's steps take 1 ms: the attacks, not the generation, are measured.
+  const child = await startBridgeChild(1);
   try {
-    const { port, token } = await nextMessage(child, 'listening');
+    const { port, token } = child;
     const phase = async (fn: () => Promise<void>): Promise<PhaseReport> => {
-      child.send({ type: 'monitor' } satisfies ToChild);
+      child.monitor();
       await fn();
-      child.send({ type: 'report' } satisfies ToChild);
-      return (await nextMessage(child, 'report')).report;
+      return child.report();
     };
 
     let quietPings: number[] = [];
@@ -222,8 +152,7 @@ export async function measureAttacks(): Promise<AttackResult> {
     });
     return { quiet: { report: quiet, pings: quietPings }, flood: { report: flood, pings: floodPings, frames }, reading, refusing, jobBytes };
   } finally {
-    child.send({ type: 'close' } satisfies ToChild);
-    await new Promise((resolve) => child.once('exit', resolve));
+    await child.close();
   }
 }
 
@@ -258,6 +187,5 @@ export async function main(): Promise<AttackResult> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  if (process.argv.includes('--serve')) await serve();
-  else await main();
+  await main();
 }

@@ -6,18 +6,13 @@
  * own event-loop delay and memory, so the client's work does not count against the bridge.
  * Run: `npx tsx bench/bridge.ts [--steps 28] [--step-ms 20]`.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { availableParallelism } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
 import { MAX_LAYERS } from '../gpu-server/constants.ts';
 import type { BoxTuple } from '../gpu-server/pipeline/types.ts';
 import { PROTOCOL_VERSION, decodeImageFrame, type BridgeMessage } from '../bridge/protocol.ts';
-import { startBridge } from '../bridge/server.ts';
+import { cpuMs, epochMs, startBridgeChild, type BridgeChildReport } from './bridge-child.ts';
 import { fixed, machineLine, mib, table } from './stats.ts';
 
 const SIDE = 1024;
@@ -43,72 +38,6 @@ the least that window could take on otherwise idle cores, whatever else shares t
 Event-loop delay is the bridge process's main thread over the whole job (what a second client
 would wait); memory is the bridge process (main thread + pipeline worker).`;
 
-// ---- the bridge side (child process) -------------------------------------------------------------
-
-/** Wall clock both processes share (each one's performance.now() starts at its own origin). */
-const epochMs = () => performance.timeOrigin + performance.now();
-/** This process's CPU time so far, every thread. */
-const cpuMs = () => {
-  const c = process.cpuUsage();
-  return (c.user + c.system) / 1000;
-};
-
-type ToChild = { type: 'monitor' } | { type: 'report' } | { type: 'close' };
-interface ChildReport {
-  loopP50: number;
-  loopP99: number;
-  loopMax: number;
-  rssBefore: number;
-  rssPeak: number;
-  heapPeak: number;
-  arrayBuffersPeak: number;
-  /** [epoch ms, process CPU ms (all threads)] every 10 ms while monitored. */
-  cpu: [number, number][];
-}
-type FromChild = { type: 'listening'; port: number; token: string } | { type: 'report'; report: ChildReport };
-
-async function serve(options: BridgeBenchOptions): Promise<void> {
-  const send = (m: FromChild) => process.send?.(m);
-  const outputs = mkdtempSync(join(tmpdir(), 'art-bench-bridge-'));
-  const token = randomBytes(16).toString('hex');
-  const bridge = await startBridge({
-    host: '127.0.0.1', port: 0, token, allowOrigins: [], outputs, keepJobs: 2,
-    runner: { kind: 'local', pipeline: { factory: fileURLToPath(new URL('./sample-pipeline.ts', import.meta.url)), options: { stepMs: options.stepMs } } },
-    cancelOnShutdown: true, version: 'bench',
-  });
-  const loop = monitorEventLoopDelay({ resolution: 5 });
-  let rssBefore = 0, rssPeak = 0, heapPeak = 0, arrayBuffersPeak = 0;
-  let sampler: NodeJS.Timeout | undefined;
-  const cpu: [number, number][] = [];
-  const sample = () => {
-    cpu.push([epochMs(), cpuMs()]);
-    const m = process.memoryUsage();
-    rssPeak = Math.max(rssPeak, m.rss);
-    heapPeak = Math.max(heapPeak, m.heapUsed);
-    arrayBuffersPeak = Math.max(arrayBuffersPeak, m.arrayBuffers);
-  };
-  process.on('message', (m: ToChild) => {
-    if (m.type === 'monitor') {
-      rssBefore = process.memoryUsage().rss;
-      loop.reset();
-      loop.enable();
-      sampler = setInterval(sample, 10);
-    } else if (m.type === 'report') {
-      loop.disable();
-      clearInterval(sampler);
-      sample();
-      const ms = (ns: number) => ns / 1e6;
-      send({ type: 'report', report: { loopP50: ms(loop.percentile(50)), loopP99: ms(loop.percentile(99)), loopMax: ms(loop.max), rssBefore, rssPeak, heapPeak, arrayBuffersPeak, cpu } });
-    } else if (m.type === 'close') {
-      void bridge.close().finally(() => {
-        rmSync(outputs, { recursive: true, force: true });
-        process.exit(0);
-      });
-    }
-  });
-  send({ type: 'listening', port: bridge.port, token });
-}
-
 // ---- the client side -------------------------------------------------------------------------------
 
 export interface BridgeBenchResult {
@@ -124,7 +53,7 @@ export interface BridgeBenchResult {
   workerEncodeMs: number;
   /** CPU time from the last denoising step to the last layer received: the bridge process (all threads) and this client. */
   deliveryCpu: { bridgeMs: number; clientMs: number };
-  child: ChildReport;
+  child: BridgeChildReport;
 }
 
 /** The bridge's CPU time between two epoch times, from its 10 ms samples (the last sample at or before each). */
@@ -137,27 +66,10 @@ export function cpuBetween(samples: readonly [number, number][], from: number, t
   return at(to) - at(from);
 }
 
-function nextMessage<T extends FromChild['type']>(child: ChildProcess, type: T): Promise<Extract<FromChild, { type: T }>> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (m: FromChild) => {
-      if (m.type !== type) return;
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-      resolve(m as Extract<FromChild, { type: T }>);
-    };
-    const onExit = (code: number | null) => reject(new Error(`the bridge process exited (code ${code}) before sending "${type}"; run with --serve to see its output`));
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
-
 export async function measureBridge(options: BridgeBenchOptions = DEFAULT_BRIDGE_OPTIONS): Promise<BridgeBenchResult> {
-  const child = fork(fileURLToPath(import.meta.url), ['--serve', '--steps', String(options.steps), '--step-ms', String(options.stepMs)], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const child = await startBridgeChild(options.stepMs);
   try {
-    const { port, token } = await nextMessage(child, 'listening');
+    const { port, token } = child;
     const ws = new WebSocket(`ws://127.0.0.1:${port}`, { headers: { origin: 'null' }, maxPayload: 256 * 2 ** 20 });
     await new Promise<void>((resolve, reject) => ws.once('open', resolve).once('error', reject));
     const whole: BoxTuple = [0, 0, SIDE, SIDE];
@@ -180,7 +92,7 @@ export async function measureBridge(options: BridgeBenchOptions = DEFAULT_BRIDGE
         const m = JSON.parse(buf.toString('utf8')) as BridgeMessage;
         if (m.type === 'welcome') {
           t0 = performance.now();
-          child.send({ type: 'monitor' } satisfies ToChild);
+          child.monitor();
           ws.send(JSON.stringify({
             type: 'generate', requestId: 'bench', prompt: 'a poster with many layers',
             layout: { width: SIDE, height: SIDE, boxes: Array.from({ length: MAX_LAYERS }, () => whole) },
@@ -205,8 +117,7 @@ export async function measureBridge(options: BridgeBenchOptions = DEFAULT_BRIDGE
     });
     ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, token, client: 'bench' }));
     await finished;
-    child.send({ type: 'report' } satisfies ToChild);
-    const { report } = await nextMessage(child, 'report');
+    const report = await child.report();
     ws.close();
     if (frames !== MAX_LAYERS) throw new Error(`received ${frames} layer frames, expected ${MAX_LAYERS}`);
     const need = (k: keyof typeof times) => {
@@ -221,8 +132,7 @@ export async function measureBridge(options: BridgeBenchOptions = DEFAULT_BRIDGE
       child: report,
     };
   } finally {
-    child.send({ type: 'close' } satisfies ToChild);
-    await new Promise((resolve) => child.once('exit', resolve));
+    await child.close();
   }
 }
 
@@ -249,7 +159,6 @@ export function bridgeTable(r: BridgeBenchResult, o: BridgeBenchOptions): string
 function parseArgs(argv: string[]): BridgeBenchOptions {
   const o = { ...DEFAULT_BRIDGE_OPTIONS };
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--serve') continue;
     const value = Number(argv[i + 1]);
     if (!Number.isInteger(value) || value <= 0) throw new Error(`${argv[i]} needs a positive integer, got ${argv[i + 1]}`);
     if (argv[i] === '--steps') o.steps = value;
@@ -268,7 +177,5 @@ export async function main(options: BridgeBenchOptions = DEFAULT_BRIDGE_OPTIONS)
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const args = process.argv.slice(2);
-  if (args.includes('--serve')) await serve(parseArgs(args));
-  else await main(parseArgs(args));
+  await main(parseArgs(process.argv.slice(2)));
 }
