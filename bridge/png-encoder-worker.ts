@@ -2,6 +2,7 @@
 import { parentPort } from 'node:worker_threads';
 import { encodePng } from '../gpu-server/pipeline/png.ts';
 import { ENCODER_READY, type EncodeReply, type EncodeRequest } from './png-pool.ts';
+import { MAX_IMAGE_FRAME_HEADER_BYTES } from './protocol.ts';
 
 const WARM_UP_SIDE = 128;
 const port = parentPort;
@@ -9,7 +10,8 @@ if (!port) throw new Error('png-encoder-worker.ts must run in a worker thread');
 port.on('message', ({ id, width, height, rgba }: EncodeRequest) => {
   let reply: EncodeReply;
   try {
-    const png = encodePng(width, height, rgba);
+    // Room for the frame header in front: the main thread frames the PNG without copying it.
+    const png = encodePng(width, height, rgba, MAX_IMAGE_FRAME_HEADER_BYTES);
     reply = { id, png };
     port.postMessage(reply, [png.buffer as ArrayBuffer]);
   } catch (error) {

@@ -495,12 +495,25 @@ export interface ImageFrame {
 }
 
 const FIXED_HEADER_BYTES = 9;
+/** The longest header a frame can have (a 255-character job id): encoders leave this much room before a PNG. */
+export const MAX_IMAGE_FRAME_HEADER_BYTES = FIXED_HEADER_BYTES + 255;
 
+/**
+ * The frame around a PNG. A PNG with room before it in its buffer (an encoder left
+ * MAX_IMAGE_FRAME_HEADER_BYTES) gets its header written there and is not copied: for a 52-layer
+ * 1024 px job that copy was ~0.1 s of fresh memory on the bridge's main thread after the last step.
+ */
 export function encodeImageFrame(frame: ImageFrame): Uint8Array {
   const headerBytes = imageFrameHeaderBytes(frame.jobId);
-  const out = new Uint8Array(headerBytes + frame.png.length);
+  const { png } = frame;
+  if (png.byteOffset >= headerBytes) {
+    const out = new Uint8Array(png.buffer, png.byteOffset - headerBytes, headerBytes + png.length);
+    writeImageFrameHeader(out, frame);
+    return out;
+  }
+  const out = new Uint8Array(headerBytes + png.length);
   writeImageFrameHeader(out, frame);
-  out.set(frame.png, headerBytes);
+  out.set(png, headerBytes);
   return out;
 }
 

@@ -21,14 +21,18 @@ const OVERHEAD = SIGNATURE.length + 25 + 12 + 12;
 /** PNG colour types: RGB for images with no transparent pixel (decoders read alpha 255), else RGBA. */
 const RGB = 2, RGBA = 6;
 
-export function encodePng(width: number, height: number, rgba: Uint8Array): Uint8Array {
+/**
+ * `reserve`: bytes left free before the PNG in its buffer (the bridge's frame header goes there,
+ * see bridge/protocol.ts encodeImageFrame); the PNG is the view after them.
+ */
+export function encodePng(width: number, height: number, rgba: Uint8Array, reserve = 0): Uint8Array {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1)
     throw new Error(`a PNG needs a positive integer size, got ${width}x${height}`);
   if (rgba.length !== width * height * 4)
     throw new Error(`RGBA has ${rgba.length} bytes, expected ${width}x${height}x4 = ${width * height * 4}`);
   const channels = isOpaque(rgba) ? 3 : 4;
   const rows = filterRows(width, height, rgba, channels);
-  return pngFile(width, height, channels === 3 ? RGB : RGBA, zlib.deflateSync(rows, { strategy: zlib.constants.Z_RLE }));
+  return pngFile(width, height, channels === 3 ? RGB : RGBA, zlib.deflateSync(rows, { strategy: zlib.constants.Z_RLE }), reserve);
 }
 
 /** Every alpha 255 (stops at the first that is not: a layer with transparency answers at once). */
@@ -37,11 +41,11 @@ export function isOpaque(rgba: Uint8Array): boolean {
   return true;
 }
 
-/** The file around a deflated IDAT: signature, IHDR, IDAT, IEND, in one buffer that owns its
- *  ArrayBuffer (so it can be transferred between threads). */
-export function pngFile(width: number, height: number, colourType: typeof RGB | typeof RGBA, idat: Uint8Array): Uint8Array {
-  const out = new Uint8Array(OVERHEAD + idat.length);
-  const view = new DataView(out.buffer);
+/** The file around a deflated IDAT: signature, IHDR, IDAT, IEND, at the end of one buffer of its
+ *  own (so it can be transferred between threads) after `reserve` free bytes. */
+export function pngFile(width: number, height: number, colourType: typeof RGB | typeof RGBA, idat: Uint8Array, reserve = 0): Uint8Array {
+  const out = new Uint8Array(new ArrayBuffer(reserve + OVERHEAD + idat.length), reserve);
+  const view = new DataView(out.buffer, out.byteOffset);
   out.set(SIGNATURE, 0);
   let at = SIGNATURE.length;
   const chunk = (type: string, length: number, fill: (data: number) => void) => {

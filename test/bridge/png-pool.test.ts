@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PNG } from 'pngjs';
 import { PngPool } from '../../bridge/png-pool.ts';
+import { MAX_IMAGE_FRAME_HEADER_BYTES } from '../../bridge/protocol.ts';
 
 test('the pool encodes on several threads and returns each PNG in the order given', async () => {
   const pool = new PngPool(2);
@@ -17,6 +18,7 @@ test('the pool encodes on several threads and returns each PNG in the order give
       assert.deepEqual([back.width, back.height], [images[k].width, images[k].height]);
       assert.deepEqual(new Uint8Array(back.data), expected[k]);
       assert.equal(images[k].rgba.byteLength, 0, 'the pixels were moved to the encoder, not copied');
+      assert.equal(png.byteOffset, MAX_IMAGE_FRAME_HEADER_BYTES, 'room for the frame header in front: framed without a copy');
     });
     // A view into a larger buffer is copied, and the buffer stays usable.
     const shared = new Uint8Array(8).fill(7);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   encodeImageFrame,
   decodeImageFrame,
+  MAX_IMAGE_FRAME_HEADER_BYTES,
   parseClientMessage,
   clientMessageSchema,
   ERROR_CODES,
@@ -28,6 +29,24 @@ test('image frames round-trip job id, layer index, kind and PNG bytes', () => {
     assert.deepEqual({ ...back, png: [...back.png] }, { kind: 'layer', jobId, layerIndex, png: [...png] });
   }
   assert.equal(decodeImageFrame(encodeImageFrame({ kind: 'preview', jobId, layerIndex: 0, png })).kind, 'preview');
+});
+
+test('a PNG with room before it is framed in place, byte for byte what the copying path makes; one without is copied', () => {
+  const jobId = '6f1c2a3b-1111-4222-8333-444455556666';
+  const bytes = [137, 80, 78, 71, 9, 8, 7, 6];
+  const roomy = new Uint8Array(new ArrayBuffer(MAX_IMAGE_FRAME_HEADER_BYTES + bytes.length), MAX_IMAGE_FRAME_HEADER_BYTES);
+  roomy.set(bytes);
+  const tight = Uint8Array.from(bytes);
+  const inPlace = encodeImageFrame({ kind: 'layer', jobId, layerIndex: 7, png: roomy });
+  const copied = encodeImageFrame({ kind: 'layer', jobId, layerIndex: 7, png: tight });
+  assert.deepEqual([...inPlace], [...copied]);
+  assert.equal(inPlace.buffer, roomy.buffer, 'no copy: the frame is the PNG buffer with its header in front');
+  assert.equal(inPlace.byteOffset + inPlace.length, roomy.byteOffset + roomy.length);
+  assert.notEqual(copied.buffer, tight.buffer);
+  assert.deepEqual([...roomy], bytes, 'the PNG itself is untouched');
+  // A 255-character id (the longest) still fits the room an encoder leaves.
+  const longId = 'j'.repeat(255);
+  assert.equal(encodeImageFrame({ kind: 'layer', jobId: longId, layerIndex: 0, png: roomy }).buffer, roomy.buffer);
 });
 
 test('image frames: bad headers are refused with what is wrong', () => {

@@ -37,6 +37,17 @@ test('encodePng round-trips RGBA exactly, transparency included, and rejects wro
   assert.throws(() => encodePng(0, 0, new Uint8Array(0)), /positive integer size, got 0x0/);
 });
 
+test('encodePng with room reserved: the same PNG, after that many free bytes of its own buffer', () => {
+  const rgba = Uint8Array.from({ length: 7 * 5 * 4 }, (_, i) => (i * 37) & 0xff);
+  const plain = encodePng(7, 5, rgba);
+  const roomy = encodePng(7, 5, rgba, 264);
+  assert.deepEqual(Buffer.from(roomy), Buffer.from(plain));
+  assert.equal(roomy.byteOffset, 264);
+  assert.equal(roomy.buffer.byteLength, 264 + plain.length, 'nothing after the PNG');
+  assert.equal(plain.byteOffset, 0);
+  assert.equal(plain.buffer.byteLength, plain.length, 'without room the PNG owns its whole buffer (it is transferred between threads)');
+});
+
 test('encodePng: one pixel, single rows and columns, odd widths, noise, opaque or not', () => {
   assert.ok(simdFilter, 'WebAssembly SIMD is missing or its module does not validate: every image would take the scalar filter');
   // Widths 1-4 take the scalar filter; 5 is the SIMD loop's one chunk per row, 6-8 its overlapping
