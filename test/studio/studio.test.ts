@@ -53,10 +53,14 @@ test('two designers\' batches interleave across two workers; BullMQ never holds 
     }
   })();
   const ids: { client: TestClient; id: string; seed: number; who: string }[] = [];
-  // Each job holds a worker for about 1 s (25 steps x 40 ms): b's jobs are queued before a0 or a1
-  // ends even on a loaded machine, so the order below is the round robin's, not the timing's.
+  // Steps of 40 ms. a0 (0.6 s) and a1 (1.2 s) end apart, so each freed worker is one decision of
+  // the fair queue, not two racing ones (a0 and a1 used to end together, and b0's and a2's starts
+  // were then logged in either order): a0 ends -> b0 (b has none running), a1 ends -> a2 (a has
+  // none), b0 ends -> b1, a2 ends -> b2; the starts are 0.4-0.6 s apart, and b's jobs are queued
+  // long before a0 ends, even on a loaded machine.
+  const aSteps = [15, 30, 25];
   for (let i = 0; i < 3; i++) {
-    a.send(generateMessage(`a${i}`, { steps: 25, seed: 10 + i }));
+    a.send(generateMessage(`a${i}`, { steps: aSteps[i], seed: 10 + i }));
     ids.push({ client: a, id: await jobIdOf(a, `a${i}`), seed: 10 + i, who: 'a' });
   }
   for (let i = 0; i < 3; i++) {
@@ -78,7 +82,7 @@ test('two designers\' batches interleave across two workers; BullMQ never holds 
   const mine = order.filter((s) => who(s.jobId) !== undefined);
   assert.equal(mine.length, 6, door.log.join('\n'));
   assert.deepEqual(new Set(mine.map((s) => s.worker)), new Set(['w1', 'w2']), 'both workers ran jobs, w3 (model "other") none');
-  // a0 and a1 were handed out first (two idle workers), then the turns alternate: b0, a2, b1, b2
+  // a0 and a1 were handed out first (two idle workers), then the fair turns: b0, a2, b1, b2
   assert.equal(mine.map((s) => who(s.jobId)).join(''), 'aababb');
   assert.ok(most <= 2, `BullMQ held ${most} jobs at once; there are 2 workers for the model`);
   a.close();
