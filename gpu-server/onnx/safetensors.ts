@@ -216,25 +216,39 @@ export interface TensorToWrite {
   data: TensorData;
 }
 
-/** Writes tensors (in the order given) to one safetensors file. */
-export function writeSafetensors(file: string, tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): void {
+/**
+ * The bytes in front of a safetensors file's data: the header length (u64 little-endian) and the
+ * JSON header padded with spaces to a multiple of 8; tensors laid out in the order given.
+ */
+export function safetensorsPrefix(
+  tensors: Iterable<[name: string, dtype: DType, shape: readonly number[]]>,
+  metadata?: Record<string, string>,
+): { prefix: Buffer; dataBytes: number } {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
-  for (const [name, t] of Object.entries(tensors)) {
-    const bytes = elementCount(t.shape) * DTYPE_BYTES[t.dtype];
-    if (t.data.byteLength !== bytes) throw new SafetensorsError(`${file}: tensor "${name}" has ${t.data.byteLength} bytes of data for ${t.dtype}[${t.shape}] (${bytes})`);
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+  for (const [name, dtype, shape] of tensors) {
+    const bytes = elementCount(shape) * DTYPE_BYTES[dtype];
+    header[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
   const raw = Buffer.from(JSON.stringify(header), 'utf8');
-  const jsonBuf = Buffer.concat([raw, Buffer.alloc((8 - (raw.length % 8)) % 8, 0x20)]);
+  const json = Buffer.concat([raw, Buffer.alloc((8 - (raw.length % 8)) % 8, 0x20)]);
   const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(jsonBuf.length));
+  len.writeBigUInt64LE(BigInt(json.length));
+  return { prefix: Buffer.concat([len, json]), dataBytes: offset };
+}
+
+/** Writes tensors (in the order given) to one safetensors file. */
+export function writeSafetensors(file: string, tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): void {
+  for (const [name, t] of Object.entries(tensors)) {
+    const bytes = elementCount(t.shape) * DTYPE_BYTES[t.dtype];
+    if (t.data.byteLength !== bytes) throw new SafetensorsError(`${file}: tensor "${name}" has ${t.data.byteLength} bytes of data for ${t.dtype}[${t.shape}] (${bytes})`);
+  }
+  const { prefix } = safetensorsPrefix(Object.entries(tensors).map(([name, t]) => [name, t.dtype, t.shape]), metadata);
   const fd = openSync(file, 'w');
   try {
-    writeSync(fd, len);
-    writeSync(fd, jsonBuf);
+    writeSync(fd, prefix);
     for (const t of Object.values(tensors)) writeSync(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
   } finally {
     closeSync(fd);

@@ -7,7 +7,7 @@
  */
 import { closeSync, cpSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { readHeader } from '../../gpu-server/onnx/safetensors.ts';
+import { readHeader, safetensorsPrefix } from '../../gpu-server/onnx/safetensors.ts';
 import { GOLDEN } from '../pipeline/golden-data.ts';
 import { FLUX_DEV } from './hf-file-shape.ts';
 
@@ -27,20 +27,22 @@ export function transformerShapes(): Shapes {
   return out;
 }
 
+/** A T5 v1.1 XXL encoder tensor's shape, by its name (or its name within a block). */
+export function t5XxlShape(name: string): number[] {
+  const [d, inner, ff, vocab, heads, buckets] = [4096, 4096, 10240, 32128, 64, 32];
+  if (name === 'shared.weight' || name === 'encoder.embed_tokens.weight') return [vocab, d];
+  if (name.endsWith('relative_attention_bias.weight')) return [buckets, heads];
+  if (/SelfAttention\.[qkv]\.weight$/.test(name)) return [inner, d];
+  if (name.endsWith('SelfAttention.o.weight')) return [d, inner];
+  if (/wi_[01]\.weight$/.test(name)) return [ff, d];
+  if (name.endsWith('wo.weight')) return [d, ff];
+  if (name.endsWith('layer_norm.weight')) return [d];
+  throw new Error(`unexpected T5 key ${name}`);
+}
+
 /** T5-XXL's names from the real index, shapes from T5 v1.1 XXL's sizes. */
 export function t5Shapes(): Shapes {
-  const [d, inner, ff, vocab, heads, buckets] = [4096, 4096, 10240, 32128, 64, 32];
-  const shapeOf = (name: string): number[] => {
-    if (name === 'shared.weight' || name === 'encoder.embed_tokens.weight') return [vocab, d];
-    if (name.endsWith('relative_attention_bias.weight')) return [buckets, heads];
-    if (/SelfAttention\.[qkv]\.weight$/.test(name)) return [inner, d];
-    if (name.endsWith('SelfAttention.o.weight')) return [d, inner];
-    if (/wi_[01]\.weight$/.test(name)) return [ff, d];
-    if (name.endsWith('wo.weight')) return [d, ff];
-    if (name.endsWith('layer_norm.weight')) return [d];
-    throw new Error(`unexpected T5 key ${name}`);
-  };
-  return Object.fromEntries(Object.keys(weightMap('text_encoder_2/model.safetensors.index.json')).map((n) => [n, shapeOf(n)]));
+  return Object.fromEntries(Object.keys(weightMap('text_encoder_2/model.safetensors.index.json')).map((n) => [n, t5XxlShape(n)]));
 }
 
 /** CLIP-L's names (the golden text model's, 12 layers; FLUX.1-dev ships no index for it), CLIP-L's shapes. */
@@ -53,7 +55,8 @@ export function clipShapes(): Shapes {
     if (suffix.endsWith('mlp.fc1.bias')) return [mlp];
     if (suffix.endsWith('mlp.fc2.weight')) return [d, mlp];
     if (suffix.endsWith('proj.weight')) return [d, d];
-    return [d];
+    if (suffix.endsWith('.bias') || suffix.endsWith('.weight')) return [d]; // biases and LayerNorms
+    throw new Error(`unexpected CLIP key ${suffix}`);
   };
   const out: Shapes = {};
   for (const name of readHeader(join(GOLDEN, 'clip_text', 'weights.safetensors')).tensors.keys()) {
@@ -66,23 +69,11 @@ export function clipShapes(): Shapes {
 
 /** A safetensors file whose header lists `shapes` (bf16) and whose data is a hole. */
 export function writeStandInShard(file: string, shapes: Shapes, dtype: 'BF16' | 'F32' = 'BF16'): void {
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  const size = dtype === 'BF16' ? 2 : 4;
-  for (const [name, shape] of Object.entries(shapes)) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * size;
-    header[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  const raw = Buffer.from(JSON.stringify(header));
-  const json = Buffer.concat([raw, Buffer.alloc((8 - (raw.length % 8)) % 8, 0x20)]);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
+  const { prefix, dataBytes } = safetensorsPrefix(Object.entries(shapes).map(([name, shape]) => [name, dtype, shape]));
   const fd = openSync(file, 'w');
   try {
-    writeSync(fd, len);
-    writeSync(fd, json);
-    ftruncateSync(fd, 8 + json.length + offset);
+    writeSync(fd, prefix);
+    ftruncateSync(fd, prefix.length + dataBytes);
   } finally {
     closeSync(fd);
   }

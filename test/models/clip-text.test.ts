@@ -10,8 +10,9 @@ import { buildClipTextEncoder, parseClipTextConfig, type ClipTextConfig } from '
 import { checkpointWeights, type GraphBuilder, GraphError, shapeOnlyWeights } from '../../gpu-server/onnx/graph.ts';
 import { halvesToFloat32 } from '../../gpu-server/onnx/half.ts';
 import { writeModel } from '../../gpu-server/onnx/onnx-writer.ts';
-import { Checkpoint, readHeader } from '../../gpu-server/onnx/safetensors.ts';
+import { Checkpoint } from '../../gpu-server/onnx/safetensors.ts';
 import { openSession, ort } from '../../gpu-server/onnx/session.ts';
+import { clipShapes } from '../model-folder/flux-dev-stand-in.ts';
 
 const golden = new URL('../fixtures/golden/clip_text/', import.meta.url).pathname;
 const configJson = JSON.parse(readFileSync(join(golden, 'config.json'), 'utf8')) as Record<string, unknown>;
@@ -90,31 +91,8 @@ test('a checkpoint that disagrees with the config is refused, naming the tensor'
   assert.throws(() => buildClipTextEncoder(config, weights, 'float32'), /text_model\.encoder\.layers\.0\.mlp\.fc1\.weight" has shape \[64,32\] but the config needs \[48,32\]/);
 });
 
-/** CLIP-L's key list: the golden checkpoint's names with 12 layers, shapes at CLIP-L's size. */
-function clipLKeys(): Record<string, number[]> {
-  const [d, mlp, vocab, pos, layers] = [768, 3072, 49408, 77, 12];
-  const shapeOf = (suffix: string): number[] => {
-    if (suffix === 'embeddings.token_embedding.weight') return [vocab, d];
-    if (suffix === 'embeddings.position_embedding.weight') return [pos, d];
-    if (suffix.endsWith('mlp.fc1.weight')) return [mlp, d];
-    if (suffix.endsWith('mlp.fc1.bias')) return [mlp];
-    if (suffix.endsWith('mlp.fc2.weight')) return [d, mlp];
-    if (suffix.endsWith('proj.weight')) return [d, d];
-    if (suffix.endsWith('.bias') || suffix.endsWith('.weight')) return [d]; // biases and LayerNorms
-    throw new Error(`unexpected key ${suffix}`);
-  };
-  const keys: Record<string, number[]> = {};
-  for (const name of readHeader(weightsFile).tensors.keys()) {
-    assert.ok(name.startsWith('text_model.'), name);
-    const m = /^text_model\.encoder\.layers\.(\d+)\.(.*)$/.exec(name);
-    if (!m) keys[name] = shapeOf(name.slice('text_model.'.length));
-    else if (m[1] === '0') for (let i = 0; i < layers; i++) keys[`text_model.encoder.layers.${i}.${m[2]}`] = shapeOf(m[2]);
-  }
-  return keys;
-}
-
 test('full-size CLIP-L: consumes exactly the checkpoint keys, 123.06 M parameters, documented inputs and outputs', () => {
-  const keys = clipLKeys();
+  const keys = clipShapes(); // the golden checkpoint's names with 12 layers, at CLIP-L's size
   const config = parseClipTextConfig({ ...configJson, vocab_size: 49408, hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 12 });
   for (const precision of ['float32', 'float16'] as const) {
     const g = buildClipTextEncoder(config, shapeOnlyWeights('CLIP-L', keys), precision);

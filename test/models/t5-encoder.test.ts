@@ -13,6 +13,7 @@ import { writeModel } from '../../gpu-server/onnx/onnx-writer.ts';
 import { Checkpoint } from '../../gpu-server/onnx/safetensors.ts';
 import { t5Shapes } from '../model-folder/flux-dev-stand-in.ts';
 import { openSession, ort } from '../../gpu-server/onnx/session.ts';
+import { t5XxlShape } from '../model-folder/flux-dev-stand-in.ts';
 
 const golden = new URL('../fixtures/golden/t5_encoder/', import.meta.url).pathname;
 const configJson = JSON.parse(readFileSync(join(golden, 'config.json'), 'utf8')) as Record<string, unknown>;
@@ -131,23 +132,13 @@ test('parseT5Config names what is wrong', () => {
 
 /** T5-XXL's key list: the golden checkpoint's names (block 0 holds the bias, block 1 is every later block) at XXL size. */
 function t5XxlKeys(): Record<string, number[]> {
-  const [d, inner, ff, vocab, heads, buckets, blocks] = [4096, 4096, 10240, 32128, 64, 32, 24];
-  const shapeOf = (suffix: string): number[] => {
-    if (suffix === 'shared.weight' || suffix === 'encoder.embed_tokens.weight') return [vocab, d];
-    if (suffix.endsWith('relative_attention_bias.weight')) return [buckets, heads];
-    if (/SelfAttention\.[qkv]\.weight$/.test(suffix)) return [inner, d];
-    if (suffix.endsWith('SelfAttention.o.weight')) return [d, inner];
-    if (/wi_[01]\.weight$/.test(suffix)) return [ff, d];
-    if (suffix.endsWith('wo.weight')) return [d, ff];
-    if (suffix.endsWith('layer_norm.weight')) return [d];
-    throw new Error(`unexpected key ${suffix}`);
-  };
+  const blocks = 24;
   const keys: Record<string, number[]> = {};
   for (const name of ckpt.tensors.keys()) {
     const m = /^encoder\.block\.(\d+)\.(.*)$/.exec(name);
-    if (!m) keys[name] = shapeOf(name);
-    else if (m[1] === '0') keys[name] = shapeOf(m[2]);
-    else if (m[1] === '1') for (let i = 1; i < blocks; i++) keys[`encoder.block.${i}.${m[2]}`] = shapeOf(m[2]);
+    if (!m) keys[name] = t5XxlShape(name);
+    else if (m[1] === '0') keys[name] = t5XxlShape(m[2]);
+    else if (m[1] === '1') for (let i = 1; i < blocks; i++) keys[`encoder.block.${i}.${m[2]}`] = t5XxlShape(m[2]);
   }
   return keys;
 }
