@@ -61,6 +61,11 @@ export interface RegeneratePlan {
 
 export type RegenerateResult = { ok: true; value: RegeneratePlan } | { ok: false; message: string };
 
+/** The layers a plan draws anew that the designer sees as layers: every one not kept, the merged preview left out. */
+export function redrawnLayers(layers: readonly PlannedLayer[]): number[] {
+  return layers.flatMap((l, i) => (i === MERGED_LAYER || l.kept ? [] : [i]));
+}
+
 /** Frame-unit tolerance for "not moved": insert places nodes at box / scale, which is not exact. */
 const UNMOVED = 1e-3;
 

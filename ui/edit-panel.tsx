@@ -3,21 +3,20 @@
  * "Regenerate N layers" replaces the selected, moved, resized and added layers in place and keeps
  * the rest byte for byte; "Variations" keeps only the background and draws every layer anew.
  */
-import { BACKGROUND_LAYER, MERGED_LAYER } from '../gpu-server/constants.ts';
 import type { ResultSelection } from '../plugin/messages.ts';
-import type { RegeneratePlan } from '../plugin/regenerate.ts';
+import { redrawnLayers, type RegeneratePlan } from '../plugin/regenerate.ts';
 
 export type EditMode = 'selected' | 'variations';
 
 /** The names of the layers a plan draws anew (merged preview left out: it always is). */
 export function regeneratedNames(plan: RegeneratePlan): string[] {
-  return plan.layers.flatMap((l, i) => (i === MERGED_LAYER || l.kept ? [] : [plan.layout.regions[i].name]));
+  return redrawnLayers(plan.layers).map((i) => plan.layout.regions[i].name);
 }
 
 /** Why "Regenerate" cannot run for this item, or null. */
 export function regenerateBlocker(item: ResultSelection): string | null {
   if (!item.regenerate.ok) return item.regenerate.message;
-  if (item.regenerate.value.regenerated === 0 && item.regenerate.value.layers[BACKGROUND_LAYER].kept)
+  if (redrawnLayers(item.regenerate.value.layers).length === 0)
     return 'Select the layers to regenerate inside the frame, or move, resize or add one. Variations redraws them all.';
   return null;
 }
@@ -37,10 +36,9 @@ export function EditPanel({
   tiny: boolean;
   onEdit: (item: ResultSelection, mode: EditMode) => void;
 }) {
-  const plan = item.regenerate.ok ? item.regenerate.value : null;
   const own = regenerateBlocker(item);
-  const count = plan ? plan.regenerated + (plan.layers[BACKGROUND_LAYER].kept ? 0 : 1) : 0;
-  const names = plan ? regeneratedNames(plan) : [];
+  const names = item.regenerate.ok ? regeneratedNames(item.regenerate.value) : [];
+  const count = names.length;
   return (
     <div class="edit" data-testid="selected-result" data-frame={item.name}>
       <p>

@@ -1,6 +1,6 @@
 /** Running jobs with their progress and preview, then this session's results with thumbnails. */
 import type { InsertPlace } from '../plugin/messages.ts';
-import { MERGED_LAYER } from '../gpu-server/constants.ts';
+import { redrawnLayers } from '../plugin/regenerate.ts';
 import type { Job } from './jobs.ts';
 import { isActive, versionOf } from './jobs.ts';
 import { remainingMs, seconds, stageText } from './words.ts';
@@ -63,7 +63,7 @@ type OnInsertAsNew = (job: Job) => void;
 function Lineage({ job }: { job: Job }) {
   const version = versionOf(job);
   if (version === 1) return null;
-  const redrawn = job.edit ? job.edit.layers.filter((l, i) => i !== MERGED_LAYER && !l.kept).length : 0;
+  const redrawn = job.edit ? redrawnLayers(job.edit.layers).length : 0;
   return (
     <p class="muted" data-testid="lineage">
       {Array.from({ length: version - 1 }, (_, i) => `v${i + 1} → `).join('')}

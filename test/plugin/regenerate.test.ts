@@ -4,7 +4,7 @@ import { GRID } from '../../gpu-server/constants.ts';
 import { checkKeep } from '../../gpu-server/pipeline/keep.ts';
 import { frameBox } from '../../plugin/insert.ts';
 import { frameLayout, type FrameLayout } from '../../plugin/layout.ts';
-import { regeneratePlan, type EditedChild, type EditedResultFrame, type RegeneratePlan } from '../../plugin/regenerate.ts';
+import { redrawnLayers, regeneratePlan, type EditedChild, type EditedResultFrame, type RegeneratePlan } from '../../plugin/regenerate.ts';
 import { RESULT_DATA_VERSION, type ResultFrameData } from '../../plugin/result-data.ts';
 import { frame, rect, text } from './trees.ts';
 
@@ -74,6 +74,7 @@ test('unchanged frame, one layer selected: that layer regenerated in place, ever
     { from: 5, to: 5 },
   ]);
   assert.equal(plan.regenerated, 1);
+  assert.deepEqual(redrawnLayers(plan.layers), [3], 'what "Regenerate 1 layer" counts: the merged preview is not a layer to the designer');
   assert.deepEqual(plan.layers[3], { nodeId: named(f, 'Photo').id, baseIndex: 3, kept: false });
   assert.deepEqual(plan.layers[0], { nodeId: named(f, 'Merged preview').id, baseIndex: 0, kept: false }, 'merged is never kept');
   assertBridgeAccepts(plan);
