@@ -112,6 +112,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     tiny: manifest.tiny,
     maxLayers: manifest.maxLayers,
     resolutions: manifest.resolutions,
+    jobs: ['generate'],
   };
 
   let queue: Promise<unknown> = Promise.resolve();
@@ -194,6 +195,9 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
       const job = queue.then(() => run(params, opts));
       queue = job.catch(() => undefined);
       return job;
+    },
+    decompose(): Promise<GenerateResult> {
+      return Promise.reject(new ParamsError(`${manifest.name} has no adapter: it cannot decompose images`));
     },
     async dispose(): Promise<void> {
       disposed = true;
