@@ -9,16 +9,19 @@ import { z } from 'zod';
 import {
   GRID,
   MAX_CANVAS_SIDE,
+  MAX_FLAT_IMAGE_BYTES,
   MAX_LAYERS,
   MAX_STEPS,
   MERGED_LAYER,
   BACKGROUND_LAYER,
 } from '../gpu-server/constants.ts';
-import type { BoxTuple, Layout, Stage } from '../gpu-server/pipeline/types.ts';
+import type { BoxTuple, JobKind, Layout, Stage } from '../gpu-server/pipeline/types.ts';
 
 /**
- * Bumped on any change; the bridge speaks every version in SUPPORTED_PROTOCOLS and answers a
- * client in the version its `hello` names. Version 2 added `generate.base` and `done.base`.
+ * Bumped on any change to an existing message; the bridge speaks every version in
+ * SUPPORTED_PROTOCOLS and answers a client in the version its `hello` names. Version 2 added
+ * `generate.base` and `done.base`. A job kind a model can run (`decompose`) is not a version: the
+ * welcome's `models[].jobs` says which jobs each model runs.
  */
 export const PROTOCOL_VERSION = 2;
 export const SUPPORTED_PROTOCOLS: readonly number[] = [1, 2];
@@ -47,6 +50,10 @@ export const MAX_GUIDANCE = 20;
 /** True CFG scale range (official default 3.5; 1 means the negative branch has no effect). */
 export const MIN_TRUE_CFG = 1;
 export const MAX_TRUE_CFG = 20;
+/** The adapter's weight in a decomposition (CLD's inference uses 0.9; 0 ignores the image). */
+export const MIN_CONDITIONING_SCALE = 0;
+export const MAX_CONDITIONING_SCALE = 2;
+export { MAX_FLAT_IMAGE_BYTES };
 /** Seeds are unsigned 32-bit integers. */
 export const MAX_SEED = 0xffff_ffff;
 export const MAX_CLIENT_NAME_CHARS = 100;
@@ -169,6 +176,33 @@ const generateSchema = z
   })
   .strict();
 
+/** A decomposition's parameters: generation's, plus the adapter's weight. */
+export const decomposeParamsSchema = generateParamsSchema
+  .extend({ conditioningScale: finite().min(MIN_CONDITIONING_SCALE).max(MAX_CONDITIONING_SCALE) })
+  .strict();
+
+/**
+ * Decompose a flat image into the layers `layout` marks. The image is not in the message: it is
+ * the next frame the client sends, binary, of exactly `image.bytes` bytes (a PNG of the canvas'
+ * size; see `decodeFlatImage` in gpu-server/pipeline/flat-image.ts for what is accepted).
+ */
+export type WireDecomposeParams = z.infer<typeof decomposeParamsSchema>;
+
+const decomposeSchema = z
+  .object({
+    type: z.literal('decompose'),
+    requestId,
+    /** A caption of the whole image (CLD is trained with one). */
+    prompt: generateSchema.shape.prompt,
+    layout: layoutSchema,
+    params: decomposeParamsSchema,
+    model: generateSchema.shape.model,
+    image: z
+      .object({ bytes: z.number().int().min(1).max(MAX_FLAT_IMAGE_BYTES, `the image may be at most ${MAX_FLAT_IMAGE_BYTES} bytes`) })
+      .strict(),
+  })
+  .strict();
+
 const cancelSchema = z.object({ type: z.literal('cancel'), jobId }).strict();
 const fetchSchema = z.object({ type: z.literal('fetch'), jobId }).strict();
 const pingSchema = z
@@ -176,9 +210,9 @@ const pingSchema = z
   .strict();
 
 export const clientMessageSchema = z
-  .discriminatedUnion('type', [helloSchema, generateSchema, cancelSchema, fetchSchema, pingSchema])
+  .discriminatedUnion('type', [helloSchema, generateSchema, decomposeSchema, cancelSchema, fetchSchema, pingSchema])
   .superRefine((msg, ctx) => {
-    if (msg.type !== 'generate') return;
+    if (msg.type !== 'generate' && msg.type !== 'decompose') return;
     const longest = Math.max(msg.layout.width, msg.layout.height);
     if (longest !== msg.params.resolution)
       ctx.addIssue({
@@ -190,11 +224,14 @@ export const clientMessageSchema = z
 
 export type HelloMessage = z.infer<typeof helloSchema>;
 export type GenerateMessage = z.infer<typeof generateSchema>;
+export type DecomposeMessage = z.infer<typeof decomposeSchema>;
+/** A message that makes a job. */
+export type JobMessage = GenerateMessage | DecomposeMessage;
 export type CancelMessage = z.infer<typeof cancelSchema>;
 export type FetchMessage = z.infer<typeof fetchSchema>;
 export type PingMessage = z.infer<typeof pingSchema>;
 export type ClientMessage = z.infer<typeof clientMessageSchema>;
-export const CLIENT_MESSAGE_TYPES = ['hello', 'generate', 'cancel', 'fetch', 'ping'] as const;
+export const CLIENT_MESSAGE_TYPES = ['hello', 'generate', 'decompose', 'cancel', 'fetch', 'ping'] as const;
 
 // ---- bridge -> client ---------------------------------------------------------------------------
 
@@ -207,7 +244,7 @@ export const ERROR_CODES = [
   /** Too many wrong tokens or too many messages; wait and retry. */
   'rate_limited',
   'malformed_json',
-  /** The client sent a binary frame; clients send JSON text only. */
+  /** The client sent a binary frame that no `decompose` announced (a client's only binary frame is a decompose's image). */
   'binary_not_allowed',
   'message_too_large',
   'unknown_type',
@@ -234,6 +271,22 @@ export const ERROR_CODES = [
   'invalid_keep',
   /** A kept layer's box differs from its box in the base (moved or resized layers are regenerated, not kept). */
   'keep_box_mismatch',
+  /** `decompose` for a model that cannot decompose (its `welcome.models[].jobs` lacks it). */
+  'job_unsupported',
+  /** The image a `decompose` announced did not come as the next frame (a text frame came first, or none within the deadline). */
+  'image_missing',
+  /** The image is over MAX_FLAT_IMAGE_BYTES, longer than announced, or its data inflates beyond what its header says (a bomb). */
+  'image_too_large',
+  /** The image is not a PNG file. */
+  'image_not_png',
+  /** The image ends early: shorter than announced, or inside a chunk, or before IEND (an upload cut off). */
+  'image_truncated',
+  /** A CRC, the compressed data or a row filter of the image is wrong. */
+  'image_corrupt',
+  /** The image's width and height (its PNG header) differ from the layout's canvas. */
+  'image_size_mismatch',
+  /** A PNG this bridge does not read: palette, greyscale, 16-bit or interlaced (8-bit RGB or RGBA only). */
+  'image_unsupported',
   'shutting_down',
   'internal',
 ] as const;
@@ -258,6 +311,8 @@ export interface WelcomeMessage {
   jobsPerClient: number;
   /** Every model this bridge offers, the default (`model` above) first; a studio front door may offer several. */
   models: ModelOffer[];
+  /** Largest PNG a `decompose` may upload. */
+  maxImageBytes: number;
 }
 
 export interface ModelOffer {
@@ -265,6 +320,8 @@ export interface ModelOffer {
   tiny: boolean;
   maxLayers: number;
   resolutions: number[];
+  /** The jobs this model runs: every model `generate`s; one with an adapter also `decompose`s. */
+  jobs: JobKind[];
 }
 
 export interface QueuedMessage {
@@ -316,6 +373,8 @@ export interface DoneMessage {
   fetched: boolean;
   /** Protocol 2, lineage: the job this one was made from and the layers it kept (absent for a plain job). */
   base?: WireBase;
+  /** What made the layers: `decompose` for a decomposition of an uploaded image; absent for a generation. */
+  job?: JobKind;
 }
 
 export interface ErrorMessage {
@@ -347,7 +406,8 @@ export type BridgeMessage =
 
 export type ParseResult =
   | { ok: true; message: ClientMessage }
-  | { ok: false; code: ErrorCode; message: string; requestId?: string };
+  /** `type`: the message's type when it named a known one (a refused `decompose` still owns the frame after it). */
+  | { ok: false; code: ErrorCode; message: string; requestId?: string; type?: ClientMessage['type'] };
 
 /**
  * Parses one client text frame. The caller checks the frame's byte size against
@@ -377,13 +437,14 @@ export function parseClientMessage(text: string): ParseResult {
       `unknown message type "${record.type.slice(0, 40)}"; expected one of ${CLIENT_MESSAGE_TYPES.join(', ')}`,
       echoedId,
     );
+  const type = record.type as ClientMessage['type'];
   const tooMuch = shapeProblem(raw);
-  if (tooMuch) return fail(codeForPath(tooMuch.path), `${tooMuch.path.join('.') || record.type}: ${tooMuch.message}`, echoedId);
+  if (tooMuch) return { ...fail(codeForPath(tooMuch.path), `${tooMuch.path.join('.') || record.type}: ${tooMuch.message}`, echoedId), type };
   const parsed = clientMessageSchema.safeParse(raw);
   if (parsed.success) return { ok: true, message: parsed.data };
   const issue = parsed.error.issues[0];
   const where = issue.path.length ? issue.path.join('.') : record.type;
-  return fail(codeForPath(issue.path), `${where}: ${issue.message}`, echoedId);
+  return { ...fail(codeForPath(issue.path, issue.code === 'too_big'), `${where}: ${issue.message}`, echoedId), type };
 }
 
 export type HelloParse =
@@ -448,7 +509,8 @@ export function shapeProblem(value: unknown): { path: (string | number)[]; messa
   return walk(value, []);
 }
 
-function codeForPath(path: (string | number)[]): ErrorCode {
+/** `tooBig`: the issue is a value over its maximum (an announced image over the cap has its own code). */
+function codeForPath(path: (string | number)[], tooBig = false): ErrorCode {
   switch (path[0]) {
     case 'protocol':
       return 'protocol_version';
@@ -462,12 +524,14 @@ function codeForPath(path: (string | number)[]): ErrorCode {
       return 'invalid_params';
     case 'base':
       return path[1] === 'keep' ? 'invalid_keep' : 'invalid_message';
+    case 'image':
+      return tooBig ? 'image_too_large' : 'invalid_message';
     default:
       return 'invalid_message';
   }
 }
 
-function fail(code: ErrorCode, message: string, requestId?: string): ParseResult {
+function fail(code: ErrorCode, message: string, requestId?: string): Extract<ParseResult, { ok: false }> {
   return requestId === undefined ? { ok: false, code, message } : { ok: false, code, message, requestId };
 }
 

@@ -16,14 +16,18 @@ import {
   MAX_HELLO_BYTES,
   MAX_MESSAGE_BYTES,
   MAX_PROMPT_CHARS,
+  MAX_FLAT_IMAGE_BYTES,
   parseClientMessage,
   parseHello,
   type BridgeMessage,
   type ClientMessage,
   type ErrorCode,
+  type DecomposeMessage,
   type GenerateMessage,
   type HelloParse,
+  type JobMessage,
 } from './protocol.ts';
+import { receiveImage, type PendingUpload } from './upload.ts';
 import { originAllowed } from './origin.ts';
 import { tokenMatches } from './pairing.ts';
 import { GuessThrottle } from './rate-limit.ts';
@@ -71,6 +75,8 @@ export interface BridgeLimits {
   maxBufferedBytes: number;
   /** Replays of stored jobs (`fetch`) one connection may have in flight. */
   fetchesPerClient: number;
+  /** A `decompose`'s image must arrive (as the next frame) within this. */
+  uploadTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: BridgeLimits = {
@@ -94,6 +100,7 @@ export const DEFAULT_LIMITS: BridgeLimits = {
   drainTimeoutMs: 30_000,
   maxBufferedBytes: 64 * 2 ** 20,
   fetchesPerClient: 2,
+  uploadTimeoutMs: 10_000,
 };
 
 export interface BridgeOptions {
@@ -163,14 +170,54 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     if (jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
     if (message.base && client.protocol < BASE_PROTOCOL)
       return client.sendError('invalid_message', `generate.base needs protocol ${BASE_PROTOCOL}; this connection said hello with protocol ${client.protocol}`, { requestId });
+    const model = modelFor(client, message);
+    if (model) jobs.submit(client, message, model);
+  };
+
+  /** The model a job message may run on, or undefined when it was refused (answered). */
+  const modelFor = (client: Connection, message: JobMessage): string | undefined => {
+    const { requestId } = message;
     const info = message.model === undefined ? jobs.info : jobs.models().find((m) => m.model === message.model);
     if (!info) {
       const offered = jobs.models().map((m) => `"${m.model}"`).join(', ');
-      return client.sendError('invalid_params', `model: this bridge offers ${offered}, not "${message.model}"; pick one of those (welcome.models)`, { requestId });
+      client.sendError('invalid_params', `model: this bridge offers ${offered}, not "${message.model}"; pick one of those (welcome.models)`, { requestId });
+      return undefined;
     }
     const misfit = modelMisfit(info, message);
-    if (misfit) return client.sendError(misfit.code, misfit.message, { requestId });
-    jobs.submit(client, message, info.model);
+    if (misfit) {
+      client.sendError(misfit.code, misfit.message, { requestId });
+      return undefined;
+    }
+    return info.model;
+  };
+
+  /** A `decompose` waits for its image, the connection's next frame; a refused one's image is discarded unread. */
+  const onDecompose = (client: Connection, message: DecomposeMessage) => {
+    const { requestId } = message;
+    const expect = (pending: PendingUpload) =>
+      client.expectUpload(pending, limits.uploadTimeoutMs, (late) => {
+        if (late.accepted) client.sendError('image_missing', `no image came within ${limits.uploadTimeoutMs} ms of decompose; send the PNG as the frame right after it`, { requestId });
+      });
+    if (jobs.shuttingDown) {
+      expect({ requestId });
+      return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
+    }
+    const model = modelFor(client, message);
+    expect(model ? { requestId, accepted: { message, model } } : { requestId });
+  };
+
+  /** The frame a `decompose` announced: checked and decoded (bounded), then queued; nothing is kept of a refused one. */
+  const onImage = (client: Connection, frame: Uint8Array) => {
+    const pending = client.takeUpload();
+    if (!pending)
+      return client.sendError('binary_not_allowed', 'a binary frame is read only as the image of the decompose message right before it; send decompose, then its PNG');
+    if (!pending.accepted) return; // its decompose was refused and answered: the image goes unread
+    const { message, model } = pending.accepted;
+    const received = receiveImage(message, frame);
+    if (!received.ok) return client.sendError(received.code, received.message, { requestId: message.requestId });
+    if (jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId: message.requestId });
+    // A copy of its own: a frame may be a view into a larger socket buffer.
+    jobs.submitDecompose(client, message, model, new Uint8Array(received.png), received.image);
   };
 
   const onFetch = (client: Connection, jobId: string) => {
@@ -190,6 +237,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         return client.send({ type: 'pong', ...(message.id === undefined ? {} : { id: message.id }), time: Date.now() });
       case 'generate':
         return onGenerate(client, message);
+      case 'decompose':
+        return onDecompose(client, message);
       case 'cancel':
         return jobs.cancel(client, message.jobId);
       case 'fetch':
@@ -216,6 +265,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       const { protocol } = hello.message;
       client.paired = true;
       client.protocol = protocol;
+      if (!client.allowFrames(MAX_FLAT_IMAGE_BYTES)) refusalLog.note('this ws version has no per-socket frame limit: uploads over 1 MiB will be refused (1009)');
       return client.send(welcome(jobs.models(), protocol, limits.jobsPerClient));
     }
     client.refused = true;
@@ -240,18 +290,32 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     if (client.refused) return;
     const started = Date.now();
     if (!client.admit(started)) return;
-    if (isBinary) return client.sendError(client.paired ? 'binary_not_allowed' : 'unauthorized', 'clients send JSON text frames only');
     const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
+    const buffer = () => (Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
+    if (isBinary) {
+      if (!client.paired) return client.sendError('unauthorized', 'send hello with the pairing token first (as a JSON text frame)');
+      onImage(client, buffer());
+      const now = Date.now();
+      return client.charge(now - started, now);
+    }
+    // A text frame where a decompose's image was due: that decompose is refused.
+    const missed = client.takeUpload();
+    if (missed?.accepted) client.sendError('image_missing', 'decompose must be followed at once by its PNG as a binary frame; another message came first. Send decompose and its image again', { requestId: missed.accepted.message.requestId });
+    // Paired connections may send frames the size of an image (allowFrames); text stays small.
+    if (bytes > limits.maxFrameBytes) return client.close(1009, 'text frame too big');
     // Before pairing nothing but a small hello is read: a bigger frame is a failed hello, unread.
     if (!client.paired && bytes > MAX_HELLO_BYTES)
       return pair(client, { ok: false, code: 'unauthorized', message: `a hello is at most ${MAX_HELLO_BYTES} bytes, this frame is ${bytes}`, attempt: true });
     if (bytes > MAX_MESSAGE_BYTES) return client.sendError('message_too_large', `message is ${bytes} bytes; the limit is ${MAX_MESSAGE_BYTES}`);
-    const text = (Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)).toString('utf8');
+    const text = buffer().toString('utf8');
     if (!client.paired) onUnpairedFrame(client, text);
     else {
       const parsed = parseClientMessage(text);
-      if (!parsed.ok) client.sendError(parsed.code, parsed.message, parsed.requestId === undefined ? {} : { requestId: parsed.requestId });
-      else onMessage(client, parsed.message);
+      if (!parsed.ok) {
+        client.sendError(parsed.code, parsed.message, parsed.requestId === undefined ? {} : { requestId: parsed.requestId });
+        // A refused decompose's image, if it comes next, is discarded unread.
+        if (parsed.type === 'decompose') client.expectUpload(parsed.requestId === undefined ? {} : { requestId: parsed.requestId }, limits.uploadTimeoutMs, () => {});
+      } else onMessage(client, parsed.message);
     }
     const now = Date.now();
     client.charge(now - started, now);
@@ -408,12 +472,17 @@ function welcome(models: PipelineInfo[], protocol: number, jobsPerClient: number
     grid: GRID,
     maxPromptChars: MAX_PROMPT_CHARS,
     jobsPerClient,
-    models: models.map((m) => ({ model: m.model, tiny: m.tiny, maxLayers: m.maxLayers, resolutions: m.resolutions })),
+    models: models.map((m) => ({ model: m.model, tiny: m.tiny, maxLayers: m.maxLayers, resolutions: m.resolutions, jobs: m.jobs })),
+    maxImageBytes: MAX_FLAT_IMAGE_BYTES,
   };
 }
 
 /** Why a request the schema accepted still does not fit the loaded model, if it does not. */
-function modelMisfit(info: PipelineInfo, message: GenerateMessage): { code: ErrorCode; message: string } | undefined {
+function modelMisfit(info: PipelineInfo, message: JobMessage): { code: ErrorCode; message: string } | undefined {
+  if (!info.jobs.includes(message.type)) {
+    const others = message.type === 'decompose' ? ' (its folder has no adapter; convert one with --adapter)' : '';
+    return { code: 'job_unsupported', message: `model "${info.model}" cannot ${message.type}${others}; it runs ${info.jobs.join(' and ')} (welcome.models[].jobs)` };
+  }
   const { resolution } = message.params;
   if (info.resolutions.length > 0 && !info.resolutions.includes(resolution))
     return {
@@ -437,6 +506,8 @@ function health(version: string, jobs: Jobs) {
     provider: info.provider,
     tiny: info.tiny,
     maxLayers: info.maxLayers,
+    jobs: info.jobs,
+    models: jobs.models().map((m) => ({ model: m.model, jobs: m.jobs })),
     queue: jobs.counts,
     shuttingDown: jobs.shuttingDown,
     ...jobs.runnerHealth(),

@@ -1,6 +1,6 @@
 /**
  * The flat image a decomposition reads: an untrusted PNG (a designer's upload, a CLI file) checked
- * and decoded with bounded work, to the 8-bit RGB the pipeline's VAE encoder takes.
+ * and decoded with bounded work, to the 8-bit RGB the pipeline's VAE encoder takes (a SourceImage).
  *
  * Order of checks, each before any work that depends on it: the file's size against
  * MAX_FLAT_IMAGE_BYTES; the PNG signature; IHDR first, its CRC, its dimensions against the canvas
@@ -22,16 +22,9 @@
  * what to do next.
  */
 import { inflateSync } from 'node:zlib';
-import { GRID, MAX_CANVAS_SIDE } from '../constants.ts';
+import { GRID, MAX_CANVAS_SIDE, MAX_FLAT_IMAGE_BYTES } from '../constants.ts';
 import { crc32 } from './png.ts';
-import type { RgbImage } from './types.ts';
-
-/**
- * Largest file accepted: a 1024 x 1024 RGBA image of incompressible pixels is 4 MiB + 1 KiB of
- * filtered rows, stored deflate blocks add 5 bytes per 64 KiB; the rest leaves room for the
- * ancillary chunks an exporter adds (an ICC profile, text).
- */
-export const MAX_FLAT_IMAGE_BYTES = 4 * 1024 * 1024 + 256 * 1024;
+import type { SourceImage } from './types.ts';
 
 /** The problems, by the protocol's error codes (bridge/protocol.ts ERROR_CODES lists each). */
 export type FlatImageCode =
@@ -48,7 +41,7 @@ export type FlatImageCode =
   /** A valid PNG in a format this decoder does not take (palette, grey, 16-bit, interlaced). */
   | 'image_unsupported';
 
-export type FlatImageResult = { ok: true; image: RgbImage } | { ok: false; code: FlatImageCode; message: string };
+export type FlatImageResult = { ok: true; image: SourceImage } | { ok: false; code: FlatImageCode; message: string };
 
 export interface PngHeader {
   width: number;
@@ -125,7 +118,7 @@ export function decodeFlatImage(png: Uint8Array, canvas: { width: number; height
     return fail('image_corrupt', `the PNG's data inflates to ${rows.length} bytes; its ${header.width}x${header.height} header implies ${expected}: the file is damaged or cut short; ${EXPORT_AGAIN}`);
   const unfiltered = unfilter(rows, header);
   if (!unfiltered.ok) return unfiltered;
-  return { ok: true, image: { width: header.width, height: header.height, rgb: toRgbOverWhite(rows, header, chunks.key) } };
+  return { ok: true, image: { width: header.width, height: header.height, channels: 3, pixels: toRgbOverWhite(rows, header, chunks.key) } };
 }
 
 /** The IDAT data joined, and the tRNS colour key of an RGB file; every chunk's CRC checked. */

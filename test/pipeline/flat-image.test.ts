@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { crc32, deflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
-import { decodeFlatImage, MAX_FLAT_IMAGE_BYTES, type FlatImageCode } from '../../gpu-server/pipeline/flat-image.ts';
+import { decodeFlatImage, type FlatImageCode } from '../../gpu-server/pipeline/flat-image.ts';
+import { MAX_FLAT_IMAGE_BYTES } from '../../gpu-server/constants.ts';
 import { encodePng } from '../../gpu-server/pipeline/png.ts';
 
 // ---- building PNG files byte by byte (PNG spec 5: signature, then length, type, data, CRC) ------
@@ -84,7 +85,7 @@ test('flat image: every row filter pngjs writes decodes to pngjs\'s pixels, comp
     const result = decodeFlatImage(bytes, { width, height });
     assert.ok(result.ok, result.ok ? '' : result.message);
     assert.deepEqual([result.image.width, result.image.height], [width, height]);
-    assert.deepEqual(result.image.rgb, overWhiteReference(new Uint8Array(PNG.sync.read(bytes).data)), `filter ${filterType}`);
+    assert.deepEqual(result.image.pixels, overWhiteReference(new Uint8Array(PNG.sync.read(bytes).data)), `filter ${filterType}`);
   }
 });
 
@@ -95,7 +96,7 @@ test('flat image: transparent pixels become white, half-transparent ones are mix
   rgba.set([1, 2, 3, 255], 8);
   const result = decodeFlatImage(encodePng(16, 16, rgba), { width: 16, height: 16 });
   assert.ok(result.ok);
-  assert.deepEqual([...result.image.rgb.subarray(0, 9)], [255, 255, 255, 127, 177, 255, 1, 2, 3]);
+  assert.deepEqual([...result.image.pixels.subarray(0, 9)], [255, 255, 255, 127, 177, 255, 1, 2, 3]);
 });
 
 test('flat image: an opaque RGB file (the project\'s own encoder writes RGB when opaque) reads back exactly; a tRNS colour key is white', () => {
@@ -106,7 +107,7 @@ test('flat image: an opaque RGB file (the project\'s own encoder writes RGB when
   assert.equal(png[25], 2, 'encodePng wrote RGB');
   const result = decodeFlatImage(png, { width, height });
   assert.ok(result.ok);
-  const rgb = result.image.rgb;
+  const rgb = result.image.pixels;
   for (let p = 0; p < width * height; p++) assert.deepEqual([rgb[p * 3], rgb[p * 3 + 1], rgb[p * 3 + 2]], [rgba[p * 4], rgba[p * 4 + 1], rgba[p * 4 + 2]], `pixel ${p}`);
 
   // tRNS for colour type 2: three 16-bit samples; pixels of exactly that colour are transparent.
@@ -115,7 +116,7 @@ test('flat image: an opaque RGB file (the project\'s own encoder writes RGB when
   const key = Buffer.from([0, 7, 0, 7, 0, 7]);
   const keyed = decodeFlatImage(file(ihdr(16, 16, { colour: 2 }), chunk('tRNS', key), chunk('IDAT', deflateSync(rows)), iend()), { width: 16, height: 16 });
   assert.ok(keyed.ok, keyed.ok ? '' : keyed.message);
-  assert.deepEqual([...keyed.image.rgb.subarray(0, 6)], [255, 255, 255, 200, 200, 200]);
+  assert.deepEqual([...keyed.image.pixels.subarray(0, 6)], [255, 255, 255, 200, 200, 200]);
 });
 
 test('flat image: the official ART sample outputs (real RGB and RGBA files) decode as pngjs reads them', () => {
@@ -124,7 +125,7 @@ test('flat image: the official ART sample outputs (real RGB and RGBA files) deco
     const reference = PNG.sync.read(bytes);
     const result = decodeFlatImage(bytes, { width: reference.width, height: reference.height });
     assert.ok(result.ok, result.ok ? '' : result.message);
-    assert.deepEqual(result.image.rgb, overWhiteReference(new Uint8Array(reference.data)), name);
+    assert.deepEqual(result.image.pixels, overWhiteReference(new Uint8Array(reference.data)), name);
   }
 });
 
