@@ -81,6 +81,16 @@ export class Connection implements Subscriber {
     this.ws.close(code, reason);
   }
 
+  /**
+   * Closes with `code` without waiting for the client's close frame, as ws does for a frame over
+   * its own limit (a client that sends too much is not owed a handshake).
+   */
+  closeNow(code: number, reason: string): void {
+    this.ws.close(code, reason);
+    const timer = setTimeout(() => this.ws.terminate(), 20);
+    timer.unref();
+  }
+
   /** Drops the connection at once, unsent data and all (a client that does not read). */
   terminate(): void {
     this.ws.terminate();

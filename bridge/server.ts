@@ -302,7 +302,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     const missed = client.takeUpload();
     if (missed?.accepted) client.sendError('image_missing', 'decompose must be followed at once by its PNG as a binary frame; another message came first. Send decompose and its image again', { requestId: missed.accepted.message.requestId });
     // Paired connections may send frames the size of an image (allowFrames); text stays small.
-    if (bytes > limits.maxFrameBytes) return client.close(1009, 'text frame too big');
+    if (bytes > limits.maxFrameBytes) return client.closeNow(1009, 'text frame too big');
     // Before pairing nothing but a small hello is read: a bigger frame is a failed hello, unread.
     if (!client.paired && bytes > MAX_HELLO_BYTES)
       return pair(client, { ok: false, code: 'unauthorized', message: `a hello is at most ${MAX_HELLO_BYTES} bytes, this frame is ${bytes}`, attempt: true });
