@@ -181,22 +181,19 @@ export const decomposeParamsSchema = generateParamsSchema
   .extend({ conditioningScale: finite().min(MIN_CONDITIONING_SCALE).max(MAX_CONDITIONING_SCALE) })
   .strict();
 
-/**
- * Decompose a flat image into the layers `layout` marks. The image is not in the message: it is
- * the next frame the client sends, binary, of exactly `image.bytes` bytes (a PNG of the canvas'
- * size; see `decodeFlatImage` in gpu-server/pipeline/flat-image.ts for what is accepted).
- */
 export type WireDecomposeParams = z.infer<typeof decomposeParamsSchema>;
 
-const decomposeSchema = z
-  .object({
+/**
+ * Decompose a flat image into the layers `layout` marks; `prompt` is a caption of the whole image
+ * (CLD is trained with one). The image is not in the message: it is the next frame the client
+ * sends, binary, of exactly `image.bytes` bytes (a PNG of the canvas' size; see `decodeFlatImage`
+ * in gpu-server/pipeline/flat-image.ts for what is accepted).
+ */
+const decomposeSchema = generateSchema
+  .omit({ type: true, params: true, base: true })
+  .extend({
     type: z.literal('decompose'),
-    requestId,
-    /** A caption of the whole image (CLD is trained with one). */
-    prompt: generateSchema.shape.prompt,
-    layout: layoutSchema,
     params: decomposeParamsSchema,
-    model: generateSchema.shape.model,
     image: z
       .object({ bytes: z.number().int().min(1).max(MAX_FLAT_IMAGE_BYTES, `the image may be at most ${MAX_FLAT_IMAGE_BYTES} bytes`) })
       .strict(),

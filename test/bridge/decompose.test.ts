@@ -128,8 +128,13 @@ test('decompose: a refused message (bad layout) owns its frame; an image of the 
   client.send(decomposeMessage('d6', MAX_FLAT_IMAGE_BYTES + 1));
   const tooBig = await client.error();
   assert.equal(tooBig.code, 'image_too_large');
+  client.send(decomposeMessage('d7', png.length, { conditioningScale: 2.5 }));
+  client.ws.send(png);
+  const scale = await client.error();
+  assert.deepEqual([scale.code, scale.requestId], ['invalid_params', 'd7']);
+  assert.match(scale.message, /params\.conditioningScale/);
   client.send({ type: 'ping', id: 'end' });
   await client.next((m) => m.type === 'pong');
-  assert.equal(client.received.filter((m) => m.type === 'error').length, 4, 'one answer each, none for the discarded frame');
+  assert.equal(client.received.filter((m) => m.type === 'error').length, 5, 'one answer each, none for the discarded frames');
   client.close();
 });
