@@ -13,7 +13,7 @@ import { constants, deflateSync, type ZlibOptions } from 'node:zlib';
 import { Transformer, CompressionType, FilterType } from '@napi-rs/image';
 import sharp from 'sharp';
 import { PNG } from 'pngjs';
-import { MAX_LAYERS } from '../gpu-server/constants.ts';
+import { MAX_LAYERS } from '../domain/layout.ts';
 import { encodePng, filteredSize, isOpaque, paethRows, pngFile } from '../gpu-server/pipeline/png.ts';
 import { createPipeline } from './sample-pipeline.ts';
 import { fixed, machineLine, mib, table } from './stats.ts';
