@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
-import type { BridgeMessage, ErrorCode } from './protocol.ts';
+import type { BridgeMessage, ErrorCode } from './protocol/messages.ts';
 import { TokenBucket } from './rate-limit.ts';
 import type { Subscriber } from './jobs.ts';
 

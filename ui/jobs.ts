@@ -3,7 +3,7 @@
  * function returns the next job list; images live outside (they are bytes, not view state).
  */
 import type { Stage } from '../domain/stage.ts';
-import type { BridgeMessage } from '../bridge/protocol.ts';
+import type { BridgeMessage } from '../bridge/protocol/messages.ts';
 import type { StoredJob } from '../plugin/job-store.ts';
 import type { FrameLayout } from '../plugin/layout.ts';
 import type { EditTarget } from '../plugin/messages.ts';

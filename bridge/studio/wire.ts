@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { layoutSchema } from '../../domain/layout.ts';
-import { generateParamsSchema } from '../protocol.ts';
+import { generateParamsSchema } from '../protocol/messages.ts';
 import { JOB_KINDS, type PipelineInfo, type Progress } from '../../gpu-server/pipeline/types.ts';
 
 const STAGES = ['text', 'denoise', 'decode', 'encode'] as const;

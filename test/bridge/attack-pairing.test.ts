@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestBridge, TestClient, TOKEN, generateMessage, type TestBridge } from './helpers.ts';
-import { PROTOCOL_VERSION } from '../../bridge/protocol.ts';
+import { PROTOCOL_VERSION } from '../../bridge/protocol/messages.ts';
 import { DEFAULT_LIMITS, type BridgeLimits } from '../../bridge/server.ts';
 import { RawWebSocket, text } from './raw-socket.ts';
 import { Witness } from './attack-helpers.ts';
