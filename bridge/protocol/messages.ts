@@ -12,13 +12,11 @@ import type { Stage } from '../../domain/stage.ts';
 import { JOB_ID_PATTERN, MAX_CLIENT_NAME_CHARS, MAX_MODEL_NAME_CHARS, MAX_TOKEN_CHARS, REQUEST_ID_PATTERN } from './limits.ts';
 
 /**
- * Bumped on any change; the bridge speaks every version in SUPPORTED_PROTOCOLS and answers a
- * client in the version its `hello` names. Version 2 added `generate.base` and `done.base`.
+ * Bumped on any change. The plugin and the bridge ship together from one checkout, so the bridge
+ * speaks this version only and answers any other `hello` with `protocol_version` (update the
+ * plugin, or the bridge).
  */
 export const PROTOCOL_VERSION = 2;
-export const SUPPORTED_PROTOCOLS: readonly number[] = [1, 2];
-/** The first version with `generate.base` (keep layers of an earlier job). */
-export const BASE_PROTOCOL = 2;
 
 // ---- client -> bridge ---------------------------------------------------------------------------
 
@@ -50,7 +48,7 @@ export const helloSchema = z
   .strict();
 
 /**
- * Protocol 2: the job this one builds on, and which of its layers it keeps (`from` of the base as
+ * The job this one builds on, and which of its layers it keeps (`from` of the base as
  * `to` of this layout). Indices are checked against both layouts by the bridge (`checkKeep`).
  */
 export const baseSchema = z
@@ -105,7 +103,7 @@ export const CLIENT_MESSAGE_TYPES = ['hello', 'generate', 'cancel', 'fetch', 'pi
 
 /** Every error the bridge sends carries one of these codes. */
 export const ERROR_CODES = [
-  /** `hello` missing its version, or a version this bridge does not speak. */
+  /** `hello` missing its version, or another version than the bridge's (update the plugin or the bridge). */
   'protocol_version',
   /** No `hello` yet, or a missing or wrong pairing token. */
   'unauthorized',
@@ -219,7 +217,7 @@ export interface DoneMessage {
   timings: Timings;
   /** True when this is a replay from the job store (answer to `fetch`). */
   fetched: boolean;
-  /** Protocol 2, lineage: the job this one was made from and the layers it kept (absent for a plain job). */
+  /** Lineage: the job this one was made from and the layers it kept (absent for a plain job). */
   base?: WireBase;
 }
 

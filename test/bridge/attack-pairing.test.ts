@@ -104,6 +104,22 @@ test('pairing: every malformed hello is answered with its code, closed with 1008
   });
 });
 
+test('one protocol version: an old plugin\'s hello (protocol 1, the right token) is told to update the plugin, a newer one to update the bridge; /health names the one version', async () => {
+  await withBridge(undefined, async (tb) => {
+    assert.equal(PROTOCOL_VERSION, 2);
+    const old = await failedHello(tb, hello({ protocol: 1, client: 'plugin v1' }));
+    assert.deepEqual([old.error.code, old.close], ['protocol_version', 1008]);
+    assert.match(old.error.message, /speaks protocol 2, the plugin 1; the plugin is older than the bridge: update the plugin \(npm run build/);
+    const newer = await failedHello(tb, hello({ protocol: 3 }));
+    assert.deepEqual([newer.error.code, newer.close], ['protocol_version', 1008]);
+    assert.match(newer.error.message, /update the bridge/);
+    const health = await (await fetch(`http://127.0.0.1:${tb.bridge.port}/health`)).json();
+    assert.deepEqual([health.protocol, health.protocols], [2, undefined]);
+    const current = await TestClient.paired(tb.url);
+    current.close();
+  });
+});
+
 test('pairing: before hello nothing else is read; a big frame is a failed hello; the proto key does not pair', async () => {
   await withBridge(undefined, async (tb) => {
     const stranger = await RawWebSocket.open(tb.bridge.port);
