@@ -1,10 +1,11 @@
 /**
- * One WebSocket client: whether it has paired, its message budget, its heartbeat, and sending
+ * One WebSocket client: where it stands with pairing, its message budget, its heartbeat, and sending
  * that respects how fast it reads (a client that stops reading is disconnected, not buffered for).
  */
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
-import type { BridgeMessage, ErrorCode } from './protocol.ts';
+import { MAX_FLAT_IMAGE_BYTES } from '../domain/layout.ts';
+import type { BridgeMessage, ErrorCode } from './protocol/messages.ts';
 import { TokenBucket } from './rate-limit.ts';
 import type { Subscriber } from './jobs.ts';
 import type { PendingUpload } from './upload.ts';
@@ -21,14 +22,17 @@ export interface ConnectionLimits {
   maxBufferedBytes: number;
 }
 
+/**
+ * Where a connection stands with pairing (pairing.ts moves it): `unpaired` until a hello with the
+ * right token; `refused` once a failed hello was answered (or is about to be): everything else it
+ * sends is ignored, and it is closed.
+ */
+export type PairingState = 'unpaired' | 'paired' | 'refused';
+
 export class Connection implements Subscriber {
   readonly id = randomUUID();
   readonly openedAt = Date.now();
-  paired = false;
-  /** The protocol version this client's `hello` named (set when it pairs). */
-  protocol = 0;
-  /** A failed `hello` was answered (or is about to be): ignore everything else from it. */
-  refused = false;
+  private pairing: PairingState = 'unpaired';
   /** Answered the last heartbeat ping. */
   alive = true;
   /** `fetch`es of stored jobs this client has in flight. */
@@ -57,6 +61,22 @@ export class Connection implements Subscriber {
       this.timers.clear();
       this.takeUpload(); // a pending image dies with its connection: nothing of it is kept
     });
+  }
+
+  get state(): PairingState {
+    return this.pairing;
+  }
+
+  /** A hello with the right token (again, for a paired one). A refused connection stays refused. */
+  pair(): void {
+    if (this.pairing === 'refused') return;
+    this.pairing = 'paired';
+    if (!this.allowFrames(MAX_FLAT_IMAGE_BYTES)) this.log('this ws version has no per-socket frame limit: uploads over 1 MiB will be refused (1009)');
+  }
+
+  /** A failed hello: nothing more is read from this connection. */
+  refuse(): void {
+    this.pairing = 'refused';
   }
 
   get open(): boolean {
@@ -133,7 +153,7 @@ export class Connection implements Subscriber {
    * `maxPayload` per server; its per-socket copy is the receiver's `_maxPayload` (ws 8,
    * lib/receiver.js), checked as each frame's length arrives. Returns false if ws has no such field.
    */
-  allowFrames(bytes: number): boolean {
+  private allowFrames(bytes: number): boolean {
     const receiver = (this.ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver;
     if (!receiver || typeof receiver._maxPayload !== 'number') return false;
     receiver._maxPayload = bytes;
@@ -177,7 +197,7 @@ export class Connection implements Subscriber {
    * Takes one message from the budget. False: drop the message; the client is warned at most
    * once a second, and a client that keeps flooding is disconnected.
    */
-  admit(now: number): boolean {
+  spend(now: number): boolean {
     if (this.bucket.take(now)) return true;
     if (now - this.lastRateWarning >= 1000) {
       this.lastRateWarning = now;

@@ -7,7 +7,7 @@
  */
 import { decodeFlatImage } from '../gpu-server/pipeline/flat-image.ts';
 import type { SourceImage } from '../gpu-server/pipeline/types.ts';
-import type { DecomposeMessage, ErrorCode } from './protocol.ts';
+import type { DecomposeMessage, ErrorCode } from './protocol/messages.ts';
 
 /**
  * What the next frame of a connection is, after a `decompose`: the image of an accepted message

@@ -22,7 +22,7 @@
  * what to do next.
  */
 import { inflateSync } from 'node:zlib';
-import { GRID, MAX_CANVAS_SIDE, MAX_FLAT_IMAGE_BYTES } from '../constants.ts';
+import { GRID, MAX_CANVAS_SIDE, MAX_FLAT_IMAGE_BYTES } from '../../domain/layout.ts';
 import { crc32 } from './png.ts';
 import type { SourceImage } from './types.ts';
 

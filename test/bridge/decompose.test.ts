@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startTestBridge, TestClient, collectJob, decodePng, decomposeMessage, flatImage, generateMessage, type TestBridge } from './helpers.ts';
 import { healthOnce } from './attack-helpers.ts';
 import { decomposedPixel } from './fake-pipeline.ts';
-import { MAX_FLAT_IMAGE_BYTES } from '../../bridge/protocol.ts';
+import { MAX_FLAT_IMAGE_BYTES } from '../../domain/layout.ts';
 import type { SourceImage } from '../../gpu-server/pipeline/types.ts';
 
 let tb: TestBridge;

@@ -11,10 +11,12 @@
  * flat image's at that place of the canvas (`decomposedPixel`), so tests see the image arrived;
  * without it, it refuses as the real pipeline does for a folder with no adapter.
  */
+import { checkKeep } from '../../domain/keep.ts';
+import { MAX_LAYERS } from '../../domain/layout.ts';
 import type { ArtPipeline, GenerateParams, GenerateOptions, GenerateResult, JobKind, LayerImage, SourceImage } from '../../gpu-server/pipeline/types.ts';
-import { MAX_LAYERS, PACKED_CHANNELS } from '../../gpu-server/constants.ts';
+import { PACKED_CHANNELS } from '../../gpu-server/constants.ts';
 import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
-import { checkKeep, holdKept, keptTokens } from '../../gpu-server/pipeline/keep.ts';
+import { holdKept, keptTokens } from '../../gpu-server/pipeline/keep.ts';
 
 export interface FakeOptions {
   modelDir?: string;

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { PNG } from 'pngjs';
+import type { BoxTuple } from '../../domain/layout.ts';
 import { startBridge, type Bridge, type BridgeLimits } from '../../bridge/server.ts';
-import { PROTOCOL_VERSION, decodeImageFrame, type BridgeMessage, type ImageFrame } from '../../bridge/protocol.ts';
-import type { BoxTuple } from '../../gpu-server/pipeline/types.ts';
+import { PROTOCOL_VERSION, type BridgeMessage } from '../../bridge/protocol/messages.ts';
+import { decodeImageFrame, type ImageFrame } from '../../bridge/protocol/image-frame.ts';
 import { encodePng } from '../../gpu-server/pipeline/png.ts';
 import type { FakeOptions } from './fake-pipeline.ts';
 

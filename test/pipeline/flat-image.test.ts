@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { crc32, deflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { decodeFlatImage, type FlatImageCode } from '../../gpu-server/pipeline/flat-image.ts';
-import { MAX_FLAT_IMAGE_BYTES } from '../../gpu-server/constants.ts';
+import { MAX_FLAT_IMAGE_BYTES } from '../../domain/layout.ts';
 import { encodePng } from '../../gpu-server/pipeline/png.ts';
 
 // ---- building PNG files byte by byte (PNG spec 5: signature, then length, type, data, CRC) ------
