@@ -36,3 +36,6 @@ export const MAX_STEPS = 100;
 export const DEFAULT_GUIDANCE = 4.0;
 export const DEFAULT_TRUE_CFG = 3.5;
 export const DEFAULT_SEED = 41;
+/** What a model folder can run: generation from a layout; decomposition of an image into layers (CLD). */
+export const JOBS = ['generate', 'decompose'] as const;
+export type Job = (typeof JOBS)[number];

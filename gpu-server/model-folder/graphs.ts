@@ -5,11 +5,12 @@
  */
 import { buildClipTextEncoder, type ClipTextConfig } from '../models/clip-text.ts';
 import { buildT5Encoder, type T5Config } from '../models/t5-encoder.ts';
-import { buildTransformer, type TransformerConfig } from '../models/transformer.ts';
+import { buildTransformer, type JobSwitch, type TransformerConfig } from '../models/transformer.ts';
 import { buildTransparentDecoder, type TransparentDecoderConfig } from '../models/transparent-decoder.ts';
 import { buildVaeDecoder, buildVaeEncoder, type VaeConfig } from '../models/vae.ts';
 import type { GraphBuilder, WeightSource } from '../onnx/graph.ts';
 import { writeModel, type WriteProgress } from '../onnx/onnx-writer.ts';
+import type { AdapterConfig } from './adapter-source.ts';
 import type { GraphName } from './manifest.ts';
 
 /** fp32 (CPU, tests), fp16 (GPU), int4 (GPU with 12-16 GB: 4-bit weight-only transformer, fp16 elsewhere). */
@@ -23,7 +24,10 @@ export interface Component<C> {
 }
 
 export interface ModelComponents {
-  transformer: Component<TransformerConfig>;
+  /** `jobs`: the transformer serves generation and decomposition (one graph, switched per job). */
+  transformer: Component<TransformerConfig> & { jobs?: JobSwitch };
+  /** CLD's adapter: only in a folder that decomposes. */
+  adapter?: Component<AdapterConfig>;
   vae: Component<VaeConfig>;
   transparentDecoder: Component<TransparentDecoderConfig>;
   clip: Component<ClipTextConfig>;
@@ -35,7 +39,7 @@ export function graphBuilders(c: Partial<ModelComponents>, precision: Precision)
   const f = graphFloat(precision);
   const out: Partial<Record<GraphName, () => GraphBuilder>> = {};
   const { transformer, vae, transparentDecoder, clip, t5 } = c;
-  if (transformer) out.transformer = () => buildTransformer(transformer.config, transformer.weights, f, { quantize: precision === 'int4' ? 'int4' : 'none' });
+  if (transformer) out.transformer = () => buildTransformer(transformer.config, transformer.weights, f, { quantize: precision === 'int4' ? 'int4' : 'none', ...(transformer.jobs ? { jobs: transformer.jobs } : {}) });
   if (vae) {
     out.vae_encoder = () => buildVaeEncoder(vae.config, vae.weights, f);
     out.vae_decoder = () => buildVaeDecoder(vae.config, vae.weights, f);

@@ -8,14 +8,24 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, normalize, sep } from 'node:path';
 import { z } from 'zod';
+import { JOBS, type Job } from '../constants.ts';
 import { PRECISIONS } from './graphs.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'art-model-folder';
 export const MANIFEST_VERSION = 1;
 
+/** The graphs every model folder has. */
 export const GRAPH_NAMES = ['transformer', 'vae_encoder', 'vae_decoder', 'transparent_decoder', 'clip_text', 't5_encoder'] as const;
-export type GraphName = (typeof GRAPH_NAMES)[number];
+/** The graph a folder has only when it can decompose: CLD's adapter, which reads the flat image. */
+export const ADAPTER_GRAPH = 'adapter';
+export type GraphName = (typeof GRAPH_NAMES)[number] | typeof ADAPTER_GRAPH;
+
+/** The graphs a job runs. The transformer is one graph for both jobs: its weights are in memory once. */
+export const JOB_GRAPHS: Readonly<Record<Job, readonly GraphName[]>> = {
+  generate: GRAPH_NAMES,
+  decompose: [...GRAPH_NAMES, ADAPTER_GRAPH],
+};
 
 export class ModelFolderError extends Error {
   override name = 'ModelFolderError';
@@ -63,11 +73,32 @@ export const manifestSchema = z.object({
   }),
   transparentDecoder: z.object({ axesDimsRope: z.array(positiveInt).length(3), ropeTheta: z.number().positive() }),
   text: z.object({ clipTokens: positiveInt, t5Tokens: positiveInt }),
-  graphs: z.object(Object.fromEntries(GRAPH_NAMES.map((n) => [n, graphEntry])) as Record<GraphName, typeof graphEntry>),
+  graphs: z.object({
+    ...(Object.fromEntries(GRAPH_NAMES.map((n) => [n, graphEntry])) as Record<(typeof GRAPH_NAMES)[number], typeof graphEntry>),
+    [ADAPTER_GRAPH]: graphEntry.optional(),
+  }),
+  /**
+   * The jobs the folder runs (absent in folders from before decomposition: generation). A folder
+   * for both has one transformer graph taking `job`, and the adapter graph.
+   */
+  jobs: z.array(z.enum(JOBS)).min(1).default(['generate']),
   tokenizers: z.object({ clip: relPath, t5: relPath }),
-  /** LoRAs fused into the transformer at conversion, in the order applied (absent: none). */
+  /** LoRAs applied at conversion, in the order applied (absent: none). */
   loras: z
-    .array(z.object({ order: positiveInt, file: z.string().min(1), sha256: z.string().regex(/^[0-9a-f]{64}$/), scale: z.number().finite(), format: z.enum(['diffusers_peft', 'kohya_flux']), modules: z.number().int().nonnegative() }))
+    .array(
+      z.object({
+        order: positiveInt,
+        file: z.string().min(1),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/),
+        scale: z.number().finite(),
+        format: z.enum(['diffusers_peft', 'kohya_flux']),
+        modules: z.number().int().nonnegative(),
+        /** The graph it changes. */
+        into: z.enum(['transformer', ADAPTER_GRAPH]).default('transformer'),
+        /** The jobs it applies to: fused when all the folder's jobs, else kept beside the weights and switched per job. */
+        jobs: z.array(z.enum(JOBS)).min(1).optional(),
+      }),
+    )
     .optional(),
   /** Every graph and weight file with its size and sha256. */
   files: z.record(relPath, fileEntry),
@@ -97,13 +128,29 @@ export function parseManifest(text: string, where: string): Manifest {
   if (m.formatVersion !== MANIFEST_VERSION) {
     throw new ModelFolderError(`${where}: format version ${m.formatVersion}, but this program reads version ${MANIFEST_VERSION}; re-convert the model with this version`);
   }
-  for (const name of GRAPH_NAMES) {
-    const g = m.graphs[name];
+  const decomposes = m.jobs.includes('decompose');
+  if (decomposes !== (m.graphs.adapter !== undefined)) {
+    throw new ModelFolderError(`${where}: ${decomposes ? 'jobs include decompose but there is no adapter graph' : 'an adapter graph but jobs do not include decompose'} (manifest inconsistent); re-run the conversion`);
+  }
+  for (const name of folderGraphs(m)) {
+    const g = graphOf(m, name);
     for (const f of [g.file, ...g.data]) {
       if (!m.files[f]) throw new ModelFolderError(`${where}: graph "${name}" uses ${f}, which "files" does not list (manifest inconsistent); re-run the conversion`);
     }
   }
   return m;
+}
+
+/** The graphs of a folder: those of every job it runs. */
+export function folderGraphs(m: Pick<Manifest, 'jobs'>): GraphName[] {
+  return [...new Set(m.jobs.flatMap((job) => JOB_GRAPHS[job]))];
+}
+
+/** A graph's entry; throws when the folder has no such graph (a job it does not run). */
+export function graphOf(m: Pick<Manifest, 'graphs' | 'name'>, name: GraphName): { file: string; data: string[] } {
+  const g = m.graphs[name];
+  if (!g) throw new ModelFolderError(`model "${m.name}" has no ${name} graph: it was converted without decomposition; convert it with --adapter (see README "Decompose an image")`);
+  return g;
 }
 
 /**

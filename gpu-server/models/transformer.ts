@@ -8,12 +8,14 @@
  *          encoder_hidden_states [B,T,joint], pooled_projections [B,pooled], timestep [B] and
  *          guidance [B] (what the pipeline passes: t/1000 and the guidance scale; float32 always),
  *          rope_cos / rope_sin [T+N, head_dim] (text ids first, from `pipeline/rope.ts`).
+ *          job [1] int64, only in a graph built for both jobs (0 generate, 1 decompose).
  * Output:  noise_pred [B,N,64].
  */
 import { GraphError, GraphBuilder, type Value, type WeightSource } from '../onnx/graph.ts';
 import * as nn from '../onnx/nn.ts';
 import { int } from '../onnx/graph.ts';
-import { MAX_LAYERS, PACKED_CHANNELS } from '../constants.ts';
+import { attachLoraBranch, checkBranchApplied, type LowRankUpdate } from '../onnx/lora-branch.ts';
+import { MAX_LAYERS, PACKED_CHANNELS, type Job } from '../constants.ts';
 
 export interface TransformerConfig {
   inChannels: number;
@@ -170,7 +172,23 @@ export interface TransformerBuildOptions {
   intermediates?: boolean;
   /** `int4`: 4-bit weight-only linear layers (MatMulNBits), for GPUs with 12-16 GB. */
   quantize?: 'none' | 'int4';
+  /** Generation and decomposition in one graph over one copy of the shared weights (see JobSwitch). */
+  jobs?: JobSwitch;
 }
+
+/**
+ * What decomposition changes in the transformer, kept beside the shared weights: its own
+ * `layer_pe` (the weight source's key `layerPe`) and its "layer" LoRA, applied unfused as CLD
+ * applies it. The graph takes `job` (0 generate, 1 decompose): it picks the layer_pe table and
+ * switches the LoRA.
+ */
+export interface JobSwitch {
+  layerPe: string;
+  layerLora: ReadonlyMap<string, readonly LowRankUpdate[]>;
+}
+
+/** The job a graph built with JobSwitch runs, as its `job` input. */
+export const JOB_INDEX: Readonly<Record<Job, number>> = { generate: 0, decompose: 1 };
 
 export function buildTransformer(c: TransformerConfig, weights: WeightSource, precision: TransformerPrecision = 'float32', options: TransformerBuildOptions = {}): GraphBuilder {
   const g = new GraphBuilder('art_transformer', precision, weights, options.quantize ?? 'none');
@@ -183,6 +201,9 @@ export function buildTransformer(c: TransformerConfig, weights: WeightSource, pr
   const guidance = c.guidanceEmbeds ? g.input('guidance', 'float32', ['batch']) : null;
   const ropeCos = g.input('rope_cos', 'float', ['joint_tokens', c.headDim]);
   const ropeSin = g.input('rope_sin', 'float', ['joint_tokens', c.headDim]);
+  const job = options.jobs ? g.input('job', 'int64', [1]) : null;
+  const branch = options.jobs && job ? { on: job, updates: options.jobs.layerLora, applied: new Set<string>() } : undefined;
+  if (branch) attachLoraBranch(g, branch);
 
   const textLen = g.op('Slice', [g.op('Shape', [context]), g.i64([1]), g.i64([2])]);
   const x: Ctx = {
@@ -199,8 +220,15 @@ export function buildTransformer(c: TransformerConfig, weights: WeightSource, pr
   const tembAct = nn.silu(g, temb);
 
   // Image tokens: x_embedder, plus the learned embedding of each token's layer.
-  const layerPe = nn.reshape(g, g.weight('layer_pe', [1, c.maxLayerNum, 1, 1, dim]), [c.maxLayerNum, dim]);
-  let img = nn.add(g, nn.linear(g, hidden, 'x_embedder', c.inChannels, dim), g.op('Gather', [layerPe, tokenLayer], { axis: int(0) }));
+  const peTable = (key: string) => nn.reshape(g, g.weight(key, [1, c.maxLayerNum, 1, 1, dim]), [c.maxLayerNum, dim]);
+  let layerPe = peTable('layer_pe');
+  let layerIndex = tokenLayer;
+  if (options.jobs && job) {
+    // One table of both jobs' rows; the job offsets the index (an exact pick, no blend).
+    layerPe = nn.concat(g, [layerPe, peTable(options.jobs.layerPe)], 0);
+    layerIndex = nn.add(g, tokenLayer, nn.mul(g, job, g.i64([c.maxLayerNum])));
+  }
+  let img = nn.add(g, nn.linear(g, hidden, 'x_embedder', c.inChannels, dim), g.op('Gather', [layerPe, layerIndex], { axis: int(0) }));
   let txt = nn.linear(g, context, 'context_embedder', c.jointAttentionDim, dim);
   if (options.intermediates) {
     g.output(temb, 'temb', 'float', ['batch', dim]);
@@ -217,5 +245,6 @@ export function buildTransformer(c: TransformerConfig, weights: WeightSource, pr
   const normed = nn.add(g, nn.mul(g, nn.layerNorm(g, img, dim, LN_EPS, null), nn.add(g, scale, g.scalar(1))), shift);
   const out = nn.linear(g, normed, 'proj_out', dim, c.inChannels);
   g.output(out, 'noise_pred', 'float', ['batch', 'tokens', c.inChannels]);
+  if (branch) checkBranchApplied(branch, `${weights.describe}: the "layer" LoRA`);
   return g;
 }

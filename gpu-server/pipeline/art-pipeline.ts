@@ -6,7 +6,7 @@
  */
 import { join, resolve } from 'node:path';
 import { MAX_STEPS } from '../constants.ts';
-import { GRAPH_NAMES, loadManifest, type GraphName, type Manifest } from '../model-folder/manifest.ts';
+import { GRAPH_NAMES, graphOf, loadManifest, type GraphName, type Manifest } from '../model-folder/manifest.ts';
 import { DEFAULT_TINY_DIR, ensureTinyModel } from '../model-folder/tiny.ts';
 import { openSession, type Provider, type ProviderChoice, type SessionFactory } from '../onnx/session.ts';
 import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
@@ -38,7 +38,7 @@ const TEXT_GRAPHS: GraphName[] = ['clip_text', 't5_encoder'];
 
 /** Bytes of the files (graph and weights) of some graphs of a folder. */
 function graphBytes(manifest: Manifest, names: GraphName[]): number {
-  return names.flatMap((n) => [manifest.graphs[n].file, ...manifest.graphs[n].data]).reduce((sum, f) => sum + (manifest.files[f]?.bytes ?? 0), 0);
+  return names.flatMap((n) => [graphOf(manifest, n).file, ...graphOf(manifest, n).data]).reduce((sum, f) => sum + (manifest.files[f]?.bytes ?? 0), 0);
 }
 
 export class ParamsError extends Error {
@@ -76,7 +76,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
   // The first graph decides the provider (auto: the best one that opens); the rest follow it.
   const sessions = {} as Record<Exclude<GraphName, 'clip_text' | 't5_encoder'>, GraphSession>;
   const open = async (name: GraphName, on: ProviderChoice) => {
-    const opened = await openSession(join(dir, manifest.graphs[name].file), on, {}, options.sessions);
+    const opened = await openSession(join(dir, graphOf(manifest, name).file), on, {}, options.sessions);
     return { graph: new GraphSession(name, opened.session), provider: opened.provider };
   };
   const first = await open('transformer', choice);
