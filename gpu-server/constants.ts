@@ -36,6 +36,9 @@ export const MAX_STEPS = 100;
 export const DEFAULT_GUIDANCE = 4.0;
 export const DEFAULT_TRUE_CFG = 3.5;
 export const DEFAULT_SEED = 41;
-/** What a model folder can run: generation from a layout; decomposition of an image into layers (CLD). */
-export const JOBS = ['generate', 'decompose'] as const;
-export type Job = (typeof JOBS)[number];
+/**
+ * The jobs a model folder can run (its manifest says which): generation from a layout;
+ * decomposition of a flat image into layers (CLD, needs the adapter).
+ */
+export const JOB_KINDS = ['generate', 'decompose'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];

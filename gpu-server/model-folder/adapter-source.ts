@@ -7,42 +7,41 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseTransformerConfig, type TransformerConfig } from '../models/transformer.ts';
+import { checkAdapterFits, parseAdapterConfig, type AdapterConfig } from '../models/adapter.ts';
+import type { TransformerConfig } from '../models/transformer.ts';
 import { checkpointWeights, type WeightSource } from '../onnx/graph.ts';
 import { fusedWeights, loadLora, type LoadedLora } from './lora.ts';
 import { ModelFolderError } from './manifest.ts';
 import { openTensorFile, type TensorFile } from './weight-files.ts';
 
-/** The adapter's config: the FLUX transformer's fields, plus the condition's extra channels. */
-export interface AdapterConfig extends TransformerConfig {
-  /** Channels of the condition beyond the 64 packed latent ones: the inpainting mask, packed (4). */
-  extraConditionChannels: number;
-}
-
 /** Alimama's inpainting ControlNet packs one mask channel 2x2 beside the latents: 64 + 4 = 68 inputs. */
-export const MASK_CONDITION_CHANNELS = 4;
+const MASK_CONDITION_CHANNELS = 4;
 const CLASSES = new Set(['FluxControlNetModel', 'MultiLayerAdapter']);
 const TIME_CHANNELS = 256;
 
-/** Reads the adapter's `config.json` (a FluxControlNetModel's); names what is wrong and what to give instead. */
-export function parseAdapterConfig(json: unknown, source: string): AdapterConfig {
+/**
+ * Reads the Inpainting-Alpha `config.json` (a FluxControlNetModel's): the adapter's parser, plus
+ * what tells another ControlNet from the one CLD's adapter starts from.
+ */
+export function readAdapterConfig(json: unknown, source: string): AdapterConfig {
   const c = (json ?? {}) as Record<string, unknown>;
   const cls = c._class_name;
   if (typeof cls === 'string' && !CLASSES.has(cls)) throw new ModelFolderError(`${source}: a ${cls} config, not a FLUX ControlNet; give --adapter the alimama-creative/FLUX.1-dev-Controlnet-Inpainting-Alpha folder`);
-  if (c.num_mode !== undefined && c.num_mode !== null) throw new ModelFolderError(`${source}: num_mode ${JSON.stringify(c.num_mode)} makes it a Union ControlNet (modes), not the Inpainting-Alpha one CLD's adapter starts from`);
   if (c.conditioning_embedding_channels !== undefined && c.conditioning_embedding_channels !== null) {
     throw new ModelFolderError(`${source}: conditioning_embedding_channels ${JSON.stringify(c.conditioning_embedding_channels)} means a pixel-space condition encoder (InstantX style), not the Inpainting-Alpha ControlNet CLD's adapter starts from`);
   }
   if (c.extra_condition_channels !== MASK_CONDITION_CHANNELS) {
     throw new ModelFolderError(`${source}: extra_condition_channels is ${JSON.stringify(c.extra_condition_channels)}, but CLD's adapter takes the latents plus a mask (${MASK_CONDITION_CHANNELS}); is this the Inpainting-Alpha ControlNet?`);
   }
-  let config: TransformerConfig;
+  return asFolderError(() => parseAdapterConfig(c, source));
+}
+
+function asFolderError<T>(fn: () => T): T {
   try {
-    config = parseTransformerConfig(c, source);
+    return fn();
   } catch (e) {
-    throw new ModelFolderError((e as Error).message);
+    throw e instanceof ModelFolderError ? e : new ModelFolderError((e as Error).message);
   }
-  return { ...config, extraConditionChannels: MASK_CONDITION_CHANNELS };
 }
 
 /** Every tensor a FluxControlNetModel of this config holds, with its shape (diffusers' state_dict names). */
@@ -104,19 +103,6 @@ function checkWeights(f: TensorFile, c: AdapterConfig, where: string): string[] 
   return [...f.tensors.keys()].filter((k) => !(k in expected));
 }
 
-/** The part of a transformer's config the adapter must share: it reads the same text and ids and adds into the same width. */
-function checkFits(a: AdapterConfig, t: TransformerConfig, where: string): void {
-  const pairs: Array<[string, unknown, unknown]> = [
-    ['attention width (num_attention_heads x attention_head_dim)', a.heads * a.headDim, t.heads * t.headDim],
-    ['attention_head_dim', a.headDim, t.headDim],
-    ['joint_attention_dim', a.jointAttentionDim, t.jointAttentionDim],
-    ['pooled_projection_dim', a.pooledProjectionDim, t.pooledProjectionDim],
-    ['axes_dims_rope', JSON.stringify(a.axesDimsRope), JSON.stringify(t.axesDimsRope)],
-    ['guidance_embeds', a.guidanceEmbeds, t.guidanceEmbeds],
-  ];
-  for (const [what, x, y] of pairs) if (x !== y) throw new ModelFolderError(`these checkpoints do not fit together: the adapter (${where}) has ${what} ${String(x)} but the transformer ${String(y)}`);
-}
-
 /** The ControlNet folder (config.json beside its weights), not a file. */
 function controlNetDir(dir: string): string {
   if (!existsSync(dir)) throw new ModelFolderError(`${dir} is missing: the FLUX.1-dev-Controlnet-Inpainting-Alpha folder (--adapter)`);
@@ -137,18 +123,18 @@ export interface AdapterPlan {
  * The adapter: `dir`'s config and weights checked, `loraFile` fused in (scale 1, alpha = rank as the
  * file carries none), `layerPe` under `layer_pe`.
  */
-export function planAdapter(dir: string, loraFile: string, layerPe: { shape: number[]; read: () => Float32Array }, transformer: TransformerConfig, readJson: (file: string, what: string) => unknown): AdapterPlan {
+export function planAdapter(dir: string, loraFile: string, layerPe: { shape: number[]; data: () => Float32Array }, transformer: TransformerConfig, readJson: (file: string, what: string) => unknown): AdapterPlan {
   const folder = controlNetDir(dir);
   const configFile = join(folder, 'config.json');
-  const config = { ...parseAdapterConfig(readJson(configFile, 'the adapter config (FLUX.1-dev-Controlnet-Inpainting-Alpha/config.json)'), configFile), maxLayerNum: layerPe.shape[1] };
-  checkFits(config, transformer, folder);
+  const config = { ...readAdapterConfig(readJson(configFile, 'the adapter config (FLUX.1-dev-Controlnet-Inpainting-Alpha/config.json)'), configFile), maxLayerNum: layerPe.shape[1] };
+  asFolderError(() => checkAdapterFits(config, transformer));
   const source = openTensorFile(folder, 'the adapter weights (FLUX.1-dev-Controlnet-Inpainting-Alpha)');
   const unused = checkWeights(source, config, source.source);
   const plain = checkpointWeights(source);
   const base: WeightSource = {
     describe: plain.describe,
     shape: (k) => (k === 'layer_pe' ? layerPe.shape : unused.includes(k) ? undefined : plain.shape(k)),
-    read: (k) => (k === 'layer_pe' ? layerPe.read() : plain.read(k)),
+    read: (k) => (k === 'layer_pe' ? layerPe.data() : plain.read(k)),
   };
   const lora = loadLora({ file: loraFile, scale: 1 }, (k) => base.shape(k));
   return { config, weights: fusedWeights(base, [lora]), lora, source, unused };

@@ -15,7 +15,7 @@
 import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LATENT_CHANNELS, RESOLUTIONS, T5_TOKENS, type Job } from '../constants.ts';
+import { LATENT_CHANNELS, RESOLUTIONS, T5_TOKENS, type JobKind } from '../constants.ts';
 import { parseClipTextConfig } from '../models/clip-text.ts';
 import { parseT5Config } from '../models/t5-encoder.ts';
 import { parseTransformerConfig, type JobSwitch } from '../models/transformer.ts';
@@ -24,9 +24,9 @@ import { parseVaeConfig } from '../models/vae.ts';
 import { checkpointWeights, type WeightSource } from '../onnx/graph.ts';
 import { schedulerConfigFromDiffusers } from '../pipeline/scheduler.ts';
 import { CLIP_TOKENIZER_FILES, T5_TOKENIZER_FILES } from '../text/tokenizer-files.ts';
-import { graphBuilders, type ModelComponents, type Precision, PRECISIONS } from './graphs.ts';
+import { graphBuilders, type ModelComponents } from './graphs.ts';
 import { fusedWeights, loadLora, loadLoras, loraFileIn, parseLoraArg, recordOf, type FusedLora, type LoadedLora, type LoraSpec, type LoraUpdate } from './lora.ts';
-import { folderGraphs, ModelFolderError, type Manifest } from './manifest.ts';
+import { folderGraphs, ModelFolderError, PRECISIONS, type Manifest, type Precision } from './manifest.ts';
 import { planAdapter } from './adapter-source.ts';
 import { elementsOf, openTensorFile, type TensorFile } from './weight-files.ts';
 import { freeBytes, writeModelFolder, type FolderProgress } from './write-folder.ts';
@@ -107,7 +107,7 @@ export interface PartSummary {
 export interface ConvertPlan {
   name: string;
   /** What the folder will run. */
-  jobs: Job[];
+  jobs: JobKind[];
   components: ModelComponents;
   scheduler: ReturnType<typeof schedulerConfigFromDiffusers>;
   /** Weight bytes of the graphs at the chosen precision. */
@@ -134,15 +134,15 @@ function checkFloat(part: PartSummary, f: TensorFile): void {
   }
 }
 
-interface LayerPe {
+export interface LayerPe {
   shape: number[];
   dtype: string;
-  read: () => Float32Array;
+  data: () => Float32Array;
   source: string;
 }
 
 /** A layer_pe from its own file (`flag` names it in errors): the tensor named `layer_pe`, or the file's only tensor. */
-function readLayerPe(spec: string, inner: number, flag: string): LayerPe {
+export function readLayerPe(spec: string, inner: number, flag = '--layer-pe'): LayerPe {
   const f = openTensorFile(spec, `the layer_pe (${flag})`);
   const name = f.tensors.has('layer_pe') ? 'layer_pe' : f.tensors.size === 1 ? [...f.tensors.keys()][0] : undefined;
   if (name === undefined) throw new ModelFolderError(`${flag} ${spec}: no tensor named layer_pe among ${[...f.tensors.keys()].slice(0, 5).join(', ')}; select it with file#key`);
@@ -152,7 +152,7 @@ function readLayerPe(spec: string, inner: number, flag: string): LayerPe {
     throw new ModelFolderError(`${flag} ${spec}: layer_pe is [${t.shape}] but this transformer needs [1, layers, 1, 1, ${inner}] (ART's is [1, 52, 1, 1, 3072])`);
   }
   if (!FLOAT_DTYPES.has(t.dtype)) throw new ModelFolderError(`${flag} ${spec}: layer_pe is ${t.dtype}, not a float tensor; is this the right file?`);
-  return { shape: t.shape, dtype: t.dtype, read: () => f.readFloat32(name), source: f.source };
+  return { shape: t.shape, dtype: t.dtype, data: () => f.readFloat32(name), source: f.source };
 }
 
 /** The weight key of the decomposition's layer_pe in a transformer built for both jobs. */
@@ -186,7 +186,7 @@ function planTransformer(src: ConvertSources, decompose: DecomposeSources | unde
   // Generation's layer_pe: --layer-pe, else the checkpoint's own (ART's); none: the folder only decomposes.
   const generatePe: LayerPe | undefined = src.layerPe
     ? readLayerPe(src.layerPe, inner, '--layer-pe')
-    : ckpt.tensors.has('layer_pe') ? { ...ckpt.tensors.get('layer_pe')!, read: () => ckpt.readFloat32('layer_pe'), source: ckpt.source } : undefined;
+    : ckpt.tensors.has('layer_pe') ? { ...ckpt.tensors.get('layer_pe')!, data: () => ckpt.readFloat32('layer_pe'), source: ckpt.source } : undefined;
   if (!generatePe && !decompose) throw new ModelFolderError(`${what} has no layer_pe (FLUX.1-dev's transformer does not): give --layer-pe <file> (ART's layer_pe.pth or .safetensors)`);
   if (generatePe && src.layerPe) extra.push(generatePe);
   const decomposePe = decompose && readLayerPe(decompose.layerPe, inner, '--decompose-layer-pe');
@@ -194,7 +194,7 @@ function planTransformer(src: ConvertSources, decompose: DecomposeSources | unde
   if (generatePe && decomposePe && generatePe.shape[1] !== decomposePe.shape[1]) {
     throw new ModelFolderError(`the two layer_pe differ in layers: generation's has ${generatePe.shape[1]}, decomposition's ${decomposePe.shape[1]} (${decomposePe.source}); both jobs share the transformer's max_layer_num`);
   }
-  const jobs: Job[] = [...(generatePe ? ['generate' as const] : []), ...(decomposePe ? ['decompose' as const] : [])];
+  const jobs: JobKind[] = [...(generatePe ? ['generate' as const] : []), ...(decomposePe ? ['decompose' as const] : [])];
   const layerPe = (generatePe ?? decomposePe)!;
   config = { ...config, maxLayerNum: layerPe.shape[1] };
   const plain = checkpointWeights(ckpt);
@@ -202,7 +202,7 @@ function planTransformer(src: ConvertSources, decompose: DecomposeSources | unde
   const base: WeightSource = {
     describe: [plain.describe, ...(src.layerPe || !generatePe ? [layerPe.source] : []), ...(both ? [decomposePe.source] : [])].join(' + '),
     shape: (k) => (k === 'layer_pe' ? layerPe.shape : both && k === DECOMPOSE_LAYER_PE ? decomposePe.shape : plain.shape(k)),
-    read: (k) => (k === 'layer_pe' ? layerPe.read() : both && k === DECOMPOSE_LAYER_PE ? decomposePe.read() : plain.read(k)),
+    read: (k) => (k === 'layer_pe' ? layerPe.data() : both && k === DECOMPOSE_LAYER_PE ? decomposePe.data() : plain.read(k)),
   };
   const { loras, record } = loadLoras(src.loras ?? [], base);
   const layerLora = decompose && loadLora({ file: decompose.layerLora, scale: 1 }, (k) => base.shape(k));

@@ -5,17 +5,14 @@
  */
 import { buildClipTextEncoder, type ClipTextConfig } from '../models/clip-text.ts';
 import { buildT5Encoder, type T5Config } from '../models/t5-encoder.ts';
+import { adapterSamples, buildAdapter, type AdapterConfig } from '../models/adapter.ts';
 import { buildTransformer, type JobSwitch, type TransformerConfig } from '../models/transformer.ts';
 import { buildTransparentDecoder, type TransparentDecoderConfig } from '../models/transparent-decoder.ts';
 import { buildVaeDecoder, buildVaeEncoder, type VaeConfig } from '../models/vae.ts';
 import type { GraphBuilder, WeightSource } from '../onnx/graph.ts';
 import { writeModel, type WriteProgress } from '../onnx/onnx-writer.ts';
-import type { AdapterConfig } from './adapter-source.ts';
-import type { GraphName } from './manifest.ts';
+import type { GraphName, Precision } from './manifest.ts';
 
-/** fp32 (CPU, tests), fp16 (GPU), int4 (GPU with 12-16 GB: 4-bit weight-only transformer, fp16 elsewhere). */
-export const PRECISIONS = ['fp32', 'fp16', 'int4'] as const;
-export type Precision = (typeof PRECISIONS)[number];
 export const graphFloat = (p: Precision): 'float32' | 'float16' => (p === 'fp32' ? 'float32' : 'float16');
 
 export interface Component<C> {
@@ -38,8 +35,13 @@ export interface ModelComponents {
 export function graphBuilders(c: Partial<ModelComponents>, precision: Precision): Partial<Record<GraphName, () => GraphBuilder>> {
   const f = graphFloat(precision);
   const out: Partial<Record<GraphName, () => GraphBuilder>> = {};
-  const { transformer, vae, transparentDecoder, clip, t5 } = c;
-  if (transformer) out.transformer = () => buildTransformer(transformer.config, transformer.weights, f, { quantize: precision === 'int4' ? 'int4' : 'none', ...(transformer.jobs ? { jobs: transformer.jobs } : {}) });
+  const { transformer, adapter, vae, transparentDecoder, clip, t5 } = c;
+  // With an adapter, the transformer takes its residual samples (generation feeds zeros, see JobSwitch).
+  if (transformer) {
+    const options = { quantize: precision === 'int4' ? ('int4' as const) : ('none' as const), ...(adapter ? { residuals: adapterSamples(adapter.config) } : {}), ...(transformer.jobs ? { jobs: transformer.jobs } : {}) };
+    out.transformer = () => buildTransformer(transformer.config, transformer.weights, f, options);
+    if (adapter) out.adapter = () => buildAdapter(adapter.config, adapter.weights, transformer.config.maxLayerNum, f);
+  }
   if (vae) {
     out.vae_encoder = () => buildVaeEncoder(vae.config, vae.weights, f);
     out.vae_decoder = () => buildVaeDecoder(vae.config, vae.weights, f);

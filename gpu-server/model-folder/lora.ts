@@ -27,7 +27,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { Job } from '../constants.ts';
+import type { JobKind } from '../constants.ts';
 import type { WeightSource } from '../onnx/graph.ts';
 import { Checkpoint, readHeader } from '../onnx/safetensors.ts';
 import { ModelFolderError, sha256File } from './manifest.ts';
@@ -67,7 +67,7 @@ export interface FusedLora {
   /** The graph it changes. */
   into: 'transformer' | 'adapter';
   /** The jobs it applies to, when not all of the folder's (kept beside the weights, switched per job). */
-  jobs?: Job[];
+  jobs?: JobKind[];
 }
 
 export interface LoadedLora {
@@ -393,7 +393,7 @@ export function fusedWeights(base: WeightSource, loras: readonly LoadedLora[]): 
 }
 
 /** The manifest's record of one loaded LoRA. */
-export function recordOf(l: LoadedLora, order: number, into: FusedLora['into'], jobs?: Job[]): FusedLora {
+export function recordOf(l: LoadedLora, order: number, into: FusedLora['into'], jobs?: JobKind[]): FusedLora {
   return { order, file: basename(l.spec.file), sha256: l.sha256, scale: l.spec.scale, format: l.format, modules: new Set(l.updates.map((u) => u.target)).size, into, ...(jobs ? { jobs } : {}) };
 }
 

@@ -8,8 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, normalize, sep } from 'node:path';
 import { z } from 'zod';
-import { JOBS, type Job } from '../constants.ts';
-import { PRECISIONS } from './graphs.ts';
+import { JOB_KINDS, type JobKind } from '../constants.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'art-model-folder';
@@ -22,10 +21,14 @@ export const ADAPTER_GRAPH = 'adapter';
 export type GraphName = (typeof GRAPH_NAMES)[number] | typeof ADAPTER_GRAPH;
 
 /** The graphs a job runs. The transformer is one graph for both jobs: its weights are in memory once. */
-export const JOB_GRAPHS: Readonly<Record<Job, readonly GraphName[]>> = {
+export const JOB_GRAPHS: Readonly<Record<JobKind, readonly GraphName[]>> = {
   generate: GRAPH_NAMES,
   decompose: [...GRAPH_NAMES, ADAPTER_GRAPH],
 };
+
+/** fp32 (CPU, tests), fp16 (GPU), int4 (GPU with 12-16 GB: 4-bit weight-only transformer, fp16 elsewhere). */
+export const PRECISIONS = ['fp32', 'fp16', 'int4'] as const;
+export type Precision = (typeof PRECISIONS)[number];
 
 export class ModelFolderError extends Error {
   override name = 'ModelFolderError';
@@ -81,7 +84,7 @@ export const manifestSchema = z.object({
    * The jobs the folder runs (absent in folders from before decomposition: generation). A folder
    * for both has one transformer graph taking `job`, and the adapter graph.
    */
-  jobs: z.array(z.enum(JOBS)).min(1).default(['generate']),
+  jobs: z.array(z.enum(JOB_KINDS)).min(1).default(['generate']),
   tokenizers: z.object({ clip: relPath, t5: relPath }),
   /** LoRAs applied at conversion, in the order applied (absent: none). */
   loras: z
@@ -96,7 +99,7 @@ export const manifestSchema = z.object({
         /** The graph it changes. */
         into: z.enum(['transformer', ADAPTER_GRAPH]).default('transformer'),
         /** The jobs it applies to: fused when all the folder's jobs, else kept beside the weights and switched per job. */
-        jobs: z.array(z.enum(JOBS)).min(1).optional(),
+        jobs: z.array(z.enum(JOB_KINDS)).min(1).optional(),
       }),
     )
     .optional(),

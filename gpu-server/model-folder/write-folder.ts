@@ -6,11 +6,11 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { WriteProgress } from '../onnx/onnx-writer.ts';
-import type { Job } from '../constants.ts';
+import type { JobKind } from '../constants.ts';
 import type { SchedulerConfig } from '../pipeline/scheduler.ts';
-import { graphBuilders, writeGraph, type ModelComponents, type Precision } from './graphs.ts';
+import { graphBuilders, writeGraph, type ModelComponents } from './graphs.ts';
 import type { FusedLora } from './lora.ts';
-import { describeFile, folderGraphs, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, ModelFolderError, parseManifest, type GraphName, type Manifest } from './manifest.ts';
+import { describeFile, folderGraphs, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, ModelFolderError, parseManifest, type GraphName, type Manifest, type Precision } from './manifest.ts';
 
 export interface FolderSpec {
   name: string;
@@ -20,7 +20,7 @@ export interface FolderSpec {
   maxLayers: number;
   components: ModelComponents;
   /** The jobs the folder runs (default: generation); decomposition needs the adapter component. */
-  jobs?: Job[];
+  jobs?: JobKind[];
   scheduler: SchedulerConfig;
   /** LoRAs applied at conversion (recorded in the manifest). */
   loras?: FusedLora[];
