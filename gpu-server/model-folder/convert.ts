@@ -100,7 +100,7 @@ function checkFloat(part: PartSummary, f: TensorFile): void {
 }
 
 /** ART's layer_pe from its own file: the tensor named `layer_pe`, or the file's only tensor. */
-function readLayerPe(spec: string, inner: number): { shape: number[]; dtype: string; data: () => Float32Array; source: string } {
+export function readLayerPe(spec: string, inner: number): { shape: number[]; dtype: string; data: () => Float32Array; source: string } {
   const f = openTensorFile(spec, "ART's layer_pe (--layer-pe)");
   const name = f.tensors.has('layer_pe') ? 'layer_pe' : f.tensors.size === 1 ? [...f.tensors.keys()][0] : undefined;
   if (name === undefined) throw new ModelFolderError(`--layer-pe ${spec}: no tensor named layer_pe among ${[...f.tensors.keys()].slice(0, 5).join(', ')}; select it with file#key`);
