@@ -6,7 +6,7 @@
  */
 import { join, resolve } from 'node:path';
 import { MAX_STEPS } from '../constants.ts';
-import { GRAPH_NAMES, graphOf, loadManifest, type GraphName, type Manifest } from '../model-folder/manifest.ts';
+import { folderGraphs, GRAPH_NAMES, graphOf, JOB_GRAPHS, loadManifest, type GraphName, type Manifest } from '../model-folder/manifest.ts';
 import { DEFAULT_TINY_DIR, ensureTinyModel } from '../model-folder/tiny.ts';
 import { openSession, type Provider, type ProviderChoice, type SessionFactory } from '../onnx/session.ts';
 import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
@@ -16,7 +16,7 @@ import { unitToRgb } from './decode.ts';
 import { abortError, throwIfAborted } from './denoise.ts';
 import { GraphSession, GraphSlot } from './graph-session.ts';
 import { mergedPreview } from './preview.ts';
-import { freeDeviceMemory, type MemoryMode, planMemory } from './memory-plan.ts';
+import { freeDeviceMemory, type MemoryMode, planMemory, sharingLine } from './memory-plan.ts';
 import { transformerTokens, validateLayout } from './layout-tokens.ts';
 import { checkSeed, tokenNoise } from './noise.ts';
 import { checkKeep, checkLatents, holdKept, keptTokens } from './keep.ts';
@@ -82,7 +82,10 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
   const first = await open('transformer', choice);
   const provider: Provider = first.provider;
   sessions.transformer = first.graph;
-  const plan = planMemory(graphBytes(manifest, TEXT_GRAPHS), graphBytes(manifest, GRAPH_NAMES.filter((n) => !TEXT_GRAPHS.includes(n))), freeDeviceMemory(provider), provider, options.memory);
+  // Every graph of the folder once: a folder for both jobs shares one transformer graph.
+  const graphs = folderGraphs(manifest);
+  const plan = planMemory(graphBytes(manifest, TEXT_GRAPHS), graphBytes(manifest, graphs.filter((n) => !TEXT_GRAPHS.includes(n))), freeDeviceMemory(provider), provider, options.memory);
+  const sharing = sharingLine(graphs.map((n) => ({ name: n, bytes: graphBytes(manifest, [n]), jobs: manifest.jobs.filter((k) => JOB_GRAPHS[k].includes(n)) })));
   const resident = plan.mode === 'resident';
   const slots = Object.fromEntries(TEXT_GRAPHS.map((n) => [n, new GraphSlot(n, async () => (await open(n, provider)).graph, resident)])) as Record<'clip_text' | 't5_encoder', GraphSlot>;
   try {
@@ -108,7 +111,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
   const info: PipelineInfo = {
     model: manifest.name,
     provider,
-    memoryPlan: plan.summary,
+    memoryPlan: sharing ? `${plan.summary}; ${sharing}` : plan.summary,
     tiny: manifest.tiny,
     maxLayers: manifest.maxLayers,
     resolutions: manifest.resolutions,

@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { freemem } from 'node:os';
+import type { JobKind } from '../constants.ts';
 import type { Provider } from '../onnx/session.ts';
 
 export const MEMORY_MODES = ['resident', 'text-on-demand'] as const;
@@ -50,6 +51,26 @@ export function planMemory(textBytes: number, restBytes: number, freeBytes: numb
       ? `memory plan: all graphs resident on ${device} (${why})`
       : `memory plan: text encoders (${gb(textBytes)}) loaded per new prompt and released before the transformer; the rest (${gb(restBytes)}) resident on ${device} (${why})`;
   return { mode, textBytes, restBytes, freeBytes, device, summary };
+}
+
+/** A graph's weight bytes and the jobs that run it. */
+export interface GraphWeights {
+  name: string;
+  bytes: number;
+  jobs: readonly JobKind[];
+}
+
+/**
+ * For a folder that runs more than one job: each graph counted once with the jobs it serves, and
+ * what each job alone would hold, so the banner shows the shared transformer in memory once.
+ */
+export function sharingLine(graphs: readonly GraphWeights[]): string | undefined {
+  const kinds = [...new Set(graphs.flatMap((g) => g.jobs))];
+  if (kinds.length < 2) return undefined;
+  const total = graphs.reduce((n, g) => n + g.bytes, 0);
+  const jobOnly = (kind: JobKind) => graphs.filter((g) => g.jobs.includes(kind)).reduce((n, g) => n + g.bytes, 0);
+  const byGraph = [...graphs].sort((a, b) => b.bytes - a.bytes).map((g) => `${g.name} ${gb(g.bytes)} (${g.jobs.length === kinds.length ? `${g.jobs.join(' + ')}: one copy` : g.jobs.join(', ')})`);
+  return `weights by job: ${byGraph.join(', ')}; ${kinds.map((k) => `${k} alone ${gb(jobOnly(k))}`).join(', ')}, all ${kinds.length} jobs ${gb(total)}`;
 }
 
 /** Free memory of the device a provider runs on: host RAM for the CPU, nvidia-smi for CUDA. */

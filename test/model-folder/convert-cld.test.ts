@@ -13,6 +13,7 @@ import { checkCld, cldModels, type CldRun } from '../../gpu-server/golden/cld_ad
 import { convert, planConversion } from '../../gpu-server/model-folder/convert.ts';
 import { loadManifest, type Manifest } from '../../gpu-server/model-folder/manifest.ts';
 import { floatsOf, openSession, ort } from '../../gpu-server/onnx/session.ts';
+import { createPipeline } from '../../gpu-server/pipeline/art-pipeline.ts';
 import { CLD_ADAPTER, CLD_LORA, CLIP_WIDTH, cldSources, writeSyntheticCld, type CldDownloads } from './synthetic-cld.ts';
 
 let root: string;
@@ -87,6 +88,35 @@ test('both jobs from one folder: decompose (job 1) gives the cld_lora golden, ge
   } finally {
     await both.release();
     await plain.release();
+  }
+});
+
+test('one bridge for both jobs: the pipeline on the both-jobs folder says it runs both, its memory plan holds the transformer once, and it generates what the generation-only folder does', async () => {
+  const both = join(root, 'both');
+  const m = loadManifest(both);
+  const fileBytes = (prefix: string) => Object.entries(m.files).filter(([f]) => f.startsWith(prefix)).reduce((n, [, e]) => n + e.bytes, 0);
+  const pipeline = await createPipeline({ modelDir: both, provider: 'cpu', memory: 'resident' });
+  const plain = await createPipeline({ modelDir: join(root, 'generate-only'), provider: 'cpu', memory: 'resident' });
+  try {
+    assert.deepEqual(pipeline.info.jobs, ['generate', 'decompose']);
+    assert.deepEqual(plain.info.jobs, ['generate']);
+    const plan = pipeline.info.memoryPlan ?? '';
+    const mb = (b: number) => `${Math.max(1, Math.round(b / 1024 ** 2))} MB`;
+    // Each graph once; the transformer serves both jobs from one copy; the total is the folder's weights.
+    assert.equal(plan.match(/transformer /g)?.length, 1, plan);
+    assert.ok(plan.includes(`transformer ${mb(fileBytes('transformer.'))} (generate + decompose: one copy)`), plan);
+    assert.ok(plan.includes(`adapter ${mb(fileBytes('adapter.'))} (decompose)`), plan);
+    const all = Object.entries(m.files).filter(([f]) => f.endsWith('.onnx') || f.endsWith('.onnx.data')).reduce((n, [, e]) => n + e.bytes, 0);
+    assert.ok(plan.includes(`all 2 jobs ${mb(all)}`), plan);
+    assert.equal(plain.info.memoryPlan?.includes('weights by job'), false);
+    const params = { prompt: 'a poster', layout: { width: 64, height: 64, boxes: [[0, 0, 64, 64], [0, 0, 64, 64], [16, 16, 48, 48]] as [number, number, number, number][] }, steps: 2, guidance: 3, trueCfg: 2.5, seed: 9 };
+    const a = await pipeline.generate(params);
+    const b = await plain.generate(params);
+    assert.deepEqual(a.latents.tokens, b.latents.tokens);
+    assert.deepEqual(a.layers[2].rgba, b.layers[2].rgba);
+  } finally {
+    await pipeline.dispose();
+    await plain.dispose();
   }
 });
 
