@@ -67,10 +67,15 @@ export interface GraphWeights {
 export function sharingLine(graphs: readonly GraphWeights[]): string | undefined {
   const kinds = [...new Set(graphs.flatMap((g) => g.jobs))];
   if (kinds.length < 2) return undefined;
-  const total = graphs.reduce((n, g) => n + g.bytes, 0);
-  const jobOnly = (kind: JobKind) => graphs.filter((g) => g.jobs.includes(kind)).reduce((n, g) => n + g.bytes, 0);
-  const byGraph = [...graphs].sort((a, b) => b.bytes - a.bytes).map((g) => `${g.name} ${gb(g.bytes)} (${g.jobs.length === kinds.length ? `${g.jobs.join(' + ')}: one copy` : g.jobs.join(', ')})`);
-  return `weights by job: ${byGraph.join(', ')}; ${kinds.map((k) => `${k} alone ${gb(jobOnly(k))}`).join(', ')}, all ${kinds.length} jobs ${gb(total)}`;
+  const sum = (gs: readonly GraphWeights[]) => gs.reduce((n, g) => n + g.bytes, 0);
+  const list = (gs: readonly GraphWeights[]) => [...gs].sort((a, b) => b.bytes - a.bytes).map((g) => `${g.name} ${gb(g.bytes)}`).join(', ');
+  const shared = graphs.filter((g) => g.jobs.length === kinds.length);
+  const own = kinds.map((k) => [k, graphs.filter((g) => g.jobs.length === 1 && g.jobs[0] === k)] as const).filter(([, gs]) => gs.length > 0);
+  return [
+    `weights by job: ${kinds.join(' + ')} share ${list(shared)} (one copy each)`,
+    ...own.map(([k, gs]) => `${k} only: ${list(gs)}`),
+    `${kinds.map((k) => `${k} alone would hold ${gb(sum(graphs.filter((g) => g.jobs.includes(k))))}`).join(', ')}, both jobs hold ${gb(sum(graphs))}`,
+  ].join('; ');
 }
 
 /** Free memory of the device a provider runs on: host RAM for the CPU, nvidia-smi for CUDA. */
