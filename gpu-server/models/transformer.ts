@@ -11,10 +11,11 @@
  *          job [1] int64, only in a graph built for both jobs (0 generate, 1 decompose).
  * Output:  noise_pred [B,N,64].
  */
+import { MAX_LAYERS } from '../../domain/layout.ts';
 import { GraphError, GraphBuilder, type Value, type WeightSource } from '../onnx/graph.ts';
 import * as nn from '../onnx/nn.ts';
 import { int } from '../onnx/graph.ts';
-import { MAX_LAYERS, PACKED_CHANNELS, type JobKind } from '../constants.ts';
+import { PACKED_CHANNELS, type JobKind } from '../constants.ts';
 import { attachLoraBranch, checkBranchApplied, type LowRankUpdate } from '../onnx/lora-branch.ts';
 
 export interface TransformerConfig {
