@@ -287,7 +287,7 @@ export function planConversion(src: ConvertSources, precision: Precision): Conve
     jobs: transformer.jobs,
     components: {
       transformer: { config: transformer.config, weights: transformer.weights, ...(transformer.jobSwitch ? { jobs: transformer.jobSwitch } : {}) },
-      ...(adapter ? { adapter: { config: adapter.config, weights: adapter.weights } } : {}),
+      ...(adapter ? { decompose: { adapter: { config: adapter.config, weights: adapter.weights } } } : {}),
       vae: { config: vae, weights: checkpointWeights(vaeCkpt) },
       transparentDecoder: { config: transp.config, weights: transp.weights },
       clip: { config: clip, weights: checkpointWeights(clipCkpt) },

@@ -11,7 +11,7 @@ import { buildTransparentDecoder, type TransparentDecoderConfig } from '../model
 import { buildVaeDecoder, buildVaeEncoder, type VaeConfig } from '../models/vae.ts';
 import type { GraphBuilder, WeightSource } from '../onnx/graph.ts';
 import { writeModel, type WriteProgress } from '../onnx/onnx-writer.ts';
-import type { GraphName, Precision } from './manifest.ts';
+import type { AnyGraphName, Precision } from './manifest.ts';
 
 export const graphFloat = (p: Precision): 'float32' | 'float16' => (p === 'fp32' ? 'float32' : 'float16');
 
@@ -23,8 +23,11 @@ export interface Component<C> {
 export interface ModelComponents {
   /** `jobs`: the transformer serves generation and decomposition (one graph, switched per job). */
   transformer: Component<TransformerConfig> & { jobs?: JobSwitch };
-  /** CLD's adapter: only in a folder that decomposes. */
-  adapter?: Component<AdapterConfig>;
+  /**
+   * Decomposition (CLD): the adapter, its weights serving the `layer_pe` it borrows (decomposition's).
+   * Its residuals go into the one transformer graph above.
+   */
+  decompose?: { adapter: Component<AdapterConfig> };
   vae: Component<VaeConfig>;
   transparentDecoder: Component<TransparentDecoderConfig>;
   clip: Component<ClipTextConfig>;
@@ -32,10 +35,11 @@ export interface ModelComponents {
 }
 
 /** A builder per graph name, for the components given. */
-export function graphBuilders(c: Partial<ModelComponents>, precision: Precision): Partial<Record<GraphName, () => GraphBuilder>> {
+export function graphBuilders(c: Partial<ModelComponents>, precision: Precision): Partial<Record<AnyGraphName, () => GraphBuilder>> {
   const f = graphFloat(precision);
-  const out: Partial<Record<GraphName, () => GraphBuilder>> = {};
-  const { transformer, adapter, vae, transparentDecoder, clip, t5 } = c;
+  const out: Partial<Record<AnyGraphName, () => GraphBuilder>> = {};
+  const { transformer, vae, transparentDecoder, clip, t5 } = c;
+  const adapter = c.decompose?.adapter;
   // With an adapter, the transformer takes its residual samples (generation feeds zeros, see JobSwitch).
   if (transformer) {
     const options = { quantize: precision === 'int4' ? ('int4' as const) : ('none' as const), ...(adapter ? { residuals: adapterSamples(adapter.config) } : {}), ...(transformer.jobs ? { jobs: transformer.jobs } : {}) };
@@ -53,10 +57,10 @@ export function graphBuilders(c: Partial<ModelComponents>, precision: Precision)
 }
 
 /** File names of a graph inside the folder. */
-export const graphFiles = (name: GraphName) => ({ file: `${name}.onnx`, data: [`${name}.onnx.data`] });
+export const graphFiles = (name: AnyGraphName) => ({ file: `${name}.onnx`, data: [`${name}.onnx.data`] });
 
 /** Builds and writes one graph as `<dir>/<name>.onnx` (+ `.data`). */
-export function writeGraph(dir: string, name: GraphName, build: () => GraphBuilder, onProgress?: (p: WriteProgress) => void): { file: string; data: string[] } {
+export function writeGraph(dir: string, name: AnyGraphName, build: () => GraphBuilder, onProgress?: (p: WriteProgress) => void): { file: string; data: string[] } {
   writeModel(build(), `${dir}/${name}.onnx`, onProgress);
   return graphFiles(name);
 }

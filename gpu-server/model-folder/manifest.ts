@@ -16,14 +16,20 @@ export const MANIFEST_VERSION = 1;
 
 /** The graphs every model folder has. */
 export const GRAPH_NAMES = ['transformer', 'vae_encoder', 'vae_decoder', 'transparent_decoder', 'clip_text', 't5_encoder'] as const;
-/** The graph a folder has only when it can decompose: CLD's adapter, which reads the flat image. */
-export const ADAPTER_GRAPH = 'adapter';
-export type GraphName = (typeof GRAPH_NAMES)[number] | typeof ADAPTER_GRAPH;
+export type GraphName = (typeof GRAPH_NAMES)[number];
+/**
+ * The graphs a folder has only when it decomposes: CLD's adapter, which reads the flat image.
+ * Decomposition's transformer is the folder's one transformer graph (its `job` input switches
+ * what differs), so the shared weights are in memory once.
+ */
+export const DECOMPOSE_GRAPH_NAMES = ['adapter'] as const;
+export type DecomposeGraphName = (typeof DECOMPOSE_GRAPH_NAMES)[number];
+export type AnyGraphName = GraphName | DecomposeGraphName;
 
-/** The graphs a job runs. The transformer is one graph for both jobs: its weights are in memory once. */
-export const JOB_GRAPHS: Readonly<Record<JobKind, readonly GraphName[]>> = {
+/** The graphs a job runs. */
+export const JOB_GRAPHS: Readonly<Record<JobKind, readonly AnyGraphName[]>> = {
   generate: GRAPH_NAMES,
-  decompose: [...GRAPH_NAMES, ADAPTER_GRAPH],
+  decompose: [...GRAPH_NAMES, ...DECOMPOSE_GRAPH_NAMES],
 };
 
 /** fp32 (CPU, tests), fp16 (GPU), int4 (GPU with 12-16 GB: 4-bit weight-only transformer, fp16 elsewhere). */
@@ -77,14 +83,16 @@ export const manifestSchema = z.object({
   transparentDecoder: z.object({ axesDimsRope: z.array(positiveInt).length(3), ropeTheta: z.number().positive() }),
   text: z.object({ clipTokens: positiveInt, t5Tokens: positiveInt }),
   graphs: z.object({
-    ...(Object.fromEntries(GRAPH_NAMES.map((n) => [n, graphEntry])) as Record<(typeof GRAPH_NAMES)[number], typeof graphEntry>),
-    [ADAPTER_GRAPH]: graphEntry.optional(),
+    ...(Object.fromEntries(GRAPH_NAMES.map((n) => [n, graphEntry])) as Record<GraphName, typeof graphEntry>),
+    ...(Object.fromEntries(DECOMPOSE_GRAPH_NAMES.map((n) => [n, graphEntry.optional()])) as Record<DecomposeGraphName, z.ZodOptional<typeof graphEntry>>),
   }),
   /**
    * The jobs the folder runs (absent in folders from before decomposition: generation). A folder
    * for both has one transformer graph taking `job`, and the adapter graph.
    */
   jobs: z.array(z.enum(JOB_KINDS)).min(1).default(['generate']),
+  /** CLD's adapter, when the folder decomposes: its residual samples per block kind. */
+  adapter: z.object({ doubleSamples: z.number().int().nonnegative(), singleSamples: z.number().int().nonnegative() }).optional(),
   tokenizers: z.object({ clip: relPath, t5: relPath }),
   /** LoRAs applied at conversion, in the order applied (absent: none). */
   loras: z
@@ -97,7 +105,7 @@ export const manifestSchema = z.object({
         format: z.enum(['diffusers_peft', 'kohya_flux']),
         modules: z.number().int().nonnegative(),
         /** The graph it changes. */
-        into: z.enum(['transformer', ADAPTER_GRAPH]).default('transformer'),
+        into: z.enum(['transformer', 'adapter']).default('transformer'),
         /** The jobs it applies to: fused when all the folder's jobs, else kept beside the weights and switched per job. */
         jobs: z.array(z.enum(JOB_KINDS)).min(1).optional(),
       }),
@@ -132,8 +140,8 @@ export function parseManifest(text: string, where: string): Manifest {
     throw new ModelFolderError(`${where}: format version ${m.formatVersion}, but this program reads version ${MANIFEST_VERSION}; re-convert the model with this version`);
   }
   const decomposes = m.jobs.includes('decompose');
-  if (decomposes !== (m.graphs.adapter !== undefined)) {
-    throw new ModelFolderError(`${where}: ${decomposes ? 'jobs include decompose but there is no adapter graph' : 'an adapter graph but jobs do not include decompose'} (manifest inconsistent); re-run the conversion`);
+  if (decomposes !== (m.graphs.adapter !== undefined) || decomposes !== (m.adapter !== undefined)) {
+    throw new ModelFolderError(`${where}: ${decomposes ? 'jobs include decompose but the adapter graph or its "adapter" entry is missing' : 'an adapter but jobs do not include decompose'} (manifest inconsistent); re-run the conversion`);
   }
   for (const name of folderGraphs(m)) {
     const g = graphOf(m, name);
@@ -145,15 +153,20 @@ export function parseManifest(text: string, where: string): Manifest {
 }
 
 /** The graphs of a folder: those of every job it runs. */
-export function folderGraphs(m: Pick<Manifest, 'jobs'>): GraphName[] {
+export function folderGraphs(m: Pick<Manifest, 'jobs'>): AnyGraphName[] {
   return [...new Set(m.jobs.flatMap((job) => JOB_GRAPHS[job]))];
 }
 
 /** A graph's entry; throws when the folder has no such graph (a job it does not run). */
-export function graphOf(m: Pick<Manifest, 'graphs' | 'name'>, name: GraphName): { file: string; data: string[] } {
+export function graphOf(m: Pick<Manifest, 'graphs' | 'name'>, name: AnyGraphName): { file: string; data: string[] } {
   const g = m.graphs[name];
   if (!g) throw new ModelFolderError(`model "${m.name}" has no ${name} graph: it was converted without decomposition; convert it with --adapter (see README "Decompose an image")`);
   return g;
+}
+
+/** The jobs a folder's model can run (its manifest's `jobs`). */
+export function manifestJobs(m: Pick<Manifest, 'jobs'>): JobKind[] {
+  return m.jobs;
 }
 
 /**

@@ -10,7 +10,8 @@ import type { JobKind } from '../constants.ts';
 import type { SchedulerConfig } from '../pipeline/scheduler.ts';
 import { graphBuilders, writeGraph, type ModelComponents } from './graphs.ts';
 import type { FusedLora } from './lora.ts';
-import { describeFile, folderGraphs, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, ModelFolderError, parseManifest, type GraphName, type Manifest, type Precision } from './manifest.ts';
+import { adapterSamples } from '../models/adapter.ts';
+import { describeFile, folderGraphs, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, ModelFolderError, parseManifest, type AnyGraphName, type Manifest, type Precision } from './manifest.ts';
 
 export interface FolderSpec {
   name: string;
@@ -29,7 +30,7 @@ export interface FolderSpec {
 }
 
 export interface FolderProgress extends WriteProgress {
-  graph: GraphName;
+  graph: AnyGraphName;
   /** 1-based index of the graph, and the graph count. */
   index: number;
   total: number;
@@ -44,7 +45,7 @@ export interface WriteFolderOptions {
 }
 
 const TOKENIZERS = { clip: 'tokenizer', t5: 'tokenizer_2' } as const;
-const doneMarker = (dir: string, name: GraphName) => join(dir, `${name}.done.json`);
+const doneMarker = (dir: string, name: AnyGraphName) => join(dir, `${name}.done.json`);
 
 interface DoneMarker {
   /** What was built (precision + source name): a marker of another build is not reused. */
@@ -52,7 +53,7 @@ interface DoneMarker {
   files: Record<string, { bytes: number; sha256: string }>;
 }
 
-function readDone(dir: string, name: GraphName, build: string): DoneMarker | null {
+function readDone(dir: string, name: AnyGraphName, build: string): DoneMarker | null {
   const file = doneMarker(dir, name);
   if (!existsSync(file)) return null;
   try {
@@ -144,6 +145,7 @@ export function writeModelFolder(out: string, spec: FolderSpec, options: WriteFo
     text: { clipTokens: c.clip.config.positions, t5Tokens: c.t5.seqLen },
     graphs,
     jobs,
+    ...(c.decompose ? { adapter: (({ double, single }) => ({ doubleSamples: double, singleSamples: single }))(adapterSamples(c.decompose.adapter.config)) } : {}),
     tokenizers: { clip: TOKENIZERS.clip, t5: TOKENIZERS.t5 },
     ...(spec.loras && spec.loras.length > 0 ? { loras: spec.loras } : {}),
     files,

@@ -9,7 +9,7 @@ import { checkKeep } from '../../domain/keep.ts';
 import { firstIssue, validateLayout } from '../../domain/layout.ts';
 import { promptSchema, samplingSchema } from '../../domain/params.ts';
 import type { Stage } from '../../domain/stage.ts';
-import { folderGraphs, GRAPH_NAMES, graphOf, JOB_GRAPHS, loadManifest, type GraphName, type Manifest } from '../model-folder/manifest.ts';
+import { folderGraphs, GRAPH_NAMES, graphOf, JOB_GRAPHS, loadManifest, type AnyGraphName, type GraphName, type Manifest } from '../model-folder/manifest.ts';
 import { DEFAULT_TINY_DIR, ensureTinyModel } from '../model-folder/tiny.ts';
 import { openSession, type Provider, type ProviderChoice, type SessionFactory } from '../onnx/session.ts';
 import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
@@ -40,7 +40,7 @@ export interface PipelineOptions {
 const TEXT_GRAPHS: GraphName[] = ['clip_text', 't5_encoder'];
 
 /** Bytes of the files (graph and weights) of some graphs of a folder. */
-function graphBytes(manifest: Manifest, names: GraphName[]): number {
+function graphBytes(manifest: Manifest, names: AnyGraphName[]): number {
   return names.flatMap((n) => [graphOf(manifest, n).file, ...graphOf(manifest, n).data]).reduce((sum, f) => sum + (manifest.files[f]?.bytes ?? 0), 0);
 }
 
@@ -83,7 +83,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
   sessions.transformer = first.graph;
   // Every graph of the folder once: a folder for both jobs shares one transformer graph.
   const graphs = folderGraphs(manifest);
-  const plan = planMemory(graphBytes(manifest, TEXT_GRAPHS), graphBytes(manifest, graphs.filter((n) => !TEXT_GRAPHS.includes(n))), freeDeviceMemory(provider), provider, options.memory);
+  const plan = planMemory(graphBytes(manifest, TEXT_GRAPHS), graphBytes(manifest, graphs.filter((n) => !(TEXT_GRAPHS as readonly AnyGraphName[]).includes(n))), freeDeviceMemory(provider), provider, options.memory);
   const sharing = sharingLine(graphs.map((n) => ({ name: n, bytes: graphBytes(manifest, [n]), jobs: manifest.jobs.filter((k) => JOB_GRAPHS[k].includes(n)) })));
   const resident = plan.mode === 'resident';
   const slots = Object.fromEntries(TEXT_GRAPHS.map((n) => [n, new GraphSlot(n, async () => (await open(n, provider)).graph, resident)])) as Record<'clip_text' | 't5_encoder', GraphSlot>;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { checkCld, cldModels, type CldRun } from '../../gpu-server/golden/cld_adapter-case.ts';
 import { convert, planConversion } from '../../gpu-server/model-folder/convert.ts';
-import { loadManifest, type Manifest } from '../../gpu-server/model-folder/manifest.ts';
+import { loadManifest, parseManifest, type Manifest } from '../../gpu-server/model-folder/manifest.ts';
 import { floatsOf, openSession, ort } from '../../gpu-server/onnx/session.ts';
 import { createPipeline } from '../../gpu-server/pipeline/art-pipeline.ts';
 import { CLD_ADAPTER, CLD_LORA, CLIP_WIDTH, cldSources, writeSyntheticCld, type CldDownloads } from './synthetic-cld.ts';
@@ -173,4 +173,15 @@ test('decomposition flags come together, and the wrong ControlNet is named', () 
   // The adapter LoRA given to the transformer's flag: its modules exist there too, but a LoRA for another width is named.
   assert.throws(() => planConversion({ ...s, decomposeLayerPe: join(new URL('../fixtures/torch-checkpoints/', import.meta.url).pathname, 'layer_pe_dict.pth') }, 'fp32'), /--decompose-layer-pe .*layer_pe is \[1,52,1,1,64\] but this transformer needs \[1, layers, 1, 1, 32\]/);
   assert.ok(planConversion(s, 'fp32').jobs.length === 2);
+});
+
+test('the manifest\'s jobs: a folder from before decomposition reads as generation; jobs and the adapter must agree', () => {
+  const text = readFileSync(join(both.dir, 'manifest.json'), 'utf8');
+  const json = JSON.parse(text) as Record<string, unknown> & { graphs: Record<string, unknown> };
+  const { jobs: _jobs, adapter: _adapter, ...old } = json;
+  const { adapter: _graph, ...oldGraphs } = json.graphs;
+  assert.deepEqual(parseManifest(JSON.stringify({ ...old, graphs: oldGraphs }), 'old').jobs, ['generate']);
+  assert.throws(() => parseManifest(JSON.stringify({ ...json, jobs: ['generate'] }), 'x'), /an adapter but jobs do not include decompose/);
+  assert.throws(() => parseManifest(JSON.stringify({ ...json, graphs: oldGraphs }), 'x'), /jobs include decompose but the adapter graph or its "adapter" entry is missing/);
+  assert.throws(() => parseManifest(JSON.stringify({ ...json, jobs: ['render'] }), 'x'), /bad manifest at "jobs\.0"/);
 });
