@@ -5,23 +5,26 @@
  * each box. One job at a time; others wait their turn.
  */
 import { join, resolve } from 'node:path';
-import { MAX_STEPS } from '../constants.ts';
-import { GRAPH_NAMES, loadManifest, type GraphName, type Manifest } from '../model-folder/manifest.ts';
+import { checkKeep } from '../../domain/keep.ts';
+import { firstIssue, validateLayout } from '../../domain/layout.ts';
+import { promptSchema, samplingSchema } from '../../domain/params.ts';
+import type { Stage } from '../../domain/stage.ts';
+import { folderGraphs, GRAPH_NAMES, graphOf, JOB_GRAPHS, loadManifest, type AnyGraphName, type GraphName, type Manifest } from '../model-folder/manifest.ts';
 import { DEFAULT_TINY_DIR, ensureTinyModel } from '../model-folder/tiny.ts';
 import { openSession, type Provider, type ProviderChoice, type SessionFactory } from '../onnx/session.ts';
 import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
 import { loadT5Tokenizer } from '../text/t5-tokenizer.ts';
-import { ArtRunner } from './art-runner.ts';
+import { Denoiser } from './denoiser.ts';
 import { unitToRgb } from './decode.ts';
 import { abortError, throwIfAborted } from './denoise.ts';
 import { GraphSession, GraphSlot } from './graph-session.ts';
 import { mergedPreview } from './preview.ts';
-import { freeDeviceMemory, type MemoryMode, planMemory } from './memory-plan.ts';
-import { transformerTokens, validateLayout } from './layout-tokens.ts';
-import { checkSeed, tokenNoise } from './noise.ts';
-import { checkKeep, checkLatents, holdKept, keptTokens } from './keep.ts';
+import { freeDeviceMemory, type MemoryMode, planMemory, sharingLine } from './memory-plan.ts';
+import { transformerTokens } from './layout-tokens.ts';
+import { tokenNoise } from './noise.ts';
+import { checkLatents, holdKept, keptTokens } from './keep.ts';
 import { TextEncoder } from './text-encoder.ts';
-import type { ArtPipeline, GenerateOptions, GenerateParams, GenerateResult, LayerImage, PipelineInfo, Stage } from './types.ts';
+import type { ArtPipeline, GenerateOptions, GenerateParams, GenerateResult, LayerImage, PipelineInfo } from './types.ts';
 
 export interface PipelineOptions {
   /** A model folder; default: the tiny model (random weights), created if missing. */
@@ -37,8 +40,8 @@ export interface PipelineOptions {
 const TEXT_GRAPHS: GraphName[] = ['clip_text', 't5_encoder'];
 
 /** Bytes of the files (graph and weights) of some graphs of a folder. */
-function graphBytes(manifest: Manifest, names: GraphName[]): number {
-  return names.flatMap((n) => [manifest.graphs[n].file, ...manifest.graphs[n].data]).reduce((sum, f) => sum + (manifest.files[f]?.bytes ?? 0), 0);
+function graphBytes(manifest: Manifest, names: AnyGraphName[]): number {
+  return names.flatMap((n) => [graphOf(manifest, n).file, ...graphOf(manifest, n).data]).reduce((sum, f) => sum + (manifest.files[f]?.bytes ?? 0), 0);
 }
 
 export class ParamsError extends Error {
@@ -51,15 +54,11 @@ export class ParamsError extends Error {
  * base that does not fit `model`) naming the problem.
  */
 export function validateParams(params: GenerateParams, maxLayers: number, model: string): void {
-  if (typeof params.prompt !== 'string') throw new ParamsError('prompt must be a string');
-  if (!Number.isInteger(params.steps) || params.steps < 1 || params.steps > MAX_STEPS) throw new ParamsError(`steps must be an integer from 1 to ${MAX_STEPS}, got ${params.steps}`);
-  if (!Number.isFinite(params.guidance) || params.guidance < 0) throw new ParamsError(`guidance must be a non-negative number, got ${params.guidance}`);
-  if (!Number.isFinite(params.trueCfg) || params.trueCfg < 0) throw new ParamsError(`trueCfg must be a non-negative number, got ${params.trueCfg}`);
-  try {
-    checkSeed(params.seed);
-  } catch (e) {
-    throw new ParamsError((e as Error).message);
-  }
+  const prompt = promptSchema.safeParse(params.prompt);
+  if (!prompt.success) throw new ParamsError(firstIssue(prompt.error, 'prompt'));
+  const { steps, guidance, trueCfg, seed } = params;
+  const sampling = samplingSchema.safeParse({ steps, guidance, trueCfg, seed });
+  if (!sampling.success) throw new ParamsError(firstIssue(sampling.error, 'params'));
   validateLayout(params.layout, maxLayers);
   if (params.base) {
     validateLayout(params.base.latents.layout, maxLayers);
@@ -76,13 +75,16 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
   // The first graph decides the provider (auto: the best one that opens); the rest follow it.
   const sessions = {} as Record<Exclude<GraphName, 'clip_text' | 't5_encoder'>, GraphSession>;
   const open = async (name: GraphName, on: ProviderChoice) => {
-    const opened = await openSession(join(dir, manifest.graphs[name].file), on, {}, options.sessions);
+    const opened = await openSession(join(dir, graphOf(manifest, name).file), on, {}, options.sessions);
     return { graph: new GraphSession(name, opened.session), provider: opened.provider };
   };
   const first = await open('transformer', choice);
   const provider: Provider = first.provider;
   sessions.transformer = first.graph;
-  const plan = planMemory(graphBytes(manifest, TEXT_GRAPHS), graphBytes(manifest, GRAPH_NAMES.filter((n) => !TEXT_GRAPHS.includes(n))), freeDeviceMemory(provider), provider, options.memory);
+  // Every graph of the folder once: a folder for both jobs shares one transformer graph.
+  const graphs = folderGraphs(manifest);
+  const plan = planMemory(graphBytes(manifest, TEXT_GRAPHS), graphBytes(manifest, graphs.filter((n) => !(TEXT_GRAPHS as readonly AnyGraphName[]).includes(n))), freeDeviceMemory(provider), provider, options.memory);
+  const sharing = sharingLine(graphs.map((n) => ({ name: n, bytes: graphBytes(manifest, [n]), jobs: manifest.jobs.filter((k) => JOB_GRAPHS[k].includes(n)) })));
   const resident = plan.mode === 'resident';
   const slots = Object.fromEntries(TEXT_GRAPHS.map((n) => [n, new GraphSlot(n, async () => (await open(n, provider)).graph, resident)])) as Record<'clip_text' | 't5_encoder', GraphSlot>;
   try {
@@ -101,17 +103,18 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     { graph: slots.clip_text, tokenizer: loadClipTokenizer(join(dir, manifest.tokenizers.clip), manifest.text.clipTokens) },
     { graph: slots.t5_encoder, tokenizer: loadT5Tokenizer(join(dir, manifest.tokenizers.t5), manifest.text.t5Tokens) },
   );
-  const runner = new ArtRunner(
+  const denoiser = new Denoiser(
     { transformer: sessions.transformer, vaeEncoder: sessions.vae_encoder, vaeDecoder: sessions.vae_decoder, transparentDecoder: sessions.transparent_decoder },
     { vae: manifest.vae, scheduler: manifest.scheduler, transformer: manifest.transformer, transparentDecoder: manifest.transparentDecoder },
   );
   const info: PipelineInfo = {
     model: manifest.name,
     provider,
-    memoryPlan: plan.summary,
+    memoryPlan: sharing ? `${plan.summary}; ${sharing}` : plan.summary,
     tiny: manifest.tiny,
     maxLayers: manifest.maxLayers,
     resolutions: manifest.resolutions,
+    jobs: manifest.jobs,
   };
 
   let queue: Promise<unknown> = Promise.resolve();
@@ -139,13 +142,13 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     progress('text', 1, 1);
     throwIfAborted(signal);
 
-    const previewMap = opts.onPreview ? await runner.previewMap() : undefined;
+    const previewMap = opts.onPreview ? await denoiser.previewMap() : undefined;
     // The new job's noise starts every layer and is the eps of the kept layers' forward process.
     const eps = tokenNoise(params.seed, grid);
     const kept = params.base && params.base.keep.length > 0 ? keptTokens(grid, params.base.latents, params.base.keep) : undefined;
     progress('denoise', 0, params.steps);
     const tokens = await timed('denoise', () =>
-      runner.denoise({
+      denoiser.denoise({
         grid,
         initial: eps,
         hold: kept && ((latents, sigma) => holdKept(latents, kept, eps, sigma)),
@@ -164,7 +167,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     throwIfAborted(signal);
 
     progress('decode', 0, 2);
-    const decoded = await timed('decode', () => runner.decode(layout, grid, tokens, (done, total) => progress('decode', done, total), opts.onLayers));
+    const decoded = await timed('decode', () => denoiser.decode(layout, grid, tokens, (done, total) => progress('decode', done, total), opts.onLayers));
     const { layers } = decoded;
     const { width, height } = layout;
     return {
@@ -194,6 +197,9 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
       const job = queue.then(() => run(params, opts));
       queue = job.catch(() => undefined);
       return job;
+    },
+    decompose(): Promise<GenerateResult> {
+      return Promise.reject(new ParamsError(`${manifest.name} has no adapter: it cannot decompose images`));
     },
     async dispose(): Promise<void> {
       disposed = true;
