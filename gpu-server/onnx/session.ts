@@ -109,6 +109,8 @@ export async function openSession(modelPath: string, choice: ProviderChoice = 'c
       }
       const session = await create(model, {
         graphOptimizationLevel: 'all',
+        // Errors only: WebGPU sessions warn that shape ops run on the CPU, which is by design.
+        logSeverityLevel: 3,
         ...options,
         ...(extra ? { extra } : {}),
         executionProviders: [provider],
