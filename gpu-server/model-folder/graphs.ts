@@ -10,7 +10,8 @@ import { buildTransparentDecoder, type TransparentDecoderConfig } from '../model
 import { buildVaeDecoder, buildVaeEncoder, type VaeConfig } from '../models/vae.ts';
 import type { GraphBuilder, WeightSource } from '../onnx/graph.ts';
 import { writeModel, type WriteProgress } from '../onnx/onnx-writer.ts';
-import type { GraphName } from './manifest.ts';
+import { adapterSamples, buildAdapter, withLayerPe, type AdapterConfig } from '../models/adapter.ts';
+import type { AnyGraphName } from './manifest.ts';
 
 /** fp32 (CPU, tests), fp16 (GPU), int4 (GPU with 12-16 GB: 4-bit weight-only transformer, fp16 elsewhere). */
 export const PRECISIONS = ['fp32', 'fp16', 'int4'] as const;
@@ -28,12 +29,18 @@ export interface ModelComponents {
   transparentDecoder: Component<TransparentDecoderConfig>;
   clip: Component<ClipTextConfig>;
   t5: Component<T5Config> & { seqLen: number };
+  /**
+   * Decomposition (CLD): the adapter, and the transformer that takes its residuals (CLD's own
+   * weights: FLUX.1-dev with CLD's LoRAs and layer_pe; the tiny model reuses its transformer).
+   * The adapter borrows that transformer's `layer_pe`.
+   */
+  decompose?: { adapter: Component<AdapterConfig>; transformer: Component<TransformerConfig> };
 }
 
 /** A builder per graph name, for the components given. */
-export function graphBuilders(c: Partial<ModelComponents>, precision: Precision): Partial<Record<GraphName, () => GraphBuilder>> {
+export function graphBuilders(c: Partial<ModelComponents>, precision: Precision): Partial<Record<AnyGraphName, () => GraphBuilder>> {
   const f = graphFloat(precision);
-  const out: Partial<Record<GraphName, () => GraphBuilder>> = {};
+  const out: Partial<Record<AnyGraphName, () => GraphBuilder>> = {};
   const { transformer, vae, transparentDecoder, clip, t5 } = c;
   if (transformer) out.transformer = () => buildTransformer(transformer.config, transformer.weights, f, { quantize: precision === 'int4' ? 'int4' : 'none' });
   if (vae) {
@@ -43,14 +50,20 @@ export function graphBuilders(c: Partial<ModelComponents>, precision: Precision)
   if (transparentDecoder) out.transparent_decoder = () => buildTransparentDecoder(transparentDecoder.config, transparentDecoder.weights, f);
   if (clip) out.clip_text = () => buildClipTextEncoder(clip.config, clip.weights, f);
   if (t5) out.t5_encoder = () => buildT5Encoder(t5.config, t5.weights, f, { seqLen: t5.seqLen });
+  const cld = c.decompose;
+  if (cld) {
+    const quantize = precision === 'int4' ? 'int4' : 'none';
+    out.adapter = () => buildAdapter(cld.adapter.config, withLayerPe(cld.adapter.weights, cld.transformer.weights), cld.transformer.config.maxLayerNum, f);
+    out.transformer_decompose = () => buildTransformer(cld.transformer.config, cld.transformer.weights, f, { quantize, residuals: adapterSamples(cld.adapter.config) });
+  }
   return out;
 }
 
 /** File names of a graph inside the folder. */
-export const graphFiles = (name: GraphName) => ({ file: `${name}.onnx`, data: [`${name}.onnx.data`] });
+export const graphFiles = (name: AnyGraphName) => ({ file: `${name}.onnx`, data: [`${name}.onnx.data`] });
 
 /** Builds and writes one graph as `<dir>/<name>.onnx` (+ `.data`). */
-export function writeGraph(dir: string, name: GraphName, build: () => GraphBuilder, onProgress?: (p: WriteProgress) => void): { file: string; data: string[] } {
+export function writeGraph(dir: string, name: AnyGraphName, build: () => GraphBuilder, onProgress?: (p: WriteProgress) => void): { file: string; data: string[] } {
   writeModel(build(), `${dir}/${name}.onnx`, onProgress);
   return graphFiles(name);
 }

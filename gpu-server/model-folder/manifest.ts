@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, normalize, sep } from 'node:path';
 import { z } from 'zod';
+import type { JobKind } from '../pipeline/types.ts';
 import { PRECISIONS } from './graphs.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -16,6 +17,13 @@ export const MANIFEST_VERSION = 1;
 
 export const GRAPH_NAMES = ['transformer', 'vae_encoder', 'vae_decoder', 'transparent_decoder', 'clip_text', 't5_encoder'] as const;
 export type GraphName = (typeof GRAPH_NAMES)[number];
+/**
+ * A folder that decomposes images also holds CLD's adapter and the transformer graph that takes
+ * its residuals (a second graph, so a generation's graph stays as it was).
+ */
+export const DECOMPOSE_GRAPH_NAMES = ['adapter', 'transformer_decompose'] as const;
+export type DecomposeGraphName = (typeof DECOMPOSE_GRAPH_NAMES)[number];
+export type AnyGraphName = GraphName | DecomposeGraphName;
 
 export class ModelFolderError extends Error {
   override name = 'ModelFolderError';
@@ -63,7 +71,12 @@ export const manifestSchema = z.object({
   }),
   transparentDecoder: z.object({ axesDimsRope: z.array(positiveInt).length(3), ropeTheta: z.number().positive() }),
   text: z.object({ clipTokens: positiveInt, t5Tokens: positiveInt }),
-  graphs: z.object(Object.fromEntries(GRAPH_NAMES.map((n) => [n, graphEntry])) as Record<GraphName, typeof graphEntry>),
+  graphs: z.object({
+    ...(Object.fromEntries(GRAPH_NAMES.map((n) => [n, graphEntry])) as Record<GraphName, typeof graphEntry>),
+    ...(Object.fromEntries(DECOMPOSE_GRAPH_NAMES.map((n) => [n, graphEntry.optional()])) as Record<DecomposeGraphName, z.ZodOptional<typeof graphEntry>>),
+  }),
+  /** CLD's adapter, when the folder decomposes images: its residual samples per block kind. */
+  adapter: z.object({ doubleSamples: z.number().int().nonnegative(), singleSamples: z.number().int().nonnegative() }).optional(),
   tokenizers: z.object({ clip: relPath, t5: relPath }),
   /** LoRAs fused into the transformer at conversion, in the order applied (absent: none). */
   loras: z
@@ -97,13 +110,22 @@ export function parseManifest(text: string, where: string): Manifest {
   if (m.formatVersion !== MANIFEST_VERSION) {
     throw new ModelFolderError(`${where}: format version ${m.formatVersion}, but this program reads version ${MANIFEST_VERSION}; re-convert the model with this version`);
   }
-  for (const name of GRAPH_NAMES) {
-    const g = m.graphs[name];
+  const decompose = DECOMPOSE_GRAPH_NAMES.filter((n) => m.graphs[n]);
+  if (decompose.length > 0 && (decompose.length < DECOMPOSE_GRAPH_NAMES.length || !m.adapter)) {
+    throw new ModelFolderError(`${where}: a folder that decomposes needs the graphs ${DECOMPOSE_GRAPH_NAMES.join(' and ')} and the "adapter" entry, but has only ${[...decompose, ...(m.adapter ? ['adapter'] : [])].join(', ')}; re-run the conversion`);
+  }
+  for (const name of [...GRAPH_NAMES, ...decompose]) {
+    const g = m.graphs[name]!;
     for (const f of [g.file, ...g.data]) {
       if (!m.files[f]) throw new ModelFolderError(`${where}: graph "${name}" uses ${f}, which "files" does not list (manifest inconsistent); re-run the conversion`);
     }
   }
   return m;
+}
+
+/** The jobs a folder's model can run: every folder generates; one with the adapter's graphs also decomposes. */
+export function manifestJobs(m: Manifest): JobKind[] {
+  return m.adapter && DECOMPOSE_GRAPH_NAMES.every((n) => m.graphs[n]) ? ['generate', 'decompose'] : ['generate'];
 }
 
 /**

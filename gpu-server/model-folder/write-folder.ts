@@ -9,7 +9,8 @@ import type { WriteProgress } from '../onnx/onnx-writer.ts';
 import type { SchedulerConfig } from '../pipeline/scheduler.ts';
 import { graphBuilders, writeGraph, type ModelComponents, type Precision } from './graphs.ts';
 import type { FusedLora } from './lora.ts';
-import { describeFile, GRAPH_NAMES, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, ModelFolderError, parseManifest, type GraphName, type Manifest } from './manifest.ts';
+import { adapterSamples } from '../models/adapter.ts';
+import { type AnyGraphName, DECOMPOSE_GRAPH_NAMES, describeFile, GRAPH_NAMES, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, ModelFolderError, parseManifest, type Manifest } from './manifest.ts';
 
 export interface FolderSpec {
   name: string;
@@ -26,7 +27,7 @@ export interface FolderSpec {
 }
 
 export interface FolderProgress extends WriteProgress {
-  graph: GraphName;
+  graph: AnyGraphName;
   /** 1-based index of the graph, and the graph count. */
   index: number;
   total: number;
@@ -41,7 +42,7 @@ export interface WriteFolderOptions {
 }
 
 const TOKENIZERS = { clip: 'tokenizer', t5: 'tokenizer_2' } as const;
-const doneMarker = (dir: string, name: GraphName) => join(dir, `${name}.done.json`);
+const doneMarker = (dir: string, name: AnyGraphName) => join(dir, `${name}.done.json`);
 
 interface DoneMarker {
   /** What was built (precision + source name): a marker of another build is not reused. */
@@ -49,7 +50,7 @@ interface DoneMarker {
   files: Record<string, { bytes: number; sha256: string }>;
 }
 
-function readDone(dir: string, name: GraphName, build: string): DoneMarker | null {
+function readDone(dir: string, name: AnyGraphName, build: string): DoneMarker | null {
   const file = doneMarker(dir, name);
   if (!existsSync(file)) return null;
   try {
@@ -91,8 +92,9 @@ export function writeModelFolder(out: string, spec: FolderSpec, options: WriteFo
   const graphs = {} as Manifest['graphs'];
   // The name says which LoRAs at which scales; their checksums make a marker of other files stale.
   const build = `${spec.precision} ${spec.name} ${(spec.loras ?? []).map((l) => l.sha256).join(',')}`;
-  GRAPH_NAMES.forEach((name, i) => {
-    const report = (p: WriteProgress, resumed: boolean) => options.onProgress?.({ ...p, graph: name, index: i + 1, total: GRAPH_NAMES.length, resumed });
+  const names: AnyGraphName[] = [...GRAPH_NAMES, ...(spec.components.decompose ? DECOMPOSE_GRAPH_NAMES : [])];
+  names.forEach((name, i) => {
+    const report = (p: WriteProgress, resumed: boolean) => options.onProgress?.({ ...p, graph: name, index: i + 1, total: names.length, resumed });
     const done = readDone(partial, name, build);
     let entry: { file: string; data: string[] };
     if (done) {
@@ -140,11 +142,12 @@ export function writeModelFolder(out: string, spec: FolderSpec, options: WriteFo
     graphs,
     tokenizers: { clip: TOKENIZERS.clip, t5: TOKENIZERS.t5 },
     ...(spec.loras && spec.loras.length > 0 ? { loras: spec.loras } : {}),
+    ...(c.decompose ? { adapter: (({ double, single }) => ({ doubleSamples: double, singleSamples: single }))(adapterSamples(c.decompose.adapter.config)) } : {}),
     files,
   };
   const text = JSON.stringify(manifest, null, 1);
   parseManifest(text, join(partial, MANIFEST_FILE)); // what we write must load
-  for (const name of GRAPH_NAMES) rmSync(doneMarker(partial, name), { force: true });
+  for (const name of names) rmSync(doneMarker(partial, name), { force: true });
   writeFileSync(join(partial, MANIFEST_FILE), text);
   renameSync(partial, out);
   return manifest;
