@@ -21,7 +21,7 @@ import { transformerTokens, validateLayout } from './layout-tokens.ts';
 import { checkSeed, tokenNoise } from './noise.ts';
 import { checkKeep, checkLatents, holdKept, keptTokens } from './keep.ts';
 import { TextEncoder } from './text-encoder.ts';
-import { compositeLayers } from './composite.ts';
+import { composite } from './composite.ts';
 import type { AdapterJob } from './noise-predictor.ts';
 import type { ArtPipeline, DecomposeParams, GenerateOptions, GenerateParams, GenerateResult, LayerImage, PipelineInfo, Stage } from './types.ts';
 
@@ -212,7 +212,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     const background = { width, height, rgb: unitToRgb(decoded.background, width, height) };
     return {
       layers,
-      merged: decoded.merged ? { width, height, rgb: unitToRgb(decoded.merged, width, height) } : compositeLayers(background, layers),
+      merged: decoded.merged ? { width, height, rgb: unitToRgb(decoded.merged, width, height) } : composite(background, layers),
       background,
       seed: params.seed,
       timings,
