@@ -148,7 +148,7 @@ export async function measureStages(opts: StagesOptions = { steps: 4 }): Promise
     writeMidModel(midDir);
     const at = (side: number) => {
       const l = fixtureLayout(side, 8);
-      if (!l) throw new Error('test/fixtures/art-validation-layouts.json has no layout with 8 child layers');
+      if (!l) throw new Error('gpu-server/examples/art-validation-layouts.json has no layout with 8 child layers');
       return l.layout;
     };
     return [await measureFolder(tinyDir, at(512), opts.steps), await measureFolder(midDir, at(256), opts.steps)];

@@ -11,11 +11,8 @@ import { buildVaeDecoder, buildVaeEncoder, type VaeConfig } from '../models/vae.
 import type { GraphBuilder, WeightSource } from '../onnx/graph.ts';
 import { writeModel, type WriteProgress } from '../onnx/onnx-writer.ts';
 import { adapterSamples, buildAdapter, withLayerPe, type AdapterConfig } from '../models/adapter.ts';
-import type { AnyGraphName } from './manifest.ts';
+import type { AnyGraphName, Precision } from './manifest.ts';
 
-/** fp32 (CPU, tests), fp16 (GPU), int4 (GPU with 12-16 GB: 4-bit weight-only transformer, fp16 elsewhere). */
-export const PRECISIONS = ['fp32', 'fp16', 'int4'] as const;
-export type Precision = (typeof PRECISIONS)[number];
 export const graphFloat = (p: Precision): 'float32' | 'float16' => (p === 'fp32' ? 'float32' : 'float16');
 
 export interface Component<C> {

@@ -9,7 +9,6 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { join, normalize, sep } from 'node:path';
 import { z } from 'zod';
 import type { JobKind } from '../pipeline/types.ts';
-import { PRECISIONS } from './graphs.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'art-model-folder';
@@ -24,6 +23,10 @@ export type GraphName = (typeof GRAPH_NAMES)[number];
 export const DECOMPOSE_GRAPH_NAMES = ['adapter', 'transformer_decompose'] as const;
 export type DecomposeGraphName = (typeof DECOMPOSE_GRAPH_NAMES)[number];
 export type AnyGraphName = GraphName | DecomposeGraphName;
+
+/** fp32 (CPU, tests), fp16 (GPU), int4 (GPU with 12-16 GB: 4-bit weight-only transformer, fp16 elsewhere). */
+export const PRECISIONS = ['fp32', 'fp16', 'int4'] as const;
+export type Precision = (typeof PRECISIONS)[number];
 
 export class ModelFolderError extends Error {
   override name = 'ModelFolderError';

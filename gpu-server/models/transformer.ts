@@ -137,7 +137,7 @@ function doubleBlock(x: Ctx, img: Value, txt: Value, tembAct: Value, i: number):
   const q = nn.concat(g, [headsWithNorm(x, nTxt, `${p}.attn.add_q_proj`, `${p}.attn.norm_added_q.weight`), headsWithNorm(x, nImg, `${p}.attn.to_q`, `${p}.attn.norm_q.weight`)], 1);
   const k = nn.concat(g, [headsWithNorm(x, nTxt, `${p}.attn.add_k_proj`, `${p}.attn.norm_added_k.weight`), headsWithNorm(x, nImg, `${p}.attn.to_k`, `${p}.attn.norm_k.weight`)], 1);
   const v = nn.concat(g, [nn.linear(g, nTxt, `${p}.attn.add_v_proj`, dim, dim), nn.linear(g, nImg, `${p}.attn.to_v`, dim, dim)], 1);
-  const [aTxt, aImg] = splitText(x, nn.attention(g, rotate(x, q), rotate(x, k), v, x.c.heads));
+  const [aTxt, aImg] = splitText(x, nn.attention(g, rotate(x, q), rotate(x, k), v, x.c.heads, { headDim: x.c.headDim }));
 
   let outImg = nn.add(g, img, nn.mul(g, gate, nn.linear(g, aImg, `${p}.attn.to_out.0`, dim, dim)));
   outImg = nn.add(g, outImg, nn.mul(g, gateMlp, feedForward(x, modulate(x, outImg, shiftMlp, scaleMlp), `${p}.ff`)));
@@ -157,7 +157,7 @@ function singleBlock(x: Ctx, h: Value, tembAct: Value, i: number): Value {
   const q = rotate(x, headsWithNorm(x, n, `${p}.attn.to_q`, `${p}.attn.norm_q.weight`));
   const k = rotate(x, headsWithNorm(x, n, `${p}.attn.to_k`, `${p}.attn.norm_k.weight`));
   const v = nn.linear(g, n, `${p}.attn.to_v`, dim, dim);
-  const attn = nn.attention(g, q, k, v, x.c.heads);
+  const attn = nn.attention(g, q, k, v, x.c.heads, { headDim: x.c.headDim });
   const out = nn.linear(g, nn.concat(g, [attn, mlp], 2), `${p}.proj_out`, 5 * dim, dim);
   let y = nn.add(g, h, nn.mul(g, gate, out));
   if (g.float === 'float16') y = g.op('Clip', [y, g.scalar(-65504), g.scalar(65504)]);
