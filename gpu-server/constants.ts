@@ -36,3 +36,5 @@ export const MAX_STEPS = 100;
 export const DEFAULT_GUIDANCE = 4.0;
 export const DEFAULT_TRUE_CFG = 3.5;
 export const DEFAULT_SEED = 41;
+/** CLD's inference weight of the adapter's residuals (infer.py). */
+export const DEFAULT_CONDITIONING_SCALE = 0.9;

@@ -30,10 +30,8 @@ export const USAGE = `usage: npm run generate -- [--layout layout.json] [--out d
   --seed n              noise seed (default ${DEFAULT_SEED})
   --out dir             (default ${DEFAULT_OUT}) where layer_<i>.png, merged.png, background.png, merged_rgba.png, result.json go`;
 
-export interface GenerateJob {
-  prompt: string;
-  layout: Layout;
-  layoutFile: string;
+/** The knobs `npm run generate` and `npm run decompose` share. */
+export interface Knobs {
   model?: string;
   provider: Provider | 'auto';
   memory?: MemoryMode;
@@ -42,6 +40,37 @@ export interface GenerateJob {
   trueCfg: number;
   seed: number;
   out: string;
+}
+
+export interface GenerateJob extends Knobs {
+  prompt: string;
+  layout: Layout;
+  layoutFile: string;
+}
+
+/** The `parseArgs` options of the shared knobs (plus --prompt and --help). */
+export const KNOB_OPTIONS = {
+  prompt: { type: 'string' }, model: { type: 'string' }, provider: { type: 'string' }, memory: { type: 'string' }, steps: { type: 'string' },
+  guidance: { type: 'string' }, 'true-cfg': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' },
+} as const;
+
+type KnobValues = { [K in Exclude<keyof typeof KNOB_OPTIONS, 'help' | 'prompt'>]?: string };
+
+/** The shared knobs from parsed flags; throws an Error naming a bad flag. */
+export function readKnobs(values: KnobValues, defaultOut: string): Knobs {
+  if (values.memory !== undefined && !(MEMORY_MODES as readonly string[]).includes(values.memory)) throw new Error(`--memory must be ${MEMORY_MODES.join(' or ')}, got "${values.memory}"`);
+  const provider = values.provider ?? 'auto';
+  if (provider !== 'auto' && !(PROVIDERS as readonly string[]).includes(provider)) throw new Error(`--provider must be ${PROVIDERS.join(', ')} or auto, got "${provider}"`);
+  return {
+    model: values.model,
+    provider: provider as Knobs['provider'],
+    memory: values.memory as MemoryMode | undefined,
+    steps: number('steps', values.steps, DEFAULT_STEPS, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_STEPS, `an integer from 1 to ${MAX_STEPS}`),
+    guidance: number('guidance', values.guidance, DEFAULT_GUIDANCE, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number'),
+    trueCfg: number('true-cfg', values['true-cfg'], DEFAULT_TRUE_CFG, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number'),
+    seed: number('seed', values.seed, DEFAULT_SEED, (n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer'),
+    out: values.out ?? defaultOut,
+  };
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -107,7 +136,7 @@ export function layoutAt(c: LayoutFileCase, resolution: number | undefined): Lay
   return layout;
 }
 
-const number = (name: string, raw: string | undefined, fallback: number, check: (n: number) => boolean, what: string): number => {
+export const number = (name: string, raw: string | undefined, fallback: number, check: (n: number) => boolean, what: string): number => {
   if (raw === undefined) return fallback;
   const n = Number(raw);
   if (raw.trim() === '' || !check(n)) throw new Error(`--${name} must be ${what}, got "${raw}"`);
@@ -119,11 +148,7 @@ export function parseGenerateArgs(argv: string[], readFile: (path: string) => st
   try {
     const { values } = parseArgs({
       args: argv.filter((a) => a !== '--'),
-      options: {
-        prompt: { type: 'string' }, layout: { type: 'string' }, case: { type: 'string' }, model: { type: 'string' },
-        provider: { type: 'string' }, memory: { type: 'string' }, resolution: { type: 'string' }, steps: { type: 'string' }, guidance: { type: 'string' },
-        'true-cfg': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' },
-      },
+      options: { ...KNOB_OPTIONS, layout: { type: 'string' }, case: { type: 'string' }, resolution: { type: 'string' } },
       strict: true,
     });
     if (values.help) return { ok: false, error: USAGE };
@@ -131,10 +156,7 @@ export function parseGenerateArgs(argv: string[], readFile: (path: string) => st
       values.layout = DEFAULT_LAYOUT_FILE;
       values.case ??= DEFAULT_CASE;
     }
-    values.out ??= DEFAULT_OUT;
-    if (values.memory !== undefined && !(MEMORY_MODES as readonly string[]).includes(values.memory)) return { ok: false, error: `--memory must be ${MEMORY_MODES.join(' or ')}, got "${values.memory}"` };
-    const provider = values.provider ?? 'auto';
-    if (provider !== 'auto' && !(PROVIDERS as readonly string[]).includes(provider)) return { ok: false, error: `--provider must be ${PROVIDERS.join(', ')} or auto, got "${provider}"` };
+    const knobs = readKnobs(values, DEFAULT_OUT);
     let text: string;
     try {
       text = readFile(values.layout);
@@ -156,19 +178,7 @@ export function parseGenerateArgs(argv: string[], readFile: (path: string) => st
     if (prompt === undefined || prompt.trim() === '') return { ok: false, error: 'no prompt: pass --prompt "..." or use a layout file with a "caption"' };
     return {
       ok: true,
-      value: {
-        prompt,
-        layout,
-        layoutFile: values.layout,
-        model: values.model,
-        provider: provider as GenerateJob['provider'],
-        memory: values.memory as MemoryMode | undefined,
-        steps: number('steps', values.steps, DEFAULT_STEPS, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_STEPS, `an integer from 1 to ${MAX_STEPS}`),
-        guidance: number('guidance', values.guidance, DEFAULT_GUIDANCE, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number'),
-        trueCfg: number('true-cfg', values['true-cfg'], DEFAULT_TRUE_CFG, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number'),
-        seed: number('seed', values.seed, DEFAULT_SEED, (n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer'),
-        out: values.out,
-      },
+      value: { ...knobs, prompt, layout, layoutFile: values.layout },
     };
   } catch (e) {
     return { ok: false, error: (e as Error).message };

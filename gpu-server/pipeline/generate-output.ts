@@ -1,7 +1,7 @@
 /**
- * What `npm run generate` writes: every layer as a whole-canvas RGBA PNG, the VAE's merged and
- * background images, the background with the layers composited over it in order, and
- * `result.json` describing the run.
+ * What `npm run generate` and `npm run decompose` write: every layer as a whole-canvas RGBA PNG,
+ * the merged image (the VAE's, or a decomposition's composite) and the VAE's background, the
+ * background with the layers composited over it in order, and `result.json` describing the run.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,6 +26,9 @@ export interface RunDescription {
   guidance: number;
   trueCfg: number;
   layoutFile?: string;
+  /** A decomposition's flat image and adapter weight. */
+  imageFile?: string;
+  conditioningScale?: number;
 }
 
 /** Writes every output file into `dir`; returns their names. */
@@ -49,6 +52,7 @@ export function writeGenerateOutputs(dir: string, result: GenerateResult, run: R
     prompt: run.prompt,
     promptTruncated: result.promptTruncated,
     layoutFile: run.layoutFile,
+    ...(run.imageFile !== undefined ? { imageFile: run.imageFile, conditioningScale: run.conditioningScale } : {}),
     width,
     height,
     boxes: run.layout.boxes,
