@@ -21,7 +21,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DEFAULT_GUIDANCE } from '../gpu-server/constants.ts';
+import { DEFAULT_GUIDANCE } from '../domain/params.ts';
 import { adapterSamples, buildAdapter, parseAdapterConfig, withLayerPe } from '../gpu-server/models/adapter.ts';
 import { buildTransformer, doubleSampleName, innerDim, parseTransformerConfig, singleSampleName, type TransformerConfig } from '../gpu-server/models/transformer.ts';
 import { type GraphBuilder, memoryWeights, type WeightSource } from '../gpu-server/onnx/graph.ts';

@@ -7,7 +7,7 @@
  */
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { BACKGROUND_LAYER } from '../constants.ts';
+import { BACKGROUND_LAYER, validateLayout } from '../../domain/layout.ts';
 import { graphBuilders, writeGraph, type ModelComponents } from '../model-folder/graphs.ts';
 import type { AnyGraphName } from '../model-folder/manifest.ts';
 import { parseTransparentDecoderConfig, patchesToRgba } from '../models/transparent-decoder.ts';
@@ -17,7 +17,7 @@ import { Checkpoint, loadAll } from '../onnx/safetensors.ts';
 import { openSession } from '../onnx/session.ts';
 import { Denoiser } from '../pipeline/denoiser.ts';
 import { GraphSession } from '../pipeline/graph-session.ts';
-import { transformerTokens, validateLayout } from '../pipeline/layout-tokens.ts';
+import { transformerTokens } from '../pipeline/layout-tokens.ts';
 import type { TextEmbeddings } from '../pipeline/noise-predictor.ts';
 import { gatherTokens, scatterTokens } from '../pipeline/packing.ts';
 import { FLUX_SCHEDULER } from '../pipeline/scheduler.ts';

@@ -4,7 +4,7 @@
  * `merged_rgba.png`, and a decomposition's merged image (CLD's infer.py: the VAE-decoded
  * background with the RGBA layers 2.. alpha-composited over it in order).
  */
-import { BACKGROUND_LAYER, MERGED_LAYER } from '../constants.ts';
+import { BACKGROUND_LAYER, MERGED_LAYER } from '../../domain/layout.ts';
 import type { LayerImage, RgbImage } from './types.ts';
 
 export function composite(background: RgbImage, layers: readonly LayerImage[]): RgbImage {

@@ -1,21 +1,19 @@
 /**
  * `npm run decompose` arguments, pure: argv and file bytes in, a checked decomposition job or a
- * message saying what is wrong out. The image is bounded before it is decoded: a size cap, the
- * PNG signature, and the IHDR canvas (at most MAX_CANVAS_SIDE a side, multiples of GRID).
+ * message saying what is wrong out. The image is checked before it is decoded, as an upload is.
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { PNG } from 'pngjs';
-import { DEFAULT_CONDITIONING_SCALE, GRID, MAX_CANVAS_SIDE } from '../constants.ts';
+import { type BoxTuple, GRID, type Layout, MAX_CANVAS_SIDE } from '../../domain/layout.ts';
+import { conditioningScaleSchema, DEFAULT_CONDITIONING_SCALE, MAX_CONDITIONING_SCALE, MIN_CONDITIONING_SCALE } from '../../domain/params.ts';
 import { KNOB_OPTIONS, layoutAt, number, readKnobs, type Knobs, type Parsed } from './generate-args.ts';
-import type { BoxTuple, Layout, SourceImage } from './types.ts';
+import { decodeFlatImage } from './flat-image.ts';
+import type { SourceImage } from './types.ts';
 
 /** The built-in example: a flat poster and the boxes of its three shapes. */
 export const DEFAULT_IMAGE_FILE = fileURLToPath(new URL('../examples/decompose-poster.png', import.meta.url));
 export const DEFAULT_BOXES_FILE = fileURLToPath(new URL('../examples/decompose-poster.json', import.meta.url));
 export const DEFAULT_DECOMPOSE_OUT = 'outputs/decompose';
-/** A PNG of 1024 x 1024 RGBA is at most about 4 MiB uncompressed; anything much larger is not a canvas. */
-export const MAX_IMAGE_FILE_BYTES = 16 << 20;
 
 export const DECOMPOSE_USAGE = `usage: npm run decompose -- [--image flat.png --boxes boxes.json] [--out dir] [options]
   with no --image: a built-in flat poster and the boxes of its three shapes (gpu-server/examples/)
@@ -38,25 +36,16 @@ export interface DecomposeJob extends Knobs {
   layoutFile: string;
 }
 
-const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-
-/** Checks a PNG's bytes before decoding (size, signature, IHDR canvas), then decodes it to 8-bit RGBA. */
+/**
+ * The flat image of a CLI run: its own size is the canvas (read from IHDR), then the same checks
+ * and bounded decoder as an upload (`flat-image.ts`).
+ */
 export function readCanvasPng(bytes: Uint8Array, file: string): SourceImage {
-  if (bytes.length > MAX_IMAGE_FILE_BYTES) throw new Error(`${file} is ${(bytes.length / 2 ** 20).toFixed(1)} MiB; a canvas PNG is at most ${MAX_IMAGE_FILE_BYTES >> 20} MiB (resize or re-encode it)`);
-  if (bytes.length < 33 || PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) throw new Error(`${file} is not a PNG file (export the image as PNG)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (String.fromCharCode(...bytes.subarray(12, 16)) !== 'IHDR') throw new Error(`${file}: the PNG has no IHDR header first (corrupt file)`);
-  const width = view.getUint32(16), height = view.getUint32(20);
-  if (width === 0 || height === 0 || width > MAX_CANVAS_SIDE || height > MAX_CANVAS_SIDE || width % GRID !== 0 || height % GRID !== 0) {
-    throw new Error(`${file} is ${width}x${height}; the canvas must be at most ${MAX_CANVAS_SIDE} pixels a side with sides that are multiples of ${GRID} (resize or crop the image)`);
-  }
-  let png: PNG;
-  try {
-    png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  } catch (e) {
-    throw new Error(`${file}: cannot decode the PNG (${(e as Error).message})`);
-  }
-  return { width, height, channels: 4, pixels: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength) };
+  const size = bytes.length >= 24 ? { width: view.getUint32(16), height: view.getUint32(20) } : { width: 0, height: 0 };
+  const decoded = decodeFlatImage(bytes, size);
+  if (!decoded.ok) throw new Error(`${file}: ${decoded.message}`);
+  return decoded.image;
 }
 
 const isBox = (b: unknown): b is BoxTuple => Array.isArray(b) && b.length === 4 && b.every((v) => typeof v === 'number' && Number.isFinite(v));
@@ -70,7 +59,7 @@ export function parseDecomposeArgs(argv: string[], readFile: (path: string) => U
     const imageFile = values.image ?? DEFAULT_IMAGE_FILE;
     const boxesFile = values.boxes ?? DEFAULT_BOXES_FILE;
     const knobs = readKnobs(values, DEFAULT_DECOMPOSE_OUT);
-    const conditioningScale = number('conditioning-scale', values['conditioning-scale'], DEFAULT_CONDITIONING_SCALE, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number');
+    const conditioningScale = number('conditioning-scale', values['conditioning-scale'], DEFAULT_CONDITIONING_SCALE, conditioningScaleSchema, `a number from ${MIN_CONDITIONING_SCALE} to ${MAX_CONDITIONING_SCALE}`);
     const read = (file: string, what: string) => {
       try {
         return readFile(file);

@@ -6,7 +6,8 @@
  * images shown: merged and background, or the background alone for a decomposition, whose merged
  * image is composited). No text encoders, no PRNG, no I/O: those live around it.
  */
-import { BACKGROUND_LAYER, LATENT_CHANNELS, MERGED_LAYER } from '../constants.ts';
+import { BACKGROUND_LAYER, type Layout, MERGED_LAYER } from '../../domain/layout.ts';
+import { LATENT_CHANNELS } from '../constants.ts';
 import { patchesToLayerImages } from '../models/transparent-decoder.ts';
 import { imageToVaeInput, packCondition, tokenCondition } from './condition.ts';
 import { decoderLatents, greyFromMean, latentSize, vaeToUnit, type VaeScaling } from './decode.ts';
@@ -18,7 +19,7 @@ import { calibrationImage, fitLatentRgb, type LatentRgbMap } from './preview.ts'
 import { ropeTables } from './rope.ts';
 import { fluxSchedule, type Schedule, type SchedulerConfig } from './scheduler.ts';
 import { adapterResiduals, transformerPredictor, type AdapterJob, type TextEmbeddings } from './noise-predictor.ts';
-import type { LayerImage, Layout, SourceImage } from './types.ts';
+import type { LayerImage, SourceImage } from './types.ts';
 
 export interface ModelSettings {
   vae: VaeScaling;

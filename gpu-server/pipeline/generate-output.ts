@@ -5,9 +5,10 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type Layout } from '../../domain/layout.ts';
 import { composite } from './composite.ts';
 import { encodePng, rgbToRgba } from './png.ts';
-import type { GenerateResult, LayerImage, Layout } from './types.ts';
+import type { GenerateResult, LayerImage } from './types.ts';
 
 /** A layer cropped to its box, placed on a transparent canvas. */
 export function layerOnCanvas(layer: LayerImage, width: number, height: number): Uint8Array {
