@@ -23,6 +23,7 @@ import { gatherTokens, scatterTokens } from '../pipeline/packing.ts';
 import { FLUX_SCHEDULER } from '../pipeline/scheduler.ts';
 import { tokenCondition } from '../pipeline/condition.ts';
 import { caseLayout, GoldenError, need, readCase, readFloats, readJson, withScratch } from './case.ts';
+import { withLayerPe } from '../models/adapter.ts';
 import { cldConfigs } from './cld_adapter-case.ts';
 import { compareFloat, compareLevels, type Comparison, type GoldenReport } from './compare.ts';
 
@@ -56,7 +57,7 @@ export async function check(dir: string): Promise<GoldenReport> {
     transformer,
     vae: component(resolve(dir, p.models.vae), parseVaeConfig),
     transparentDecoder: component(resolve(dir, p.models.transp_vae), parseTransparentDecoderConfig),
-    decompose: { transformer, adapter: { config: configs.adapter, weights: checkpointWeights(Checkpoint.open(resolve(dir, p.models.adapter))) } },
+    decompose: { adapter: { config: configs.adapter, weights: withLayerPe(checkpointWeights(Checkpoint.open(resolve(dir, p.models.adapter))), transformer.weights) } },
   };
 
   const inputsFile = join(dir, 'inputs.safetensors');
@@ -95,7 +96,8 @@ export async function check(dir: string): Promise<GoldenReport> {
       vaeDecoder: await open('vae_decoder'),
       transparentDecoder: await open('transparent_decoder'),
     };
-    const cld = { adapter: await open('adapter'), transformer: await open('transformer_decompose') };
+    // The folder's one transformer (built with residual inputs, as for a folder that decomposes) runs both.
+    const cld = { adapter: await open('adapter'), transformer: graphs.transformer };
     try {
       const vae = models.vae.config;
       const denoiser = new Denoiser(
@@ -143,7 +145,7 @@ export async function check(dir: string): Promise<GoldenReport> {
       if (!expectedRgba || expectedRgba.info.dtype !== 'U8') throw new GoldenError(`${outputsFile}: U8 tensor "rgba" is missing`);
       comparisons.push(compareLevels('rgba', rgba, new Uint8Array(expectedRgba.bytes), 1));
     } finally {
-      for (const g of [...Object.values(graphs), ...Object.values(cld)]) await g.release();
+      for (const g of [...Object.values(graphs), cld.adapter]) await g.release();
     }
   });
   return { kind: 'cld_pipeline', dir, comparisons };

@@ -5,12 +5,12 @@
  */
 import { buildClipTextEncoder, type ClipTextConfig } from '../models/clip-text.ts';
 import { buildT5Encoder, type T5Config } from '../models/t5-encoder.ts';
-import { buildTransformer, type TransformerConfig } from '../models/transformer.ts';
+import { adapterSamples, buildAdapter, type AdapterConfig } from '../models/adapter.ts';
+import { buildTransformer, type JobSwitch, type TransformerConfig } from '../models/transformer.ts';
 import { buildTransparentDecoder, type TransparentDecoderConfig } from '../models/transparent-decoder.ts';
 import { buildVaeDecoder, buildVaeEncoder, type VaeConfig } from '../models/vae.ts';
 import type { GraphBuilder, WeightSource } from '../onnx/graph.ts';
 import { writeModel, type WriteProgress } from '../onnx/onnx-writer.ts';
-import { adapterSamples, buildAdapter, withLayerPe, type AdapterConfig } from '../models/adapter.ts';
 import type { AnyGraphName, Precision } from './manifest.ts';
 
 export const graphFloat = (p: Precision): 'float32' | 'float16' => (p === 'fp32' ? 'float32' : 'float16');
@@ -21,17 +21,17 @@ export interface Component<C> {
 }
 
 export interface ModelComponents {
-  transformer: Component<TransformerConfig>;
+  /** `jobs`: the transformer serves generation and decomposition (one graph, switched per job). */
+  transformer: Component<TransformerConfig> & { jobs?: JobSwitch };
+  /**
+   * Decomposition (CLD): the adapter, its weights serving the `layer_pe` it borrows (decomposition's).
+   * Its residuals go into the one transformer graph above.
+   */
+  decompose?: { adapter: Component<AdapterConfig> };
   vae: Component<VaeConfig>;
   transparentDecoder: Component<TransparentDecoderConfig>;
   clip: Component<ClipTextConfig>;
   t5: Component<T5Config> & { seqLen: number };
-  /**
-   * Decomposition (CLD): the adapter, and the transformer that takes its residuals (CLD's own
-   * weights: FLUX.1-dev with CLD's LoRAs and layer_pe; the tiny model reuses its transformer).
-   * The adapter borrows that transformer's `layer_pe`.
-   */
-  decompose?: { adapter: Component<AdapterConfig>; transformer: Component<TransformerConfig> };
 }
 
 /** A builder per graph name, for the components given. */
@@ -39,7 +39,13 @@ export function graphBuilders(c: Partial<ModelComponents>, precision: Precision)
   const f = graphFloat(precision);
   const out: Partial<Record<AnyGraphName, () => GraphBuilder>> = {};
   const { transformer, vae, transparentDecoder, clip, t5 } = c;
-  if (transformer) out.transformer = () => buildTransformer(transformer.config, transformer.weights, f, { quantize: precision === 'int4' ? 'int4' : 'none' });
+  const adapter = c.decompose?.adapter;
+  // With an adapter, the transformer takes its residual samples (generation feeds zeros, see JobSwitch).
+  if (transformer) {
+    const options = { quantize: precision === 'int4' ? ('int4' as const) : ('none' as const), ...(adapter ? { residuals: adapterSamples(adapter.config) } : {}), ...(transformer.jobs ? { jobs: transformer.jobs } : {}) };
+    out.transformer = () => buildTransformer(transformer.config, transformer.weights, f, options);
+    if (adapter) out.adapter = () => buildAdapter(adapter.config, adapter.weights, transformer.config.maxLayerNum, f);
+  }
   if (vae) {
     out.vae_encoder = () => buildVaeEncoder(vae.config, vae.weights, f);
     out.vae_decoder = () => buildVaeDecoder(vae.config, vae.weights, f);
@@ -47,12 +53,6 @@ export function graphBuilders(c: Partial<ModelComponents>, precision: Precision)
   if (transparentDecoder) out.transparent_decoder = () => buildTransparentDecoder(transparentDecoder.config, transparentDecoder.weights, f);
   if (clip) out.clip_text = () => buildClipTextEncoder(clip.config, clip.weights, f);
   if (t5) out.t5_encoder = () => buildT5Encoder(t5.config, t5.weights, f, { seqLen: t5.seqLen });
-  const cld = c.decompose;
-  if (cld) {
-    const quantize = precision === 'int4' ? 'int4' : 'none';
-    out.adapter = () => buildAdapter(cld.adapter.config, withLayerPe(cld.adapter.weights, cld.transformer.weights), cld.transformer.config.maxLayerNum, f);
-    out.transformer_decompose = () => buildTransformer(cld.transformer.config, cld.transformer.weights, f, { quantize, residuals: adapterSamples(cld.adapter.config) });
-  }
   return out;
 }
 

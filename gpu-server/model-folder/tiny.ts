@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MAX_LAYERS, RESOLUTIONS } from '../../domain/layout.ts';
 import { T5_TOKENS } from '../constants.ts';
-import { checkAdapterFits, parseAdapterConfig } from '../models/adapter.ts';
+import { checkAdapterFits, parseAdapterConfig, withLayerPe } from '../models/adapter.ts';
 import { parseClipTextConfig } from '../models/clip-text.ts';
 import { parseT5Config } from '../models/t5-encoder.ts';
 import { parseTransformerConfig } from '../models/transformer.ts';
@@ -78,8 +78,9 @@ export function tinyComponents(seed = TINY_SEED): ModelComponents {
   checkAdapterFits(adapterConfig, transformerConfig);
   return {
     transformer,
-    // The tiny model decomposes with its own transformer (a real CLD folder has CLD's weights here).
-    decompose: { transformer, adapter: { config: adapterConfig, weights: randomLike('cld_adapter', seed, pooledInto, 'adapter.safetensors') } },
+    // Both jobs on one transformer graph, with the same layer_pe for both (a converted CLD folder
+    // switches to CLD's layer_pe and "layer" LoRA by the graph's job input).
+    decompose: { adapter: { config: adapterConfig, weights: withLayerPe(randomLike('cld_adapter', seed, pooledInto, 'adapter.safetensors'), transformer.weights) } },
     vae: { config: parseVaeConfig(readJson(join(GOLDEN, 'vae', 'config.json'))), weights: randomLike('vae', seed) },
     transparentDecoder: { config: parseTransparentDecoderConfig(readJson(join(GOLDEN, 'transp_vae', 'config.json'))), weights: randomLike('transp_vae', seed) },
     clip: { config: clipConfig, weights: randomLike('clip_text', seed) },
@@ -98,6 +99,7 @@ export function writeTinyModel(out: string, seed = TINY_SEED, options: WriteFold
       resolutions: [...RESOLUTIONS],
       maxLayers: MAX_LAYERS,
       components: tinyComponents(seed),
+      jobs: ['generate', 'decompose'],
       scheduler: FLUX_SCHEDULER,
       writeTokenizers: (clipDir, t5Dir) => {
         writeTinyClipTokenizer(clipDir, TINY_VOCAB);

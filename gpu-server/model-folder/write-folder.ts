@@ -6,11 +6,12 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { WriteProgress } from '../onnx/onnx-writer.ts';
+import type { JobKind } from '../constants.ts';
 import type { SchedulerConfig } from '../pipeline/scheduler.ts';
 import { graphBuilders, writeGraph, type ModelComponents } from './graphs.ts';
 import type { FusedLora } from './lora.ts';
 import { adapterSamples } from '../models/adapter.ts';
-import { type AnyGraphName, DECOMPOSE_GRAPH_NAMES, describeFile, GRAPH_NAMES, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, ModelFolderError, parseManifest, type Manifest, type Precision } from './manifest.ts';
+import { describeFile, folderGraphs, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, ModelFolderError, parseManifest, type AnyGraphName, type Manifest, type Precision } from './manifest.ts';
 
 export interface FolderSpec {
   name: string;
@@ -19,8 +20,10 @@ export interface FolderSpec {
   resolutions: number[];
   maxLayers: number;
   components: ModelComponents;
+  /** The jobs the folder runs (default: generation); decomposition needs the adapter component. */
+  jobs?: JobKind[];
   scheduler: SchedulerConfig;
-  /** LoRAs fused into the transformer (recorded in the manifest). */
+  /** LoRAs applied at conversion (recorded in the manifest). */
   loras?: FusedLora[];
   /** Writes the CLIP and T5 tokenizer files into the two folders given (they exist). */
   writeTokenizers: (clipDir: string, t5Dir: string) => void;
@@ -90,9 +93,10 @@ export function writeModelFolder(out: string, spec: FolderSpec, options: WriteFo
   const builders = graphBuilders(spec.components, spec.precision);
   const files: Record<string, { bytes: number; sha256: string }> = {};
   const graphs = {} as Manifest['graphs'];
+  const jobs = spec.jobs ?? ['generate'];
+  const names = folderGraphs({ jobs });
   // The name says which LoRAs at which scales; their checksums make a marker of other files stale.
-  const build = `${spec.precision} ${spec.name} ${(spec.loras ?? []).map((l) => l.sha256).join(',')}`;
-  const names: AnyGraphName[] = [...GRAPH_NAMES, ...(spec.components.decompose ? DECOMPOSE_GRAPH_NAMES : [])];
+  const build = `${spec.precision} ${spec.name} ${jobs.join('+')} ${(spec.loras ?? []).map((l) => l.sha256).join(',')}`;
   names.forEach((name, i) => {
     const report = (p: WriteProgress, resumed: boolean) => options.onProgress?.({ ...p, graph: name, index: i + 1, total: names.length, resumed });
     const done = readDone(partial, name, build);
@@ -140,9 +144,10 @@ export function writeModelFolder(out: string, spec: FolderSpec, options: WriteFo
     transparentDecoder: { axesDimsRope: c.transparentDecoder.config.ropeAxes, ropeTheta: c.transparentDecoder.config.ropeTheta },
     text: { clipTokens: c.clip.config.positions, t5Tokens: c.t5.seqLen },
     graphs,
+    jobs,
+    ...(c.decompose ? { adapter: (({ double, single }) => ({ doubleSamples: double, singleSamples: single }))(adapterSamples(c.decompose.adapter.config)) } : {}),
     tokenizers: { clip: TOKENIZERS.clip, t5: TOKENIZERS.t5 },
     ...(spec.loras && spec.loras.length > 0 ? { loras: spec.loras } : {}),
-    ...(c.decompose ? { adapter: (({ double, single }) => ({ doubleSamples: double, singleSamples: single }))(adapterSamples(c.decompose.adapter.config)) } : {}),
     files,
   };
   const text = JSON.stringify(manifest, null, 1);

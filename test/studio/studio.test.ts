@@ -92,7 +92,7 @@ test('two designers\' batches interleave across two workers; BullMQ never holds 
 test('welcome and /health list the models and workers; a job for the other model runs only on its worker; an unknown model is refused', async () => {
   const client = TestClient.open(door.url, { origin: 'null' });
   const c = await client;
-  c.send({ type: 'hello', protocol: 1, token: (await import('../bridge/helpers.ts')).TOKEN });
+  c.send({ type: 'hello', protocol: 2, token: (await import('../bridge/helpers.ts')).TOKEN });
   const welcome = await c.next((m) => m.type === 'welcome');
   assert.ok(welcome.type === 'welcome');
   assert.equal(welcome.model, 'fake', 'the default model comes first');
