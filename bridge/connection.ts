@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
 import type { BridgeMessage, ErrorCode } from './protocol/messages.ts';
 import { TokenBucket } from './rate-limit.ts';
-import type { Subscriber } from './jobs.ts';
+import type { Subscriber } from './job-lifecycle.ts';
 
 export interface ConnectionLimits {
   /** Messages a connection may send at once, and per second after that. */

@@ -98,12 +98,12 @@ test('welcome and /health list the models and workers; a job for the other model
   assert.equal(welcome.model, 'fake', 'the default model comes first');
   assert.deepEqual(welcome.models.map((m) => m.model), ['fake', 'other']);
 
-  type Health = { runner: string; workers: { name: string; model: string; provider: string; busy: boolean }[]; redis: { connected: boolean; address: string } };
+  type Health = { executor: string; workers: { name: string; model: string; provider: string; busy: boolean }[]; redis: { connected: boolean; address: string } };
   const read = async () => (await (await fetch(`http://127.0.0.1:${door.bridge.port}/health`)).json()) as Health;
   // Worker records are heartbeats: the last job's "busy" clears within a heartbeat.
   await waitFor(async () => (await read()).workers.every((w) => !w.busy), 'the workers to be idle in /health');
   const health = await read();
-  assert.equal(health.runner, 'queue');
+  assert.equal(health.executor, 'queue');
   assert.equal(health.redis.connected, true);
   assert.doesNotMatch(JSON.stringify(health), new RegExp(REDIS_PASSWORD), '/health never shows the Redis password');
   assert.deepEqual(
