@@ -35,6 +35,7 @@ export function doneMessage(manifest: JobManifest, fetched: boolean): BridgeMess
     timings: manifest.timings,
     fetched,
     ...(manifest.base ? { base: manifest.base } : {}),
+    ...(manifest.job === 'decompose' ? { job: manifest.job } : {}),
   };
 }
 

@@ -7,14 +7,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { MERGED_LAYER } from '../domain/layout.ts';
-import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
-import type { BridgeMessage, ErrorCode, GenerateMessage, Timings } from './protocol/messages.ts';
+import type { DecomposeParams, GenerateParams, PipelineInfo, Progress, SourceImage } from '../gpu-server/pipeline/types.ts';
+import type { BridgeMessage, DecomposeMessage, ErrorCode, GenerateMessage, JobMessage, Timings } from './protocol/messages.ts';
 import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader } from './protocol/image-frame.ts';
 import { doneMessage, ClientLayerStream, layerMessage } from './client-layer-stream.ts';
 import { JobQueue } from './queue.ts';
 import { JobArchive, NOT_ARCHIVED, type JobManifest, type LayerPng, type ArchivedLayer } from './job-archive.ts';
 import { baseRefusal, KeptLayers, readBase } from './kept-layers.ts';
-import { JobAborted, JobRefused, type JobResult, type JobRun, type JobExecutor, type RunEvents } from './executor.ts';
+import { JobAborted, JobRefused, type ExecutorJob, type JobRequest, type JobResult, type JobRun, type JobExecutor, type RunEvents } from './executor.ts';
 import { shouldSendProgress, type LastSent } from './progress-throttle.ts';
 
 /** A connection that follows jobs; sending to a closed one does nothing. */
@@ -52,9 +52,13 @@ interface Job {
   id: string;
   requestId: string;
   clientId: string;
-  message: GenerateMessage;
+  message: JobMessage;
   /** The model the job was made for. */
   model: string;
+  /** What it asks of the pipeline; a generation's base is read when it starts (kept-layers.ts). */
+  request: QueuedRequest;
+  /** A decomposition's uploaded PNG, as received (checked): stored with the job. */
+  image?: Uint8Array;
   subscribers: Set<Subscriber>;
   queuedAt: number;
   createdAt: string;
@@ -126,7 +130,8 @@ export class JobLifecycle {
    * with a base is first checked against the stored base job (answers its coded error).
    */
   submit(client: Subscriber, message: GenerateMessage, model: string): void {
-    if (!message.base) return this.enqueue(client, message, model);
+    const request: QueuedRequest = { kind: 'generate', params: generateParams(message) };
+    if (!message.base) return this.enqueue(client, message, model, request);
     const { requestId } = message;
     const { jobId } = message.base;
     const activeState = this.active.has(jobId) ? (this.queue.position(jobId) === undefined ? 'running' : 'waiting') : undefined;
@@ -134,13 +139,23 @@ export class JobLifecycle {
       (refusal) => {
         if (refusal) return client.send({ type: 'error', ...refusal, requestId });
         if (this.closing) return client.send({ type: 'error', code: 'shutting_down', message: 'the bridge is shutting down; start it again', requestId });
-        this.enqueue(client, message, model);
+        this.enqueue(client, message, model, request);
       },
       (error: unknown) => client.send({ type: 'error', code: 'internal', message: `could not read the base job: ${String(error)}; try again`, requestId }),
     );
   }
 
-  private enqueue(client: Subscriber, message: GenerateMessage, model: string): void {
+  /**
+   * Queues a decomposition whose image was received and checked (`png` as uploaded, `image` its
+   * pixels); answers `queued` or `queue_full`. A refused one keeps nothing of the image.
+   */
+  submitDecompose(client: Subscriber, message: DecomposeMessage, model: string, png: Uint8Array, image: SourceImage): void {
+    const { prompt, layout, params } = message;
+    const { steps, guidance, trueCfg, seed, conditioningScale } = params;
+    this.enqueue(client, message, model, { kind: 'decompose', params: { image, prompt, layout, steps, guidance, trueCfg, seed, conditioningScale } }, png);
+  }
+
+  private enqueue(client: Subscriber, message: JobMessage, model: string, request: QueuedRequest, image?: Uint8Array): void {
     const { requestId } = message;
     const job: Job = {
       id: randomUUID(),
@@ -148,6 +163,8 @@ export class JobLifecycle {
       clientId: client.id,
       message,
       model,
+      request,
+      ...(image ? { image } : {}),
       subscribers: new Set([client]),
       queuedAt: Date.now(),
       createdAt: new Date().toISOString(),
@@ -312,14 +329,17 @@ export class JobLifecycle {
     try {
       // The base is read while the job already holds its place on the executor; other jobs start meanwhile.
       let kept = new KeptLayers();
-      const base = job.message.base
-        ? readBase(this.store, job.message.base).then((read) => {
+      const wireBase = job.message.type === 'generate' ? job.message.base : undefined;
+      const base = wireBase
+        ? readBase(this.store, wireBase).then((read) => {
             kept = read.kept;
             return read.base;
           })
         : undefined;
       const onLayer = (layer: LayerPng) => kept.before(layer, (index) => feed.has(index)).forEach((l) => feed.push(l));
-      job.run = this.executor.start({ jobId: job.id, model: job.model, params: pipelineParams(job.message), base }, this.runEvents(job, onLayer));
+      const { id: jobId, model, request } = job;
+      const executorJob: ExecutorJob = request.kind === 'generate' ? { jobId, model, ...request, ...(base ? { base } : {}) } : { jobId, model, ...request };
+      job.run = this.executor.start(executorJob, this.runEvents(job, onLayer));
       if (job.cancelRequested) job.run.cancel();
       const result = await job.run.result;
       if (job.cancelRequested) throw new JobAborted('cancelled after the last step');
@@ -327,12 +347,12 @@ export class JobLifecycle {
       // Layers a executor did not stream go out now, in index order.
       for (const layer of layers) if (!feed.has(layer.index)) feed.push(layer);
       const manifest = await this.save(job, result, layers, startedAt);
-      this.options.log(`job ${job.id} done in ${manifest.timings.total} ms (${layers.length} layers${kept.size ? `, ${kept.size} kept from ${job.message.base?.jobId}` : ''})`);
+      this.options.log(`job ${job.id} done in ${manifest.timings.total} ms (${request.kind === 'decompose' ? 'decomposed, ' : ''}${layers.length} layers${kept.size ? `, ${kept.size} kept from ${wireBase?.jobId}` : ''})`);
       feed.finish(manifest);
     } catch (error) {
       feed.abort();
       const cancelWhy = this.closing && this.options.cancelOnShutdown ? 'the bridge is shutting down' : 'cancel was requested';
-      const failure = failureOf(error, job.cancelRequested, cancelWhy);
+      const failure = failureOf(error, job.cancelRequested, cancelWhy, job.request.kind);
       this.options.log(`job ${job.id} ${failure.log}`);
       broadcast(job, { type: 'error', code: failure.code, message: failure.message, requestId: job.requestId, jobId: job.id });
     }
@@ -377,28 +397,33 @@ export class JobLifecycle {
         timings,
         createdAt: job.createdAt,
         finishedAt: new Date(finished).toISOString(),
-        ...(message.base ? { base: message.base } : {}),
+        job: job.request.kind,
+        ...(message.type === 'generate' && message.base ? { base: message.base } : {}),
       },
       layers,
       result.latents,
+      job.image,
     );
   }
 }
 
-/** The pipeline's parameters of a request, its base aside (kept-layers.ts reads that). */
-function pipelineParams(message: GenerateMessage): Omit<GenerateParams, 'base'> {
+/** A job's request as it waits: a generation's base is read when it starts (kept-layers.ts). */
+type QueuedRequest = { kind: 'generate'; params: Omit<GenerateParams, 'base'> } | { kind: 'decompose'; params: DecomposeParams };
+
+/** A generate message's pipeline parameters, its base aside. */
+function generateParams(message: GenerateMessage): Omit<GenerateParams, 'base'> {
   const { steps, guidance, trueCfg, seed } = message.params;
   return { prompt: message.prompt, layout: message.layout, steps, guidance, trueCfg, seed };
 }
 
 /** The error a failed run sends, and the log line's end: refused with a code, cancelled, or failed. */
-function failureOf(error: unknown, cancelRequested: boolean, cancelWhy: string): { code: ErrorCode; message: string; log: string } {
+function failureOf(error: unknown, cancelRequested: boolean, cancelWhy: string, kind: JobRequest['kind']): { code: ErrorCode; message: string; log: string } {
   if (error instanceof JobRefused) return { code: error.code, message: error.message, log: `refused: ${error.message}` };
   if (error instanceof JobAborted || cancelRequested) return { code: 'cancelled', message: `job cancelled: ${cancelWhy}`, log: 'cancelled' };
   const message = error instanceof Error ? error.message : String(error);
   return {
     code: 'generation_failed',
-    message: `generation failed: ${message}. Check the bridge's console; try again or restart the bridge.`,
+    message: `${kind === 'decompose' ? 'decomposition' : 'generation'} failed: ${message}. Check the bridge's console; try again or restart the bridge.`,
     log: `failed: ${message}`,
   };
 }
