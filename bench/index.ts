@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other (they would disturb each other's timings
  * if run together), each printing its table and how to read it. `npm run bench -- crop bridge`
- * runs only the ones named (crop, bridge, png, plugin, figma, studio, regenerate, upload, stages, precision, ceiling).
+ * runs only the ones named (crop, bridge, png, plugin, figma, studio, regenerate, upload, stages, precision, ceiling, jobs).
  */
 import { main as cropVsFull } from './crop-vs-full.ts';
 import { main as bridge } from './bridge.ts';
@@ -15,6 +15,7 @@ import { main as figma } from './figma-delivery.ts';
 import { main as studio } from './studio.ts';
 import { main as regenerate } from './regenerate.ts';
 import { main as upload } from './flat-image.ts';
+import { main as jobSwitch } from './job-switch.ts';
 import { fixed, machineLine } from './stats.ts';
 
 const BENCHES: Record<string, () => Promise<unknown>> = {
@@ -32,6 +33,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   ceiling: () => ceiling(),
   stages: () => stages(),
   precision: () => precision(),
+  jobs: () => jobSwitch(),
 };
 
 const asked = process.argv.slice(2).filter((a) => a !== '--');

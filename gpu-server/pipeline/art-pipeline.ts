@@ -9,7 +9,7 @@ import { checkKeep } from '../../domain/keep.ts';
 import { firstIssue, validateLayout } from '../../domain/layout.ts';
 import { promptSchema, samplingSchema } from '../../domain/params.ts';
 import type { Stage } from '../../domain/stage.ts';
-import { GRAPH_NAMES, loadManifest, type GraphName, type Manifest } from '../model-folder/manifest.ts';
+import { folderGraphs, GRAPH_NAMES, graphOf, JOB_GRAPHS, loadManifest, type AnyGraphName, type GraphName, type Manifest } from '../model-folder/manifest.ts';
 import { DEFAULT_TINY_DIR, ensureTinyModel } from '../model-folder/tiny.ts';
 import { openSession, type Provider, type ProviderChoice, type SessionFactory } from '../onnx/session.ts';
 import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
@@ -19,7 +19,7 @@ import { unitToRgb } from './decode.ts';
 import { abortError, throwIfAborted } from './denoise.ts';
 import { GraphSession, GraphSlot } from './graph-session.ts';
 import { mergedPreview } from './preview.ts';
-import { freeDeviceMemory, type MemoryMode, planMemory } from './memory-plan.ts';
+import { freeDeviceMemory, type MemoryMode, planMemory, sharingLine } from './memory-plan.ts';
 import { transformerTokens } from './layout-tokens.ts';
 import { tokenNoise } from './noise.ts';
 import { checkLatents, holdKept, keptTokens } from './keep.ts';
@@ -40,8 +40,8 @@ export interface PipelineOptions {
 const TEXT_GRAPHS: GraphName[] = ['clip_text', 't5_encoder'];
 
 /** Bytes of the files (graph and weights) of some graphs of a folder. */
-function graphBytes(manifest: Manifest, names: GraphName[]): number {
-  return names.flatMap((n) => [manifest.graphs[n].file, ...manifest.graphs[n].data]).reduce((sum, f) => sum + (manifest.files[f]?.bytes ?? 0), 0);
+function graphBytes(manifest: Manifest, names: AnyGraphName[]): number {
+  return names.flatMap((n) => [graphOf(manifest, n).file, ...graphOf(manifest, n).data]).reduce((sum, f) => sum + (manifest.files[f]?.bytes ?? 0), 0);
 }
 
 export class ParamsError extends Error {
@@ -75,13 +75,16 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
   // The first graph decides the provider (auto: the best one that opens); the rest follow it.
   const sessions = {} as Record<Exclude<GraphName, 'clip_text' | 't5_encoder'>, GraphSession>;
   const open = async (name: GraphName, on: ProviderChoice) => {
-    const opened = await openSession(join(dir, manifest.graphs[name].file), on, {}, options.sessions);
+    const opened = await openSession(join(dir, graphOf(manifest, name).file), on, {}, options.sessions);
     return { graph: new GraphSession(name, opened.session), provider: opened.provider };
   };
   const first = await open('transformer', choice);
   const provider: Provider = first.provider;
   sessions.transformer = first.graph;
-  const plan = planMemory(graphBytes(manifest, TEXT_GRAPHS), graphBytes(manifest, GRAPH_NAMES.filter((n) => !TEXT_GRAPHS.includes(n))), freeDeviceMemory(provider), provider, options.memory);
+  // Every graph of the folder once: a folder for both jobs shares one transformer graph.
+  const graphs = folderGraphs(manifest);
+  const plan = planMemory(graphBytes(manifest, TEXT_GRAPHS), graphBytes(manifest, graphs.filter((n) => !(TEXT_GRAPHS as readonly AnyGraphName[]).includes(n))), freeDeviceMemory(provider), provider, options.memory);
+  const sharing = sharingLine(graphs.map((n) => ({ name: n, bytes: graphBytes(manifest, [n]), jobs: manifest.jobs.filter((k) => JOB_GRAPHS[k].includes(n)) })));
   const resident = plan.mode === 'resident';
   const slots = Object.fromEntries(TEXT_GRAPHS.map((n) => [n, new GraphSlot(n, async () => (await open(n, provider)).graph, resident)])) as Record<'clip_text' | 't5_encoder', GraphSlot>;
   try {
@@ -107,11 +110,11 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
   const info: PipelineInfo = {
     model: manifest.name,
     provider,
-    memoryPlan: plan.summary,
+    memoryPlan: sharing ? `${plan.summary}; ${sharing}` : plan.summary,
     tiny: manifest.tiny,
     maxLayers: manifest.maxLayers,
     resolutions: manifest.resolutions,
-    jobs: ['generate'],
+    jobs: manifest.jobs,
   };
 
   let queue: Promise<unknown> = Promise.resolve();

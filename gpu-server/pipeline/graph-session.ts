@@ -50,6 +50,11 @@ export class GraphSession {
     return this.session.release();
   }
 
+  /** The graph's inputs with their declared dims (symbolic ones as names). */
+  inputs(): Array<{ name: string; dims: ReadonlyArray<number | string> }> {
+    return this.session.inputMetadata.filter((m) => m.isTensor).map((m) => ({ name: m.name, dims: m.isTensor ? m.shape : [] }));
+  }
+
   private halvesOnce(data: Float32Array, dims: number[]): ort.Tensor {
     let t = this.halves.get(data);
     if (!t) this.halves.set(data, (t = new ort.Tensor('float16', float32ToHalves(data), dims)));

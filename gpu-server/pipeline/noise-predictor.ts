@@ -7,6 +7,7 @@ import { PACKED_CHANNELS } from '../constants.ts';
 import type { NoisePredictor, Prediction } from './denoise.ts';
 import type { Feed, GraphSession } from './graph-session.ts';
 import type { TokenGrid } from './layout-tokens.ts';
+import { jobSwitchFeeds } from './job-switch.ts';
 import { ropeTables } from './rope.ts';
 
 /** One prompt's text conditioning: T5 states `[tokens, width]` and CLIP's pooled vector. */
@@ -43,6 +44,8 @@ export function transformerPredictor(graph: GraphSession, job: TransformerJob): 
   const n = grid.count;
   const rope = ropeTables(grid.ids, job.axesDimsRope, positive.tokens, job.ropeTheta);
   const fixed: Record<string, Feed> = {
+    // A transformer for both jobs runs generation here (decomposition feeds its own).
+    ...jobSwitchFeeds(graph, 'generate'),
     token_layer: { data: BigInt64Array.from(grid.layerOf, (v) => BigInt(v)), dims: [n] },
     rope_cos: { data: rope.cos, dims: [rope.rows, rope.dim], constant: true },
     rope_sin: { data: rope.sin, dims: [rope.rows, rope.dim], constant: true },

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { BACKGROUND_LAYER, type BoxTuple, type Layout, MAX_LAYERS, MERGED_LAYER } from '../../domain/layout.ts';
 import { LATENT_CHANNELS, PACKED_CHANNELS } from '../../gpu-server/constants.ts';
-import { loadManifest, type Manifest } from '../../gpu-server/model-folder/manifest.ts';
+import { GRAPH_NAMES, loadManifest, type Manifest } from '../../gpu-server/model-folder/manifest.ts';
 import { patchesToLayerImages } from '../../gpu-server/models/transparent-decoder.ts';
 import { latentTokens, transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
 import { tokenNoise } from '../../gpu-server/pipeline/noise.ts';
@@ -60,7 +60,7 @@ export class ReferenceGenerator {
   static async open(dir: string): Promise<ReferenceGenerator> {
     const manifest = loadManifest(dir);
     if (manifest.precision !== 'fp32') throw new Error('the reference feeds float32 tensors: use an fp32 folder');
-    const open = (name: keyof Manifest['graphs']) => ort.InferenceSession.create(join(dir, manifest.graphs[name].file), { executionProviders: ['cpu'] });
+    const open = (name: (typeof GRAPH_NAMES)[number]) => ort.InferenceSession.create(join(dir, manifest.graphs[name].file), { executionProviders: ['cpu'] });
     const s = {
       transformer: await open('transformer'),
       vae_encoder: await open('vae_encoder'),
