@@ -153,7 +153,7 @@ export const ERROR_CODES = [
   'cancelled',
   /** The pipeline failed while running the job. */
   'generation_failed',
-  /** `generate.base` names a job this bridge does not have (never existed, pruned, or made before latents were kept). */
+  /** `generate.base` names a job this bridge does not have (never existed, or pruned). */
   'base_not_found',
   /** `generate.base` names a job still waiting or running; wait for its `done`. */
   'base_running',
@@ -261,7 +261,7 @@ export interface DoneMessage {
   promptTruncated: boolean;
   /** Milliseconds per pipeline stage, plus `queue` (waiting) and `total` (queued to done). */
   timings: Timings;
-  /** True when this is a replay from the job store (answer to `fetch`). */
+  /** True when this is a replay from the job archive (answer to `fetch`). */
   fetched: boolean;
   /** Lineage: the job this one was made from and the layers it kept (absent for a plain job). */
   base?: WireBase;
