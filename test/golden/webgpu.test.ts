@@ -2,7 +2,7 @@
  * The golden cases on onnxruntime's WebGPU provider, through SwiftShader (a CPU Vulkan that
  * Debian's chromium ships; docs/webgpu.md): the same WGSL kernels a GPU runs, held to the cases'
  * own bars. Skipped, saying why, where SwiftShader or a Vulkan loader is missing. SwiftShader has
- * no fp16, so the fp32 graphs only. Slow: about 3 minutes of CPU for all cases, most of it the VAE.
+ * no fp16, so the fp32 graphs only. Slow: about 4 minutes of CPU for all cases, most of it the VAE.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
