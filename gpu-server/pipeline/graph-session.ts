@@ -24,6 +24,10 @@ export class GraphSession {
     return this.inputTypes.has(name);
   }
 
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
   /** Runs the graph; returns the requested float outputs as float32 with their dims. */
   async run(feeds: Record<string, Feed>, outputs: readonly string[]): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
     const tensors: Record<string, ort.Tensor> = {};
