@@ -4,11 +4,11 @@
  * - the generation step (the generation transformer graph, CFG batch of 2);
  * - the same step through the builder as it was before the transformer took residuals (the
  *   source of `BEFORE_RESIDUALS`, read from git): residual support must not slow generation;
- * - the same step through the decomposition transformer fed zero residuals: what a generation
- *   would cost if one graph served both jobs (the design not taken);
- * - the decomposition step: the adapter once (batch 1) plus the decomposition transformer (batch 2)
- *   with its residuals, as the pipeline runs it (`noise-predictor.ts`); its excess over the
- *   generation step is the adapter's share.
+ * - the same step on a folder for both jobs: the one transformer graph with residual inputs, fed
+ *   one-token zeros (`job-switch.ts`), as a generation runs on a folder that also decomposes;
+ * - the decomposition step: the adapter once (batch 1) plus that same transformer (batch 2) with
+ *   the adapter's residuals, as the pipeline runs it (`noise-predictor.ts`); its excess over the
+ *   row before is the adapter's share.
  *
  * Models: the mid-size transformer of crop-vs-full (2 double + 4 single blocks, width 384) and an
  * adapter of 1 double block, the same proportion as alimama's Inpainting-Alpha (6 double, 0 single)
@@ -23,12 +23,12 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULT_GUIDANCE } from '../domain/params.ts';
 import { adapterSamples, buildAdapter, parseAdapterConfig, withLayerPe } from '../gpu-server/models/adapter.ts';
-import { buildTransformer, doubleSampleName, innerDim, parseTransformerConfig, singleSampleName, type TransformerConfig } from '../gpu-server/models/transformer.ts';
+import { buildTransformer, innerDim, parseTransformerConfig, type TransformerConfig } from '../gpu-server/models/transformer.ts';
 import { type GraphBuilder, memoryWeights, type WeightSource } from '../gpu-server/onnx/graph.ts';
 import { writeModel } from '../gpu-server/onnx/onnx-writer.ts';
 import { openSession } from '../gpu-server/onnx/session.ts';
 import { PACKED_CONDITION } from '../gpu-server/pipeline/condition.ts';
-import { GraphSession, type Feed } from '../gpu-server/pipeline/graph-session.ts';
+import { GraphSession } from '../gpu-server/pipeline/graph-session.ts';
 import { transformerTokens } from '../gpu-server/pipeline/layout-tokens.ts';
 import { adapterResiduals, transformerPredictor, type TextEmbeddings } from '../gpu-server/pipeline/noise-predictor.ts';
 import { streamNoise, tokenNoise } from '../gpu-server/pipeline/noise.ts';
@@ -100,7 +100,7 @@ export async function measureDecompose(rounds = 5): Promise<{ rows: DecomposeBen
     } catch (e) {
       console.log(`(the builder of ${BEFORE_RESIDUALS} no longer builds against today's helpers: ${(e as Error).message}; its row is left out)`);
     }
-    const decomposition = await open('transformer_decompose', buildTransformer(config, weights, 'float32', { residuals: counts }));
+    const shared = await open('transformer_both', buildTransformer(config, weights, 'float32', { residuals: counts }));
     const adapter = await open('adapter', buildAdapter(adapterConfig, withLayerPe(randomAdapterWeights(config, adapterConfig.extraConditionChannels), weights), config.maxLayerNum));
 
     const named = fixtureLayout(256, 8);
@@ -113,16 +113,12 @@ export async function measureDecompose(rounds = 5): Promise<{ rows: DecomposeBen
       pooled: streamNoise(4, `${stream}/clip`, config.pooledProjectionDim),
     });
     const job = { grid, positive: text('pos'), negative: text('neg'), guidance: DEFAULT_GUIDANCE, axesDimsRope: config.axesDimsRope, ropeTheta: 10000 };
-    const dim = innerDim(config);
-    const zeros: Record<string, Feed> = {};
-    for (let j = 0; j < counts.double; j++) zeros[doubleSampleName(j)] = { data: new Float32Array(grid.count * dim), dims: [1, grid.count, dim], constant: true };
-    for (let j = 0; j < counts.single; j++) zeros[singleSampleName(j)] = { data: new Float32Array(grid.count * dim), dims: [1, grid.count, dim], constant: true };
     const condition = streamNoise(5, 'condition', grid.count * PACKED_CONDITION);
     const variants: [string, ReturnType<typeof transformerPredictor>][] = [
       ['generation step (generation graph)', transformerPredictor(generation, job)],
       ...(generationBefore ? [[`generation step, builder before residual support (${BEFORE_RESIDUALS})`, transformerPredictor(generationBefore, job)] as [string, ReturnType<typeof transformerPredictor>]] : []),
-      ['generation step through the decomposition graph (zero residuals)', transformerPredictor(decomposition, { ...job, residuals: async () => zeros })],
-      ['decomposition step (adapter once + transformer with residuals)', transformerPredictor(decomposition, { ...job, residuals: adapterResiduals(adapter, job, { condition, conditioningScale: 0.9 }) })],
+      ['generation step on a folder for both jobs (one-token zero residuals)', transformerPredictor(shared, job)],
+      ['decomposition step (adapter once + the same transformer with residuals)', transformerPredictor(shared, { ...job, residuals: adapterResiduals(adapter, job, { condition, conditioningScale: 0.9 }) })],
     ];
     const latents = tokenNoise(1, grid);
     const times = variants.map(() => [] as number[]);
@@ -151,8 +147,8 @@ export async function main(rounds = 5): Promise<void> {
   console.log(`\nthe adapter's share of a decomposition step: ${fixed(r.adapterShare * 100)}%`);
   console.log(`How to read: the first row is the baseline measured in this run; the second is the same step
 built by the transformer builder before residual support (same graph: expect 1.00 within noise);
-the third is what generation would cost through one graph serving both jobs; the last is a
-decomposition step. Random weights; at full size the ratio follows the blocks (adapter 6 double,
+the third is generation on a folder for both jobs (one transformer graph, zero residuals); the last
+is a decomposition step on that graph. Random weights; at full size the ratio follows the blocks (adapter 6 double,
 batch 1, against 19 double + 38 single, batch 2).`);
 }
 

@@ -23,8 +23,8 @@ import { gatherTokens, scatterTokens } from '../pipeline/packing.ts';
 import { FLUX_SCHEDULER } from '../pipeline/scheduler.ts';
 import { tokenCondition } from '../pipeline/condition.ts';
 import { caseLayout, GoldenError, need, readCase, readFloats, readJson, withScratch } from './case.ts';
-import { cldConfigs } from './cld_adapter-case.ts';
 import { withLayerPe } from '../models/adapter.ts';
+import { cldConfigs } from './cld_adapter-case.ts';
 import { compareFloat, compareLevels, type Comparison, type GoldenReport } from './compare.ts';
 
 const caseSchema = z.object({
@@ -57,7 +57,6 @@ export async function check(dir: string): Promise<GoldenReport> {
     transformer,
     vae: component(resolve(dir, p.models.vae), parseVaeConfig),
     transparentDecoder: component(resolve(dir, p.models.transp_vae), parseTransparentDecoderConfig),
-    // The adapter borrows the transformer's layer_pe (CLD's set_layerPE).
     decompose: { adapter: { config: configs.adapter, weights: withLayerPe(checkpointWeights(Checkpoint.open(resolve(dir, p.models.adapter))), transformer.weights) } },
   };
 
@@ -97,7 +96,7 @@ export async function check(dir: string): Promise<GoldenReport> {
       vaeDecoder: await open('vae_decoder'),
       transparentDecoder: await open('transparent_decoder'),
     };
-    // One transformer graph for both jobs, as a model folder holds it.
+    // The folder's one transformer (built with residual inputs, as for a folder that decomposes) runs both.
     const cld = { adapter: await open('adapter'), transformer: graphs.transformer };
     try {
       const vae = models.vae.config;
@@ -146,7 +145,7 @@ export async function check(dir: string): Promise<GoldenReport> {
       if (!expectedRgba || expectedRgba.info.dtype !== 'U8') throw new GoldenError(`${outputsFile}: U8 tensor "rgba" is missing`);
       comparisons.push(compareLevels('rgba', rgba, new Uint8Array(expectedRgba.bytes), 1));
     } finally {
-      for (const g of new Set([...Object.values(graphs), ...Object.values(cld)])) await g.release();
+      for (const g of [...Object.values(graphs), cld.adapter]) await g.release();
     }
   });
   return { kind: 'cld_pipeline', dir, comparisons };

@@ -78,7 +78,8 @@ export function tinyComponents(seed = TINY_SEED): ModelComponents {
   checkAdapterFits(adapterConfig, transformerConfig);
   return {
     transformer,
-    // Both jobs on its one transformer (it has no layer LoRA or layer_pe of decomposition's own); the adapter borrows its layer_pe.
+    // Both jobs on one transformer graph, with the same layer_pe for both (a converted CLD folder
+    // switches to CLD's layer_pe and "layer" LoRA by the graph's job input).
     decompose: { adapter: { config: adapterConfig, weights: withLayerPe(randomLike('cld_adapter', seed, pooledInto, 'adapter.safetensors'), transformer.weights) } },
     vae: { config: parseVaeConfig(readJson(join(GOLDEN, 'vae', 'config.json'))), weights: randomLike('vae', seed) },
     transparentDecoder: { config: parseTransparentDecoderConfig(readJson(join(GOLDEN, 'transp_vae', 'config.json'))), weights: randomLike('transp_vae', seed) },

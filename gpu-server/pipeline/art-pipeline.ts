@@ -9,7 +9,7 @@ import { checkKeep } from '../../domain/keep.ts';
 import { firstIssue, validateLayout } from '../../domain/layout.ts';
 import { conditioningScaleSchema, promptSchema, samplingSchema } from '../../domain/params.ts';
 import type { Stage } from '../../domain/stage.ts';
-import { DECOMPOSE_GRAPH_NAMES, folderGraphs, GRAPH_NAMES, JOB_GRAPHS, loadManifest, manifestJobs, ModelFolderError, type AnyGraphName, type GraphName, type Manifest } from '../model-folder/manifest.ts';
+import { folderGraphs, graphOf, JOB_GRAPHS, loadManifest, type AnyGraphName, type Manifest } from '../model-folder/manifest.ts';
 import { DEFAULT_TINY_DIR, ensureTinyModel } from '../model-folder/tiny.ts';
 import { openSession, type Provider, type ProviderChoice, type SessionFactory } from '../onnx/session.ts';
 import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
@@ -44,7 +44,7 @@ const isTextGraph = (n: AnyGraphName): n is (typeof TEXT_GRAPHS)[number] => (TEX
 
 /** Bytes of the files (graph and weights) of some graphs of a folder. */
 function graphBytes(manifest: Manifest, names: AnyGraphName[]): number {
-  return names.flatMap((n) => { const g = manifest.graphs[n]; return g ? [g.file, ...g.data] : []; }).reduce((sum, f) => sum + (manifest.files[f]?.bytes ?? 0), 0);
+  return names.flatMap((n) => [graphOf(manifest, n).file, ...graphOf(manifest, n).data]).reduce((sum, f) => sum + (manifest.files[f]?.bytes ?? 0), 0);
 }
 
 export class ParamsError extends Error {
@@ -99,21 +99,19 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
   const choice = options.provider ?? 'auto';
 
   // The first graph decides the provider (auto: the best one that opens); the rest follow it.
-  const jobs = manifestJobs(manifest);
-  const deviceGraphs: AnyGraphName[] = [...GRAPH_NAMES.filter((n) => !isTextGraph(n)), ...(jobs.includes('decompose') ? DECOMPOSE_GRAPH_NAMES : [])];
   const sessions = {} as Record<Exclude<AnyGraphName, 'clip_text' | 't5_encoder'>, GraphSession>;
   const open = async (name: AnyGraphName, on: ProviderChoice) => {
-    const entry = manifest.graphs[name];
-    if (!entry) throw new ModelFolderError(`${dir}: the manifest lists no ${name} graph; re-run the conversion`);
-    const opened = await openSession(join(dir, entry.file), on, {}, options.sessions);
+    const opened = await openSession(join(dir, graphOf(manifest, name).file), on, {}, options.sessions);
     return { graph: new GraphSession(name, opened.session), provider: opened.provider };
   };
   const first = await open('transformer', choice);
   const provider: Provider = first.provider;
   sessions.transformer = first.graph;
-  // Every graph of the folder once: a folder for both jobs has one transformer graph.
+  // Every graph of the folder once: a folder for both jobs shares one transformer graph.
+  const graphs = folderGraphs(manifest);
+  const deviceGraphs = graphs.filter((n) => !isTextGraph(n));
   const plan = planMemory(graphBytes(manifest, [...TEXT_GRAPHS]), graphBytes(manifest, deviceGraphs), freeDeviceMemory(provider), provider, options.memory);
-  const sharing = sharingLine(folderGraphs(manifest).map((n) => ({ name: n, bytes: graphBytes(manifest, [n]), jobs: jobs.filter((k) => JOB_GRAPHS[k].includes(n)) })));
+  const sharing = sharingLine(graphs.map((n) => ({ name: n, bytes: graphBytes(manifest, [n]), jobs: manifest.jobs.filter((k) => JOB_GRAPHS[k].includes(n)) })));
   const resident = plan.mode === 'resident';
   const slots = Object.fromEntries(TEXT_GRAPHS.map((n) => [n, new GraphSlot(n, async () => (await open(n, provider)).graph, resident)])) as Record<'clip_text' | 't5_encoder', GraphSlot>;
   try {
@@ -130,7 +128,8 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
   const denoiser = new Denoiser(
     { transformer: sessions.transformer, vaeEncoder: sessions.vae_encoder, vaeDecoder: sessions.vae_decoder, transparentDecoder: sessions.transparent_decoder },
     { vae: manifest.vae, scheduler: manifest.scheduler, transformer: manifest.transformer, transparentDecoder: manifest.transparentDecoder },
-    jobs.includes('decompose') ? { adapter: sessions.adapter, transformer: sessions.transformer } : undefined,
+    // Decomposition runs the folder's one transformer (its `job` input and residuals switch it) with the adapter.
+    sessions.adapter ? { adapter: sessions.adapter, transformer: sessions.transformer } : undefined,
   );
   const info: PipelineInfo = {
     model: manifest.name,
@@ -139,7 +138,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     tiny: manifest.tiny,
     maxLayers: manifest.maxLayers,
     resolutions: manifest.resolutions,
-    jobs,
+    jobs: manifest.jobs,
   };
 
   let queue: Promise<unknown> = Promise.resolve();

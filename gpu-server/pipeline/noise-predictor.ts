@@ -5,7 +5,7 @@
  * decomposition, the adapter graph runs once per step (positive prompt only, as CLD does) and its
  * residual samples feed both halves of the batch.
  */
-import { PACKED_CHANNELS } from '../constants.ts';
+import { PACKED_CHANNELS, type JobKind } from '../constants.ts';
 import type { NoisePredictor, Prediction } from './denoise.ts';
 import type { Feed, GraphSession } from './graph-session.ts';
 import type { TokenGrid } from './layout-tokens.ts';
@@ -48,7 +48,7 @@ const stack = (a: Float32Array, b: Float32Array | null): Float32Array => {
 };
 
 /** The feeds of a FLUX-style graph that stay the same through a job: token layers, RoPE, text (batch 1: positive; 2: both). */
-function jobFeeds(graph: GraphSession, job: Omit<TransformerJob, 'residuals'>): { fixed: Record<string, Feed>; batched: Record<1 | 2, Record<string, Feed>> } {
+function jobFeeds(graph: GraphSession, job: Omit<TransformerJob, 'residuals'>, kind: JobKind): { fixed: Record<string, Feed>; batched: Record<1 | 2, Record<string, Feed>> } {
   const { grid, positive, negative } = job;
   if (positive.tokens !== negative.tokens || positive.width !== negative.width || positive.pooled.length !== negative.pooled.length) {
     throw new RangeError(`positive and negative text embeddings differ in shape ([${positive.tokens}, ${positive.width}] vs [${negative.tokens}, ${negative.width}])`);
@@ -56,6 +56,8 @@ function jobFeeds(graph: GraphSession, job: Omit<TransformerJob, 'residuals'>): 
   const n = grid.count;
   const rope = ropeTables(grid.ids, job.axesDimsRope, positive.tokens, job.ropeTheta);
   const fixed: Record<string, Feed> = {
+    // A transformer built for both jobs is told which one runs (generation: zero residuals).
+    ...jobSwitchFeeds(graph, kind),
     token_layer: { data: BigInt64Array.from(grid.layerOf, (v) => BigInt(v)), dims: [n] },
     rope_cos: { data: rope.cos, dims: [rope.rows, rope.dim], constant: true },
     rope_sin: { data: rope.sin, dims: [rope.rows, rope.dim], constant: true },
@@ -77,7 +79,7 @@ function jobFeeds(graph: GraphSession, job: Omit<TransformerJob, 'residuals'>): 
  * its outputs named as the decomposition transformer's inputs.
  */
 export function adapterResiduals(graph: GraphSession, job: Omit<TransformerJob, 'residuals'>, adapter: AdapterJob): NonNullable<TransformerJob['residuals']> {
-  const { fixed, batched } = jobFeeds(graph, job);
+  const { fixed, batched } = jobFeeds(graph, job, 'decompose');
   const n = job.grid.count;
   const channels = adapter.condition.length / n;
   const feeds: Record<string, Feed> = {
@@ -96,9 +98,7 @@ export function adapterResiduals(graph: GraphSession, job: Omit<TransformerJob, 
 export function transformerPredictor(graph: GraphSession, job: TransformerJob): NoisePredictor {
   const { grid } = job;
   const n = grid.count;
-  const { fixed, batched } = jobFeeds(graph, job);
-  // The folder's one transformer runs both jobs: with the adapter's residuals it decomposes (job 1), else it generates.
-  const kind = jobSwitchFeeds(graph, job.residuals ? 'decompose' : 'generate');
+  const { fixed, batched } = jobFeeds(graph, job, job.residuals ? 'decompose' : 'generate');
 
   return {
     async predict(latents: Float32Array, timestep: number, withUncond: boolean): Promise<Prediction> {
@@ -110,7 +110,6 @@ export function transformerPredictor(graph: GraphSession, job: TransformerJob): 
       const out = await graph.run(
         {
           ...fixed,
-          ...kind,
           ...batched[batch],
           ...residuals,
           hidden_states: { data: hidden, dims: [batch, n, PACKED_CHANNELS] },

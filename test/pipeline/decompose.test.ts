@@ -98,6 +98,7 @@ let expected: ReferenceResult;
 
 test('the tiny model decomposes: its manifest records the adapter and the pipeline says it runs both jobs', () => {
   assert.deepEqual(pipeline.info.jobs, ['generate', 'decompose']);
+  assert.deepEqual(reference.manifest.jobs, ['generate', 'decompose']);
   assert.deepEqual(reference.manifest.adapter, { doubleSamples: 2, singleSamples: 0 });
 });
 

@@ -50,27 +50,13 @@ export interface ReferenceOverrides {
 
 const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
 
-/**
- * A transformer that also decomposes takes the adapter's samples as inputs; generating, it adds
- * nothing: zeros of one token per sample, which the graph's Add broadcasts over the tokens.
- */
-function noSamples(session: ort.InferenceSession): Record<string, ort.Tensor> {
-  const out: Record<string, ort.Tensor> = {};
-  for (const m of session.inputMetadata) {
-    if (!m.isTensor || !/^adapter_(single_)?block_sample_\d+$/.test(m.name)) continue;
-    const width = m.shape[m.shape.length - 1] as number;
-    out[m.name] = new ort.Tensor('float32', new Float32Array(width), [1, 1, width]);
-  }
-  return out;
-}
-
 export class ReferenceGenerator {
   private constructor(
     readonly manifest: Manifest,
     private readonly dir: string,
     private readonly s: Record<'transformer' | 'vae_encoder' | 'vae_decoder' | 'transparent_decoder' | 'clip_text' | 't5_encoder', ort.InferenceSession>,
-    /** CLD's graphs, when the folder has them. */
-    private readonly cld?: { adapter: ort.InferenceSession; transformer: ort.InferenceSession },
+    /** CLD's adapter, when the folder decomposes (its transformer is the folder's one transformer). */
+    private readonly cld?: { adapter: ort.InferenceSession },
   ) {}
 
   static async open(dir: string): Promise<ReferenceGenerator> {
@@ -89,7 +75,7 @@ export class ReferenceGenerator {
       clip_text: await open('clip_text'),
       t5_encoder: await open('t5_encoder'),
     };
-    const cld = manifest.graphs.adapter ? { adapter: await open('adapter'), transformer: await open('transformer') } : undefined;
+    const cld = manifest.graphs.adapter ? { adapter: await open('adapter') } : undefined;
     return new ReferenceGenerator(manifest, dir, s, cld);
   }
 
@@ -148,7 +134,6 @@ export class ReferenceGenerator {
     }
     const adapter = this.cld.adapter;
     return this.run(p, over, {
-      transformer: this.cld.transformer,
       residuals: async (fixed, x, t) => {
         const n = grid.count;
         const out = await adapter.run({
@@ -163,15 +148,35 @@ export class ReferenceGenerator {
           condition: f32(condition, [1, n, 68]),
           conditioning_scale: f32(new Float32Array([p.conditioningScale]), [1]),
         });
-        return out;
+        return { ...out, ...this.jobFeed(1) };
       },
     });
+  }
+
+  /**
+   * A transformer that takes an adapter's residuals (a folder that decomposes) gets zeros of the
+   * whole sequence for a generation, and `job` 0 where it has that input.
+   */
+  private zeroResiduals(n: number): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const m of this.s.transformer.inputMetadata) {
+      if (!m.isTensor) continue;
+      if (/^adapter_(single_)?block_sample_\d+$/.test(m.name)) {
+        const width = Number(m.shape[m.shape.length - 1]);
+        feeds[m.name] = f32(new Float32Array(n * width), [1, n, width]);
+      }
+    }
+    return { ...feeds, ...this.jobFeed(0) };
+  }
+
+  private jobFeed(job: number): Record<string, ort.Tensor> {
+    return this.s.transformer.inputNames.includes('job') ? { job: new ort.Tensor('int64', BigInt64Array.of(BigInt(job)), [1]) } : {};
   }
 
   private async run(
     p: GenerateParams | DecomposeParams,
     over: ReferenceOverrides,
-    cld?: { transformer: ort.InferenceSession; residuals: (fixed: Record<string, ort.Tensor>, x: Float32Array, t: number) => Promise<Record<string, ort.Tensor>> },
+    cld?: { residuals: (fixed: Record<string, ort.Tensor>, x: Float32Array, t: number) => Promise<Record<string, ort.Tensor>> },
   ): Promise<ReferenceResult> {
     const m = this.manifest;
     const { layout } = p;
@@ -200,9 +205,9 @@ export class ReferenceGenerator {
     let x = tokenNoise(p.seed, grid);
     for (let i = 0; i < p.steps; i++) {
       const t = Math.fround(schedule.timesteps[i] / 1000);
-      const out = await (cld?.transformer ?? this.s.transformer).run({
+      const out = await this.s.transformer.run({
         ...fixed,
-        ...(cld ? await cld.residuals(fixed, x, t) : noSamples(this.s.transformer)),
+        ...(cld ? await cld.residuals(fixed, x, t) : this.zeroResiduals(n)),
         hidden_states: f32(cat(x, x), [2, n, PACKED_CHANNELS]),
         timestep: f32(new Float32Array([t, t]), [2]),
       });
