@@ -1,12 +1,12 @@
 /**
- * Frame -> ART layout (DESIGN.md, data step 1). The frame is scaled so its longest side is the
- * resolution, each visible direct child becomes one box snapped outwards to the token grid, and
- * every box remembers the node it came from so the generated layer can land back on it.
+ * Frame -> ART layout (docs/design.md, "Data, end to end", step 1). The frame is scaled so its
+ * longest side is the resolution, each visible direct child becomes one box snapped outwards to
+ * the token grid, and every box remembers the node it came from so the generated layer can land
+ * back on it.
  */
 import { GRID, MAX_CHILD_LAYERS } from '../gpu-server/constants.ts';
 import type { BoxTuple, Layout } from '../gpu-server/pipeline/types.ts';
-import { intersection } from './read-scene.ts';
-import { FRAME_TYPES, type PlainNode, type Rect } from './scene.ts';
+import { FRAME_TYPES, intersection, type PlainNode, type Rect } from './scene.ts';
 
 /** One box of the layout and where it came from (null for the merged and background layers). */
 export interface Region {

@@ -6,7 +6,7 @@
 import { captionDraft } from './caption.ts';
 import { insertLayers, insertSummary, type SceneApi } from './insert.ts';
 import { resolveTarget, type TargetApi } from './insert-target.ts';
-import { JobStore, withInserted, withJob, withoutJob } from './job-store.ts';
+import { RememberedJobs, withInserted, withJob, withoutJob } from './remembered-jobs.ts';
 import { frameLayout, skippedSummary } from './layout.ts';
 import type { InsertRequestMessage, PluginToUi, ReplaceRequestMessage, SelectionItem, UiToPlugin } from './messages.ts';
 import { readFrame, readResultFrame } from './read-scene.ts';
@@ -28,7 +28,7 @@ const asReplaceFrame = (frame: FrameNode): ReplaceFrame<RectangleNode> => frame;
 export const MAX_SELECTED_FRAMES = 20;
 
 let settings: Settings = DEFAULT_SETTINGS;
-const jobs = new JobStore(figma.clientStorage);
+const remembered = new RememberedJobs(figma.clientStorage);
 
 /** The designer's selection changes, and what the plugin selected itself (plugin/reveal.ts). */
 let selectionState: SelectionState = { stamp: 0, own: [] };
@@ -138,7 +138,7 @@ function reveal(frame: FrameNode, page: BaseNode, stamp: number): void {
 async function insert(message: InsertRequestMessage): Promise<void> {
   const { layout } = message;
   const layerCount = layout.regions.length - 2;
-  const stored = (await jobs.list()).find((j) => j.jobId === message.jobId);
+  const stored = (await remembered.list()).find((j) => j.jobId === message.jobId);
   if (stored?.insertedFrameId && !message.asNew) {
     const existing = await figma.getNodeByIdAsync(stored.insertedFrameId);
     if (existing && !existing.removed) {
@@ -169,7 +169,7 @@ async function insert(message: InsertRequestMessage): Promise<void> {
 
   // The frame is in the document now: nothing below may report the insert as failed.
   try {
-    await jobs.update((list) => withInserted(list, message.jobId, frame.id));
+    await remembered.update((list) => withInserted(list, message.jobId, frame.id));
   } catch (error) {
     console.warn('ART for Figma: could not mark the job inserted:', error);
   }
@@ -204,7 +204,7 @@ async function replace(message: ReplaceRequestMessage): Promise<void> {
   });
   // The frame shows the new job now: nothing below may report the replace as failed.
   try {
-    await jobs.update((list) => withInserted(list, message.jobId, node.id));
+    await remembered.update((list) => withInserted(list, message.jobId, node.id));
   } catch (error) {
     console.warn('ART for Figma: could not mark the job inserted:', error);
   }
@@ -224,7 +224,7 @@ async function handle(message: UiToPlugin): Promise<void> {
   switch (message.type) {
     case 'ready': {
       settings = await loadSettings(figma.clientStorage);
-      post({ type: 'init', settings, jobs: (await jobs.list()).filter((j) => !j.insertedFrameId) });
+      post({ type: 'init', settings, jobs: (await remembered.list()).filter((j) => !j.insertedFrameId) });
       postSelection();
       return;
     }
@@ -260,13 +260,13 @@ async function handle(message: UiToPlugin): Promise<void> {
     }
     case 'remember-job':
       try {
-        await jobs.update((list) => withJob(list, message.job));
+        await remembered.update((list) => withJob(list, message.job));
       } catch (error) {
         console.warn('ART for Figma: could not store the job for later:', error);
       }
       return;
     case 'forget-job':
-      await jobs.update((list) => withoutJob(list, message.jobId));
+      await remembered.update((list) => withoutJob(list, message.jobId));
       return;
     case 'notify':
       figma.notify(message.message.slice(0, 99), { error: message.error });

@@ -4,10 +4,10 @@
  * clone): PNG bytes travel as Uint8Array, one layer per message (plugin/result-data.ts).
  */
 import type { FrameLayout } from './layout.ts';
-import type { PlannedLayer, RegenerateResult } from './regenerate.ts';
+import type { EditTarget, RegenerateResult } from './regenerate.ts';
 import type { LayerHash, LayerImageMessage, LayerRefusedMessage, LayerStoredMessage, ResultFrameData } from './result-data.ts';
 import type { Settings } from './settings.ts';
-import type { StoredJob } from './job-store.ts';
+import type { RememberedJob } from './remembered-jobs.ts';
 
 /**
  * One selected node: a frame with its layout and caption draft, a result frame this plugin made
@@ -33,17 +33,8 @@ export interface ResultSelection {
   variations: RegenerateResult;
 }
 
-/** Where a regeneration's images go: the result frame it was made from, onto these nodes. */
-export interface EditTarget {
-  frameId: string;
-  /** The job the frame showed when Regenerate was clicked (the bridge's `generate.base.jobId`). */
-  baseJobId: string;
-  /** Aligned with the new job's layout regions. */
-  layers: PlannedLayer[];
-}
-
 export type PluginToUi =
-  | { type: 'init'; settings: Settings; jobs: StoredJob[] }
+  | { type: 'init'; settings: Settings; jobs: RememberedJob[] }
   /** `stamp` counts the designer's selection changes (not the plugin's own), see InsertRequestMessage. */
   | { type: 'selection'; items: SelectionItem[]; resolution: number; stamp: number }
   | LayerStoredMessage
@@ -111,7 +102,7 @@ export type UiToPlugin =
   | InsertRequestMessage
   | ReplaceRequestMessage
   /** Sent at `queued`: what inserting needs, kept in clientStorage so a closed window loses nothing. */
-  | { type: 'remember-job'; job: StoredJob }
+  | { type: 'remember-job'; job: RememberedJob }
   /** The bridge no longer has the job, or the designer dismissed it. */
   | { type: 'forget-job'; jobId: string }
   | { type: 'notify'; message: string; error: boolean };

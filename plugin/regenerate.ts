@@ -51,6 +51,15 @@ export interface PlannedLayer {
   kept: boolean;
 }
 
+/** Where a regeneration's images go: the result frame it was made from, onto these nodes. */
+export interface EditTarget {
+  frameId: string;
+  /** The job the frame showed when Regenerate was clicked (the bridge's `generate.base.jobId`). */
+  baseJobId: string;
+  /** Aligned with the new job's layout regions. */
+  layers: PlannedLayer[];
+}
+
 export interface RegeneratePlan {
   layout: FrameLayout;
   layers: PlannedLayer[];

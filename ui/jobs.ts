@@ -3,9 +3,9 @@
  * function returns the next job list; images live outside (they are bytes, not view state).
  */
 import type { BridgeMessage } from '../bridge/protocol.ts';
-import type { StoredJob } from '../plugin/job-store.ts';
+import type { RememberedJob } from '../plugin/remembered-jobs.ts';
 import type { FrameLayout } from '../plugin/layout.ts';
-import type { EditTarget } from '../plugin/messages.ts';
+import type { EditTarget } from '../plugin/regenerate.ts';
 import type { Stage } from '../gpu-server/pipeline/types.ts';
 import { errorText } from './words.ts';
 
@@ -136,7 +136,7 @@ export function versionOf(job: Pick<Job, 'lineage'>): number {
 }
 
 /** A job remembered in clientStorage, to be fetched from the bridge again. */
-export function restoredJob(stored: StoredJob): Job {
+export function restoredJob(stored: RememberedJob): Job {
   const edit = stored.edit ? { target: stored.edit, lineage: stored.lineage } : null;
   return { ...newJob(stored.requestId, stored.layout, stored.prompt, stored.seed, -1, edit), jobId: stored.jobId, status: 'restored', restored: true };
 }

@@ -10,17 +10,17 @@
  * checked on load and anything unusable is dropped.
  */
 import type { FrameLayout } from './layout.ts';
-import type { EditTarget } from './messages.ts';
+import type { EditTarget } from './regenerate.ts';
 import { MAX_LINEAGE } from './result-data.ts';
 import type { SettingsStore } from './settings.ts';
 
-export const JOBS_KEY = 'art-for-figma/jobs/v1';
+export const REMEMBERED_JOBS_KEY = 'art-for-figma/jobs/v1';
 /** Most jobs remembered; a designer rarely has more in flight or uninserted. */
-export const MAX_STORED_JOBS = 40;
+export const MAX_REMEMBERED_JOBS = 40;
 /** Most characters of JSON the list may take (a 52-layer layout is ~8 kB): 1 MB of the 5 MB. */
-export const MAX_STORED_CHARS = 1_000_000;
+export const MAX_REMEMBERED_CHARS = 1_000_000;
 
-export interface StoredJob {
+export interface RememberedJob {
   jobId: string;
   requestId: string;
   /** The layout the job was generated from: source frame id and name, regions, scale. */
@@ -68,7 +68,7 @@ function isEditTarget(v: unknown, layers: number): v is EditTarget {
 }
 
 /** Entries stored before `edit` and `lineage` existed lack them: a generation with no lineage. */
-function isStoredJob(v: unknown): v is Omit<StoredJob, 'edit' | 'lineage'> & Partial<StoredJob> {
+function isStoredJob(v: unknown): v is Omit<RememberedJob, 'edit' | 'lineage'> & Partial<RememberedJob> {
   return (
     isObject(v) &&
     isString(v.jobId) &&
@@ -84,29 +84,29 @@ function isStoredJob(v: unknown): v is Omit<StoredJob, 'edit' | 'lineage'> & Par
 }
 
 /** The usable entries of whatever was stored (nothing, another version, damage). */
-export function normalizeJobs(raw: unknown): StoredJob[] {
+export function parseRememberedJobs(raw: unknown): RememberedJob[] {
   if (!Array.isArray(raw)) return [];
   return raw.filter(isStoredJob).map((j) => ({ ...j, edit: j.edit ?? null, lineage: j.lineage ?? [] }));
 }
 
 /** Drops the oldest entries until the list fits both bounds. */
-function bounded(jobs: StoredJob[]): StoredJob[] {
+function bounded(jobs: RememberedJob[]): RememberedJob[] {
   const kept = [...jobs].sort((a, b) => a.queuedAt - b.queuedAt);
-  while (kept.length > MAX_STORED_JOBS) kept.shift();
-  while (kept.length > 0 && JSON.stringify(kept).length > MAX_STORED_CHARS) kept.shift();
+  while (kept.length > MAX_REMEMBERED_JOBS) kept.shift();
+  while (kept.length > 0 && JSON.stringify(kept).length > MAX_REMEMBERED_CHARS) kept.shift();
   return kept;
 }
 
 /** Adds or replaces (same job id) an entry. */
-export function withJob(jobs: readonly StoredJob[], job: StoredJob): StoredJob[] {
+export function withJob(jobs: readonly RememberedJob[], job: RememberedJob): RememberedJob[] {
   return bounded([...jobs.filter((j) => j.jobId !== job.jobId), job]);
 }
 
-export function withInserted(jobs: readonly StoredJob[], jobId: string, frameId: string): StoredJob[] {
+export function withInserted(jobs: readonly RememberedJob[], jobId: string, frameId: string): RememberedJob[] {
   return jobs.map((j) => (j.jobId === jobId ? { ...j, insertedFrameId: frameId } : j));
 }
 
-export function withoutJob(jobs: readonly StoredJob[], jobId: string): StoredJob[] {
+export function withoutJob(jobs: readonly RememberedJob[], jobId: string): RememberedJob[] {
   return jobs.filter((j) => j.jobId !== jobId);
 }
 
@@ -115,22 +115,22 @@ export function withoutJob(jobs: readonly StoredJob[], jobId: string): StoredJob
  * wrote), so two messages handled close together cannot lose each other's update. A failed write
  * (quota) is reported to the caller and leaves the last good list stored.
  */
-export class JobStore {
+export class RememberedJobs {
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly storage: SettingsStore) {}
 
-  async list(): Promise<StoredJob[]> {
+  async list(): Promise<RememberedJob[]> {
     await this.queue.catch(() => undefined);
-    return normalizeJobs(await this.storage.getAsync(JOBS_KEY));
+    return parseRememberedJobs(await this.storage.getAsync(REMEMBERED_JOBS_KEY));
   }
 
-  update(change: (jobs: StoredJob[]) => StoredJob[]): Promise<StoredJob[]> {
+  update(change: (jobs: RememberedJob[]) => RememberedJob[]): Promise<RememberedJob[]> {
     const run = this.queue
       .catch(() => undefined)
       .then(async () => {
-        const next = change(normalizeJobs(await this.storage.getAsync(JOBS_KEY)));
-        await this.storage.setAsync(JOBS_KEY, next);
+        const next = change(parseRememberedJobs(await this.storage.getAsync(REMEMBERED_JOBS_KEY)));
+        await this.storage.setAsync(REMEMBERED_JOBS_KEY, next);
         return next;
       });
     this.queue = run;
