@@ -1,8 +1,6 @@
 /**
  * What a generated result carries, said once for the plugin, the UI and the edit loop: the plugin
- * data written on result frames and their layer nodes, and the per-layer messages that stream a
- * job's images from the UI to the main thread (one message per layer, then an insert that names
- * hashes and indices only, so no message ever holds every PNG at once).
+ * data written on result frames and their layer nodes.
  *
  * Plugin data is private to the plugin id and kept in the document (Figma: "Lets you store custom
  * information on any node or style, private to your plugin. The total size of your entry
@@ -131,33 +129,7 @@ export function parseLayerNodeData(text: string): LayerNodeData | null {
   };
 }
 
-// ---- the per-layer stream, UI -> main -> UI ----------------------------------------------------
-
-/** UI -> main: one layer's PNG, sent as soon as the bridge delivers it. */
-export interface LayerImageMessage {
-  type: 'layer-image';
-  requestId: string;
-  index: number;
-  png: Uint8Array;
-}
-
-/** Main -> UI: the layer became a Figma image (`createImage`); the UI keeps the hash for the insert. */
-export interface LayerStoredMessage {
-  type: 'layer-stored';
-  requestId: string;
-  index: number;
-  hash: string;
-}
-
-/** Main -> UI: Figma refused the layer's image (not a PNG, over 4096 px, ...). */
-export interface LayerRefusedMessage {
-  type: 'layer-refused';
-  requestId: string;
-  index: number;
-  message: string;
-}
-
-/** One layer of the final insert: its index in the job and the hash `layer-stored` gave. */
+/** One layer's image as Figma holds it: its index in the job and the hash `createImage` gave. */
 export interface LayerHash {
   index: number;
   hash: string;
