@@ -17,7 +17,7 @@ interface FixtureFile {
   cases: Record<string, { boxes: BoxTuple[] }[]>;
 }
 
-const fixtureUrl = new URL('../test/fixtures/art-validation-layouts.json', import.meta.url);
+const fixtureUrl = new URL('../gpu-server/examples/art-validation-layouts.json', import.meta.url);
 
 const whole = (side: number): BoxTuple => [0, 0, side, side];
 

@@ -16,7 +16,7 @@ import { tinyComponents, TINY_SEED, writeTinyModel } from '../gpu-server/model-f
 import { writeModelFolder } from '../gpu-server/model-folder/write-folder.ts';
 import { parseTransformerConfig } from '../gpu-server/models/transformer.ts';
 import { openSession } from '../gpu-server/onnx/session.ts';
-import { ArtRunner } from '../gpu-server/pipeline/art-runner.ts';
+import { Denoiser } from '../gpu-server/pipeline/denoiser.ts';
 import { patchesToLayerImages } from '../gpu-server/models/transparent-decoder.ts';
 import { GraphSession, type Feed } from '../gpu-server/pipeline/graph-session.ts';
 import { transformerTokens } from '../gpu-server/pipeline/layout-tokens.ts';
@@ -92,7 +92,7 @@ async function measureFolder(dir: string, layout: Layout, steps: number): Promis
     /** One generation; fresh text cache and grey-latent cache, so nothing is skipped. */
     const generate = async (): Promise<StageTimes> => {
       const text = new TextEncoder({ graph: graphs.clip_text, tokenizer: clip }, { graph: graphs.t5_encoder, tokenizer: t5 });
-      const runner = new ArtRunner(decoders, settings);
+      const denoiser = new Denoiser(decoders, settings);
       const stages: [string, number][] = [];
       const timed = async <T>(name: string, fn: () => Promise<T> | T): Promise<T> => {
         const t0 = performance.now();
@@ -105,7 +105,7 @@ async function measureFolder(dir: string, layout: Layout, steps: number): Promis
       const stepMs: number[] = [];
       let last = performance.now();
       const tokens = await timed(`denoise (${steps} steps, CFG batch of 2)`, () =>
-        runner.denoise({
+        denoiser.denoise({
           grid, initial, positive, negative, steps, guidance: DEFAULT_GUIDANCE, trueCfg: DEFAULT_TRUE_CFG,
           onStep: () => {
             const now = performance.now();
@@ -114,10 +114,10 @@ async function measureFolder(dir: string, layout: Layout, steps: number): Promis
           },
         }),
       );
-      await timed('grey latent (VAE encoder, once per size)', () => runner.greyLatent(layout.width, layout.height));
-      const latents = await timed('decoder latents (grey outside boxes)', () => runner.decoderLatents(layout, grid, tokens));
-      const patches = await timed('transparent decoder (all layers)', () => runner.transparentPatches(layout, latents));
-      await timed('VAE decoder (merged + background)', () => runner.vaeImages(layout, latents, [MERGED_LAYER, BACKGROUND_LAYER]));
+      await timed('grey latent (VAE encoder, once per size)', () => denoiser.greyLatent(layout.width, layout.height));
+      const latents = await timed('decoder latents (grey outside boxes)', () => denoiser.decoderLatents(layout, grid, tokens));
+      const patches = await timed('transparent decoder (all layers)', () => denoiser.transparentPatches(layout, latents));
+      await timed('VAE decoder (merged + background)', () => denoiser.vaeImages(layout, latents, [MERGED_LAYER, BACKGROUND_LAYER]));
       const layers = await timed('RGBA per layer, cropped to its box', () => patchesToLayerImages(patches, layout));
       await timed(`PNG encoding (${layers.length} layers)`, () => layers.map((l) => encodePng(l.width, l.height, l.rgba)));
       return { model: manifest.name, layout, tokens: grid.count, steps, stages, stepMs };
@@ -148,7 +148,7 @@ export async function measureStages(opts: StagesOptions = { steps: 4 }): Promise
     writeMidModel(midDir);
     const at = (side: number) => {
       const l = fixtureLayout(side, 8);
-      if (!l) throw new Error('test/fixtures/art-validation-layouts.json has no layout with 8 child layers');
+      if (!l) throw new Error('gpu-server/examples/art-validation-layouts.json has no layout with 8 child layers');
       return l.layout;
     };
     return [await measureFolder(tinyDir, at(512), opts.steps), await measureFolder(midDir, at(256), opts.steps)];

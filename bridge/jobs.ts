@@ -11,7 +11,7 @@ import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipel
 import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader, type BridgeMessage, type ErrorCode, type GenerateMessage, type Timings } from './protocol.ts';
 import { doneMessage, LayerFeed, layerMessage } from './layer-feed.ts';
 import { JobQueue } from './queue.ts';
-import { JobStore, type JobManifest, type LayerPng, type StoredLayer } from './job-store.ts';
+import { JobStore, NOT_STORED, type JobManifest, type LayerPng, type StoredLayer } from './job-store.ts';
 import { JobAborted, type JobRun, type JobRunner } from './runner.ts';
 import { shouldSendProgress, type LastSent } from './progress-throttle.ts';
 
@@ -161,14 +161,14 @@ export class Jobs {
         code: 'base_running',
         message: `base job ${jobId} is still ${this.queue.position(jobId) === undefined ? 'running' : 'waiting'}; wait for its done, then regenerate from it`,
       };
-    const manifest = await this.store.loadManifest(jobId);
-    if (!manifest || !manifest.latents)
+    const read = await this.store.manifest(jobId);
+    if (!read.ok)
       return {
         code: 'base_not_found',
-        message: manifest
-          ? `base job ${jobId} was stored before the bridge kept latents, so its layers cannot be kept; generate anew`
-          : `base job ${jobId} is not in the job store (never existed, or pruned: the bridge keeps the last ${this.options.keepJobs} jobs, see --keep-jobs); generate anew`,
+        message: `base job ${jobId} cannot be used: ${read.why}${read.why === NOT_STORED ? `; the bridge keeps the last ${this.options.keepJobs} jobs (see --keep-jobs)` : ''}; generate anew`,
       };
+    const { manifest } = read;
+    if (!manifest.latents) return { code: 'base_not_found', message: `base job ${jobId} was stored before the bridge kept latents, so its layers cannot be kept; generate anew` };
     try {
       checkKeep(message.layout, { model: manifest.model, layout: manifest.layout }, keep, model);
     } catch (error) {
@@ -246,9 +246,18 @@ export class Jobs {
       this.follow(active, client);
       return;
     }
-    const manifest = await this.store.manifest(jobId);
-    if (!manifest)
-      return client.send({ type: 'error', code: 'unknown_job', message: `no finished job ${jobId} in the job store (never existed, pruned, or lost because the bridge restarted before it finished: generate it again)`, jobId });
+    const read = await this.store.manifest(jobId);
+    if (!read.ok)
+      return client.send({
+        type: 'error',
+        code: 'unknown_job',
+        message:
+          read.why === NOT_STORED
+            ? `no finished job ${jobId} in the job store (never existed, pruned, or lost because the bridge restarted before it finished: generate it again)`
+            : `finished job ${jobId} cannot be replayed: ${read.why}; generate it again`,
+        jobId,
+      });
+    const { manifest } = read;
     // One layer at a time, read from disk straight into its frame, as fast as the client reads.
     const frameOf = async (layer: StoredLayer) => {
       const frame = await this.store.readLayer(jobId, layer.index, imageFrameHeaderBytes(jobId));

@@ -12,7 +12,7 @@ import { floatsOf, openSession, type ort } from '../onnx/session.ts';
 import type { Layout } from '../pipeline/types.ts';
 import type { GoldenReport } from './compare.ts';
 
-export const GOLDEN_KINDS = ['transformer', 'transp_vae', 'vae', 'clip_text', 't5_encoder', 'scheduler', 'pipeline'] as const;
+export const GOLDEN_KINDS = ['transformer', 'transp_vae', 'vae', 'clip_text', 't5_encoder', 'scheduler', 'pipeline', 'cld_adapter'] as const;
 export type GoldenKind = (typeof GOLDEN_KINDS)[number];
 
 export interface CaseJson {

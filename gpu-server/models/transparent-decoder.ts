@@ -116,7 +116,7 @@ function encoderBlock(g: GraphBuilder, h: Value, prefix: string, cfg: Transparen
   const bV = g.derivedWeight(`${attn}.in_proj_bias.v`, [D], inB, (read) => read(`${attn}.in_proj_bias`).slice(2 * D));
   const [q, k] = split(g, g.op('Add', [g.op('MatMul', [rotated, wQk]), bQk]), 2, [D, D]);
   const v = g.op('Add', [g.op('MatMul', [x, wV]), bV]);
-  const a = linear(g, attention(g, q, k, v, cfg.heads), `${attn}.out_proj`, D, D);
+  const a = linear(g, attention(g, q, k, v, cfg.heads, { headDim }), `${attn}.out_proj`, D, D);
   const h1 = g.op('Add', [h, a]);
   const y = layerNorm(g, h1, D, LN_EPS, `${prefix}.ln_2`);
   const m = linear(g, gelu(g, linear(g, y, `${prefix}.mlp.0`, D, cfg.mlp)), `${prefix}.mlp.3`, cfg.mlp, D);

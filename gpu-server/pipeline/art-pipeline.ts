@@ -11,7 +11,7 @@ import { DEFAULT_TINY_DIR, ensureTinyModel } from '../model-folder/tiny.ts';
 import { openSession, type Provider, type ProviderChoice, type SessionFactory } from '../onnx/session.ts';
 import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
 import { loadT5Tokenizer } from '../text/t5-tokenizer.ts';
-import { ArtRunner } from './art-runner.ts';
+import { Denoiser } from './denoiser.ts';
 import { unitToRgb } from './decode.ts';
 import { abortError, throwIfAborted } from './denoise.ts';
 import { GraphSession, GraphSlot } from './graph-session.ts';
@@ -101,7 +101,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     { graph: slots.clip_text, tokenizer: loadClipTokenizer(join(dir, manifest.tokenizers.clip), manifest.text.clipTokens) },
     { graph: slots.t5_encoder, tokenizer: loadT5Tokenizer(join(dir, manifest.tokenizers.t5), manifest.text.t5Tokens) },
   );
-  const runner = new ArtRunner(
+  const denoiser = new Denoiser(
     { transformer: sessions.transformer, vaeEncoder: sessions.vae_encoder, vaeDecoder: sessions.vae_decoder, transparentDecoder: sessions.transparent_decoder },
     { vae: manifest.vae, scheduler: manifest.scheduler, transformer: manifest.transformer, transparentDecoder: manifest.transparentDecoder },
   );
@@ -112,6 +112,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     tiny: manifest.tiny,
     maxLayers: manifest.maxLayers,
     resolutions: manifest.resolutions,
+    jobs: ['generate'],
   };
 
   let queue: Promise<unknown> = Promise.resolve();
@@ -139,13 +140,13 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     progress('text', 1, 1);
     throwIfAborted(signal);
 
-    const previewMap = opts.onPreview ? await runner.previewMap() : undefined;
+    const previewMap = opts.onPreview ? await denoiser.previewMap() : undefined;
     // The new job's noise starts every layer and is the eps of the kept layers' forward process.
     const eps = tokenNoise(params.seed, grid);
     const kept = params.base && params.base.keep.length > 0 ? keptTokens(grid, params.base.latents, params.base.keep) : undefined;
     progress('denoise', 0, params.steps);
     const tokens = await timed('denoise', () =>
-      runner.denoise({
+      denoiser.denoise({
         grid,
         initial: eps,
         hold: kept && ((latents, sigma) => holdKept(latents, kept, eps, sigma)),
@@ -164,7 +165,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     throwIfAborted(signal);
 
     progress('decode', 0, 2);
-    const decoded = await timed('decode', () => runner.decode(layout, grid, tokens, (done, total) => progress('decode', done, total), opts.onLayers));
+    const decoded = await timed('decode', () => denoiser.decode(layout, grid, tokens, (done, total) => progress('decode', done, total), opts.onLayers));
     const { layers } = decoded;
     const { width, height } = layout;
     return {
@@ -194,6 +195,9 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
       const job = queue.then(() => run(params, opts));
       queue = job.catch(() => undefined);
       return job;
+    },
+    decompose(): Promise<GenerateResult> {
+      return Promise.reject(new ParamsError(`${manifest.name} has no adapter: it cannot decompose images`));
     },
     async dispose(): Promise<void> {
       disposed = true;

@@ -10,15 +10,15 @@ import { LayoutError, snapLayout, validateLayout } from './layout-tokens.ts';
 import type { BoxTuple, Layout } from './types.ts';
 
 /** The built-in default job: the first official validation layout (512 px) and its caption. */
-export const DEFAULT_LAYOUT_FILE = fileURLToPath(new URL('../../test/fixtures/art-validation-layouts.json', import.meta.url));
+export const DEFAULT_LAYOUT_FILE = fileURLToPath(new URL('../examples/art-validation-layouts.json', import.meta.url));
 export const DEFAULT_CASE = '512/0';
 export const DEFAULT_OUT = 'outputs/generate';
 
 export const USAGE = `usage: npm run generate -- [--layout layout.json] [--out dir] [options]
   with no --layout: the first official validation layout and its caption (--case ${DEFAULT_CASE})
   --prompt "..."        the caption (default: the layout file's "caption")
-  --layout file.json    {caption?, boxes} as in art-validation-layouts.json, or {width, height, boxes};
-                        the whole fixture file works with --case 512/3
+  --layout file.json    {caption?, boxes} as in gpu-server/examples/art-validation-layouts.json,
+                        or {width, height, boxes}; that whole file works with --case 512/3
   --case res/index      pick a case of a file holding {"cases": {"512": [...]}}
   --model dir           model folder (default: the tiny model, random weights: images are noise)
   --provider name       cuda | webgpu | cpu | auto (default auto)

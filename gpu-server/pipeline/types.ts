@@ -56,6 +56,40 @@ export interface GenerateParams {
   base?: BaseJob;
 }
 
+/**
+ * The flat image a decomposition reads: 8-bit pixels of the whole canvas, row-major, RGB or RGBA
+ * (`channels`). Transparent pixels are composited over white (a Figma frame's default fill)
+ * before encoding, since CLD reads an RGB image.
+ */
+export interface SourceImage {
+  width: number;
+  height: number;
+  channels: 3 | 4;
+  pixels: Uint8Array;
+}
+
+/**
+ * A decomposition (CLD): a flat image, the boxes of the layers wanted (`layout`, whose canvas is
+ * the image's size; boxes 0 and 1 are the whole image and the background, as in a generation),
+ * and a caption of the whole image; the knobs are generation's, plus the adapter's weight.
+ */
+export interface DecomposeParams {
+  image: SourceImage;
+  /** A caption of the whole image (CLD is trained with one). */
+  prompt: string;
+  layout: Layout;
+  steps: number;
+  guidance: number;
+  trueCfg: number;
+  seed: number;
+  /** The adapter's residuals are multiplied by this (CLD's inference uses 0.9). */
+  conditioningScale: number;
+}
+
+/** The jobs a model folder can run: every model generates; one with an adapter also decomposes. */
+export const JOB_KINDS = ['generate', 'decompose'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
 /** Stages a job reports progress in; `encode` (PNG encoding) is the bridge's, after the pipeline's. */
 export type Stage = 'text' | 'denoise' | 'decode' | 'encode';
 
@@ -84,6 +118,11 @@ export interface RgbImage {
   rgb: Uint8Array;
 }
 
+/**
+ * What a generation or a decomposition returns. `merged` is the VAE decode of layer 0 for a
+ * generation; for a decomposition it is CLD's composite: the VAE-decoded background with the RGBA
+ * layers 2.. alpha-composited over it in order.
+ */
 export interface GenerateResult {
   /** RGBA of every layer, index 0..L-1, each cropped to its box (layers 0 and 1: whole canvas). */
   layers: LayerImage[];
@@ -129,11 +168,15 @@ export interface PipelineInfo {
   resolutions: number[];
   /** How the graphs share device memory, in one line (printed at start). */
   memoryPlan?: string;
+  /** The jobs this model can run (`decompose` needs an adapter in the folder). */
+  jobs: JobKind[];
 }
 
 /** What the bridge and the CLI call; one implementation runs the ONNX graphs. */
 export interface ArtPipeline {
   readonly info: PipelineInfo;
   generate(params: GenerateParams, options?: GenerateOptions): Promise<GenerateResult>;
+  /** Rejects with a ParamsError when `info.jobs` lacks `decompose` (the folder has no adapter). */
+  decompose(params: DecomposeParams, options?: GenerateOptions): Promise<GenerateResult>;
   dispose(): Promise<void>;
 }

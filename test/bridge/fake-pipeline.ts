@@ -40,7 +40,7 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
   const model = options.model ?? 'fake';
   const provider = options.provider ?? 'cpu';
   return {
-    info: { model, provider, tiny: true, maxLayers: MAX_LAYERS, resolutions: [64, 128, 256, 512, 1024] },
+    info: { model, provider, tiny: true, maxLayers: MAX_LAYERS, resolutions: [64, 128, 256, 512, 1024], jobs: ['generate'] },
     async generate(params: GenerateParams, opts: GenerateOptions = {}): Promise<GenerateResult> {
       const start = performance.now();
       const abortIfAsked = () => {
@@ -100,6 +100,8 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
         latents: { layout: params.layout, tokens },
       };
     },
+    // As the real pipeline does for a model folder without an adapter (types.ts: ArtPipeline.decompose).
+    decompose: () => Promise.reject(new Error('this model has no adapter: it cannot decompose images')),
     async dispose() {},
   };
 }

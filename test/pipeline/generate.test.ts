@@ -12,8 +12,7 @@ import { DEFAULT_LAYOUT_FILE, DEFAULT_OUT, layoutAt, parseGenerateArgs, readLayo
 import { composite, layerOnCanvas, writeGenerateOutputs } from '../../gpu-server/pipeline/generate-output.ts';
 import type { ArtPipeline, LayerImage } from '../../gpu-server/pipeline/types.ts';
 
-const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'art-validation-layouts.json');
-const fixtureText = readFileSync(FIXTURE, 'utf8');
+const fixtureText = readFileSync(DEFAULT_LAYOUT_FILE, 'utf8');
 const fixtureCases = (JSON.parse(fixtureText) as { cases: Record<string, { caption: string; boxes: number[][] }[]> }).cases;
 const files: Record<string, string> = {
   'fixture.json': fixtureText,

@@ -1,5 +1,5 @@
 /**
- * A generation composed in the test, independently of `createPipeline`, `ArtRunner`,
+ * A generation composed in the test, independently of `createPipeline`, `Denoiser`,
  * `TextEncoder`, `transformerPredictor`, `denoise` and `decode.ts`: raw onnxruntime sessions on a
  * model folder's graphs, driven with the official semantics written out here
  * (`CustomFluxPipelineCfg.__call__` as `test/fixtures/golden/README.md` documents it):

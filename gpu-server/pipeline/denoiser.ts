@@ -14,7 +14,7 @@ import { gatherCells } from './packing.ts';
 import { calibrationImage, fitLatentRgb, type LatentRgbMap } from './preview.ts';
 import { ropeTables } from './rope.ts';
 import { fluxSchedule, type Schedule, type SchedulerConfig } from './scheduler.ts';
-import { transformerPredictor, type TextEmbeddings } from './transformer-runner.ts';
+import { transformerPredictor, type TextEmbeddings } from './noise-predictor.ts';
 import type { LayerImage, Layout } from './types.ts';
 
 export interface ModelSettings {
@@ -57,7 +57,7 @@ export interface Decoded {
   background: Float32Array;
 }
 
-export class ArtRunner {
+export class Denoiser {
   private readonly greyCache = new Map<string, Promise<Float32Array>>();
   private previewFit: Promise<LatentRgbMap> | undefined;
 
