@@ -9,8 +9,7 @@
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
-import { MAX_LAYERS } from '../gpu-server/constants.ts';
-import type { BoxTuple } from '../gpu-server/pipeline/types.ts';
+import { type BoxTuple, MAX_LAYERS } from '../domain/layout.ts';
 import { PROTOCOL_VERSION, decodeImageFrame, type BridgeMessage } from '../bridge/protocol.ts';
 import { cpuMs, epochMs, startBridgeChild, type BridgeChildReport } from './bridge-child.ts';
 import { fixed, machineLine, mib, table } from './stats.ts';

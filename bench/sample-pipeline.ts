@@ -8,7 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
-import { MAX_LAYERS, PACKED_CHANNELS } from '../gpu-server/constants.ts';
+import { MAX_LAYERS } from '../domain/layout.ts';
+import { PACKED_CHANNELS } from '../gpu-server/constants.ts';
 import { transformerTokens } from '../gpu-server/pipeline/layout-tokens.ts';
 import type { ArtPipeline, GenerateOptions, GenerateParams, GenerateResult, LayerImage } from '../gpu-server/pipeline/types.ts';
 

@@ -5,8 +5,8 @@
  * `Subscriber`s) nor of where jobs run (it talks to a `JobRunner`).
  */
 import { randomUUID } from 'node:crypto';
-import { MERGED_LAYER } from '../gpu-server/constants.ts';
-import { checkKeep, KeepError } from '../gpu-server/pipeline/keep.ts';
+import { KeepError, checkKeep } from '../domain/keep.ts';
+import { MERGED_LAYER } from '../domain/layout.ts';
 import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader, type BridgeMessage, type ErrorCode, type GenerateMessage, type Timings } from './protocol.ts';
 import { doneMessage, LayerFeed, layerMessage } from './layer-feed.ts';

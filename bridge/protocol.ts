@@ -6,15 +6,10 @@
  * This file is imported by the browser UI: zod and plain TypeScript only, no Node APIs.
  */
 import { z } from 'zod';
-import {
-  GRID,
-  MAX_CANVAS_SIDE,
-  MAX_LAYERS,
-  MAX_STEPS,
-  MERGED_LAYER,
-  BACKGROUND_LAYER,
-} from '../gpu-server/constants.ts';
-import type { BoxTuple, Layout, Stage } from '../gpu-server/pipeline/types.ts';
+import { keepListSchema } from '../domain/keep.ts';
+import { type BoxTuple, GRID, layoutSchema, MAX_CANVAS_SIDE, MAX_LAYERS } from '../domain/layout.ts';
+import { promptSchema, samplingSchema } from '../domain/params.ts';
+import type { Stage } from '../domain/stage.ts';
 
 /**
  * Bumped on any change; the bridge speaks every version in SUPPORTED_PROTOCOLS and answers a
@@ -37,18 +32,6 @@ export const MAX_HELLO_BYTES = 1024;
 export const MAX_JSON_DEPTH = 6;
 export const MAX_JSON_ARRAY_ITEMS = 64;
 export const MAX_JSON_VALUES = 1024;
-/** Prompt length in characters (T5 reads 512 tokens; longer text would be cut anyway). */
-export const MAX_PROMPT_CHARS = 4000;
-export const MIN_STEPS = 1;
-export { MAX_STEPS };
-/** Guidance *embedding* range (official default 4.0). */
-export const MIN_GUIDANCE = 0;
-export const MAX_GUIDANCE = 20;
-/** True CFG scale range (official default 3.5; 1 means the negative branch has no effect). */
-export const MIN_TRUE_CFG = 1;
-export const MAX_TRUE_CFG = 20;
-/** Seeds are unsigned 32-bit integers. */
-export const MAX_SEED = 0xffff_ffff;
 export const MAX_CLIENT_NAME_CHARS = 100;
 export const MAX_TOKEN_CHARS = 200;
 export const MAX_MODEL_NAME_CHARS = 200;
@@ -61,9 +44,6 @@ export const JOB_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a
 
 const requestId = z.string().regex(REQUEST_ID_PATTERN, 'must be 1..64 characters of A-Z a-z 0-9 _ -');
 const jobId = z.string().regex(JOB_ID_PATTERN, 'must be a job id the bridge gave (a UUID)');
-/** Finite by construction: zod's number() rejects NaN, and `.finite()` rejects Infinity. */
-const finite = () => z.number().finite();
-
 const canvasSide = z
   .number()
   .int()
@@ -71,62 +51,12 @@ const canvasSide = z
   .max(MAX_CANVAS_SIDE)
   .refine((v) => v % GRID === 0, { message: `must be a multiple of ${GRID}` });
 
-const boxTuple = z.tuple([
-  z.number().int(),
-  z.number().int(),
-  z.number().int(),
-  z.number().int(),
-]) as z.ZodType<BoxTuple>;
-
-/** A layout in canvas pixels; see `Layout` in gpu-server/pipeline/types.ts. */
-export const layoutSchema: z.ZodType<Layout> = z
-  .object({
-    width: canvasSide,
-    height: canvasSide,
-    boxes: z
-      .array(boxTuple)
-      .min(2, 'needs at least the merged and background boxes (the whole canvas)')
-      .max(MAX_LAYERS, `at most ${MAX_LAYERS} layers, merged and background included`),
-  })
-  .strict()
-  .superRefine((layout, ctx) => {
-    const { width, height } = layout;
-    layout.boxes.forEach((box, i) => {
-      const problem = boxProblem(box, width, height, i);
-      if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['boxes', i], message: problem });
-    });
-  });
-
-/** Why a box is not acceptable, or null. Layers 0 and 1 must be the whole canvas. */
-function boxProblem(box: BoxTuple, width: number, height: number, index: number): string | null {
-  const [x1, y1, x2, y2] = box;
-  if (index === MERGED_LAYER || index === BACKGROUND_LAYER) {
-    const whole = x1 === 0 && y1 === 0 && x2 === width && y2 === height;
-    return whole ? null : `box ${index} (${index === 0 ? 'merged' : 'background'}) must be [0, 0, ${width}, ${height}]`;
-  }
-  if (box.some((v) => v % GRID !== 0)) return `box ${index} [${box}] is not on the ${GRID}-pixel grid`;
-  if (x1 < 0 || y1 < 0 || x2 > width || y2 > height)
-    return `box ${index} [${box}] is outside the ${width}x${height} canvas`;
-  if (x2 < x1 || y2 < y1) return `box ${index} [${box}] is inverted (x2 < x1 or y2 < y1)`;
-  if (x2 === x1 || y2 === y1) return `box ${index} [${box}] is empty`;
-  return null;
-}
-
-/** Only Unicode white space (U+0085 included, which `trim` keeps), invisible format characters
- *  (zero-width space, BOM, soft hyphen...) and control characters: nothing for the model to read. */
-export function isBlank(text: string): boolean {
-  return /^[\p{White_Space}\p{Default_Ignorable_Code_Point}\p{Cc}]*$/u.test(text);
-}
-
 export const generateParamsSchema = z
   .object({
     /** Longest canvas side the layout was scaled to; must match the layout. */
     resolution: canvasSide,
-    steps: z.number().int().min(MIN_STEPS).max(MAX_STEPS),
-    guidance: finite().min(MIN_GUIDANCE).max(MAX_GUIDANCE),
-    trueCfg: finite().min(MIN_TRUE_CFG).max(MAX_TRUE_CFG),
-    seed: z.number().int().min(0).max(MAX_SEED),
   })
+  .merge(samplingSchema)
   .strict();
 export type WireGenerateParams = z.infer<typeof generateParamsSchema>;
 
@@ -139,8 +69,6 @@ const helloSchema = z
   })
   .strict();
 
-const layerIndex = z.number().int().min(0).max(MAX_LAYERS - 1);
-
 /**
  * Protocol 2: the job this one builds on, and which of its layers it keeps (`from` of the base as
  * `to` of this layout). Indices are checked against both layouts by the bridge (`checkKeep`).
@@ -148,7 +76,7 @@ const layerIndex = z.number().int().min(0).max(MAX_LAYERS - 1);
 export const baseSchema = z
   .object({
     jobId,
-    keep: z.array(z.object({ from: layerIndex, to: layerIndex }).strict()).max(MAX_LAYERS - 1, `at most ${MAX_LAYERS - 1} kept layers`),
+    keep: keepListSchema,
   })
   .strict();
 export type WireBase = z.infer<typeof baseSchema>;
@@ -157,10 +85,7 @@ const generateSchema = z
   .object({
     type: z.literal('generate'),
     requestId,
-    prompt: z
-      .string()
-      .max(MAX_PROMPT_CHARS, `prompt is longer than ${MAX_PROMPT_CHARS} characters`)
-      .refine((p) => !isBlank(p), { message: 'prompt is empty (only spaces or invisible characters); describe the image' }),
+    prompt: promptSchema,
     layout: layoutSchema,
     params: generateParamsSchema,
     /** The model to run (one the welcome lists); absent: the bridge's default, the welcome's `model`. */

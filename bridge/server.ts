@@ -7,23 +7,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type RawData } from 'ws';
-import { MAX_CANVAS_SIDE, GRID } from '../gpu-server/constants.ts';
+import { GRID, MAX_CANVAS_SIDE } from '../domain/layout.ts';
+import { MAX_PROMPT_CHARS } from '../domain/params.ts';
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
-import {
-  BASE_PROTOCOL,
-  PROTOCOL_VERSION,
-  SUPPORTED_PROTOCOLS,
-  MAX_HELLO_BYTES,
-  MAX_MESSAGE_BYTES,
-  MAX_PROMPT_CHARS,
-  parseClientMessage,
-  parseHello,
-  type BridgeMessage,
-  type ClientMessage,
-  type ErrorCode,
-  type GenerateMessage,
-  type HelloParse,
-} from './protocol.ts';
+import { BASE_PROTOCOL, PROTOCOL_VERSION, SUPPORTED_PROTOCOLS, MAX_HELLO_BYTES, MAX_MESSAGE_BYTES, parseClientMessage, parseHello, type BridgeMessage, type ClientMessage, type ErrorCode, type GenerateMessage, type HelloParse } from './protocol.ts';
 import { originAllowed } from './origin.ts';
 import { tokenMatches } from './pairing.ts';
 import { GuessThrottle } from './rate-limit.ts';

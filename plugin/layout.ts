@@ -4,8 +4,7 @@
  * the token grid, and every box remembers the node it came from so the generated layer can land
  * back on it.
  */
-import { GRID, MAX_CHILD_LAYERS } from '../gpu-server/constants.ts';
-import type { BoxTuple, Layout } from '../gpu-server/pipeline/types.ts';
+import { type BoxTuple, GRID, type Layout, MAX_CHILD_LAYERS } from '../domain/layout.ts';
 import { FRAME_TYPES, intersection, type PlainNode, type Rect } from './scene.ts';
 
 /** One box of the layout and where it came from (null for the merged and background layers). */

@@ -4,7 +4,7 @@
  * plugin and the bridge say live in ui/job-desk.ts; only the prompt field's text is kept here.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { MAX_SEED } from '../bridge/protocol.ts';
+import { MAX_SEED } from '../domain/params.ts';
 import type { ResultSelection } from '../plugin/messages.ts';
 import { BridgeClient } from './bridge-client.ts';
 import { ConnectionPanel } from './connection-panel.tsx';

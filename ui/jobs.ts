@@ -3,11 +3,11 @@
  * field exists exactly where it means something (a job id once the bridge queued it, a result once
  * it is done). Pure: each function returns the next job list; images live in ui/job-desk.ts.
  */
+import type { Stage } from '../domain/stage.ts';
 import type { BridgeMessage } from '../bridge/protocol.ts';
 import type { RememberedJob } from '../plugin/remembered-jobs.ts';
 import type { FrameLayout } from '../plugin/layout.ts';
 import type { EditTarget } from '../plugin/regenerate.ts';
-import type { Stage } from '../gpu-server/pipeline/types.ts';
 import { errorText } from './words.ts';
 
 /**

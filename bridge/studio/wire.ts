@@ -5,7 +5,8 @@
  * what it reads once, here: Redis is shared, and a worker of another version may be on it.
  */
 import { z } from 'zod';
-import { layoutSchema, generateParamsSchema } from '../protocol.ts';
+import { layoutSchema } from '../../domain/layout.ts';
+import { generateParamsSchema } from '../protocol.ts';
 import { JOB_KINDS, type PipelineInfo, type Progress } from '../../gpu-server/pipeline/types.ts';
 
 const STAGES = ['text', 'denoise', 'decode', 'encode'] as const;

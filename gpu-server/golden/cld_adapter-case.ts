@@ -3,6 +3,7 @@
  * the adapter's samples (in-box tokens) and the transformer's noise_pred inside the boxes, from
  * the case's models (`config.json` with `transformer` and `adapter`, their state_dicts).
  */
+import { validateLayout } from '../../domain/layout.ts';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Component } from '../model-folder/graphs.ts';
@@ -12,7 +13,7 @@ import { checkpointWeights } from '../onnx/graph.ts';
 import { Checkpoint } from '../onnx/safetensors.ts';
 import { ort } from '../onnx/session.ts';
 import { PACKED_CONDITION, tokenCondition } from '../pipeline/condition.ts';
-import { transformerTokens, validateLayout } from '../pipeline/layout-tokens.ts';
+import { transformerTokens } from '../pipeline/layout-tokens.ts';
 import { scatterTokens } from '../pipeline/packing.ts';
 import { ropeTables } from '../pipeline/rope.ts';
 import { caseLayout, type CaseJson, GoldenError, need, readCase, readFloats, readJson, runGraphOnce } from './case.ts';

@@ -4,7 +4,7 @@
  * transparent decoder, VAE for merged and background) from the case's noise and text embeddings.
  */
 import { join, resolve } from 'node:path';
-import { BACKGROUND_LAYER, MERGED_LAYER } from '../constants.ts';
+import { BACKGROUND_LAYER, MERGED_LAYER, validateLayout } from '../../domain/layout.ts';
 import { graphBuilders, writeGraph, type ModelComponents } from '../model-folder/graphs.ts';
 import type { GraphName } from '../model-folder/manifest.ts';
 import { parseTransformerConfig } from '../models/transformer.ts';
@@ -15,7 +15,7 @@ import { Checkpoint, loadAll } from '../onnx/safetensors.ts';
 import { openSession } from '../onnx/session.ts';
 import { Denoiser } from '../pipeline/denoiser.ts';
 import { GraphSession } from '../pipeline/graph-session.ts';
-import { transformerTokens, validateLayout } from '../pipeline/layout-tokens.ts';
+import { transformerTokens } from '../pipeline/layout-tokens.ts';
 import { gatherTokens, scatterTokens } from '../pipeline/packing.ts';
 import { FLUX_SCHEDULER } from '../pipeline/scheduler.ts';
 import type { TextEmbeddings } from '../pipeline/noise-predictor.ts';

@@ -2,12 +2,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { validateLayout } from '../../domain/layout.ts';
 import { fusedWeights, loadLoras, type LoraSpec } from '../model-folder/lora.ts';
 import { buildTransformer, parseTransformerConfig } from '../models/transformer.ts';
 import { checkpointWeights, type WeightSource } from '../onnx/graph.ts';
 import { Checkpoint } from '../onnx/safetensors.ts';
 import { floatTensor, ort } from '../onnx/session.ts';
-import { transformerTokens, validateLayout, type TokenGrid } from '../pipeline/layout-tokens.ts';
+import { transformerTokens, type TokenGrid } from '../pipeline/layout-tokens.ts';
 import { gatherTokens, scatterTokens } from '../pipeline/packing.ts';
 import { ropeTables, type RopeTables } from '../pipeline/rope.ts';
 import { caseLayout, type CaseJson, GoldenError, need, readCase, readFloats, readJson, runGraphOnce } from './case.ts';

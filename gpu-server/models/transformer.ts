@@ -10,10 +10,11 @@
  *          rope_cos / rope_sin [T+N, head_dim] (text ids first, from `pipeline/rope.ts`).
  * Output:  noise_pred [B,N,64].
  */
+import { MAX_LAYERS } from '../../domain/layout.ts';
 import { GraphError, GraphBuilder, type Value, type WeightSource } from '../onnx/graph.ts';
 import * as nn from '../onnx/nn.ts';
 import { int } from '../onnx/graph.ts';
-import { MAX_LAYERS, PACKED_CHANNELS } from '../constants.ts';
+import { PACKED_CHANNELS } from '../constants.ts';
 
 export interface TransformerConfig {
   inChannels: number;

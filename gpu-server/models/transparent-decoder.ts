@@ -11,10 +11,11 @@
  * Ops: MatMul, Add, LayerNormalization, Reshape, Split, Concat, Neg, Mul, Unsqueeze, Gelu,
  * com.microsoft.MultiHeadAttention.
  */
+import type { BoxTuple, Layout } from '../../domain/layout.ts';
 import { LATENT_CHANNELS, VAE_FACTOR } from '../constants.ts';
 import { type Value, type WeightSource, GraphBuilder, transpose2d } from '../onnx/graph.ts';
 import { attention, gelu, layerNorm, linear, reshape, ropeInterleaved, split, unsqueeze } from '../onnx/nn.ts';
-import type { BoxTuple, LayerImage, Layout } from '../pipeline/types.ts';
+import type { LayerImage } from '../pipeline/types.ts';
 
 /** fp32 (CPU, tests) or fp16 (GPU); weights are converted as the graph is written. */
 export type Precision = GraphBuilder['float'];

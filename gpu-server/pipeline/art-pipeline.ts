@@ -5,7 +5,10 @@
  * each box. One job at a time; others wait their turn.
  */
 import { join, resolve } from 'node:path';
-import { MAX_STEPS } from '../constants.ts';
+import { checkKeep } from '../../domain/keep.ts';
+import { firstIssue, validateLayout } from '../../domain/layout.ts';
+import { promptSchema, samplingSchema } from '../../domain/params.ts';
+import type { Stage } from '../../domain/stage.ts';
 import { GRAPH_NAMES, loadManifest, type GraphName, type Manifest } from '../model-folder/manifest.ts';
 import { DEFAULT_TINY_DIR, ensureTinyModel } from '../model-folder/tiny.ts';
 import { openSession, type Provider, type ProviderChoice, type SessionFactory } from '../onnx/session.ts';
@@ -17,11 +20,11 @@ import { abortError, throwIfAborted } from './denoise.ts';
 import { GraphSession, GraphSlot } from './graph-session.ts';
 import { mergedPreview } from './preview.ts';
 import { freeDeviceMemory, type MemoryMode, planMemory } from './memory-plan.ts';
-import { transformerTokens, validateLayout } from './layout-tokens.ts';
-import { checkSeed, tokenNoise } from './noise.ts';
-import { checkKeep, checkLatents, holdKept, keptTokens } from './keep.ts';
+import { transformerTokens } from './layout-tokens.ts';
+import { tokenNoise } from './noise.ts';
+import { checkLatents, holdKept, keptTokens } from './keep.ts';
 import { TextEncoder } from './text-encoder.ts';
-import type { ArtPipeline, GenerateOptions, GenerateParams, GenerateResult, LayerImage, PipelineInfo, Stage } from './types.ts';
+import type { ArtPipeline, GenerateOptions, GenerateParams, GenerateResult, LayerImage, PipelineInfo } from './types.ts';
 
 export interface PipelineOptions {
   /** A model folder; default: the tiny model (random weights), created if missing. */
@@ -51,15 +54,11 @@ export class ParamsError extends Error {
  * base that does not fit `model`) naming the problem.
  */
 export function validateParams(params: GenerateParams, maxLayers: number, model: string): void {
-  if (typeof params.prompt !== 'string') throw new ParamsError('prompt must be a string');
-  if (!Number.isInteger(params.steps) || params.steps < 1 || params.steps > MAX_STEPS) throw new ParamsError(`steps must be an integer from 1 to ${MAX_STEPS}, got ${params.steps}`);
-  if (!Number.isFinite(params.guidance) || params.guidance < 0) throw new ParamsError(`guidance must be a non-negative number, got ${params.guidance}`);
-  if (!Number.isFinite(params.trueCfg) || params.trueCfg < 0) throw new ParamsError(`trueCfg must be a non-negative number, got ${params.trueCfg}`);
-  try {
-    checkSeed(params.seed);
-  } catch (e) {
-    throw new ParamsError((e as Error).message);
-  }
+  const prompt = promptSchema.safeParse(params.prompt);
+  if (!prompt.success) throw new ParamsError(firstIssue(prompt.error, 'prompt'));
+  const { steps, guidance, trueCfg, seed } = params;
+  const sampling = samplingSchema.safeParse({ steps, guidance, trueCfg, seed });
+  if (!sampling.success) throw new ParamsError(firstIssue(sampling.error, 'params'));
   validateLayout(params.layout, maxLayers);
   if (params.base) {
     validateLayout(params.base.latents.layout, maxLayers);

@@ -8,10 +8,12 @@
  * containing "CRASH" kills the worker thread (as a native crash in onnxruntime would); one
  * containing "NOISE" makes incompressible pixels (PNGs as large as real photos, for memory tests).
  */
+import { checkKeep } from '../../domain/keep.ts';
+import { MAX_LAYERS } from '../../domain/layout.ts';
 import type { ArtPipeline, GenerateParams, GenerateOptions, GenerateResult, LayerImage } from '../../gpu-server/pipeline/types.ts';
-import { MAX_LAYERS, PACKED_CHANNELS } from '../../gpu-server/constants.ts';
+import { PACKED_CHANNELS } from '../../gpu-server/constants.ts';
 import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
-import { checkKeep, holdKept, keptTokens } from '../../gpu-server/pipeline/keep.ts';
+import { holdKept, keptTokens } from '../../gpu-server/pipeline/keep.ts';
 
 export interface FakeOptions {
   modelDir?: string;

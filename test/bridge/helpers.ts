@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { PNG } from 'pngjs';
+import type { BoxTuple } from '../../domain/layout.ts';
 import { startBridge, type Bridge, type BridgeLimits } from '../../bridge/server.ts';
 import { PROTOCOL_VERSION, decodeImageFrame, type BridgeMessage, type ImageFrame } from '../../bridge/protocol.ts';
-import type { BoxTuple } from '../../gpu-server/pipeline/types.ts';
 import type { FakeOptions } from './fake-pipeline.ts';
 
 export const TOKEN = 'test-token-0123456789abcdef';

@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { readFile, readdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import type { BoxTuple, Layout } from '../../domain/layout.ts';
 import { PACKED_CHANNELS } from '../../gpu-server/constants.ts';
 import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
-import type { BoxTuple, Layout } from '../../gpu-server/pipeline/types.ts';
 import { PROTOCOL_VERSION } from '../../bridge/protocol.ts';
 import { startTestBridge, TestClient, TOKEN, decodePng, layout, type Received, type TestBridge } from './helpers.ts';
 
