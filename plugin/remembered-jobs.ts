@@ -9,8 +9,9 @@
  * size, oldest dropped first. Stored data may be damaged or from another version: every entry is
  * checked on load and anything unusable is dropped.
  */
-import type { FrameLayout } from './layout.ts';
-import type { EditTarget } from './regenerate.ts';
+import { z } from 'zod';
+import { frameLayoutSchema, type FrameLayout } from './layout.ts';
+import { editTargetSchema, type EditTarget } from './regenerate.ts';
 import { MAX_LINEAGE } from './result-data.ts';
 import type { SettingsStore } from './settings.ts';
 
@@ -37,56 +38,27 @@ export interface RememberedJob {
   lineage: string[];
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-const isString = (v: unknown): v is string => typeof v === 'string';
-const isBox = (v: unknown) => Array.isArray(v) && v.length === 4 && v.every(isNumber);
-
-function isFrameLayout(v: unknown): v is FrameLayout {
-  if (!isObject(v) || !isString(v.frameId) || !isString(v.frameName)) return false;
-  if (![v.frameWidth, v.frameHeight, v.scaleX, v.scaleY].every((n) => isNumber(n) && n > 0)) return false;
-  const layout = v.layout;
-  if (!isObject(layout) || !isNumber(layout.width) || !isNumber(layout.height) || !Array.isArray(layout.boxes)) return false;
-  if (!Array.isArray(v.regions) || v.regions.length < 2 || v.regions.length !== layout.boxes.length) return false;
-  if (!Array.isArray(v.skipped)) return false;
-  return v.regions.every(
-    (r: unknown) => isObject(r) && (r.nodeId === null || isString(r.nodeId)) && isString(r.name) && isBox(r.box),
-  );
-}
-
-const isIndex = (v: unknown) => v === null || (Number.isInteger(v) && (v as number) >= 0);
-
-function isEditTarget(v: unknown, layers: number): v is EditTarget {
-  return (
-    isObject(v) &&
-    isString(v.frameId) &&
-    isString(v.baseJobId) &&
-    Array.isArray(v.layers) &&
-    v.layers.length === layers &&
-    v.layers.every((l: unknown) => isObject(l) && (l.nodeId === null || isString(l.nodeId)) && isIndex(l.baseIndex) && typeof l.kept === 'boolean')
-  );
-}
-
-/** Entries stored before `edit` and `lineage` existed lack them: a generation with no lineage. */
-function isStoredJob(v: unknown): v is Omit<RememberedJob, 'edit' | 'lineage'> & Partial<RememberedJob> {
-  return (
-    isObject(v) &&
-    isString(v.jobId) &&
-    isString(v.requestId) &&
-    isFrameLayout(v.layout) &&
-    isNumber(v.seed) &&
-    isString(v.prompt) &&
-    isNumber(v.queuedAt) &&
-    (v.insertedFrameId === null || isString(v.insertedFrameId)) &&
-    (v.edit === undefined || v.edit === null || isEditTarget(v.edit, (v.layout as FrameLayout).regions.length)) &&
-    (v.lineage === undefined || (Array.isArray(v.lineage) && v.lineage.length <= MAX_LINEAGE && v.lineage.every(isString)))
-  );
-}
+const rememberedJobSchema: z.ZodType<RememberedJob, z.ZodTypeDef, unknown> = z
+  .object({
+    jobId: z.string(),
+    requestId: z.string(),
+    layout: frameLayoutSchema,
+    seed: z.number().finite(),
+    prompt: z.string(),
+    queuedAt: z.number().finite(),
+    insertedFrameId: z.string().nullable(),
+    edit: editTargetSchema.nullable(),
+    lineage: z.array(z.string()).max(MAX_LINEAGE),
+  })
+  .refine((j) => !j.edit || j.edit.layers.length === j.layout.regions.length, 'an edit plan has one layer per region');
 
 /** The usable entries of whatever was stored (nothing, another version, damage). */
 export function parseRememberedJobs(raw: unknown): RememberedJob[] {
   if (!Array.isArray(raw)) return [];
-  return raw.filter(isStoredJob).map((j) => ({ ...j, edit: j.edit ?? null, lineage: j.lineage ?? [] }));
+  return raw.flatMap((entry) => {
+    const parsed = rememberedJobSchema.safeParse(entry);
+    return parsed.success ? [parsed.data] : [];
+  });
 }
 
 /** Drops the oldest entries until the list fits both bounds. */

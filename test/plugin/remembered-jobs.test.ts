@@ -95,7 +95,7 @@ test('clientStorage refuses writes past its 5 MB, and the last good list stays',
   assert.ok((await doc.clientStorage.keysAsync()).includes(REMEMBERED_JOBS_KEY));
 });
 
-test('a regeneration is remembered with where its images go; entries from before edits existed still load', async () => {
+test('a regeneration is remembered with where its images go; an entry that does not fit is dropped', async () => {
   const edit = {
     frameId: '12:1',
     baseJobId: job(1).jobId,
@@ -109,13 +109,17 @@ test('a regeneration is remembered with where its images go; entries from before
   const { edit: _e, lineage: _l, ...older } = job(3);
   const damaged = [
     older,
+    job(7, { lineage: Array.from({ length: 51 }, (_, i) => `j${i}`) }),
+    { ...job(8), layout: { ...layout, regions: layout.regions.slice(1) } },
+    { ...job(9), layout: { ...layout, scaleX: 0 } },
+    job(10, { lineage: Array.from({ length: 50 }, (_, i) => `j${i}`) }),
     job(4, { edit: { ...edit, layers: edit.layers.slice(1) } }),
     job(5, { edit: { ...edit, layers: edit.layers.map((l) => ({ ...l, kept: 'yes' as unknown as boolean })) } }),
     job(6, { lineage: [7 as unknown as string] }),
   ];
   assert.deepEqual(
     parseRememberedJobs(damaged).map((j) => [j.requestId, j.edit, j.lineage]),
-    [['r3', null, []]],
-    'an older entry reads as a generation; a plan that does not fit its layout, or a bad lineage, is dropped',
+    [['r10', null, Array.from({ length: 50 }, (_, i) => `j${i}`)]],
+    'an entry missing its edit and lineage, a layout without a region per box, a zero scale, a plan that does not fit its layout, or a bad or too long lineage, is dropped',
   );
 });
