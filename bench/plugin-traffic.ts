@@ -177,7 +177,11 @@ interface InsertTimes {
 
 async function insertStreamed(main: MainThread, pngs: readonly Uint8Array[], jobId: string): Promise<InsertTimes> {
   const t0 = performance.now();
-  for (const [index, png] of pngs.entries()) main.post({ type: 'layer-image', requestId: jobId, index, png });
+  for (const [index, png] of pngs.entries()) {
+    main.post({ type: 'layer-image', requestId: jobId, index, png });
+    // Each message is its own task in Figma: the next one comes after this one's handler.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
   const last = performance.now();
   await insertJob(main, jobId);
   const end = performance.now();
