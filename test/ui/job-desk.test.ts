@@ -387,3 +387,69 @@ test('settings: changes are kept by the plugin; connect uses the address and tok
   w.desk.close();
   assert.equal(w.desk.state.connection.status, 'idle');
 });
+
+test('edits: the seed follows the setting for a regeneration, never for Variations; a plan that cannot run sends nothing', () => {
+  const w = world();
+  const item = resultOf(POSTER, jobId(1));
+  assert.equal(editBlocker(w.desk.state, DRAFT, item), 'Connect to the bridge first.');
+  w.desk.edit(item, 'selected', DRAFT);
+  w.bridge.pair();
+  assert.equal(editBlocker(w.desk.state, { text: 'x'.repeat(4001), edited: true }, item), 'The prompt is longer than 4000 characters.');
+  w.desk.edit(item, 'selected', { text: 'x'.repeat(4001), edited: true });
+  w.desk.edit({ ...item, regenerate: { ok: false, message: 'The frame was rotated.' } }, 'selected', DRAFT);
+  assert.deepEqual(w.bridge.sent, []);
+  w.desk.edit(item, 'selected', { text: '  ', edited: true });
+  const [regenerate] = w.bridge.take('generate');
+  assert.deepEqual([regenerate.params.seed, regenerate.prompt], [77, 'the old prompt'], 'the fixed seed; a blank prompt keeps the job’s own');
+  w.bridge.say({ type: 'error', code: 'invalid_keep', message: 'no', requestId: 'r1' });
+  w.desk.edit({ ...item, regenerate: { ok: false, message: 'x' } }, 'variations', DRAFT);
+  const [variations] = w.bridge.take('generate');
+  assert.equal(variations.params.seed, 1001, 'Variations always draw a new seed');
+  assert.equal(w.jobIn('r2', 'sending').selectionStamp, 0);
+});
+
+test('cancel reaches a job remembered from the last session; its failure or cancel forgets it, a failure of this session’s job does not', () => {
+  const remembered: RememberedJob = { jobId: jobId(1), requestId: 'old1', layout: POSTER, seed: 1, prompt: 'p', queuedAt: 1, insertedFrameId: null, edit: null, lineage: [] };
+  const w = world(SETTINGS, [remembered]);
+  w.main.remembered.set(jobId(1), remembered);
+  w.bridge.pair();
+  w.bridge.take('fetch');
+  w.desk.cancel();
+  assert.deepEqual(w.bridge.take('cancel'), [{ type: 'cancel', jobId: jobId(1) }]);
+  assert.equal(w.jobIn('old1', 'restored').cancelRequested, true);
+  w.bridge.say({ type: 'error', code: 'generation_failed', message: 'boom', jobId: jobId(1) });
+  assert.equal(w.main.remembered.size, 0, 'a remembered job that failed is not asked for again');
+  w.desk.fromPlugin({ type: 'selection', items: [frameItem(CARD)], resolution: 512, stamp: 2 });
+  w.desk.generate(DRAFT);
+  w.bridge.say({ type: 'queued', requestId: 'r1', jobId: jobId(2), position: 0 });
+  w.bridge.say({ type: 'error', code: 'generation_failed', message: 'boom', jobId: jobId(2) });
+  assert.deepEqual([...w.main.remembered.keys()], [jobId(2)], 'this session’s failed job stays remembered');
+});
+
+test('answers about jobs that are not being inserted change nothing; a refused layer past the layout is named by its index', () => {
+  const w = ready();
+  w.desk.generate(DRAFT);
+  w.bridge.say({ type: 'queued', requestId: 'r1', jobId: jobId(1), position: 0 });
+  const before = w.desk.state.jobs;
+  w.desk.fromPlugin({ type: 'inserted', requestId: 'r1', jobId: jobId(1), sourceFrameId: 'x', frameId: 'y', frameName: 'Y', layerCount: 2, already: false });
+  w.desk.fromPlugin({ type: 'insert-failed', requestId: 'r1', message: 'no' });
+  w.desk.fromPlugin({ type: 'replaced', requestId: 'nobody', jobId: jobId(1), frameId: 'y', frameName: 'Y', replaced: 1, added: 0, kept: 0 });
+  w.desk.fromPlugin({ type: 'layer-refused', requestId: 'nobody', index: 0, message: 'no' });
+  assert.equal(w.desk.state.jobs, before);
+  w.desk.fromPlugin({ type: 'layer-refused', requestId: 'r1', index: 9, message: 'too big' });
+  const failed = w.jobIn('r1', 'failed');
+  assert.deepEqual([failed.error, failed.jobId], ['Figma could not read the image of layer “layer 9” (too big). Generate again.', jobId(1)]);
+});
+
+test('once paired again, only the jobs still running are asked for; finished ones are not', () => {
+  const w = ready([POSTER, CARD]);
+  w.desk.generate(DRAFT);
+  w.bridge.say({ type: 'queued', requestId: 'r1', jobId: jobId(1), position: 0 });
+  w.bridge.say({ type: 'queued', requestId: 'r2', jobId: jobId(2), position: 1 });
+  finish(w, jobId(1), POSTER);
+  w.flush();
+  w.bridge.drop();
+  w.desk.connect();
+  w.bridge.pair();
+  assert.deepEqual(w.bridge.take('fetch'), [{ type: 'fetch', jobId: jobId(2) }]);
+});
