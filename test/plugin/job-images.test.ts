@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { JobImages, neededLayers } from '../../plugin/job-images.ts';
 import type { InsertMessage } from '../../plugin/messages.ts';
 import type { EditTarget } from '../../plugin/regenerate.ts';
-import { layoutOf } from '../ui/desk-world.ts';
+import { layoutOf } from './trees.ts';
 
 const LAYOUT = layoutOf('Poster', 2); // merged, background, two children
 const EDIT: EditTarget = { frameId: '5:1', baseJobId: 'base', layers: LAYOUT.regions.map((_, i) => ({ nodeId: `5:${i + 2}`, baseIndex: i, kept: i === 1 || i === 3 })) };

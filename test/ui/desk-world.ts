@@ -6,14 +6,13 @@
 import assert from 'node:assert/strict';
 import type { BridgeMessage, ClientMessage, WelcomeMessage } from '../../bridge/protocol.ts';
 import { JobImages, type Placement } from '../../plugin/job-images.ts';
-import { frameLayout, type FrameLayout } from '../../plugin/layout.ts';
+import type { FrameLayout } from '../../plugin/layout.ts';
 import type { PluginToUi, SelectionItem, UiToPlugin } from '../../plugin/messages.ts';
 import type { RememberedJob } from '../../plugin/remembered-jobs.ts';
 import { DEFAULT_SETTINGS, type Settings } from '../../plugin/settings.ts';
 import type { BridgeEvent, ConnectionState } from '../../ui/bridge-client.ts';
 import { JobDesk, type BridgeLink } from '../../ui/job-desk.ts';
 import type { Job, JobIn } from '../../ui/jobs.ts';
-import { frame, rect } from '../plugin/trees.ts';
 
 export const WELCOME: WelcomeMessage = {
   type: 'welcome', protocol: 2, model: 'tiny-art', provider: 'cpu', tiny: true, maxLayers: 52, resolutions: [512, 1024],
@@ -167,15 +166,6 @@ export function png(tag: string): Uint8Array {
 
 function hashOf(bytes: Uint8Array): string {
   return `hash:${new TextDecoder().decode(bytes.subarray(PNG_SIGNATURE.length))}`;
-}
-
-export function layoutOf(name: string, children: number): FrameLayout {
-  const result = frameLayout(
-    frame(name, { x: 0, y: 0, width: 200, height: 100 }, Array.from({ length: children }, (_, i) => rect(`${name} ${i}`, i * 20, 10, 20, 20))),
-    512,
-  );
-  if (!result.ok) throw new Error(result.message);
-  return result.value;
 }
 
 export function frameItem(layout: FrameLayout, draft = `a ${layout.frameName.toLowerCase()}`): SelectionItem {

@@ -11,7 +11,8 @@ import type { ResultSelection } from '../../plugin/messages.ts';
 import type { PlannedLayer } from '../../plugin/regenerate.ts';
 import type { RememberedJob } from '../../plugin/remembered-jobs.ts';
 import { editBlocker, generateBlocker, type PromptField } from '../../ui/job-desk.ts';
-import { SETTINGS, WELCOME, frameItem, layoutOf, png, world, type World } from './desk-world.ts';
+import { layoutOf } from '../plugin/trees.ts';
+import { SETTINGS, WELCOME, frameItem, png, world, type World } from './desk-world.ts';
 
 const POSTER = layoutOf('Poster', 2); // 4 layers: merged, background, 2 children
 const CARD = layoutOf('Card', 1);
