@@ -105,11 +105,6 @@ function tooLong(text: string): string | null {
   return text.length > MAX_PROMPT_CHARS ? `The prompt is longer than ${MAX_PROMPT_CHARS} characters.` : null;
 }
 
-/** The name a finished job shows: its result frame's once inserted. */
-function insertedName(job: FinishedJob): string {
-  return job.status === 'inserted' ? job.insertedName : job.frameName;
-}
-
 export function framesOf(items: readonly SelectionItem[]): FrameSelection[] {
   return items.filter((i): i is FrameSelection => i.kind === 'frame');
 }
@@ -253,19 +248,19 @@ export class JobDesk {
     this.startInsert(job, place);
   }
 
-  /** Insert a job as a new frame: an earlier version, or a regeneration whose frame is gone. */
-  insertAsNew(job: FinishedJob): void {
-    const again: FinishedJob = { ...job, asNew: true };
-    const layers = this.layers.get(job.requestId);
-    if (layers && job.layout.regions.every((_, i) => layers.has(i))) {
+  /**
+   * Insert a job as a new frame: a regeneration whose frame is gone (its layers are still here),
+   * or an earlier version already inserted (its layers were let go: the bridge replays the job).
+   */
+  insertAsNew(job: JobIn<'ready' | 'insert-failed' | 'inserted'>): void {
+    if (job.status !== 'inserted') {
+      const again = { ...job, asNew: true };
       this.postLayers(again);
       return this.startInsert(again, 'beside');
     }
-    // The layers were let go after the insert: the bridge replays the stored job.
-    this.letGo(job.requestId);
     if (!this.bridge.send({ type: 'fetch', jobId: job.jobId }))
-      return this.replaceJob({ ...finishedBase(job), status: 'inserted', insertedName: insertedName(job), error: 'Connect to the bridge first, then insert again.' });
-    this.replaceJob({ ...finishedBase(again), status: 'refetching' });
+      return this.replaceJob({ ...job, error: 'Connect to the bridge first, then insert again.' });
+    this.replaceJob({ ...finishedBase(job), asNew: true, status: 'refetching' });
   }
 
   // ---- what the plugin says -----------------------------------------------------------------
@@ -307,10 +302,10 @@ export class JobDesk {
 
   // ---- what the bridge says -----------------------------------------------------------------
 
+  /** BridgeClient reports `paired` once per pairing (on the bridge's `welcome`). */
   private connectionChanged(connection: ConnectionState): void {
-    const paired = connection.status === 'paired' && this.current.connection.status !== 'paired';
     this.set({ connection });
-    if (!paired) return;
+    if (connection.status !== 'paired') return;
     // Jobs the bridge was running when the connection dropped, or remembered from the last
     // session: ask for them again (a finished one comes back as `done` with `fetched: true`).
     for (const job of this.current.jobs) {
@@ -334,7 +329,6 @@ export class JobDesk {
       if (frame.layerIndex === 0) this.setImage(`thumb:${job.requestId}`, png);
       return this.postLayers(job);
     }
-    if (event.type === 'welcome' || event.type === 'pong' || event.type === 'layer') return;
     const before = jobFor(this.current.jobs, event);
     if (!before) {
       if (event.type === 'error') this.set({ notice: errorText(event) });
@@ -351,8 +345,8 @@ export class JobDesk {
       if (jobId && (event.code === 'unknown_job' || event.code === 'cancelled' || job.restored)) this.ports.plugin({ type: 'forget-job', jobId });
     }
     if (event.type === 'done' && job.status === 'inserting') this.startInsert(job, 'beside');
-    // A job left the bridge's queue: a held one may take its place.
-    if (event.type === 'done' || event.type === 'error') this.releaseHeld();
+    // A job may have left the bridge's queue: a held one takes its place.
+    this.releaseHeld();
   }
 
   // ---- holding, streaming, inserting ----------------------------------------------------------
@@ -416,8 +410,7 @@ export class JobDesk {
 
   /** Hands the main thread each layer the job needs and it has not had yet (one message per layer). */
   private postLayers(job: Job): void {
-    const layers = this.layers.get(job.requestId);
-    if (!layers) return;
+    const layers = this.layers.get(job.requestId) ?? new Map<number, Uint8Array>();
     let posted = this.posted.get(job.requestId);
     if (!posted) this.posted.set(job.requestId, (posted = new Set()));
     for (const index of neededLayers(job)) {

@@ -1,7 +1,7 @@
 /** Running jobs with their progress and preview, then this session's results with thumbnails. */
 import type { InsertPlace } from '../plugin/messages.ts';
 import { redrawnLayers } from '../plugin/regenerate.ts';
-import { isActive, versionOf, type FinishedJob, type Job, type JobIn } from './jobs.ts';
+import { isActive, versionOf, type Job, type JobIn } from './jobs.ts';
 import { remainingMs, seconds, stageText } from './words.ts';
 
 type ActiveJob = JobIn<'held' | 'sending' | 'restored' | 'refetching' | 'queued' | 'running'>;
@@ -60,7 +60,7 @@ function Progress({ job, preview, tiny }: { job: ActiveJob; preview?: string; ti
 }
 
 type OnInsert = (job: JobIn<'ready' | 'insert-failed'>, place: InsertPlace) => void;
-type OnInsertAsNew = (job: FinishedJob) => void;
+type OnInsertAsNew = (job: JobIn<'ready' | 'insert-failed' | 'inserted'>) => void;
 type EndedJob = Exclude<Job, ActiveJob>;
 
 /** `v1 → v2 → v3`: the versions of the result frame up to this job. */

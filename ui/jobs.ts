@@ -155,12 +155,10 @@ export function restoredJob(stored: RememberedJob): JobIn<'restored'> {
   return { ...base, restored: true, status: 'restored', jobId: stored.jobId, cancelRequested: false };
 }
 
-/** Finds the job a bridge message is about: by job id, else by request id. */
-export function jobFor(jobs: readonly Job[], ids: { jobId?: string; requestId?: string }): Job | undefined {
-  return (
-    (ids.jobId !== undefined ? jobs.find((j) => jobIdOf(j) === ids.jobId) : undefined) ??
-    (ids.requestId !== undefined ? jobs.find((j) => j.requestId === ids.requestId) : undefined)
-  );
+/** Finds the job a bridge message is about: by job id, else by request id; none for a message about no job. */
+export function jobFor(jobs: readonly Job[], message: object): Job | undefined {
+  const byJobId = 'jobId' in message ? jobs.find((j) => jobIdOf(j) === message.jobId) : undefined;
+  return byJobId ?? ('requestId' in message ? jobs.find((j) => j.requestId === message.requestId) : undefined);
 }
 
 const NO_PROGRESS: Progress = { stage: null, step: 0, total: 0, elapsedMs: 0, denoiseFrom: null };

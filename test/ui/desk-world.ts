@@ -190,6 +190,7 @@ export interface World {
 export function world(settings: Settings = SETTINGS, remembered: RememberedJob[] = []): World {
   let bridge: FakeBridge | undefined;
   const main = new FakeMainThread();
+  for (const job of remembered) main.remembered.set(job.jobId, job);
   const urls = { made: [] as string[], revoked: [] as string[] };
   let seeds = 1000;
   let ids = 0;
@@ -205,6 +206,7 @@ export function world(settings: Settings = SETTINGS, remembered: RememberedJob[]
     requestId: () => `r${++ids}`,
     now: () => 1_700_000_000_000,
   });
+  assert.deepEqual(desk.state, { loaded: false, settings: DEFAULT_SETTINGS, connection: { status: 'idle' }, selection: [], jobs: [], images: {}, notice: null });
   desk.open();
   assert.deepEqual(main.take('ready'), [{ type: 'ready' }]);
   desk.fromPlugin({ type: 'init', settings, jobs: remembered });

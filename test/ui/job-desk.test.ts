@@ -55,6 +55,8 @@ test('generate: the bridge gets the job with the settings; layers go to the main
     jobId: jobId(1), requestId: 'r1', layout: POSTER, seed: 77, prompt: 'a summer poster', queuedAt: 1_700_000_000_000,
     insertedFrameId: null, edit: null, lineage: [],
   }, 'remembered at queued: a closed window loses nothing');
+  w.bridge.say({ type: 'queued', jobId: jobId(1), position: 0 });
+  assert.equal(w.main.take('remember-job').length, 1, 'remembered once');
   w.bridge.say({ type: 'progress', jobId: jobId(1), stage: 'denoise', step: 1, total: 3, elapsedMs: 10 });
   w.bridge.image(jobId(1), 0, png('preview-1'), 'preview');
   w.bridge.image(jobId(1), 0, png('preview-2'), 'preview');
@@ -75,6 +77,9 @@ test('generate: the bridge gets the job with the settings; layers go to the main
     type: 'insert', requestId: 'r1', jobId: jobId(1), layout: POSTER, seed: 78, model: 'tiny-art', prompt: 'a summer poster', tiny: true,
     edit: null, asNew: false, place: 'beside', selectionStamp: 5,
   });
+  w.bridge.say({ type: 'progress', jobId: jobId(1), stage: 'encode', step: 3, total: 3, elapsedMs: 30 });
+  w.bridge.say({ type: 'queued', jobId: jobId(1), position: 0 });
+  assert.deepEqual(w.main.take('insert'), [], 'a late message does not insert it twice');
   w.flush();
   assert.equal(w.main.placed.length, 1);
   assert.deepEqual(w.main.placed[0].images.map((i) => i.hash), ['hash:a/0', 'hash:a/1', 'hash:a/2', 'hash:a/3']);
@@ -108,8 +113,12 @@ test('Generate says why it cannot run, and does nothing then', () => {
   const result = resultOf(POSTER, jobId(9));
   w.desk.fromPlugin({ type: 'selection', items: [result], resolution: 512, stamp: 1 });
   assert.equal(why(), 'To generate anew, select the source frame; a result frame is edited above.');
-  w.desk.fromPlugin({ type: 'selection', items: [frameItem(POSTER, '')], resolution: 512, stamp: 2 });
-  assert.equal(why(), 'Write a prompt.');
+  w.desk.fromPlugin({ type: 'selection', items: [{ kind: 'unusable', nodeId: '1:1', name: 'Text', message: 'not a frame' }], resolution: 512, stamp: 2 });
+  assert.equal(why(), 'Select one or more frames on the canvas.');
+  w.desk.fromPlugin({ type: 'selection', items: [frameItem(POSTER), frameItem(CARD, '')], resolution: 512, stamp: 2 });
+  assert.equal(why(), 'Write a prompt.', 'one frame has no draft of its own');
+  assert.equal(why({ text: '   ', edited: true }), 'Write a prompt.');
+  assert.equal(why({ text: `${'x'.repeat(4000)}  `, edited: true }), null, 'spaces around the prompt do not count');
   assert.equal(why({ text: ' x ', edited: true }), null);
   assert.equal(why({ text: 'x'.repeat(4001), edited: true }), 'The prompt is longer than 4000 characters.');
   assert.equal(why({ text: 'x'.repeat(4000), edited: true }), null);
@@ -181,6 +190,9 @@ test('a bridge error about no job is a notice; the next Generate clears it', () 
   assert.equal(w.desk.state.notice, 'The bridge is shutting down. Start it again with npm start.');
   w.desk.generate(DRAFT);
   assert.equal(w.desk.state.notice, null);
+  w.bridge.say({ type: 'progress', jobId: jobId(99), stage: 'denoise', step: 1, total: 2, elapsedMs: 1 });
+  w.bridge.image(jobId(99), 0, png('stray'));
+  assert.deepEqual([w.desk.state.notice, w.main.fromUi, w.urls.made], [null, [], []], 'messages about no job of this window change nothing');
   w.bridge.say({ type: 'error', code: 'queue_full', message: 'full', requestId: 'r1' });
   assert.match(w.jobIn('r1', 'failed').error, /as many jobs as it takes/);
   assert.equal(w.desk.state.notice, null, 'an error about a job goes on the job');
@@ -223,6 +235,7 @@ test('close and reopen: a remembered job finished while closed waits for Insert;
   assert.deepEqual(w.bridge.take('fetch').map((m) => m.jobId), [jobId(1), jobId(2)]);
   finish(w, jobId(1), POSTER, { fetched: true });
   const waiting = w.jobIn('old1', 'ready');
+  assert.ok(w.main.remembered.has(jobId(1)), 'still remembered until it is inserted');
   assert.deepEqual(w.main.take('insert'), [], 'finished while closed: the designer decides');
   assert.equal(w.main.take('layer-image').length, 4, 'its images are already with the main thread');
   w.desk.insert(waiting, 'beside');
@@ -240,10 +253,8 @@ test('close and reopen: a remembered job finished while closed waits for Insert;
   assert.equal(w.main.take('insert').length, 1);
   w.flush();
   assert.equal(w.job('old2').status, 'inserted');
-  assert.deepEqual(w.main.remembered.size, 0);
   // A remembered job the bridge no longer has is forgotten.
   const v = world(SETTINGS, [stored(3)]);
-  v.main.remembered.set(jobId(3), stored(3));
   v.bridge.pair();
   v.bridge.say({ type: 'error', code: 'unknown_job', message: 'no such job', jobId: jobId(3) });
   assert.match(v.jobIn('old3', 'failed').error, /no longer has this job/);
@@ -299,7 +310,11 @@ test('a regeneration whose frame is gone is inserted as a new frame from the lay
   w.desk.edit(item, 'selected', DRAFT);
   w.bridge.say({ type: 'queued', requestId: 'r1', jobId: jobId(2), position: 0 });
   w.main.failNext = 'The result frame this job was made for is gone. Insert the result as a new frame instead.';
-  finish(w, jobId(2), POSTER);
+  const frames = POSTER.regions.map((_, i) => png(`${jobId(2)}/${i}`));
+  frames.forEach((bytes, i) => w.bridge.image(jobId(2), i, bytes));
+  // The WebSocket's buffer is reused once a message is handled: the desk keeps its own copies.
+  for (const bytes of frames) bytes.fill(0, 8);
+  w.bridge.say(done(jobId(2)));
   w.flush();
   const failed = w.jobIn('r1', 'insert-failed');
   assert.match(failed.error, /is gone/);
@@ -307,8 +322,9 @@ test('a regeneration whose frame is gone is inserted as a new frame from the lay
   w.desk.insertAsNew(failed);
   assert.deepEqual(w.main.take('layer-image').map((m) => m.index), [1, 3], 'the kept layers, not sent before');
   assert.equal(w.jobIn('r1', 'inserting').asNew, true);
+  assert.deepEqual(w.main.take('insert').map((m) => [m.place, m.asNew]), [['beside', false], ['beside', true]]);
   w.flush();
-  assert.deepEqual([w.main.placed[0].kind, w.main.placed[0].images.map((i) => i.index)], ['insert', [0, 1, 2, 3]]);
+  assert.deepEqual([w.main.placed[0].kind, w.main.placed[0].images.map((i) => i.hash)], ['insert', POSTER.regions.map((_, i) => `hash:${jobId(2)}/${i}`)]);
   assert.equal(w.job('r1').status, 'inserted');
   assert.deepEqual(w.bridge.take('fetch'), [], 'no trip to the bridge: the layers were kept');
 });
@@ -355,6 +371,12 @@ test('an earlier version replaced in its frame is inserted again as a new frame:
   w.flush();
   assert.deepEqual([w.main.placed[1].kind, w.main.placed[1].images.map((i) => i.hash)], ['insert', ['hash:again/0', 'hash:again/1', 'hash:again/2', 'hash:again/3']]);
   assert.deepEqual(w.jobIn('r1', 'inserted').error, null);
+  // The bridge pruned it since: the designer is told, and it is forgotten.
+  w.main.remembered.set(jobId(2), { jobId: jobId(2), requestId: 'r1', layout: POSTER, seed: 1, prompt: 'p', queuedAt: 1, insertedFrameId: 'x', edit: null, lineage: [] });
+  w.desk.insertAsNew(w.jobIn('r1', 'inserted'));
+  w.bridge.say({ type: 'error', code: 'unknown_job', message: 'no such job', jobId: jobId(2) });
+  assert.match(w.jobIn('r1', 'failed').error, /no longer has this job/);
+  assert.equal(w.main.remembered.size, 0);
 });
 
 test('a layer Figma cannot read fails the job, naming the layer; the rest of it is let go', () => {
@@ -399,20 +421,27 @@ test('edits: the seed follows the setting for a regeneration, never for Variatio
   w.desk.edit(item, 'selected', { text: 'x'.repeat(4001), edited: true });
   w.desk.edit({ ...item, regenerate: { ok: false, message: 'The frame was rotated.' } }, 'selected', DRAFT);
   assert.deepEqual(w.bridge.sent, []);
+  w.desk.fromPlugin({ type: 'selection', items: [frameItem(CARD), item], resolution: 512, stamp: 3 });
+  w.desk.generate(DRAFT);
+  w.bridge.take('generate');
+  assert.equal(editBlocker(w.desk.state, DRAFT, item), null, 'a generation elsewhere does not block the edit');
+  w.bridge.say({ type: 'error', code: 'cancelled', message: 'x', requestId: 'r1' });
+  w.desk.edit(item, 'selected', { text: 'the draft on show', edited: false });
+  assert.equal(w.bridge.take('generate')[0].prompt, 'the old prompt', 'a prompt the designer did not type is the job’s own');
+  w.bridge.say({ type: 'error', code: 'cancelled', message: 'x', requestId: 'r2' });
   w.desk.edit(item, 'selected', { text: '  ', edited: true });
   const [regenerate] = w.bridge.take('generate');
   assert.deepEqual([regenerate.params.seed, regenerate.prompt], [77, 'the old prompt'], 'the fixed seed; a blank prompt keeps the job’s own');
-  w.bridge.say({ type: 'error', code: 'invalid_keep', message: 'no', requestId: 'r1' });
-  w.desk.edit({ ...item, regenerate: { ok: false, message: 'x' } }, 'variations', DRAFT);
+  w.bridge.say({ type: 'error', code: 'invalid_keep', message: 'no', requestId: 'r3' });
+  w.desk.edit({ ...item, regenerate: { ok: false, message: 'x' } }, 'variations', { text: ' brighter ', edited: true });
   const [variations] = w.bridge.take('generate');
-  assert.equal(variations.params.seed, 1001, 'Variations always draw a new seed');
-  assert.equal(w.jobIn('r2', 'sending').selectionStamp, 0);
+  assert.deepEqual([variations.params.seed, variations.prompt], [1001, 'brighter'], 'Variations always draw a new seed');
+  assert.equal(w.jobIn('r4', 'sending').selectionStamp, 3);
 });
 
 test('cancel reaches a job remembered from the last session; its failure or cancel forgets it, a failure of this session’s job does not', () => {
   const remembered: RememberedJob = { jobId: jobId(1), requestId: 'old1', layout: POSTER, seed: 1, prompt: 'p', queuedAt: 1, insertedFrameId: null, edit: null, lineage: [] };
   const w = world(SETTINGS, [remembered]);
-  w.main.remembered.set(jobId(1), remembered);
   w.bridge.pair();
   w.bridge.take('fetch');
   w.desk.cancel();
