@@ -10,7 +10,8 @@ import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
 import { type BoxTuple, MAX_LAYERS } from '../domain/layout.ts';
-import { PROTOCOL_VERSION, decodeImageFrame, type BridgeMessage } from '../bridge/protocol.ts';
+import { PROTOCOL_VERSION, type BridgeMessage } from '../bridge/protocol/messages.ts';
+import { decodeImageFrame } from '../bridge/protocol/image-frame.ts';
 import { cpuMs, epochMs, startBridgeChild, type BridgeChildReport } from './bridge-child.ts';
 import { fixed, machineLine, mib, table } from './stats.ts';
 

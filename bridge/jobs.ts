@@ -7,12 +7,13 @@
 import { randomUUID } from 'node:crypto';
 import { KeepError, checkKeep } from '../domain/keep.ts';
 import { MERGED_LAYER } from '../domain/layout.ts';
-import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
-import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader, type BridgeMessage, type ErrorCode, type GenerateMessage, type Timings } from './protocol.ts';
+import type { PipelineInfo, Progress, SourceImage } from '../gpu-server/pipeline/types.ts';
+import type { BridgeMessage, DecomposeMessage, ErrorCode, GenerateMessage, JobMessage, Timings } from './protocol/messages.ts';
+import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader } from './protocol/image-frame.ts';
 import { doneMessage, LayerFeed, layerMessage } from './layer-feed.ts';
 import { JobQueue } from './queue.ts';
 import { JobStore, NOT_STORED, type JobManifest, type LayerPng, type StoredLayer } from './job-store.ts';
-import { JobAborted, type JobRun, type JobRunner } from './runner.ts';
+import { JobAborted, type JobRequest, type JobRun, type JobRunner } from './runner.ts';
 import { shouldSendProgress, type LastSent } from './progress-throttle.ts';
 
 /** A connection that follows jobs; sending to a closed one does nothing. */
@@ -50,10 +51,12 @@ interface Job {
   id: string;
   requestId: string;
   clientId: string;
-  message: GenerateMessage;
+  message: JobMessage;
   /** The model the job was made for. */
   model: string;
-  params: GenerateParams;
+  request: JobRequest;
+  /** A decomposition's uploaded PNG, as received (checked): stored with the job. */
+  image?: Uint8Array;
   subscribers: Set<Subscriber>;
   queuedAt: number;
   createdAt: string;
@@ -139,13 +142,13 @@ export class Jobs {
    * with a base is first checked against the stored base job (answers its coded error).
    */
   submit(client: Subscriber, message: GenerateMessage, model: string): void {
-    if (!message.base) return this.enqueue(client, message, model);
+    if (!message.base) return this.enqueue(client, message, model, { kind: 'generate', params: generateParams(message) });
     const { requestId } = message;
     this.baseRefusal(message, model).then(
       (refusal) => {
         if (refusal) return client.send({ type: 'error', ...refusal, requestId });
         if (this.closing) return client.send({ type: 'error', code: 'shutting_down', message: 'the bridge is shutting down; start it again', requestId });
-        this.enqueue(client, message, model);
+        this.enqueue(client, message, model, { kind: 'generate', params: generateParams(message) });
       },
       (error: unknown) => client.send({ type: 'error', code: 'internal', message: `could not read the base job: ${String(error)}; try again`, requestId }),
     );
@@ -178,7 +181,17 @@ export class Jobs {
     return undefined;
   }
 
-  private enqueue(client: Subscriber, message: GenerateMessage, model: string): void {
+  /**
+   * Queues a decomposition whose image was received and checked (`png` as uploaded, `image` its
+   * pixels); answers `queued` or `queue_full`. A refused one keeps nothing of the image.
+   */
+  submitDecompose(client: Subscriber, message: DecomposeMessage, model: string, png: Uint8Array, image: SourceImage): void {
+    const { prompt, layout, params } = message;
+    const { steps, guidance, trueCfg, seed, conditioningScale } = params;
+    this.enqueue(client, message, model, { kind: 'decompose', params: { image, prompt, layout, steps, guidance, trueCfg, seed, conditioningScale } }, png);
+  }
+
+  private enqueue(client: Subscriber, message: JobMessage, model: string, request: JobRequest, image?: Uint8Array): void {
     const { requestId } = message;
     const job: Job = {
       id: randomUUID(),
@@ -186,14 +199,8 @@ export class Jobs {
       clientId: client.id,
       message,
       model,
-      params: {
-        prompt: message.prompt,
-        layout: message.layout,
-        steps: message.params.steps,
-        guidance: message.params.guidance,
-        trueCfg: message.params.trueCfg,
-        seed: message.params.seed,
-      },
+      request,
+      ...(image ? { image } : {}),
       subscribers: new Set([client]),
       queuedAt: Date.now(),
       createdAt: new Date().toISOString(),
@@ -315,11 +322,11 @@ export class Jobs {
    * into its params; returns the base's PNGs of the kept layers, by their new index.
    */
   private async attachBase(job: Job): Promise<Map<number, LayerPng>> {
-    const base = job.message.base;
-    if (!base) return new Map();
+    const base = job.message.type === 'generate' ? job.message.base : undefined;
+    if (!base || job.request.kind !== 'generate') return new Map();
     const read = await this.store.loadBase(base.jobId, base.keep.map((k) => k.from));
     if (!read.ok) throw new JobRefused('base_not_found', `base job ${base.jobId} can no longer be read: ${read.why}; generate anew`);
-    job.params.base = { model: read.manifest.model, latents: read.latents, keep: base.keep };
+    job.request.params.base = { model: read.manifest.model, latents: read.latents, keep: base.keep };
     return new Map(base.keep.map(({ from, to }) => {
       const png = read.layers.get(from) as LayerPng;
       return [to, { ...png, index: to }];
@@ -385,7 +392,8 @@ export class Jobs {
       };
       const onNote = (note: string) => broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position: 0, note });
       let kept = new Map<number, LayerPng>();
-      if (job.message.base) {
+      const base = job.message.type === 'generate' ? job.message.base : undefined;
+      if (base) {
         // No other job starts while this one reads its base: the runner is not yet told it is busy.
         this.readingBase = true;
         try {
@@ -401,11 +409,11 @@ export class Jobs {
         for (const k of keptOrder) if (k < layer.index && !feed.has(k)) feed.push(kept.get(k) as LayerPng);
         feed.push(kept.get(layer.index) ?? layer);
       };
-      job.run = this.runner.start({ jobId: job.id, model: job.model, params: job.params }, { onProgress, onPreview, onNote, onLayer });
-      if (job.message.base && !this.closing) this.pump();
+      job.run = this.runner.start({ jobId: job.id, model: job.model, ...job.request }, { onProgress, onPreview, onNote, onLayer });
+      if (base && !this.closing) this.pump();
       if (job.cancelRequested) job.run.cancel();
       const result = await job.run.result;
-      job.params.base = undefined; // the base's latents are not needed any more
+      if (job.request.kind === 'generate') job.request.params.base = undefined; // the base's latents are not needed any more
       if (job.cancelRequested) throw new JobAborted('cancelled after the last step');
       const byIndex = new Map(result.layers.map((l) => [l.index, l]));
       for (const [index, png] of kept) byIndex.set(index, png);
@@ -429,12 +437,14 @@ export class Jobs {
           timings,
           createdAt: job.createdAt,
           finishedAt: new Date(finished).toISOString(),
-          ...(job.message.base ? { base: job.message.base } : {}),
+          job: job.request.kind,
+          ...(base ? { base } : {}),
         },
         layers,
         result.latents,
+        job.image,
       );
-      log(`job ${job.id} done in ${timings.total} ms (${layers.length} layers${kept.size ? `, ${kept.size} kept from ${job.message.base?.jobId}` : ''})`);
+      log(`job ${job.id} done in ${timings.total} ms (${job.request.kind === 'decompose' ? 'decomposed, ' : ''}${layers.length} layers${kept.size ? `, ${kept.size} kept from ${base?.jobId}` : ''})`);
       feed.finish(manifest);
     } catch (error) {
       feed.abort();
@@ -451,13 +461,19 @@ export class Jobs {
         broadcast(job, {
           type: 'error',
           code: 'generation_failed',
-          message: `generation failed: ${message}. Check the bridge's console; try again or restart the bridge.`,
+          message: `${job.request.kind === 'decompose' ? 'decomposition' : 'generation'} failed: ${message}. Check the bridge's console; try again or restart the bridge.`,
           requestId: job.requestId,
           jobId: job.id,
         });
       }
     }
   }
+}
+
+/** A generate message's pipeline parameters (its base is read from the store when it starts). */
+function generateParams(message: GenerateMessage) {
+  const { prompt, layout, params } = message;
+  return { prompt, layout, steps: params.steps, guidance: params.guidance, trueCfg: params.trueCfg, seed: params.seed };
 }
 
 function broadcast(job: Job, message: BridgeMessage): void {

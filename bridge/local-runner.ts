@@ -51,7 +51,7 @@ export class LocalRunner implements JobRunner {
         this.log('pipeline worker is gone; starting a new one');
         this.host = await PipelineHost.start(this.pipeline.factory, this.pipeline.options);
       }
-      const run = this.host.generate(job.params, events.onProgress, events.onPreview, events.onLayer);
+      const run = this.host.run(job, events.onProgress, events.onPreview, events.onLayer);
       seq = run.seq;
       if (cancelled) this.host.cancel(run.seq);
       return run.result;

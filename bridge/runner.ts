@@ -5,7 +5,7 @@
  * which.
  */
 import type { Stage } from '../domain/stage.ts';
-import type { CleanLatents, GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
+import type { CleanLatents, DecomposeParams, GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import type { LayerPng } from './job-store.ts';
 
 /** Rejection of a job that was cancelled. */
@@ -27,12 +27,14 @@ export interface JobResult {
   latents: CleanLatents;
 }
 
-export interface RunnerJob {
+/** What a job asks of the pipeline: a generation, or a decomposition of a flat image. */
+export type JobRequest = { kind: 'generate'; params: GenerateParams } | { kind: 'decompose'; params: DecomposeParams };
+
+export type RunnerJob = {
   jobId: string;
   /** The model the job was made for (a pipeline's `info.model`). */
   model: string;
-  params: GenerateParams;
-}
+} & JobRequest;
 
 export interface RunEvents {
   onProgress(progress: Progress): void;

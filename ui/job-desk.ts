@@ -12,7 +12,7 @@
  * A new kind of job adds its shape in ui/jobs.ts and a method here that builds its bridge message
  * and calls `submit`; holding, sending, streaming and inserting are the same for every kind.
  */
-import type { ClientMessage, GenerateMessage } from '../bridge/protocol.ts';
+import type { ClientMessage, GenerateMessage } from '../bridge/protocol/messages.ts';
 import { MAX_PROMPT_CHARS } from '../domain/params.ts';
 import { neededLayers } from '../plugin/job-images.ts';
 import type { InsertPlace, PluginToUi, ResultSelection, SelectionItem, UiToPlugin } from '../plugin/messages.ts';

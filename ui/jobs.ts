@@ -4,7 +4,7 @@
  * it is done). Pure: each function returns the next job list; images live in ui/job-desk.ts.
  */
 import type { Stage } from '../domain/stage.ts';
-import type { BridgeMessage } from '../bridge/protocol.ts';
+import type { BridgeMessage } from '../bridge/protocol/messages.ts';
 import type { RememberedJob } from '../plugin/remembered-jobs.ts';
 import type { FrameLayout } from '../plugin/layout.ts';
 import type { EditTarget } from '../plugin/regenerate.ts';

@@ -3,7 +3,7 @@
  * message is kept where it says something specific (which field, which limit).
  */
 import type { Stage } from '../domain/stage.ts';
-import type { ErrorCode, ErrorMessage } from '../bridge/protocol.ts';
+import type { ErrorCode, ErrorMessage } from '../bridge/protocol/messages.ts';
 
 export const START_COMMAND = 'npm start';
 

@@ -166,8 +166,8 @@ export class QueueRunner implements JobRunner {
   private async submit(flight: Flight): Promise<void> {
     const { job } = flight;
     try {
-      const data = await putJob(this.redis, job.jobId, job.model, job.params);
-      await this.queueFor(job.model).queue.add('generate', data, {
+      const data = await putJob(this.redis, job);
+      await this.queueFor(job.model).queue.add(job.kind, data, {
         jobId: job.jobId,
         // A failure of the pipeline is not retried (the same input fails the same way); a worker
         // that dies is handled by BullMQ's stalled-job check (maxStalledCount, on the workers).

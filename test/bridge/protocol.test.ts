@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS, MAX_TRUE_CFG, MIN_GUIDANCE, MIN_STEPS, MIN_TRUE_CFG } from '../../domain/params.ts';
-import { encodeImageFrame, decodeImageFrame, MAX_IMAGE_FRAME_HEADER_BYTES, parseClientMessage, clientMessageSchema, ERROR_CODES, MAX_MESSAGE_BYTES } from '../../bridge/protocol.ts';
+import { MAX_MESSAGE_BYTES } from '../../bridge/protocol/limits.ts';
+import { clientMessageSchema, ERROR_CODES } from '../../bridge/protocol/messages.ts';
+import { parseClientMessage } from '../../bridge/protocol/parse.ts';
+import { encodeImageFrame, decodeImageFrame, MAX_IMAGE_FRAME_HEADER_BYTES } from '../../bridge/protocol/image-frame.ts';
 import { generateMessage } from './helpers.ts';
 import { readdir, readFile } from 'node:fs/promises';
 
@@ -111,9 +114,9 @@ test("the UI's limits are the schema's own: each bound ui/ imports from domain/p
     assert.equal(clientMessageSchema.safeParse(message(ok)).success, true, `${name}: ${field} ${ok} refused`);
     assert.equal(clientMessageSchema.safeParse(message(bad)).success, false, `${name}: ${field} ${bad} accepted`);
   }
-  // protocol.ts and domain/ stay bundleable for the UI and the plugin: no Node APIs.
-  const domainDir = new URL('../../domain/', import.meta.url);
-  const sources = [new URL('../../bridge/protocol.ts', import.meta.url), ...(await readdir(domainDir)).map((f) => new URL(f, domainDir))];
+  // bridge/protocol/ and domain/ stay bundleable for the UI and the plugin: no Node APIs.
+  const dirs = [new URL('../../bridge/protocol/', import.meta.url), new URL('../../domain/', import.meta.url)];
+  const sources = (await Promise.all(dirs.map(async (dir) => (await readdir(dir)).map((f) => new URL(f, dir))))).flat();
   for (const file of sources) {
     const source = await readFile(file, 'utf8');
     const imports = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Layout } from '../../domain/layout.ts';
 import { JobStore, NOT_STORED } from '../../bridge/job-store.ts';
-import { configDir, loadOrCreateToken, tokenMatches, CONFIG_DIR_ENV } from '../../bridge/pairing.ts';
+import { configDir, loadOrCreateToken, tokenMatches, CONFIG_DIR_ENV } from '../../bridge/pairing-token.ts';
 import { GuessThrottle, TokenBucket } from '../../bridge/rate-limit.ts';
 import { originAllowed } from '../../bridge/origin.ts';
 

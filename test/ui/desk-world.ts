@@ -4,7 +4,7 @@
  * designer does (select, generate, insert, close and reopen) without a browser.
  */
 import assert from 'node:assert/strict';
-import type { BridgeMessage, ClientMessage, WelcomeMessage } from '../../bridge/protocol.ts';
+import type { BridgeMessage, ClientMessage, WelcomeMessage } from '../../bridge/protocol/messages.ts';
 import { JobImages, type Placement } from '../../plugin/job-images.ts';
 import type { FrameLayout } from '../../plugin/layout.ts';
 import type { PluginToUi, SelectionItem, UiToPlugin } from '../../plugin/messages.ts';
@@ -16,7 +16,7 @@ import type { Job, JobIn } from '../../ui/jobs.ts';
 
 export const WELCOME: WelcomeMessage = {
   type: 'welcome', protocol: 2, model: 'tiny-art', provider: 'cpu', tiny: true, maxLayers: 52, resolutions: [512, 1024],
-  maxCanvasSide: 1024, grid: 16, maxPromptChars: 4000, jobsPerClient: 4, models: [],
+  maxCanvasSide: 1024, grid: 16, maxPromptChars: 4000, jobsPerClient: 4, models: [], maxImageBytes: 20_000_000,
 };
 
 /**

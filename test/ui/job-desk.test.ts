@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { DoneMessage } from '../../bridge/protocol.ts';
+import type { DoneMessage } from '../../bridge/protocol/messages.ts';
 import type { FrameLayout } from '../../plugin/layout.ts';
 import type { ResultSelection } from '../../plugin/messages.ts';
 import type { PlannedLayer } from '../../plugin/regenerate.ts';
