@@ -93,7 +93,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     allowOrigins: [],
     outputs,
     keepJobs: 2,
-    runner: { kind: 'local', pipeline: { factory: fileURLToPath(new URL('./sample-pipeline.ts', import.meta.url)), options: { stepMs: 20 } } },
+    executor: { kind: 'local', pipeline: { factory: fileURLToPath(new URL('./sample-pipeline.ts', import.meta.url)), options: { stepMs: 20 } } },
     cancelOnShutdown: true,
     version: 'bench',
   }).catch((error: unknown) => {

@@ -104,7 +104,7 @@ export async function main(o: StudioBenchOptions = DEFAULT_STUDIO_OPTIONS) {
   const outputs = await mkdtemp(join(tmpdir(), 'art-bench-studio-'));
   const local = await startBridge({
     host: '127.0.0.1', port: 0, token: TOKEN, allowOrigins: [], outputs, keepJobs: 50,
-    runner: { kind: 'local', pipeline: { factory: SAMPLE, options: { stepMs: o.stepMs } } },
+    executor: { kind: 'local', pipeline: { factory: SAMPLE, options: { stepMs: o.stepMs } } },
     cancelOnShutdown: true, limits: { jobsPerClient: 16 }, version: 'bench',
   });
   const localUrl = `ws://127.0.0.1:${local.port}`;

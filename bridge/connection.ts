@@ -7,7 +7,7 @@ import { WebSocket } from 'ws';
 import { MAX_FLAT_IMAGE_BYTES } from '../domain/layout.ts';
 import type { BridgeMessage, ErrorCode } from './protocol/messages.ts';
 import { TokenBucket } from './rate-limit.ts';
-import type { Subscriber } from './jobs.ts';
+import type { Subscriber } from './job-lifecycle.ts';
 import type { PendingUpload } from './upload.ts';
 
 export interface ConnectionLimits {

@@ -1,13 +1,13 @@
 /**
  * A connection's frames: budgeted, size-checked, then handed to pairing (before the connection has
- * paired) or parsed and routed to the job lifecycle (`jobs.ts`: generate, decompose, cancel, fetch)
+ * paired) or parsed and routed to the job lifecycle (`job-lifecycle.ts`: generate, decompose, cancel, fetch)
  * or answered (`ping`, a repeated `hello`). A paired connection's one binary frame is the image of
  * the `decompose` right before it (upload.ts).
  */
 import type { RawData } from 'ws';
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 import type { Connection } from './connection.ts';
-import type { Jobs } from './jobs.ts';
+import type { JobLifecycle } from './job-lifecycle.ts';
 import type { Pairing } from './pairing.ts';
 import { MAX_MESSAGE_BYTES } from './protocol/limits.ts';
 import type { ClientMessage, DecomposeMessage, ErrorCode, GenerateMessage, JobMessage } from './protocol/messages.ts';
@@ -28,7 +28,7 @@ export interface DispatchLimits {
 
 export class Dispatch {
   constructor(
-    private readonly jobs: Jobs,
+    private readonly jobs: JobLifecycle,
     private readonly pairing: Pairing,
     private readonly limits: DispatchLimits,
   ) {}

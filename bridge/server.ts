@@ -1,7 +1,7 @@
 /**
  * The bridge: an HTTP server (`GET /health`) carrying a WebSocket endpoint. Upgrades pass
  * admission (admission.ts: origin, connection slots), connections must pair (pairing.ts), and
- * their frames are budgeted, validated and routed (dispatch.ts) to the job lifecycle (jobs.ts:
+ * their frames are budgeted, validated and routed (dispatch.ts) to the job lifecycle (job-lifecycle.ts:
  * queue, run, store before sending, replay).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -15,8 +15,8 @@ import { disableOnnxTelemetry } from '../gpu-server/onnx/telemetry.ts';
 import { Admission, type AdmissionLimits } from './admission.ts';
 import { Connection, type ConnectionLimits } from './connection.ts';
 import { Dispatch, type DispatchLimits } from './dispatch.ts';
-import { Jobs, type JobLimits } from './jobs.ts';
-import { openRunner, type RunnerChoice } from './open-runner.ts';
+import { JobLifecycle, type JobLimits } from './job-lifecycle.ts';
+import { openExecutor, type ExecutorChoice } from './open-executor.ts';
 import { Pairing, type PairingLimits } from './pairing.ts';
 import { PROTOCOL_VERSION, type WelcomeMessage } from './protocol/messages.ts';
 
@@ -62,10 +62,10 @@ export interface BridgeOptions {
   /** Origins allowed besides `null` (Figma plugin iframes). */
   allowOrigins: string[];
   outputs: string;
-  /** Finished jobs kept in the job store. */
+  /** Finished jobs kept in the job archive. */
   keepJobs: number;
   /** Where jobs run: this machine's pipeline, or GPU workers behind Redis. */
-  runner: RunnerChoice;
+  executor: ExecutorChoice;
   /** At shutdown, cancel the running jobs instead of letting them finish. */
   cancelOnShutdown: boolean;
   limits?: Partial<BridgeLimits>;
@@ -88,20 +88,20 @@ const SHUTDOWN_REASON = 'bridge shutting down';
 export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const limits: BridgeLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log = options.log ?? (() => {});
-  disableOnnxTelemetry(); // before the runner starts its worker: onnxruntime reads the real environment
-  const runner = await openRunner(options.runner, log);
-  let jobs: Jobs;
+  disableOnnxTelemetry(); // before the executor starts its worker: onnxruntime reads the real environment
+  const executor = await openExecutor(options.executor, log);
+  let jobs: JobLifecycle;
   try {
-    jobs = await Jobs.open({
+    jobs = await JobLifecycle.open({
       outputs: options.outputs,
       keepJobs: options.keepJobs,
-      runner,
+      executor,
       cancelOnShutdown: options.cancelOnShutdown,
       limits,
       log,
     });
   } catch (error) {
-    await runner.dispose();
+    await executor.dispose();
     throw error;
   }
   const refusalLog = new LogThrottle(log);
@@ -249,7 +249,7 @@ function welcome(models: PipelineInfo[], jobsPerClient: number): WelcomeMessage 
   };
 }
 
-function health(version: string, jobs: Jobs) {
+function health(version: string, jobs: JobLifecycle) {
   const { info } = jobs;
   return {
     ok: true,
@@ -264,7 +264,7 @@ function health(version: string, jobs: Jobs) {
     models: jobs.models().map((m) => ({ model: m.model, jobs: m.jobs })),
     queue: jobs.counts,
     shuttingDown: jobs.shuttingDown,
-    ...jobs.runnerHealth(),
+    ...jobs.executorHealth(),
   };
 }
 

@@ -261,7 +261,7 @@ export interface DoneMessage {
   promptTruncated: boolean;
   /** Milliseconds per pipeline stage, plus `queue` (waiting) and `total` (queued to done). */
   timings: Timings;
-  /** True when this is a replay from the job store (answer to `fetch`). */
+  /** True when this is a replay from the job archive (answer to `fetch`). */
   fetched: boolean;
   /** Lineage: the job this one was made from and the layers it kept (absent for a plain job). */
   base?: WireBase;

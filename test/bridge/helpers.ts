@@ -45,7 +45,7 @@ export async function startTestBridge(
     allowOrigins: opts.allowOrigins ?? [],
     outputs,
     keepJobs: opts.keepJobs ?? 20,
-    runner: {
+    executor: {
       kind: 'local',
       pipeline: opts.real ? { factory: REAL_FACTORY, options: { provider: 'cpu' } } : { factory: FAKE_FACTORY, options: { stepMs: 5, ...opts.fake } },
     },
