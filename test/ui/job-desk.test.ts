@@ -195,6 +195,7 @@ test('a bridge error about no job is a notice; the next Generate clears it', () 
   assert.deepEqual([w.desk.state.notice, w.main.fromUi, w.urls.made], [null, [], []], 'messages about no job of this window change nothing');
   w.bridge.say({ type: 'error', code: 'queue_full', message: 'full', requestId: 'r1' });
   assert.match(w.jobIn('r1', 'failed').error, /as many jobs as it takes/);
+  assert.deepEqual(w.main.take('remember-job'), [], 'refused before it was queued: nothing to remember');
   assert.equal(w.desk.state.notice, null, 'an error about a job goes on the job');
 });
 
@@ -418,6 +419,7 @@ test('edits: the seed follows the setting for a regeneration, never for Variatio
   w.desk.edit(item, 'selected', DRAFT);
   w.bridge.pair();
   assert.equal(editBlocker(w.desk.state, { text: 'x'.repeat(4001), edited: true }, item), 'The prompt is longer than 4000 characters.');
+  assert.equal(editBlocker(w.desk.state, { text: ` ${'x'.repeat(4000)} `, edited: true }, item), null);
   w.desk.edit(item, 'selected', { text: 'x'.repeat(4001), edited: true });
   w.desk.edit({ ...item, regenerate: { ok: false, message: 'The frame was rotated.' } }, 'selected', DRAFT);
   assert.deepEqual(w.bridge.sent, []);
@@ -465,6 +467,7 @@ test('answers about jobs that are not being inserted change nothing; a refused l
   w.desk.fromPlugin({ type: 'insert-failed', requestId: 'r1', message: 'no' });
   w.desk.fromPlugin({ type: 'replaced', requestId: 'nobody', jobId: jobId(1), frameId: 'y', frameName: 'Y', replaced: 1, added: 0, kept: 0 });
   w.desk.fromPlugin({ type: 'layer-refused', requestId: 'nobody', index: 0, message: 'no' });
+  w.desk.fromPlugin({ type: 'insert-failed', requestId: 'nobody', message: 'no' });
   assert.equal(w.desk.state.jobs, before);
   w.desk.fromPlugin({ type: 'layer-refused', requestId: 'r1', index: 9, message: 'too big' });
   const failed = w.jobIn('r1', 'failed');
