@@ -4,6 +4,7 @@
  * inserts finished jobs. All traffic with the UI goes through plugin/messages.ts.
  */
 import { captionDraft } from './caption.ts';
+import { exportFlatImage, flatLayout, type ExportApi } from './flat-image.ts';
 import { insertLayers, insertSummary, type SceneApi } from './insert.ts';
 import { resolveTarget, type TargetApi } from './insert-target.ts';
 import { RememberedJobs, withInserted, withJob, withoutJob } from './remembered-jobs.ts';
@@ -23,6 +24,7 @@ import { DEFAULT_SETTINGS, loadSettings, saveSettings, type Settings } from './s
 const scene: SceneApi<FrameNode, RectangleNode> = figma;
 const targets: TargetApi<BaseNode> = figma;
 const editor: ReplaceApi<RectangleNode> = figma;
+const exporter: ExportApi<RectangleNode> = figma;
 const asReplaceFrame = (frame: FrameNode): ReplaceFrame<RectangleNode> => frame;
 
 /** Most selected frames read per selection change; each costs main-thread time. */
@@ -96,6 +98,10 @@ function selectionItem(node: SceneNode): SelectionItem {
     return { kind: 'unusable', nodeId: node.id, name: node.name, message: refused.ok ? '' : refused.message };
   }
   const plain = readFrame(node);
+  const flat = flatLayout(plain, settings.resolution);
+  if (flat && !flat.ok) return { kind: 'unusable', nodeId: node.id, name: node.name, message: flat.message };
+  if (flat)
+    return { kind: 'flat', layout: flat.value.layout, imageNodeId: flat.value.imageNodeId, draft: flat.value.draft, note: skippedSummary(flat.value.layout.skipped) };
   const result = frameLayout(plain, settings.resolution);
   if (!result.ok) return { kind: 'unusable', nodeId: node.id, name: node.name, message: result.message };
   return { kind: 'frame', layout: result.value, draft: captionDraft(plain), note: skippedSummary(result.value.skipped) };
@@ -281,6 +287,21 @@ async function handle(message: UiToPlugin): Promise<void> {
     case 'notify':
       figma.notify(message.message.slice(0, 99), { error: message.error });
       return;
+    case 'export-image': {
+      const image = await figma.getNodeByIdAsync(message.imageNodeId);
+      if (!image || image.removed || !('exportAsync' in image) || !('fills' in image)) {
+        post({ type: 'export-failed', requestId: message.requestId, message: 'The image to decompose is gone. Select the frame again.' });
+        return;
+      }
+      try {
+        const png = await exportFlatImage(exporter, image, message.width, message.height);
+        post({ type: 'image-exported', requestId: message.requestId, png });
+      } catch (error) {
+        const why = error instanceof Error ? error.message : String(error);
+        post({ type: 'export-failed', requestId: message.requestId, message: `Figma could not export the image: ${why}` });
+      }
+      return;
+    }
   }
 }
 

@@ -15,6 +15,11 @@ import type { RememberedJob } from './remembered-jobs.ts';
  */
 export type SelectionItem =
   | { kind: 'frame'; layout: FrameLayout; draft: string; note: string | null }
+  /**
+   * A frame holding a flat picture (its bottom layer, an image fill) and shapes marking the layers
+   * wanted (plugin/flat-image.ts): Decompose sends the image, exported on request, and the marks' layout.
+   */
+  | { kind: 'flat'; layout: FrameLayout; imageNodeId: string; draft: string; note: string | null }
   | ResultSelection
   | { kind: 'unusable'; nodeId: string; name: string; message: string };
 
@@ -60,6 +65,9 @@ export type PluginToUi =
       added: number;
       kept: number;
     }
+  /** The answer to `export-image`: the flat picture as a PNG of exactly the asked size. */
+  | { type: 'image-exported'; requestId: string; png: Uint8Array }
+  | { type: 'export-failed'; requestId: string; message: string }
   /** An insert or an in-place replace failed; nothing was changed. */
   | { type: 'insert-failed'; requestId: string; message: string };
 
@@ -111,7 +119,9 @@ export type UiToPlugin =
   | { type: 'remember-job'; job: RememberedJob }
   /** The bridge no longer has the job, or the designer dismissed it. */
   | { type: 'forget-job'; jobId: string }
-  | { type: 'notify'; message: string; error: boolean };
+  | { type: 'notify'; message: string; error: boolean }
+  /** A `flat` selection's image, `width` x `height` pixels (the layout's canvas), for a `decompose`. */
+  | { type: 'export-image'; requestId: string; imageNodeId: string; width: number; height: number };
 
 /** Figma wraps UI -> plugin messages as `{ pluginMessage }` on the way out of the iframe. */
 export interface PluginMessageEnvelope {

@@ -29,6 +29,8 @@ export interface ReadableNode {
   readonly rotation?: number;
   readonly isMask?: boolean;
   readonly characters?: string;
+  /** Figma's `fills`: paints bottom to top, or `figma.mixed` (a symbol) on text with mixed fills. */
+  readonly fills?: ReadonlyArray<{ readonly type: string; readonly visible?: boolean; readonly imageHash?: string | null }> | symbol;
   readonly children?: readonly ReadableNode[];
   findAllWithCriteria?(criteria: { types: ['TEXT'] }): readonly ReadableNode[];
   getPluginData?(key: string): string;
@@ -63,6 +65,17 @@ function childBounds(node: ReadableNode): Rect | null {
   return mask ? intersection(bounds, mask) : bounds;
 }
 
+/** The hash of the topmost visible image paint, if the node is filled with an image. */
+function imageHashOf(node: ReadableNode): string | null {
+  const fills = node.fills;
+  if (fills === undefined || typeof fills === 'symbol') return null;
+  for (let i = fills.length - 1; i >= 0; i--) {
+    const paint = fills[i];
+    if (paint.visible !== false && paint.type === 'IMAGE' && paint.imageHash) return paint.imageHash;
+  }
+  return null;
+}
+
 function isShown(node: ReadableNode, within: ReadableNode): boolean {
   for (let n: ParentLike | null = node; n && n !== within; n = n.parent) if (n.visible === false) return false;
   return true;
@@ -89,8 +102,9 @@ export function readFrame(frame: ReadableNode): PlainNode {
     bounds: frame.absoluteBoundingBox ? plainRect(frame.absoluteBoundingBox) : null,
     rotation: frame.rotation ?? 0,
     texts: frameTexts(frame),
-    children: (frame.children ?? []).map(
-      (c): PlainNode => ({
+    children: (frame.children ?? []).map((c): PlainNode => {
+      const imageHash = c.visible ? imageHashOf(c) : null;
+      return {
         id: c.id,
         name: c.name,
         type: c.type,
@@ -98,8 +112,9 @@ export function readFrame(frame: ReadableNode): PlainNode {
         isMask: c.isMask === true,
         bounds: c.visible ? childBounds(c) : null,
         ...(c.type === 'TEXT' && c.characters !== undefined ? { characters: c.characters } : {}),
-      }),
-    ),
+        ...(imageHash ? { imageHash } : {}),
+      };
+    }),
   };
 }
 

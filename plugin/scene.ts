@@ -41,6 +41,8 @@ export interface PlainNode {
   rotation?: number;
   /** The node is a mask: it draws nothing itself and clips the siblings above it. */
   isMask?: boolean;
+  /** The node's topmost visible image paint (a flat picture to decompose, plugin/flat-image.ts). */
+  imageHash?: string;
   /** Text nodes' content. */
   characters?: string;
   /** Visible text anywhere inside a frame, in document order (read once, for the caption draft). */

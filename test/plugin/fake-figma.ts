@@ -9,6 +9,7 @@
  */
 import type { SceneApi } from '../../plugin/insert.ts';
 import type { TargetApi } from '../../plugin/insert-target.ts';
+import { decodePng, encodePng, resizeNearest, type Rgba } from './fake-png.ts';
 
 let nextId = 100;
 
@@ -68,6 +69,8 @@ export interface NodeInit {
   layoutMode?: 'NONE' | 'HORIZONTAL' | 'VERTICAL';
   itemSpacing?: number;
   clipsContent?: boolean;
+  /** An image fill: these PNG bytes become a Figma image, painted with scaleMode FILL (Figma's default). */
+  image?: Uint8Array;
   /** How far what is drawn (shadow, stroke, overflowing text) reaches past the box on each side. */
   renderMargin?: { left: number; top: number; right: number; bottom: number };
   children?: NodeInit[];
@@ -159,6 +162,7 @@ export class FakeNode {
     this.itemSpacing = init.itemSpacing ?? 0;
     this.clipsContent = init.clipsContent ?? init.type === 'FRAME';
     this.renderMargin = init.renderMargin;
+    if (init.image) this.paints = Object.freeze([{ type: 'IMAGE', imageHash: doc.addImage(init.image).hash, scaleMode: 'FILL' } satisfies ImagePaint]);
     doc.register(this);
     for (const c of init.children ?? []) this.attach(new FakeNode(doc, c));
   }
@@ -385,6 +389,38 @@ export class FakeNode {
     });
   }
 
+  /**
+   * ExportMixin.exportAsync: "Exports the node in the format given by `settings`. Image formats
+   * (PNG, JPG) ... return a `Uint8Array` of the encoded file"; with no settings "a PNG at 1x
+   * resolution"; the constraint is "type: SCALE | WIDTH | HEIGHT" (ExportSettingsImage), WIDTH and
+   * HEIGHT scaling proportionally (the REST Constraint: "Scale proportionally and set width to
+   * `value`"). On a page of a "dynamic-page" document "you must first call PageNode.loadAsync".
+   * Modelled: PNG of a childless node's topmost visible image paint (FILL: scaled to cover and
+   * centred; CROP with the identity transform: stretched), nearest-neighbour; the rest refuses
+   * loudly rather than pretend.
+   */
+  async exportAsync(settings: ExportSettingsImage = { format: 'PNG' }): Promise<Uint8Array> {
+    if (this.removed) throw new Error('in exportAsync: The node has been removed');
+    this.assertLoaded('exportAsync');
+    if (settings.format !== 'PNG') throw new Error(`fake Figma: exportAsync as ${settings.format} is not modelled`);
+    if (this.kids.length) throw new Error('fake Figma: exportAsync of a node with children is not modelled');
+    const { type, value } = settings.constraint ?? { type: 'SCALE', value: 1 };
+    if (!(Number.isFinite(value) && value > 0)) throw new Error(`in exportAsync: constraint value ${value} must be a positive number`);
+    const scale = type === 'SCALE' ? value : type === 'WIDTH' ? value / this.w : value / this.h;
+    const width = Math.max(1, Math.round(this.w * scale));
+    const height = Math.max(1, Math.round(this.h * scale));
+    const paint = [...this.paints].reverse().find((p) => p.visible !== false);
+    if (!this.visible || !paint || paint.type !== 'IMAGE' || !paint.imageHash)
+      throw new Error('fake Figma: exportAsync of anything but a visible image fill is not modelled');
+    const bytes = this.doc.getImageByHash(paint.imageHash)?.bytes;
+    if (!bytes) throw new Error(`in exportAsync: no image ${paint.imageHash}`);
+    const source = await decodePng(bytes);
+    if (paint.scaleMode === 'FILL') return encodePng(coverNearest(source, width, height));
+    const identity = JSON.stringify([[1, 0, 0], [0, 1, 0]]);
+    if (paint.scaleMode === 'CROP' && JSON.stringify(paint.imageTransform ?? identity) === identity) return encodePng(resizeNearest(source, width, height));
+    throw new Error(`fake Figma: exportAsync of scaleMode ${paint.scaleMode} is not modelled`);
+  }
+
   setPluginData(key: string, value: string): void {
     if (PLUGIN_ID.length + key.length + value.length > PLUGIN_DATA_BYTES)
       throw new Error('in setPluginData: Total size of the plugin data entry cannot exceed 100 kB');
@@ -419,6 +455,19 @@ export class FakeNode {
     walk(this, this.insideInstance());
     return out;
   }
+}
+
+/** Figma's FILL: "scales the image to fill the node", cropping what overflows, centred. */
+function coverNearest(image: Rgba, width: number, height: number): Rgba {
+  const scale = Math.max(width / image.width, height / image.height);
+  const w = Math.round(image.width * scale);
+  const h = Math.round(image.height * scale);
+  const big = resizeNearest(image, w, h);
+  const x0 = Math.floor((w - width) / 2);
+  const y0 = Math.floor((h - height) / 2);
+  const data = new Uint8Array(width * height * 4);
+  for (let y = 0; y < height; y++) data.set(big.data.subarray(((y + y0) * w + x0) * 4, ((y + y0) * w + x0 + width) * 4), y * width * 4);
+  return { width, height, data };
 }
 
 export class FakeImage {
@@ -524,6 +573,13 @@ export class FakeDocument implements SceneApi<FakeNode, FakeNode>, TargetApi<Fak
     const hash = `img${this.images.size}-${data.length}`;
     const image = new FakeImage(hash, data.slice());
     this.images.set(hash, image);
+    return image;
+  }
+
+  /** An image the scene opened with (no `createImage` call logged). */
+  addImage(data: Uint8Array): FakeImage {
+    const image = new FakeImage(`scene${this.images.size}-${data.length}`, data.slice());
+    this.images.set(image.hash, image);
     return image;
   }
 
