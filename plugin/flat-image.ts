@@ -53,7 +53,9 @@ export function flatLayout(frame: PlainNode, resolution: number): FlatResult | n
 
 /** The node types an export may be taken from, and what the export asks of them. */
 export type ExportableImage = Pick<RectangleNode, 'fills' | 'absoluteBoundingBox'>;
-export type ExportRect = Pick<RectangleNode, 'x' | 'y' | 'resize' | 'fills' | 'exportAsync' | 'remove'>;
+export interface ExportRect extends Pick<RectangleNode, 'x' | 'y' | 'resize' | 'fills' | 'remove'> {
+  exportAsync(settings: ExportSettingsImage): Promise<Uint8Array>;
+}
 
 export interface ExportApi<R extends ExportRect> {
   createRectangle(): R;

@@ -6,10 +6,11 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { MAX_SEED } from '../domain/params.ts';
 import type { ResultSelection } from '../plugin/messages.ts';
+import { DecomposePanel } from './decompose-panel.tsx';
 import { BridgeClient } from './bridge-client.ts';
 import { ConnectionPanel } from './connection-panel.tsx';
 import { EditPanel } from './edit-panel.tsx';
-import { editBlocker, framesOf, generateBlocker, JobDesk, type DeskPorts } from './job-desk.ts';
+import { canDecompose, decomposeBlocker, editBlocker, framesOf, generateBlocker, JobDesk, type DeskPorts, type FlatSelection } from './job-desk.ts';
 import { JobList } from './job-list.tsx';
 import { isActive } from './jobs.ts';
 import { LayoutPreview } from './layout-preview.tsx';
@@ -54,9 +55,10 @@ export function App() {
   const { settings, connection, selection: items, jobs, notice } = state;
   const frames = framesOf(items);
   const results = items.filter((i): i is ResultSelection => i.kind === 'result');
+  const flats = items.filter((i): i is FlatSelection => i.kind === 'flat');
   // The draft follows the selection until the designer types their own prompt; a result frame's
-  // prompt is the one its job used.
-  const draft = frames[0]?.draft ?? results[0]?.result.prompt ?? '';
+  // prompt is the one its job used, a flat picture's draft names its frame and marks.
+  const draft = frames[0]?.draft ?? flats[0]?.draft ?? results[0]?.result.prompt ?? '';
   useEffect(() => {
     if (!promptEdited) setPrompt(draft);
   }, [items]);
@@ -112,6 +114,15 @@ export function App() {
         {items.map((item) =>
           item.kind === 'frame' ? (
             <LayoutPreview key={item.layout.frameId} layout={item.layout} note={item.note} />
+          ) : item.kind === 'flat' ? (
+            <DecomposePanel
+              key={item.layout.frameId}
+              item={item}
+              offered={canDecompose(state)}
+              blocker={decomposeBlocker(state, field, item)}
+              tiny={tiny}
+              onDecompose={() => desk.decompose(item, field)}
+            />
           ) : item.kind === 'result' ? (
             <EditPanel
               key={item.nodeId}

@@ -153,9 +153,14 @@ export class BridgeClient {
     return true;
   }
 
-  /** Sends a message once paired; false if there is no paired connection. */
-  send(message: ClientMessage): boolean {
+  /**
+   * Sends a message once paired; false if there is no paired connection. `image`: a `decompose`'s
+   * PNG, sent as the very next frame (bridge/PROTOCOL.md, "Decomposing an image").
+   */
+  send(message: ClientMessage, image?: Uint8Array): boolean {
     if (!this.socket || this.state.status !== 'paired') return false;
-    return this.sendRaw(this.socket, message);
+    if (!this.sendRaw(this.socket, message)) return false;
+    if (image) this.socket.send(image);
+    return true;
   }
 }

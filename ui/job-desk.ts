@@ -12,8 +12,8 @@
  * A new kind of job adds its shape in ui/jobs.ts and a method here that builds its bridge message
  * and calls `submit`; holding, sending, streaming and inserting are the same for every kind.
  */
-import type { ClientMessage, GenerateMessage } from '../bridge/protocol/messages.ts';
-import { MAX_PROMPT_CHARS } from '../domain/params.ts';
+import type { ClientMessage, DecomposeMessage, GenerateMessage } from '../bridge/protocol/messages.ts';
+import { DEFAULT_CONDITIONING_SCALE, MAX_PROMPT_CHARS } from '../domain/params.ts';
 import { neededLayers } from '../plugin/job-images.ts';
 import type { InsertPlace, PluginToUi, ResultSelection, SelectionItem, UiToPlugin } from '../plugin/messages.ts';
 import type { RegenerateMode } from '../plugin/regenerate.ts';
@@ -36,6 +36,7 @@ import {
 import { errorText } from './words.ts';
 
 export type FrameSelection = Extract<SelectionItem, { kind: 'frame' }>;
+export type FlatSelection = Extract<SelectionItem, { kind: 'flat' }>;
 
 /** What the view draws. A new object after every change. */
 export interface DeskState {
@@ -61,8 +62,8 @@ export interface PromptField {
 export interface BridgeLink {
   connect(url: string, token: string): void;
   disconnect(): void;
-  /** Sends once paired; false if there is no paired connection. */
-  send(message: ClientMessage): boolean;
+  /** Sends once paired; false if there is no paired connection. `image`: sent as the next frame (a `decompose`'s PNG). */
+  send(message: ClientMessage, image?: Uint8Array): boolean;
 }
 
 export interface DeskPorts {
@@ -101,6 +102,22 @@ export function editBlocker(state: DeskState, prompt: PromptField, item: ResultS
     : null;
 }
 
+/** Whether the bridge's default model runs `decompose` (welcome.models[].jobs): Decompose is offered only then. */
+export function canDecompose(state: DeskState): boolean {
+  const { connection } = state;
+  if (connection.status !== 'paired') return false;
+  const { welcome } = connection;
+  return welcome.models.some((m) => m.model === welcome.model && m.jobs.includes('decompose'));
+}
+
+/** Why Decompose cannot run now for this flat picture, or null. */
+export function decomposeBlocker(state: DeskState, prompt: PromptField, item: FlatSelection): string | null {
+  if (state.connection.status !== 'paired') return 'Connect to the bridge first.';
+  if (!canDecompose(state)) return 'The bridge’s model cannot decompose images: start it with a model that has an adapter (npm run convert --adapter).';
+  if (!prompt.text.trim() && !item.draft) return 'Write a caption of the whole picture.';
+  return tooLong(prompt.text.trim());
+}
+
 function tooLong(text: string): string | null {
   return text.length > MAX_PROMPT_CHARS ? `The prompt is longer than ${MAX_PROMPT_CHARS} characters.` : null;
 }
@@ -127,7 +144,9 @@ export class JobDesk {
   /** Per request: the layers already posted to the main thread (each is made a Figma image once). */
   private readonly posted = new Map<string, Set<number>>();
   /** Held jobs' bridge messages in the order they were made, sent as the bridge has room (`roomAtBridge`). */
-  private readonly held = new Map<string, ClientMessage>();
+  private readonly held = new Map<string, { message: ClientMessage; image?: Uint8Array }>();
+  /** Decompositions whose picture the main thread is exporting: held once it comes (`image-exported`). */
+  private readonly exporting = new Map<string, DecomposeMessage>();
 
   constructor(private readonly ports: DeskPorts) {
     this.bridge = ports.bridge(
@@ -219,6 +238,28 @@ export class JobDesk {
     this.submit([{ job, message: this.generateMessage(job, plan.value.layout.layout, base) }]);
   }
 
+  /**
+   * Decompose a flat picture along its marks: the main thread exports the image at the layout's
+   * canvas size, then the job is held and sent like any other, the PNG right after its message.
+   */
+  decompose(item: FlatSelection, prompt: PromptField): void {
+    if (decomposeBlocker(this.current, prompt, item)) return;
+    const text = prompt.edited && prompt.text.trim() ? prompt.text.trim() : item.draft;
+    const { settings } = this.current;
+    const seed = settings.seedMode === 'random' ? this.ports.randomSeed() : settings.seed;
+    const job = newJob(this.ports.requestId(), item.layout, text, seed, this.selectionStamp, null, 'decompose');
+    const { layout } = item.layout;
+    const generate = this.generateMessage(job, layout);
+    this.exporting.set(job.requestId, {
+      ...generate,
+      type: 'decompose',
+      params: { ...generate.params, conditioningScale: DEFAULT_CONDITIONING_SCALE },
+      image: { bytes: 0 },
+    });
+    this.set({ notice: null, jobs: [job, ...this.current.jobs] });
+    this.ports.plugin({ type: 'export-image', requestId: job.requestId, imageNodeId: item.imageNodeId, width: layout.width, height: layout.height });
+  }
+
   /** Cancels every job not finished: held ones at once, the others at the bridge. */
   cancel(): void {
     this.setJobs(
@@ -226,6 +267,7 @@ export class JobDesk {
         switch (job.status) {
           case 'held':
             this.held.delete(job.requestId);
+            this.exporting.delete(job.requestId);
             return { ...baseOf(job), status: 'cancelled', jobId: null };
           case 'restored':
           case 'queued':
@@ -291,6 +333,13 @@ export class JobDesk {
         this.letGo(job.requestId);
         return this.replaceJob({ ...finishedBase(job), status: 'inserted', insertedName: message.frameName, error: null });
       }
+      case 'image-exported':
+        return this.exported(message.requestId, message.png);
+      case 'export-failed': {
+        const job = this.job(message.requestId);
+        if (!this.exporting.delete(message.requestId) || !job) return;
+        return this.replaceJob({ ...baseOf(job), status: 'failed', jobId: null, error: message.message });
+      }
       case 'insert-failed': {
         // The layers stay: the designer can insert them again.
         const job = this.job(message.requestId);
@@ -353,8 +402,25 @@ export class JobDesk {
 
   /** New jobs, newest first in the list: held, then sent as far as the bridge takes them. */
   private submit(created: Array<{ job: JobIn<'held'>; message: ClientMessage }>): void {
-    for (const { job, message } of created) this.held.set(job.requestId, message);
+    for (const { job, message } of created) this.held.set(job.requestId, { message });
     this.set({ notice: null, jobs: [...created.map((c) => c.job), ...this.current.jobs] });
+    this.releaseHeld();
+  }
+
+  /** A decomposition's picture came from the main thread: checked against the bridge's cap, then held to send. */
+  private exported(requestId: string, png: Uint8Array): void {
+    const message = this.exporting.get(requestId);
+    const job = this.job(requestId);
+    if (!message || !job) return;
+    this.exporting.delete(requestId);
+    const connection = this.current.connection;
+    const cap = connection.status === 'paired' ? connection.welcome.maxImageBytes : Infinity;
+    if (png.length > cap) {
+      const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
+      const error = `The exported picture is ${mb(png.length)}, more than the bridge takes (${mb(cap)}). Choose a lower resolution in Settings and decompose again.`;
+      return this.replaceJob({ ...baseOf(job), status: 'failed', jobId: null, error });
+    }
+    this.held.set(requestId, { message: { ...message, image: { bytes: png.length } }, image: png });
     this.releaseHeld();
   }
 
@@ -363,8 +429,8 @@ export class JobDesk {
     const connection = this.current.connection;
     if (connection.status !== 'paired') return;
     let room = roomAtBridge(this.current.jobs, connection.welcome.jobsPerClient);
-    for (const [requestId, message] of this.held) {
-      if (room-- <= 0 || !this.bridge.send(message)) return;
+    for (const [requestId, { message, image }] of this.held) {
+      if (room-- <= 0 || !this.bridge.send(message, image)) return;
       this.held.delete(requestId);
       const job = this.job(requestId)!;
       this.replaceJob({ ...baseOf(job), status: 'sending', cancelRequested: false });

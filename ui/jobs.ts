@@ -11,10 +11,11 @@ import type { EditTarget } from '../plugin/regenerate.ts';
 import { errorText } from './words.ts';
 
 /**
- * What the designer asked for. Every kind turns into the same layers on the canvas; a new kind
- * (a decomposition of a flat image) adds its name here and its own submit in ui/job-desk.ts.
+ * What the designer asked for: layers drawn for a frame's layout, or a flat picture taken apart
+ * along marks drawn over it. Every kind turns into the same layers on the canvas; each has its own
+ * submit in ui/job-desk.ts.
  */
-export type JobKind = 'generate';
+export type JobKind = 'generate' | 'decompose';
 
 /** What every job carries, whatever its status. */
 interface JobBase {
@@ -126,9 +127,10 @@ export function newJob(
   seed: number,
   selectionStamp: number,
   edit: { target: EditTarget; lineage: string[] } | null = null,
+  kind: JobKind = 'generate',
 ): JobIn<'held'> {
   return {
-    kind: 'generate',
+    kind,
     requestId,
     frameName: layout.frameName,
     layout,

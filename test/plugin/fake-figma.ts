@@ -409,7 +409,7 @@ export class FakeNode {
     const scale = type === 'SCALE' ? value : type === 'WIDTH' ? value / this.w : value / this.h;
     const width = Math.max(1, Math.round(this.w * scale));
     const height = Math.max(1, Math.round(this.h * scale));
-    const paint = [...this.paints].reverse().find((p) => p.visible !== false);
+    const paint = typeof this.paints === 'symbol' ? undefined : [...this.paints].reverse().find((p) => p.visible !== false);
     if (!this.visible || !paint || paint.type !== 'IMAGE' || !paint.imageHash)
       throw new Error('fake Figma: exportAsync of anything but a visible image fill is not modelled');
     const bytes = this.doc.getImageByHash(paint.imageHash)?.bytes;

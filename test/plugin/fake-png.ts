@@ -19,7 +19,7 @@ function crc32(bytes: Uint8Array): number {
 }
 
 async function through(bytes: Uint8Array, stream: CompressionStream | DecompressionStream): Promise<Uint8Array> {
-  const out = await new Response(new Blob([bytes]).stream().pipeThrough(stream)).arrayBuffer();
+  const out = await new Response(new Blob([bytes.slice()]).stream().pipeThrough(stream)).arrayBuffer();
   return new Uint8Array(out);
 }
 
@@ -48,7 +48,7 @@ export async function decodePng(png: Uint8Array): Promise<Rgba> {
     } else if (type === 'IDAT') idat.push(body);
     at += 12 + length;
   }
-  const raw = await through(new Uint8Array(await new Blob(idat).arrayBuffer()), new DecompressionStream('deflate'));
+  const raw = await through(new Uint8Array(await new Blob(idat.map((b) => b.slice())).arrayBuffer()), new DecompressionStream('deflate'));
   const stride = width * channels;
   const rows = new Uint8Array(height * stride);
   for (let y = 0; y < height; y++) {
@@ -92,7 +92,7 @@ export async function encodePng(image: Rgba): Promise<Uint8Array> {
   const raw = new Uint8Array(image.height * (stride + 1));
   for (let y = 0; y < image.height; y++) raw.set(image.data.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
   const parts = [new Uint8Array(SIGNATURE), chunk('IHDR', header), chunk('IDAT', await through(raw, new CompressionStream('deflate'))), chunk('IEND', new Uint8Array())];
-  return new Uint8Array(await new Blob(parts).arrayBuffer());
+  return new Uint8Array(await new Blob(parts.map((b) => b.slice())).arrayBuffer());
 }
 
 /** Nearest-neighbour scale of `image` to `width` x `height`, every source pixel's share stretched alike. */

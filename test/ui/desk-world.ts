@@ -26,6 +26,8 @@ export const WELCOME: WelcomeMessage = {
  */
 export class FakeBridge implements BridgeLink {
   readonly sent: ClientMessage[] = [];
+  /** Binary frames sent, each with the request of the message right before it (a `decompose`'s image). */
+  readonly images: Array<{ after: string; png: Uint8Array }> = [];
   connects: Array<{ url: string; token: string }> = [];
   private state: ConnectionState = { status: 'idle' };
 
@@ -43,9 +45,10 @@ export class FakeBridge implements BridgeLink {
     if (this.state.status !== 'idle') this.setState({ status: 'idle' });
   }
 
-  send(message: ClientMessage): boolean {
+  send(message: ClientMessage, image?: Uint8Array): boolean {
     if (this.state.status !== 'paired') return false;
     this.sent.push(message);
+    if (image) this.images.push({ after: 'requestId' in message ? message.requestId : message.type, png: image });
     return true;
   }
 
@@ -97,6 +100,10 @@ export class FakeMainThread {
   readonly placed: Placement[] = [];
   readonly remembered = new Map<string, RememberedJob>();
   failNext: string | null = null;
+  /** The next `export-image` is refused by Figma with this message. */
+  exportFails: string | null = null;
+  /** Bytes the next exports add to their PNG (a picture that compresses badly). */
+  exportPadding = 0;
   readonly images = new JobImages();
   private readonly outbox: PluginToUi[] = [];
 
@@ -119,6 +126,18 @@ export class FakeMainThread {
       case 'forget-job':
         this.remembered.delete(message.jobId);
         return;
+      case 'export-image': {
+        // plugin/main.ts: exportFlatImage (tested on the fake Figma in test/plugin/flat-image.test.ts).
+        const { requestId, imageNodeId, width, height } = message;
+        if (this.exportFails) {
+          this.outbox.push({ type: 'export-failed', requestId, message: `Figma could not export the image: ${this.exportFails}` });
+          this.exportFails = null;
+          return;
+        }
+        const bytes = png(`flat:${imageNodeId}:${width}x${height}${' '.repeat(this.exportPadding)}`);
+        this.outbox.push({ type: 'image-exported', requestId, png: bytes });
+        return;
+      }
       default:
         return;
     }
@@ -171,6 +190,17 @@ function hashOf(bytes: Uint8Array): string {
 export function frameItem(layout: FrameLayout, draft = `a ${layout.frameName.toLowerCase()}`): SelectionItem {
   return { kind: 'frame', layout, draft, note: null };
 }
+
+/** A flat picture selected: its image node and the marks' layout (plugin/flat-image.ts). */
+export function flatItem(layout: FrameLayout, draft = `A ${layout.frameName} design.`): SelectionItem {
+  return { kind: 'flat', layout, imageNodeId: `${layout.frameId}:image`, draft, note: null };
+}
+
+/** A bridge whose default model has an adapter: it decomposes. */
+export const DECOMPOSING: WelcomeMessage = {
+  ...WELCOME,
+  models: [{ model: WELCOME.model, tiny: true, maxLayers: 52, resolutions: [512, 1024], jobs: ['generate', 'decompose'] }],
+};
 
 export const SETTINGS: Settings = { ...DEFAULT_SETTINGS, token: 'tok', steps: 3, guidance: 3.5, trueCfg: 2, seedMode: 'fixed', seed: 77 };
 
