@@ -8,8 +8,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { startTestBridge, TestClient, collectJob, TOKEN, generateMessage, type TestBridge } from './helpers.ts';
-import { RawWebSocket, text } from './raw-socket.ts';
+import { startTestBridge, TestClient, collectJob, TOKEN, generateMessage, type TestBridge } from '../support/bridge.ts';
+import { RawWebSocket, text } from '../support/raw-socket.ts';
 import { Witness, sleep } from './attack-helpers.ts';
 
 setFlagsFromString('--expose-gc');

@@ -4,9 +4,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, TOKEN, type TestBridge } from './helpers.ts';
+import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, TOKEN, type TestBridge } from '../support/bridge.ts';
 import { PROTOCOL_VERSION, type ErrorCode } from '../../bridge/protocol.ts';
-import { fakePixel } from './fake-pipeline.ts';
+import { fakePixel } from '../support/fake-pipeline.ts';
 import { MAX_LAYERS } from '../../gpu-server/constants.ts';
 
 let tb: TestBridge;

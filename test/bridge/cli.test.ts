@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestChild } from './child-process.ts';
+import { TestChild } from '../support/child-process.ts';
 import { mkdtemp, rm, stat, readFile, mkdir, writeFile, utimes } from 'node:fs/promises';
 import { needsBuild } from '../../bridge/build-if-needed.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCli, DEFAULT_PORT } from '../../bridge/cli-args.ts';
-import { TestClient, generateMessage, collectJob } from './helpers.ts';
+import { TestClient, generateMessage, collectJob } from '../support/bridge.ts';
 import { PROTOCOL_VERSION } from '../../bridge/protocol.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -42,7 +42,7 @@ test('the CLI prints model, provider, address and token, stores the token 0600, 
   const dir = await mkdtemp(join(tmpdir(), 'art-cli-test-'));
   const child = TestChild.spawn(
     process.execPath,
-    ['--import', 'tsx', 'bridge/cli.ts', '--pipeline', 'test/bridge/fake-pipeline.ts', '--port', '0', '--outputs', join(dir, 'out'), '--config-dir', join(dir, 'cfg'), '--no-build'],
+    ['--import', 'tsx', 'bridge/cli.ts', '--pipeline', 'test/support/fake-pipeline.ts', '--port', '0', '--outputs', join(dir, 'out'), '--config-dir', join(dir, 'cfg'), '--no-build'],
     { cwd: root },
   );
   const { exited } = child;

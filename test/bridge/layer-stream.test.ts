@@ -5,8 +5,8 @@ import type { JobManifest, LayerPng } from '../../bridge/job-store.ts';
 import { LayerFeed } from '../../bridge/layer-feed.ts';
 import { decodeImageFrame, type BridgeMessage } from '../../bridge/protocol.ts';
 import type { BoxTuple, LayerImage } from '../../gpu-server/pipeline/types.ts';
-import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge, type Received } from './helpers.ts';
-import { fakePixel } from './fake-pipeline.ts';
+import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge, type Received } from '../support/bridge.ts';
+import { fakePixel } from '../support/fake-pipeline.ts';
 
 const layer = (index: number): LayerImage => ({ index, box: [0, 0, 1, 1] as BoxTuple, width: 1, height: 1, rgba: Uint8Array.of(index, 0, 0, 255) });
 

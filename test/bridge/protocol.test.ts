@@ -17,7 +17,7 @@ import {
   MIN_STEPS,
   MIN_TRUE_CFG,
 } from '../../bridge/protocol.ts';
-import { generateMessage } from './helpers.ts';
+import { generateMessage } from '../support/bridge.ts';
 import { readdir, readFile } from 'node:fs/promises';
 
 test('image frames round-trip job id, layer index, kind and PNG bytes', () => {

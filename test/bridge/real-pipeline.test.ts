@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestClient, collectJob, decodePng, startTestBridge } from './helpers.ts';
+import { TestClient, collectJob, decodePng, startTestBridge } from '../support/bridge.ts';
 
 test('real tiny model: a full job (valid PNGs of each box size, pings never held for a session run), then cancel mid-denoise', async () => {
   const { bridge, outputs, close } = await startTestBridge({ real: true, keepJobs: 5, cancelOnShutdown: true });

@@ -13,7 +13,7 @@ import { PACKED_CHANNELS } from '../../gpu-server/constants.ts';
 import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
 import type { BoxTuple, Layout } from '../../gpu-server/pipeline/types.ts';
 import { PROTOCOL_VERSION } from '../../bridge/protocol.ts';
-import { startTestBridge, TestClient, TOKEN, decodePng, layout, type Received, type TestBridge } from './helpers.ts';
+import { startTestBridge, TestClient, TOKEN, decodePng, layout, type Received, type TestBridge } from '../support/bridge.ts';
 
 type Done = Extract<Received, { type: 'done' }>;
 type Keep = { from: number; to: number }[];

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBridge, type Bridge } from '../../bridge/server.ts';
 import { parseRedisUrl } from '../../bridge/studio/redis-target.ts';
-import { FAKE_FACTORY, TOKEN } from '../bridge/helpers.ts';
-import type { FakeOptions } from '../bridge/fake-pipeline.ts';
-import { TestChild } from '../bridge/child-process.ts';
+import { bridgeOptions, FAKE_FACTORY } from '../support/bridge.ts';
+import type { FakeOptions } from '../support/fake-pipeline.ts';
+import { TestChild } from '../support/child-process.ts';
 import { REDIS_PASSWORD, type TestRedis } from './redis-server.ts';
 
 /** Seconds, not BullMQ's 30: a killed worker's job runs again within about LOCK_MS + STALLED_MS. */
@@ -29,12 +29,12 @@ export class WorkerProcess {
   }
 
   /** Starts `npm run worker` (as node + tsx) and waits until it says it is ready. */
-  static async start(redis: TestRedis, name: string, fake: FakeOptions = {}, factory = FAKE_FACTORY): Promise<WorkerProcess> {
+  static async start(redis: TestRedis, name: string, fake: FakeOptions = {}): Promise<WorkerProcess> {
     const child = TestChild.spawn(
       process.execPath,
       [
         '--import', 'tsx', 'bridge/studio/worker-cli.ts',
-        '--queue', redis.url, '--name', name, '--pipeline', factory, '--pipeline-options', JSON.stringify({ stepMs: 40, ...fake }),
+        '--queue', redis.url, '--name', name, '--pipeline', FAKE_FACTORY, '--pipeline-options', JSON.stringify({ stepMs: 40, ...fake }),
         '--lock-ms', String(TIMINGS.lockMs), '--stalled-ms', String(TIMINGS.stalledMs), '--heartbeat-ms', String(TIMINGS.heartbeatMs),
       ],
       { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ART_REDIS_PASSWORD: REDIS_PASSWORD } },
@@ -66,22 +66,18 @@ export async function startFrontDoor(redis: TestRedis, limits: { jobsPerClient?:
   const parsed = parseRedisUrl(redis.url, { ART_REDIS_PASSWORD: REDIS_PASSWORD });
   if (!parsed.ok) throw new Error(parsed.error);
   const log: string[] = [];
-  const bridge = await startBridge({
-    host: '127.0.0.1',
-    port: 0,
-    token: TOKEN,
-    allowOrigins: [],
-    outputs,
-    keepJobs: 50,
-    runner: { kind: 'queue', target: parsed.target, checkMs: CHECK_MS },
-    cancelOnShutdown: true,
-    limits: { jobsPerClient: 8, ...limits },
-    version: 'test',
-    log: (line) => {
-      log.push(line);
-      if (process.env.STUDIO_DEBUG) console.log(`${(performance.now() / 1000).toFixed(2)} ${line}`);
-    },
-  });
+  const bridge = await startBridge(
+    bridgeOptions(outputs, {
+      keepJobs: 50,
+      runner: { kind: 'queue', target: parsed.target, checkMs: CHECK_MS },
+      cancelOnShutdown: true,
+      limits: { jobsPerClient: 8, ...limits },
+      log: (line) => {
+        log.push(line);
+        if (process.env.STUDIO_DEBUG) console.log(`${(performance.now() / 1000).toFixed(2)} ${line}`);
+      },
+    }),
+  );
   return {
     bridge,
     url: `ws://127.0.0.1:${bridge.port}`,

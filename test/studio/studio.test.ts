@@ -6,8 +6,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Queue } from 'bullmq';
-import { TestClient, generateMessage, collectJob, decodePng, type Received } from '../bridge/helpers.ts';
-import { fakePixel } from '../bridge/fake-pipeline.ts';
+import { TestClient, generateMessage, collectJob, decodePng, type Received } from '../support/bridge.ts';
+import { fakePixel } from '../support/fake-pipeline.ts';
 import { TestRedis, REDIS_PASSWORD } from './redis-server.ts';
 import { WorkerProcess, startFrontDoor, starts, type TestFrontDoor } from './studio-helpers.ts';
 import { KEY_PREFIX, queueName } from '../../bridge/studio/keys.ts';
@@ -92,7 +92,7 @@ test('two designers\' batches interleave across two workers; BullMQ never holds 
 test('welcome and /health list the models and workers; a job for the other model runs only on its worker; an unknown model is refused', async () => {
   const client = TestClient.open(door.url, { origin: 'null' });
   const c = await client;
-  c.send({ type: 'hello', protocol: 1, token: (await import('../bridge/helpers.ts')).TOKEN });
+  c.send({ type: 'hello', protocol: 1, token: (await import('../support/bridge.ts')).TOKEN });
   const welcome = await c.next((m) => m.type === 'welcome');
   assert.ok(welcome.type === 'welcome');
   assert.equal(welcome.model, 'fake', 'the default model comes first');
