@@ -9,9 +9,9 @@
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
-import { MAX_LAYERS } from '../gpu-server/constants.ts';
-import type { BoxTuple } from '../gpu-server/pipeline/types.ts';
-import { PROTOCOL_VERSION, decodeImageFrame, type BridgeMessage } from '../bridge/protocol.ts';
+import { type BoxTuple, MAX_LAYERS } from '../domain/layout.ts';
+import { PROTOCOL_VERSION, type BridgeMessage } from '../bridge/protocol/messages.ts';
+import { decodeImageFrame } from '../bridge/protocol/image-frame.ts';
 import { samplePipeline } from '../test/support/bridge.ts';
 import { cpuMs, epochMs, startBridgeProcess, type BridgeProcessReport } from '../test/support/bridge-process.ts';
 import { fixed, machineLine, mib, table } from './stats.ts';

@@ -23,8 +23,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MAX_CHILD_LAYERS } from '../domain/layout.ts';
 import { startBridge } from '../bridge/server.ts';
-import { MAX_CHILD_LAYERS } from '../gpu-server/constants.ts';
 import type { NodeInit } from '../test/plugin/fake-figma.ts';
 import { SETTINGS_KEY } from '../plugin/settings.ts';
 import { HarnessBrowser, type Session } from '../test/e2e/harness/browser.ts';

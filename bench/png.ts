@@ -7,8 +7,8 @@
  * The shoot-out that chose the encoder (other filters, zlib settings, sharp, @napi-rs/image) is
  * recorded in docs/performance.md.
  */
+import { MAX_LAYERS } from '../domain/layout.ts';
 import { PNG } from 'pngjs';
-import { MAX_LAYERS } from '../gpu-server/constants.ts';
 import { encodePng } from '../gpu-server/pipeline/png.ts';
 import { createPipeline } from '../test/support/fake-pipeline.ts';
 import { sampleOptions } from '../test/support/bridge.ts';

@@ -8,11 +8,13 @@
 import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { JOB_ID_PATTERN, type Timings, type WireBase, type WireGenerateParams } from './protocol.ts';
+import { type BoxTuple, type Layout, validateLayout } from '../domain/layout.ts';
+import { JOB_ID_PATTERN } from './protocol/limits.ts';
+import type { Timings, WireBase, WireGenerateParams } from './protocol/messages.ts';
 import { PACKED_CHANNELS } from '../gpu-server/constants.ts';
-import { transformerTokens, validateLayout } from '../gpu-server/pipeline/layout-tokens.ts';
+import { transformerTokens } from '../gpu-server/pipeline/layout-tokens.ts';
 import { checkLatents } from '../gpu-server/pipeline/keep.ts';
-import type { BoxTuple, CleanLatents, Layout } from '../gpu-server/pipeline/types.ts';
+import type { CleanLatents } from '../gpu-server/pipeline/types.ts';
 
 export const MANIFEST_FORMAT = 1;
 const TMP_PREFIX = '.tmp-';

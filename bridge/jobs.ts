@@ -5,10 +5,11 @@
  * `Subscriber`s) nor of where jobs run (it talks to a `JobRunner`).
  */
 import { randomUUID } from 'node:crypto';
-import { MERGED_LAYER } from '../gpu-server/constants.ts';
-import { checkKeep, KeepError } from '../gpu-server/pipeline/keep.ts';
+import { KeepError, checkKeep } from '../domain/keep.ts';
+import { MERGED_LAYER } from '../domain/layout.ts';
 import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
-import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader, type BridgeMessage, type ErrorCode, type GenerateMessage, type Timings } from './protocol.ts';
+import type { BridgeMessage, ErrorCode, GenerateMessage, Timings } from './protocol/messages.ts';
+import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader } from './protocol/image-frame.ts';
 import { doneMessage, LayerFeed, layerMessage } from './layer-feed.ts';
 import { JobQueue } from './queue.ts';
 import { JobStore, NOT_STORED, type JobManifest, type LayerPng, type StoredLayer } from './job-store.ts';

@@ -4,7 +4,8 @@
  * it has read what was sent before the next, see Subscriber.drained), from the first layer on,
  * whenever it started following. `done` goes after the last layer once the job is stored.
  */
-import { encodeImageFrame, imageFrameHeaderBytes, type BridgeMessage } from './protocol.ts';
+import type { BridgeMessage } from './protocol/messages.ts';
+import { encodeImageFrame, imageFrameHeaderBytes } from './protocol/image-frame.ts';
 import type { JobManifest, LayerPng, StoredLayer } from './job-store.ts';
 
 /** What a feed needs of a connection (a `Subscriber` of jobs.ts). */

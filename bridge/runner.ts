@@ -4,7 +4,8 @@
  * workers behind Redis (`queue-runner.ts`). The bridge picks one at start-up; job code never asks
  * which.
  */
-import type { CleanLatents, GenerateParams, PipelineInfo, Progress, Stage } from '../gpu-server/pipeline/types.ts';
+import type { Stage } from '../domain/stage.ts';
+import type { CleanLatents, GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import type { LayerPng } from './job-store.ts';
 
 /** Rejection of a job that was cancelled. */

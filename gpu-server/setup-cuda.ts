@@ -1,7 +1,8 @@
 /**
  * `npm run setup:cuda`: fetches onnxruntime-node's CUDA execution provider (its own install
- * script, which `.npmrc` skips during `npm ci` so installs work offline and on machines without
- * NVIDIA GPUs), then checks that the provider library landed.
+ * script, which `npm ci` never runs: `.npmrc`'s `ignore-scripts` and `package.json`'s
+ * `allowScripts`, so installs work offline and on machines without NVIDIA GPUs), then checks that
+ * the provider library landed.
  */
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -16,7 +17,7 @@ if (process.platform !== 'linux' || process.arch !== 'x64') {
   process.exit(1);
 }
 console.log('Fetching the onnxruntime CUDA 12 provider (a few hundred MB from the NuGet feed)...');
-// The env variable wins over the `skip` that npm passes from .npmrc.
+// ONNXRUNTIME_NODE_INSTALL names what the script fetches (see the header of its install.js).
 const run = spawnSync(process.execPath, [join(ortDir, 'script', 'install.js')], {
   stdio: 'inherit',
   env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'cuda12' },

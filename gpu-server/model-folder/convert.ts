@@ -13,7 +13,8 @@
 import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LATENT_CHANNELS, RESOLUTIONS, T5_TOKENS } from '../constants.ts';
+import { RESOLUTIONS } from '../../domain/layout.ts';
+import { LATENT_CHANNELS, T5_TOKENS } from '../constants.ts';
 import { parseClipTextConfig } from '../models/clip-text.ts';
 import { parseT5Config } from '../models/t5-encoder.ts';
 import { parseTransformerConfig } from '../models/transformer.ts';

@@ -9,9 +9,11 @@
  *   (`<|startoftext|>` in FLUX.1-dev's real file) from the normalized text, so `<|STARTOFTEXT|>`
  *   is the start token too (tokenizers' AddedVocabulary does exactly this);
  * - normalize: NFC, every run of Unicode whitespace -> one space, lower-case per code point;
- * - split: `<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+`
- *   (transformers' CLIPTokenizer lists the two specials first, so special-token text that reaches
- *   this step, like `<|ENDOFTEXT|>` lower-cased, is one word and `|>` ends it), whitespace dropped;
+ * - split: `'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+`, whitespace dropped. The
+ *   specials are not in this pattern (transformers' CLIPConverter builds it so from vocab.json +
+ *   merges.txt; the reference run on FLUX.1-dev's files agrees, issue 22), so special-token
+ *   text left after the cut above is ordinary text: `<|ENDOFTEXT|>` lower-cased splits as
+ *   `<|`, `endoftext`, `|>`;
  * - each piece as UTF-8 bytes mapped to printable characters (GPT-2's byte table), BPE with
  *   `</w>` glued to the last symbol; a symbol missing from the vocabulary becomes the unknown id;
  * - `<|startoftext|>` content `<|endoftext|>`, content cut to 75, padded with the pad token.
@@ -42,7 +44,7 @@ export const CLIP_WORD_END = '</w>';
 /** Unicode White_Space, what Oniguruma's `\s` matches (JavaScript's `\s` differs: U+FEFF, U+0085). */
 const WHITESPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const WHITESPACE_RUN = new RegExp(`[${WHITESPACE}]+`, 'gu');
-const CLIP_PIECE = new RegExp(`<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${WHITESPACE}\\p{L}\\p{N}]+`, 'gu');
+const CLIP_PIECE = new RegExp(`'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${WHITESPACE}\\p{L}\\p{N}]+`, 'gu');
 
 /**
  * GPT-2's reversible byte -> character table: printable Latin-1 bytes map to themselves, the

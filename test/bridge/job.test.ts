@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge } from '../support/bridge.ts';
 import { fakePixel } from '../support/fake-pipeline.ts';
-import { PROTOCOL_VERSION } from '../../bridge/protocol.ts';
+import { PROTOCOL_VERSION } from '../../bridge/protocol/messages.ts';
 
 let tb: TestBridge;
 before(async () => {

@@ -1,10 +1,12 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import type { BoxTuple } from '../../domain/layout.ts';
 import { LayerStream, type Encoder } from '../../bridge/layer-stream.ts';
 import type { JobManifest, LayerPng } from '../../bridge/job-store.ts';
 import { LayerFeed } from '../../bridge/layer-feed.ts';
-import { decodeImageFrame, type BridgeMessage } from '../../bridge/protocol.ts';
-import type { BoxTuple, LayerImage } from '../../gpu-server/pipeline/types.ts';
+import type { BridgeMessage } from '../../bridge/protocol/messages.ts';
+import { decodeImageFrame } from '../../bridge/protocol/image-frame.ts';
+import type { LayerImage } from '../../gpu-server/pipeline/types.ts';
 import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge, type Received } from '../support/bridge.ts';
 import { fakePixel } from '../support/fake-pipeline.ts';
 

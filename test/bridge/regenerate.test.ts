@@ -9,10 +9,9 @@ import assert from 'node:assert/strict';
 import { readFile, readdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import type { BoxTuple, Layout } from '../../domain/layout.ts';
 import { PACKED_CHANNELS } from '../../gpu-server/constants.ts';
 import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
-import type { BoxTuple, Layout } from '../../gpu-server/pipeline/types.ts';
-import { PROTOCOL_VERSION } from '../../bridge/protocol.ts';
 import { startTestBridge, TestClient, TOKEN, decodePng, layout, type Received, type TestBridge } from '../support/bridge.ts';
 
 type Done = Extract<Received, { type: 'done' }>;
@@ -197,26 +196,6 @@ test('a pruned base: refused at once, or, pruned while the job waited, base_not_
   } finally {
     c.close();
     await small.close();
-  }
-});
-
-test('a version-1 client pairs, generates and fetches as before; base needs protocol 2', async () => {
-  assert.equal(PROTOCOL_VERSION, 2);
-  const v1 = await TestClient.open(tb.url, { origin: 'null' });
-  try {
-    v1.send({ type: 'hello', protocol: 1, token: TOKEN, client: 'plugin v1' });
-    const welcome = await v1.next((m) => m.type === 'welcome');
-    assert.equal(welcome.type === 'welcome' && welcome.protocol, 1);
-    const r = await finished(v1, generate('v1-job', { seed: 11 }));
-    assert.equal(r.done.layerCount, 5);
-    assert.equal(r.done.base, undefined);
-    // Same request, same bytes as the v2 base job.
-    for (const [i, png] of base.pngs) assert.deepEqual(r.pngs.get(i), png);
-    await refused(v1, generate('v1-base', { base: { jobId: base.jobId, keep: [] } }), 'invalid_message', /needs protocol 2/);
-    const health = await (await fetch(`http://127.0.0.1:${tb.bridge.port}/health`)).json();
-    assert.deepEqual([health.protocol, health.protocols], [2, [1, 2]]);
-  } finally {
-    v1.close();
   }
 });
 

@@ -4,11 +4,11 @@ import { mkdtemp, rm, stat, readdir, mkdir, writeFile, chmod, readFile } from 'n
 import { tmpdir, homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import type { Layout } from '../../domain/layout.ts';
 import { JobStore, NOT_STORED } from '../../bridge/job-store.ts';
-import { configDir, loadOrCreateToken, tokenMatches, CONFIG_DIR_ENV } from '../../bridge/pairing.ts';
+import { configDir, loadOrCreateToken, tokenMatches, CONFIG_DIR_ENV } from '../../bridge/pairing-token.ts';
 import { GuessThrottle, TokenBucket } from '../../bridge/rate-limit.ts';
 import { originAllowed } from '../../bridge/origin.ts';
-import type { Layout } from '../../gpu-server/pipeline/types.ts';
 
 const layout: Layout = { width: 32, height: 16, boxes: [[0, 0, 32, 16], [0, 0, 32, 16]] };
 const manifestFor = (jobId: string, finishedAt: string) => ({

@@ -80,7 +80,7 @@ test('command lines: the worker needs --queue and checks its numbers; the front 
 });
 
 test('dispatch count: one job per idle worker with the model, less foreign and own jobs; none without such a worker', () => {
-  const info = (model: string) => ({ model, provider: 'cuda', tiny: false, maxLayers: 52, resolutions: [512, 1024] });
+  const info = (model: string) => ({ model, provider: 'cuda', tiny: false, maxLayers: 52, resolutions: [512, 1024], jobs: ['generate' as const] });
   const w = (name: string, model: string, jobId?: string): WorkerRecord => ({ name, info: info(model), host: 'h', pid: 1, startedAt: '', ...(jobId ? { jobId } : {}) });
   const workers = [w('a', 'art'), w('b', 'art', 'mine-1'), w('c', 'art', 'foreign'), w('d', 'other')];
   assert.equal(idleWorkers(workers, 'art', new Set()), 1, 'b and c are busy with jobs that are not this front door\'s');

@@ -224,7 +224,7 @@ async function staleThenCurrent(job: Job, send: (e: RunEvent) => Promise<void>) 
 
 /** A worker of "another version" for model "rogue", in this process: it writes a bad layer entry and waits for its cancel. */
 async function startRogue(): Promise<void> {
-  const info = { model: 'rogue', provider: 'cpu', tiny: true, maxLayers: 52, resolutions: [128] };
+  const info = { model: 'rogue', provider: 'cpu', tiny: true, maxLayers: 52, resolutions: [128], jobs: ['generate' as const] };
   const record: WorkerRecord = { name: 'rogue', info, host: hostname(), pid: process.pid, startedAt: new Date().toISOString() };
   const beat = () => redis.multi().set(keys.worker('rogue'), JSON.stringify(record), 'PX', 3 * TIMINGS.heartbeatMs).hsetnx(keys.models, 'rogue', JSON.stringify(info)).exec();
   await beat();

@@ -14,10 +14,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
+import { checkKeep } from '../../domain/keep.ts';
+import { MAX_LAYERS } from '../../domain/layout.ts';
 import type { ArtPipeline, GenerateParams, GenerateOptions, GenerateResult, LayerImage } from '../../gpu-server/pipeline/types.ts';
-import { MAX_LAYERS, PACKED_CHANNELS } from '../../gpu-server/constants.ts';
+import { PACKED_CHANNELS } from '../../gpu-server/constants.ts';
 import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
-import { checkKeep, holdKept, keptTokens } from '../../gpu-server/pipeline/keep.ts';
+import { holdKept, keptTokens } from '../../gpu-server/pipeline/keep.ts';
 
 export interface FakeOptions {
   modelDir?: string;
@@ -128,7 +130,7 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
   const provider = options.provider ?? 'cpu';
   const sample = options.content === 'sample' ? sampleContent() : undefined;
   return {
-    info: { model, provider, tiny: true, maxLayers: MAX_LAYERS, resolutions: [64, 128, 256, 512, 1024] },
+    info: { model, provider, tiny: true, maxLayers: MAX_LAYERS, resolutions: [64, 128, 256, 512, 1024], jobs: ['generate'] },
     async generate(params: GenerateParams, opts: GenerateOptions = {}): Promise<GenerateResult> {
       const abortIfAsked = () => {
         if (opts.signal?.aborted) throw new DOMException('the job was cancelled', 'AbortError');
@@ -178,6 +180,8 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
         latents: { layout: params.layout, tokens },
       };
     },
+    // As the real pipeline does for a model folder without an adapter (types.ts: ArtPipeline.decompose).
+    decompose: () => Promise.reject(new Error('this model has no adapter: it cannot decompose images')),
     async dispose() {},
   };
 }
