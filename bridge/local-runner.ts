@@ -4,7 +4,7 @@
  */
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 import { PipelineHost } from './pipeline-host.ts';
-import type { JobRun, JobRunner, RunEvents, RunnerJob, StartCheck } from './runner.ts';
+import { jobParams, type JobRun, type JobRunner, type RunEvents, type RunnerJob, type StartCheck } from './runner.ts';
 import type { PipelineFactoryOptions } from './worker-messages.ts';
 
 export interface LocalPipeline {
@@ -47,11 +47,12 @@ export class LocalRunner implements JobRunner {
     let seq: number | undefined;
     let cancelled = false;
     const result = (async () => {
+      const params = await jobParams(job);
       if (!this.host.alive) {
         this.log('pipeline worker is gone; starting a new one');
         this.host = await PipelineHost.start(this.pipeline.factory, this.pipeline.options);
       }
-      const run = this.host.generate(job.params, events.onProgress, events.onPreview, events.onLayer);
+      const run = this.host.generate(params, events.onProgress, events.onPreview, events.onLayer);
       seq = run.seq;
       if (cancelled) this.host.cancel(run.seq);
       return run.result;

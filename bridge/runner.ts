@@ -5,12 +5,24 @@
  * which.
  */
 import type { Stage } from '../domain/stage.ts';
-import type { CleanLatents, GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
+import type { BaseJob, CleanLatents, GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import type { LayerPng } from './job-store.ts';
+import type { ErrorCode } from './protocol/messages.ts';
 
 /** Rejection of a job that was cancelled. */
 export class JobAborted extends Error {
   override name = 'JobAborted';
+}
+
+/** Rejection of a job refused with a code while it starts (e.g. its base was pruned while it waited). */
+export class JobRefused extends Error {
+  override name = 'JobRefused';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** What a finished job hands back, wherever it ran: its layers as PNGs, what the manifest records, its latents. */
@@ -31,7 +43,19 @@ export interface RunnerJob {
   jobId: string;
   /** The model the job was made for (a pipeline's `info.model`). */
   model: string;
-  params: GenerateParams;
+  /** The job's parameters, its base aside. */
+  params: Omit<GenerateParams, 'base'>;
+  /**
+   * The base whose layers it keeps, still being read from the job store: the job holds its place
+   * on the runner meanwhile, and other jobs start as the runner has room. A failed read rejects
+   * the run with its error (a JobRefused).
+   */
+  base?: Promise<BaseJob>;
+}
+
+/** A runner job's full parameters, once its base is read. */
+export async function jobParams(job: RunnerJob): Promise<GenerateParams> {
+  return job.base ? { ...job.params, base: await job.base } : job.params;
 }
 
 export interface RunEvents {

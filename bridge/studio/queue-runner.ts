@@ -9,7 +9,7 @@
 import { Redis } from 'ioredis';
 import { Queue, QueueEvents } from 'bullmq';
 import type { PipelineInfo } from '../../gpu-server/pipeline/types.ts';
-import { JobAborted, type JobResult, type JobRun, type JobRunner, type RunEvents, type RunnerJob, type StartCheck } from '../runner.ts';
+import { JobAborted, jobParams, type JobResult, type JobRun, type JobRunner, type RunEvents, type RunnerJob, type StartCheck } from '../runner.ts';
 import { describeTarget, redisOptions, type RedisTarget } from './redis-target.ts';
 import { CANCEL_TTL_MS, KEY_PREFIX, keys, queueName } from './keys.ts';
 import { dropJobInput, putJob, takeLayer, takeResult } from './transport.ts';
@@ -165,8 +165,14 @@ export class QueueRunner implements JobRunner {
 
   private async submit(flight: Flight): Promise<void> {
     const { job } = flight;
+    let params;
     try {
-      const data = await putJob(this.redis, job.jobId, job.model, job.params);
+      params = await jobParams(job); // the flight holds its worker meanwhile (canStart counts it)
+    } catch (error) {
+      return this.settle(flight, error instanceof Error ? error : new Error(String(error)));
+    }
+    try {
+      const data = await putJob(this.redis, job.jobId, job.model, params);
       await this.queueFor(job.model).queue.add('generate', data, {
         jobId: job.jobId,
         // A failure of the pipeline is not retried (the same input fails the same way); a worker

@@ -6,7 +6,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Queue } from 'bullmq';
-import { TestClient, generateMessage, collectJob, decodePng, type Received } from '../support/bridge.ts';
+import { TestClient, TOKEN, generateMessage, collectJob, decodePng, type Received } from '../support/bridge.ts';
+import { PROTOCOL_VERSION } from '../../bridge/protocol/messages.ts';
 import { fakePixel } from '../support/fake-pipeline.ts';
 import { TestRedis, REDIS_PASSWORD } from './redis-server.ts';
 import { WorkerProcess, startFrontDoor, starts, type TestFrontDoor } from './studio-helpers.ts';
@@ -90,9 +91,8 @@ test('two designers\' batches interleave across two workers; BullMQ never holds 
 });
 
 test('welcome and /health list the models and workers; a job for the other model runs only on its worker; an unknown model is refused', async () => {
-  const client = TestClient.open(door.url, { origin: 'null' });
-  const c = await client;
-  c.send({ type: 'hello', protocol: 1, token: (await import('../support/bridge.ts')).TOKEN });
+  const c = await TestClient.open(door.url, { origin: 'null' });
+  c.send({ type: 'hello', protocol: PROTOCOL_VERSION, token: TOKEN });
   const welcome = await c.next((m) => m.type === 'welcome');
   assert.ok(welcome.type === 'welcome');
   assert.equal(welcome.model, 'fake', 'the default model comes first');
