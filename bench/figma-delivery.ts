@@ -87,7 +87,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const outputs = mkdtempSync(join(tmpdir(), 'art-bench-figma-'));
   const token = 'bench-figma-token-0123456789';
   const bridge = await startBridge(
-    bridgeOptions(outputs, { port: E2E_PORT, token, keepJobs: 2, runner: { kind: 'local', pipeline: samplePipeline(20) }, cancelOnShutdown: true }),
+    bridgeOptions(outputs, { port: E2E_PORT, token, keepJobs: 2, executor: { kind: 'local', pipeline: samplePipeline(20) }, cancelOnShutdown: true }),
   ).catch((error: unknown) => {
     throw new Error(`the figma bench needs port ${E2E_PORT} (allowed by manifest.json) free: ${error}`);
   });

@@ -102,7 +102,7 @@ export async function main(o: StudioBenchOptions = DEFAULT_STUDIO_OPTIONS) {
   // single machine
   const outputs = await mkdtemp(join(tmpdir(), 'art-bench-studio-'));
   const local = await startBridge(
-    bridgeOptions(outputs, { keepJobs: 50, runner: { kind: 'local', pipeline: samplePipeline(o.stepMs) }, cancelOnShutdown: true, limits: { jobsPerClient: 16 } }),
+    bridgeOptions(outputs, { keepJobs: 50, executor: { kind: 'local', pipeline: samplePipeline(o.stepMs) }, cancelOnShutdown: true, limits: { jobsPerClient: 16 } }),
   );
   const localUrl = `ws://127.0.0.1:${local.port}`;
   const localLatency = await measure(localUrl, o);

@@ -104,7 +104,7 @@ async function main(): Promise<number> {
       allowOrigins: o.allowOrigins,
       outputs: resolve(o.outputs),
       keepJobs: o.keepJobs,
-      runner: o.queue
+      executor: o.queue
         ? { kind: 'queue', target: o.queue, checkMs: QUEUE_CHECK_MS }
         : {
             kind: 'local',

@@ -1,15 +1,15 @@
 /**
  * Kept layers, on the bridge: the one owner of a job's base (`generate.base`) from the request to
  * the pipeline. Checks a request's base against the stored job when it arrives, reads the base
- * (latents and the kept layers' PNGs) when the job runs, says which layers a runner need not encode,
+ * (latents and the kept layers' PNGs) when the job runs, says which layers a executor need not encode,
  * and puts the base's PNG bytes, byte for byte, among the job's layers in index order. The keep
  * list's own rules are domain/keep.ts; how the pipeline holds kept tokens, gpu-server/pipeline/keep.ts.
  */
 import { checkKeep, KeepError } from '../domain/keep.ts';
 import type { BaseJob } from '../gpu-server/pipeline/types.ts';
-import { NOT_STORED, type JobStore, type LayerPng } from './job-store.ts';
+import { NOT_ARCHIVED, type JobArchive, type LayerPng } from './job-archive.ts';
 import type { ErrorCode, WireBase } from './protocol/messages.ts';
-import { JobRefused } from './runner.ts';
+import { JobRefused } from './executor.ts';
 import type { Layout } from '../domain/layout.ts';
 
 export type Refusal = { code: ErrorCode; message: string };
@@ -19,7 +19,7 @@ export type Refusal = { code: ErrorCode; message: string };
  * not stored, another model or canvas, a bad keep list.
  */
 export async function baseRefusal(
-  store: JobStore,
+  store: JobArchive,
   request: { layout: Layout; base: WireBase },
   model: string,
   activeState: 'waiting' | 'running' | undefined,
@@ -31,7 +31,7 @@ export async function baseRefusal(
   if (!read.ok)
     return {
       code: 'base_not_found',
-      message: `base job ${jobId} cannot be used: ${read.why}${read.why === NOT_STORED ? `; the bridge keeps the last ${keepJobs} jobs (see --keep-jobs)` : ''}; generate anew`,
+      message: `base job ${jobId} cannot be used: ${read.why}${read.why === NOT_ARCHIVED ? `; the bridge keeps the last ${keepJobs} jobs (see --keep-jobs)` : ''}; generate anew`,
     };
   const { manifest } = read;
   try {
@@ -53,7 +53,7 @@ export interface ReadBase {
  * Reads a job's base from the store as the job starts (it may have been pruned since it was
  * queued); rejects with a JobRefused (`base_not_found`) when it can no longer be read.
  */
-export async function readBase(store: JobStore, base: WireBase): Promise<ReadBase> {
+export async function readBase(store: JobArchive, base: WireBase): Promise<ReadBase> {
   const read = await store.loadBase(base.jobId, base.keep.map((k) => k.from));
   if (!read.ok) throw new JobRefused('base_not_found', `base job ${base.jobId} can no longer be read: ${read.why}; generate anew`);
   const pngs = new Map(
@@ -65,7 +65,7 @@ export async function readBase(store: JobStore, base: WireBase): Promise<ReadBas
   return { base: { model: read.manifest.model, latents: read.latents, keep: base.keep }, kept: new KeptLayers(pngs) };
 }
 
-/** The layers of a job that keeps `base`'s: the runner need not encode nor send them. */
+/** The layers of a job that keeps `base`'s: the executor need not encode nor send them. */
 export function keptIndices(base: { keep: readonly { to: number }[] } | undefined): Set<number> {
   return new Set(base?.keep.map((k) => k.to));
 }

@@ -3,11 +3,11 @@
  * One job at a time (the queue guarantees it).
  */
 import type { Worker } from 'node:worker_threads';
-import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
+import type { PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import { startTsWorker } from './ts-worker.ts';
 import type { FromWorker, PipelineFactoryOptions, ToWorker, WorkerInit } from './worker-messages.ts';
-import type { LayerPng } from './job-store.ts';
-import { JobAborted, type JobResult } from './runner.ts';
+import type { LayerPng } from './job-archive.ts';
+import { JobAborted, type JobRequest, type JobResult } from './executor.ts';
 
 interface Pending {
   seq: number;
@@ -78,8 +78,8 @@ export class PipelineHost {
    * Runs one job; `cancel(seq)` with the returned seq stops it between steps. `onLayer` gets each
    * layer's PNG as soon as it is encoded (in index order); the result holds them all.
    */
-  generate(
-    params: GenerateParams,
+  run(
+    request: JobRequest,
     onProgress: (p: Progress) => void,
     onPreview?: (png: Uint8Array, step: number) => void,
     onLayer?: (layer: LayerPng) => void,
@@ -89,7 +89,7 @@ export class PipelineHost {
       if (this.dead) return reject(this.dead);
       if (this.pending) return reject(new Error('pipeline is busy (one job at a time)'));
       this.pending = { seq, onProgress, onPreview, onLayer, layers: [], resolve, reject };
-      this.send({ type: 'generate', seq, params });
+      this.send({ type: 'run', seq, request });
     });
     return { seq, result };
   }

@@ -1,30 +1,27 @@
 /**
  * The bridge: an HTTP server (`GET /health`) carrying a WebSocket endpoint. Upgrades pass
  * admission (admission.ts: origin, connection slots), connections must pair (pairing.ts), and
- * their frames are budgeted, validated and routed (dispatch.ts) to the job lifecycle (jobs.ts:
+ * their frames are budgeted, validated and routed (dispatch.ts) to the job lifecycle (job-lifecycle.ts:
  * queue, run, store before sending, replay).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
-import { GRID, MAX_CANVAS_SIDE } from '../domain/layout.ts';
+import { GRID, MAX_CANVAS_SIDE, MAX_FLAT_IMAGE_BYTES } from '../domain/layout.ts';
 import { MAX_PROMPT_CHARS } from '../domain/params.ts';
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 import { disableOnnxTelemetry } from '../gpu-server/onnx/telemetry.ts';
 import { Admission, type AdmissionLimits } from './admission.ts';
 import { Connection, type ConnectionLimits } from './connection.ts';
 import { Dispatch, type DispatchLimits } from './dispatch.ts';
-import { Jobs, type JobLimits } from './jobs.ts';
-import { openRunner, type RunnerChoice } from './open-runner.ts';
+import { JobLifecycle, type JobLimits } from './job-lifecycle.ts';
+import { openExecutor, type ExecutorChoice } from './open-executor.ts';
 import { Pairing, type PairingLimits } from './pairing.ts';
 import { PROTOCOL_VERSION, type WelcomeMessage } from './protocol/messages.ts';
 
 /** Every limit of the bridge; each unit documents its own. */
 export interface BridgeLimits extends JobLimits, PairingLimits, AdmissionLimits, ConnectionLimits, DispatchLimits {
-  /** Frames above this close the connection outright (ws code 1009); between
-   *  MAX_MESSAGE_BYTES and this the client gets a `message_too_large` error. */
-  maxFrameBytes: number;
   /** TCP connections the HTTP server accepts at once (upgraded ones included). */
   maxSockets: number;
   /** HTTP request headers (an upgrade request included) must arrive within this. */
@@ -54,6 +51,7 @@ export const DEFAULT_LIMITS: BridgeLimits = {
   drainTimeoutMs: 30_000,
   maxBufferedBytes: 64 * 2 ** 20,
   fetchesPerClient: 2,
+  uploadTimeoutMs: 10_000,
 };
 
 export interface BridgeOptions {
@@ -64,10 +62,10 @@ export interface BridgeOptions {
   /** Origins allowed besides `null` (Figma plugin iframes). */
   allowOrigins: string[];
   outputs: string;
-  /** Finished jobs kept in the job store. */
+  /** Finished jobs kept in the job archive. */
   keepJobs: number;
   /** Where jobs run: this machine's pipeline, or GPU workers behind Redis. */
-  runner: RunnerChoice;
+  executor: ExecutorChoice;
   /** At shutdown, cancel the running jobs instead of letting them finish. */
   cancelOnShutdown: boolean;
   limits?: Partial<BridgeLimits>;
@@ -90,20 +88,20 @@ const SHUTDOWN_REASON = 'bridge shutting down';
 export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const limits: BridgeLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log = options.log ?? (() => {});
-  disableOnnxTelemetry(); // before the runner starts its worker: onnxruntime reads the real environment
-  const runner = await openRunner(options.runner, log);
-  let jobs: Jobs;
+  disableOnnxTelemetry(); // before the executor starts its worker: onnxruntime reads the real environment
+  const executor = await openExecutor(options.executor, log);
+  let jobs: JobLifecycle;
   try {
-    jobs = await Jobs.open({
+    jobs = await JobLifecycle.open({
       outputs: options.outputs,
       keepJobs: options.keepJobs,
-      runner,
+      executor,
       cancelOnShutdown: options.cancelOnShutdown,
       limits,
       log,
     });
   } catch (error) {
-    await runner.dispose();
+    await executor.dispose();
     throw error;
   }
   const refusalLog = new LogThrottle(log);
@@ -246,11 +244,12 @@ function welcome(models: PipelineInfo[], jobsPerClient: number): WelcomeMessage 
     grid: GRID,
     maxPromptChars: MAX_PROMPT_CHARS,
     jobsPerClient,
-    models: models.map((m) => ({ model: m.model, tiny: m.tiny, maxLayers: m.maxLayers, resolutions: m.resolutions })),
+    models: models.map((m) => ({ model: m.model, tiny: m.tiny, maxLayers: m.maxLayers, resolutions: m.resolutions, jobs: m.jobs })),
+    maxImageBytes: MAX_FLAT_IMAGE_BYTES,
   };
 }
 
-function health(version: string, jobs: Jobs) {
+function health(version: string, jobs: JobLifecycle) {
   const { info } = jobs;
   return {
     ok: true,
@@ -261,9 +260,11 @@ function health(version: string, jobs: Jobs) {
     provider: info.provider,
     tiny: info.tiny,
     maxLayers: info.maxLayers,
+    jobs: info.jobs,
+    models: jobs.models().map((m) => ({ model: m.model, jobs: m.jobs })),
     queue: jobs.counts,
     shuttingDown: jobs.shuttingDown,
-    ...jobs.runnerHealth(),
+    ...jobs.executorHealth(),
   };
 }
 

@@ -1,9 +1,9 @@
 /**
- * A job that keeps layers of a base reads the base while it already holds its place on the runner:
- * another job starts meanwhile when the runner has room (a studio with several GPU workers), and
- * a base that can no longer be read fails its own job only. Driven through `Jobs` with a runner of
- * two slots that keeps the JobRunner contract of bridge/runner.ts (start claims a slot at once,
- * `jobParams` awaits the base, capacity listeners are called after a job ends).
+ * A job that keeps layers of a base reads the base while it already holds its place on the executor:
+ * another job starts meanwhile when the executor has room (a studio with several GPU workers), and
+ * a base that can no longer be read fails its own job only. Driven through `JobLifecycle` with a executor of
+ * two slots that keeps the JobExecutor contract of bridge/executor.ts (start claims a slot at once,
+ * `jobRequest` awaits the base, capacity listeners are called after a job ends).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,15 +13,15 @@ import { join } from 'node:path';
 import { PACKED_CHANNELS } from '../../gpu-server/constants.ts';
 import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
 import type { PipelineInfo } from '../../gpu-server/pipeline/types.ts';
-import { Jobs, type Subscriber } from '../../bridge/jobs.ts';
+import { JobLifecycle, type Subscriber } from '../../bridge/job-lifecycle.ts';
 import type { BridgeMessage, GenerateMessage } from '../../bridge/protocol/messages.ts';
-import { jobParams, type JobResult, type JobRun, type JobRunner, type RunEvents, type RunnerJob, type StartCheck } from '../../bridge/runner.ts';
+import { jobRequest, type JobResult, type JobRun, type JobExecutor, type RunEvents, type ExecutorJob, type StartCheck } from '../../bridge/executor.ts';
 import { generateMessage } from '../support/bridge.ts';
 
 const INFO: PipelineInfo = { model: 'two-slot', provider: 'cpu', tiny: true, maxLayers: 52, resolutions: [128], jobs: ['generate'] };
 
 /** Two jobs at once; closed until `open()`. Each job ends when the test calls `release(prompt)`. */
-class TwoSlotRunner implements JobRunner {
+class TwoSlotExecutor implements JobExecutor {
   readonly log: string[] = [];
   private running = 0;
   private gate = false;
@@ -35,12 +35,14 @@ class TwoSlotRunner implements JobRunner {
   canStart(): StartCheck {
     return this.gate && this.running < 2 ? { ok: true } : { ok: false };
   }
-  start(job: RunnerJob, _events: RunEvents): JobRun {
+  start(job: ExecutorJob, _events: RunEvents): JobRun {
     this.running++;
     const name = job.params.prompt;
     this.log.push(`start ${name}`);
     const result = (async (): Promise<JobResult> => {
-      const params = await jobParams(job);
+      const request = await jobRequest(job);
+      if (request.kind !== 'generate') throw new Error('this executor generates only');
+      const { params } = request;
       if (params.base) this.log.push(`${name} has its base`);
       if (!this.released.has(name)) await new Promise<void>((resolve) => this.releases.set(name, resolve));
       const grid = transformerTokens(params.layout);
@@ -107,8 +109,8 @@ const request = (prompt: string, base?: GenerateMessage['base']): GenerateMessag
 
 test('a job reading its base does not stop another from starting; a base gone meanwhile fails its own job only', async () => {
   const outputs = await mkdtemp(join(tmpdir(), 'art-base-reading-'));
-  const runner = new TwoSlotRunner();
-  const jobs = await Jobs.open({ outputs, keepJobs: 10, runner, cancelOnShutdown: true, limits: { jobsPerClient: 8, queueLength: 8, progressIntervalMs: 0 }, log: () => {} });
+  const executor = new TwoSlotExecutor();
+  const jobs = await JobLifecycle.open({ outputs, keepJobs: 10, executor, cancelOnShutdown: true, limits: { jobsPerClient: 8, queueLength: 8, progressIntervalMs: 0 }, log: () => {} });
   const inbox = new Inbox();
   const queuedFor = async (prompt: string) => {
     const q = await inbox.next((m) => m.type === 'queued' && m.requestId === prompt);
@@ -116,41 +118,41 @@ test('a job reading its base does not stop another from starting; a base gone me
   };
   const doneOf = (jobId: string) => inbox.next((m) => (m.type === 'done' || m.type === 'error') && m.jobId === jobId);
   try {
-    runner.open();
+    executor.open();
     jobs.submit(inbox, request('base'), INFO.model);
     const baseId = await queuedFor('base');
-    runner.release('base');
+    executor.release('base');
     assert.equal((await doneOf(baseId)).type, 'done');
 
-    // While the runner is full, queue the keeping job first, then a plain one behind it.
-    runner.close();
+    // While the executor is full, queue the keeping job first, then a plain one behind it.
+    executor.close();
     jobs.submit(inbox, request('keeper', { jobId: baseId, keep: [{ from: 2, to: 2 }] }), INFO.model);
     const keeperId = await queuedFor('keeper');
     jobs.submit(inbox, request('plain'), INFO.model);
     const plainId = await queuedFor('plain');
-    runner.log.length = 0;
-    runner.open();
+    executor.log.length = 0;
+    executor.open();
     // Both start in the same turn: the plain job does not wait for the keeper's base read.
-    assert.deepEqual(runner.log.slice(0, 2), ['start keeper', 'start plain']);
-    runner.release('plain');
+    assert.deepEqual(executor.log.slice(0, 2), ['start keeper', 'start plain']);
+    executor.release('plain');
     assert.equal((await doneOf(plainId)).type, 'done');
     await new Promise((r) => setTimeout(r, 10));
-    assert.ok(runner.log.includes('keeper has its base'), runner.log.join(', '));
-    runner.release('keeper');
+    assert.ok(executor.log.includes('keeper has its base'), executor.log.join(', '));
+    executor.release('keeper');
     const keeperDone = await doneOf(keeperId);
     assert.ok(keeperDone.type === 'done' && keeperDone.base?.jobId === baseId);
 
     // A base pruned between queueing and starting: that job gets base_not_found, the next one runs.
-    runner.close();
+    executor.close();
     jobs.submit(inbox, request('late', { jobId: baseId, keep: [{ from: 2, to: 2 }] }), INFO.model);
     const lateId = await queuedFor('late');
     jobs.submit(inbox, request('after'), INFO.model);
     const afterId = await queuedFor('after');
     await rm(join(outputs, baseId), { recursive: true });
-    runner.open();
+    executor.open();
     const late = await doneOf(lateId);
     assert.ok(late.type === 'error' && late.code === 'base_not_found' && /can no longer be read/.test(late.message), JSON.stringify(late));
-    runner.release('after');
+    executor.release('after');
     assert.equal((await doneOf(afterId)).type, 'done');
   } finally {
     await jobs.shutdown();

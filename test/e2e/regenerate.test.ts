@@ -11,7 +11,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BACKGROUND_LAYER, MERGED_LAYER } from '../../domain/layout.ts';
-import { layerFile } from '../../bridge/job-store.ts';
+import { layerFile } from '../../bridge/job-archive.ts';
 import { LAYER_NODE_KEY, RESULT_FRAME_KEY, parseLayerNodeData, parseResultFrameData } from '../../plugin/result-data.ts';
 import { SETTINGS_KEY } from '../../plugin/settings.ts';
 import { TOKEN } from '../support/bridge.ts';

@@ -69,7 +69,7 @@ export async function startFrontDoor(redis: TestRedis, limits: { jobsPerClient?:
   const bridge = await startBridge(
     bridgeOptions(outputs, {
       keepJobs: 50,
-      runner: { kind: 'queue', target: parsed.target, checkMs: CHECK_MS },
+      executor: { kind: 'queue', target: parsed.target, checkMs: CHECK_MS },
       cancelOnShutdown: true,
       limits: { jobsPerClient: 8, ...limits },
       log: (line) => {

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { LocalPipeline } from '../../bridge/local-runner.ts';
+import type { LocalPipeline } from '../../bridge/local-executor.ts';
 import { startBridge } from '../../bridge/server.ts';
 import { bridgeOptions, fakePipeline, TOKEN } from './bridge.ts';
 import { TestChild } from './child-process.ts';
@@ -50,7 +50,7 @@ type FromChild = { type: 'report'; report: BridgeProcessReport };
 /** The child's side: the bridge, and its self-measurement when the parent asks over IPC. */
 async function serve(outputs: string, pipeline: LocalPipeline): Promise<void> {
   const bridge = await startBridge(
-    bridgeOptions(outputs, { keepJobs: 5, runner: { kind: 'local', pipeline }, cancelOnShutdown: true, log: (line) => process.stderr.write(`${line}\n`) }),
+    bridgeOptions(outputs, { keepJobs: 5, executor: { kind: 'local', pipeline }, cancelOnShutdown: true, log: (line) => process.stderr.write(`${line}\n`) }),
   );
   process.once('SIGTERM', () => void bridge.close().then(() => process.exit(0)));
   const loop = monitorEventLoopDelay({ resolution: 5 });
@@ -93,12 +93,12 @@ export interface BridgeProcess {
   monitor(): void;
   /** Stops it and returns what it measured. */
   report(): Promise<BridgeProcessReport>;
-  /** SIGTERM, then waits for the exit; removes the job store if this module made it. Returns the exit code. */
+  /** SIGTERM, then waits for the exit; removes the job archive if this module made it. Returns the exit code. */
   close(): Promise<number | null>;
 }
 
 export interface BridgeProcessOptions {
-  /** The job store; default a temporary folder, removed at close. */
+  /** The job archive; default a temporary folder, removed at close. */
   outputs?: string;
   /** Default the fake pipeline. */
   pipeline?: LocalPipeline;

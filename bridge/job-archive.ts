@@ -1,6 +1,7 @@
 /**
  * Finished jobs on disk: `<outputs>/<jobId>/layer-<i>.png`, `latents.f32` (the clean latents a
- * later job can keep layers of) and `manifest.json`. A job is written to a temporary folder and
+ * later job can keep layers of), `image.png` (a decomposition's uploaded flat image, as received)
+ * and `manifest.json`. A job is written to a temporary folder and
  * renamed, so a folder with a job id is always complete; pruning deletes whole folders, and a
  * read that loses a file to it reports the job as gone, never half of it. Job ids are generated
  * by the bridge and checked against JOB_ID_PATTERN before any path is built from one.
@@ -10,19 +11,20 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { type BoxTuple, type Layout, validateLayout } from '../domain/layout.ts';
 import { JOB_ID_PATTERN } from './protocol/limits.ts';
-import type { Timings, WireBase, WireGenerateParams } from './protocol/messages.ts';
+import type { Timings, WireBase, WireDecomposeParams, WireGenerateParams } from './protocol/messages.ts';
 import { PACKED_CHANNELS } from '../gpu-server/constants.ts';
 import { transformerTokens } from '../gpu-server/pipeline/layout-tokens.ts';
 import { checkLatents } from '../gpu-server/pipeline/keep.ts';
-import type { CleanLatents } from '../gpu-server/pipeline/types.ts';
+import type { CleanLatents, JobKind } from '../gpu-server/pipeline/types.ts';
 
 export const MANIFEST_FORMAT = 1;
 const TMP_PREFIX = '.tmp-';
 const MANIFEST_FILE = 'manifest.json';
 /** Raw float32, little-endian (the byte order of every platform onnxruntime-node ships for). */
 const LATENTS_FILE = 'latents.f32';
+const IMAGE_FILE = 'image.png';
 
-export interface StoredLayer {
+export interface ArchivedLayer {
   index: number;
   box: BoxTuple;
   width: number;
@@ -36,7 +38,10 @@ export interface JobManifest {
   requestId?: string;
   prompt: string;
   layout: Layout;
-  params: WireGenerateParams;
+  /** A decomposition's carry `conditioningScale` too. */
+  params: WireGenerateParams | WireDecomposeParams;
+  /** What made the layers; absent in jobs stored before decompositions: a generation. */
+  job?: JobKind;
   seed: number;
   model: string;
   provider: string;
@@ -45,11 +50,13 @@ export interface JobManifest {
   timings: Timings;
   createdAt: string;
   finishedAt: string;
-  layers: StoredLayer[];
+  layers: ArchivedLayer[];
   /** The clean latents: `values` float32 in LATENTS_FILE, the token grid of `layout`. Absent in jobs stored before they were kept. */
   latents?: { file: string; values: number };
   /** Lineage: the job this one was made from, and the layers it kept. */
   base?: WireBase;
+  /** A decomposition's uploaded flat image: `bytes` bytes of PNG in IMAGE_FILE. */
+  image?: { file: string; bytes: number };
 }
 
 export interface LayerPng {
@@ -64,7 +71,7 @@ export interface LayerPng {
 export type ManifestRead = { ok: true; manifest: JobManifest } | { ok: false; why: string };
 
 /** Why a job id has no manifest when its folder is not there. */
-export const NOT_STORED = 'it is not in the job store (never existed, or pruned)';
+export const NOT_ARCHIVED = 'it is not in the job archive (never existed, or pruned)';
 
 /** A stored job read as a base: its manifest, clean latents and the PNGs of the layers asked for. */
 export type BaseRead =
@@ -73,13 +80,13 @@ export type BaseRead =
 
 export const layerFile = (index: number) => `layer-${String(index).padStart(2, '0')}.png`;
 
-export class JobStore {
+export class JobArchive {
   /** @param keep how many finished jobs to keep; older ones are deleted after each save. */
   constructor(
     readonly root: string,
     private readonly keep: number,
   ) {
-    if (!Number.isInteger(keep) || keep < 1) throw new Error(`job store limit must be a positive integer, got ${keep}`);
+    if (!Number.isInteger(keep) || keep < 1) throw new Error(`job archive limit must be a positive integer, got ${keep}`);
   }
 
   /** Creates the folder and removes temporary folders a crash left behind. */
@@ -89,12 +96,13 @@ export class JobStore {
       if (name.startsWith(TMP_PREFIX)) await rm(join(this.root, name), { recursive: true, force: true });
   }
 
-  async save(manifest: Omit<JobManifest, 'layers' | 'format' | 'latents'>, layers: LayerPng[], latents: CleanLatents): Promise<JobManifest> {
+  /** `image`: a decomposition's uploaded PNG, kept with its job (`readImage`). */
+  async save(manifest: Omit<JobManifest, 'layers' | 'format' | 'latents' | 'image'>, layers: LayerPng[], latents: CleanLatents, image?: Uint8Array): Promise<JobManifest> {
     const jobId = checkedId(manifest.jobId);
     const tmp = join(this.root, `${TMP_PREFIX}${jobId}-${randomBytes(4).toString('hex')}`);
     await mkdir(tmp);
     try {
-      const stored: StoredLayer[] = [];
+      const stored: ArchivedLayer[] = [];
       for (const layer of layers) {
         const file = layerFile(layer.index);
         await writeFile(join(tmp, file), layer.png);
@@ -102,7 +110,14 @@ export class JobStore {
       }
       const { tokens } = latents;
       await writeFile(join(tmp, LATENTS_FILE), new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength));
-      const full: JobManifest = { format: MANIFEST_FORMAT, ...manifest, layers: stored, latents: { file: LATENTS_FILE, values: tokens.length } };
+      if (image) await writeFile(join(tmp, IMAGE_FILE), image);
+      const full: JobManifest = {
+        format: MANIFEST_FORMAT,
+        ...manifest,
+        layers: stored,
+        latents: { file: LATENTS_FILE, values: tokens.length },
+        ...(image ? { image: { file: IMAGE_FILE, bytes: image.length } } : {}),
+      };
       await writeFile(join(tmp, MANIFEST_FILE), JSON.stringify(full, null, 2));
       await rename(tmp, join(this.root, jobId));
       await this.prune();
@@ -122,7 +137,7 @@ export class JobStore {
     try {
       return { ok: true, manifest: JSON.parse(await readFile(join(this.root, jobId, MANIFEST_FILE), 'utf8')) as JobManifest };
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: false, why: NOT_STORED };
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: false, why: NOT_ARCHIVED };
       if (error instanceof SyntaxError) return { ok: false, why: `its ${MANIFEST_FILE} is not valid JSON` };
       throw error;
     }
@@ -183,7 +198,7 @@ export class JobStore {
       return { ok: true, manifest, latents: { layout: manifest.layout, tokens }, layers: pngs };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return { ok: false, why: NOT_STORED };
+      if (code === 'ENOENT') return { ok: false, why: NOT_ARCHIVED };
       throw error;
     }
   }

@@ -1,20 +1,20 @@
 /**
- * The job lifecycle: queue a generate request, start jobs in fair order as the runner has idle
+ * The job lifecycle: queue a generate request, start jobs in fair order as the executor has idle
  * pipelines for them, forward their progress, previews and layers (each as soon as it is encoded:
- * layer-feed.ts), store each result before `done`, cancel, and replay stored jobs on `fetch`. A
+ * client-layer-stream.ts), store each result before `done`, cancel, and replay stored jobs on `fetch`. A
  * job's base and kept layers are kept-layers.ts's. Knows nothing of sockets (it talks to
- * `Subscriber`s) nor of where jobs run (it talks to a `JobRunner`).
+ * `Subscriber`s) nor of where jobs run (it talks to a `JobExecutor`).
  */
 import { randomUUID } from 'node:crypto';
 import { MERGED_LAYER } from '../domain/layout.ts';
-import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
-import type { BridgeMessage, ErrorCode, GenerateMessage, Timings } from './protocol/messages.ts';
+import type { DecomposeParams, GenerateParams, PipelineInfo, Progress, SourceImage } from '../gpu-server/pipeline/types.ts';
+import type { BridgeMessage, DecomposeMessage, ErrorCode, GenerateMessage, JobMessage, Timings } from './protocol/messages.ts';
 import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader } from './protocol/image-frame.ts';
-import { doneMessage, LayerFeed, layerMessage } from './layer-feed.ts';
+import { doneMessage, ClientLayerStream, layerMessage } from './client-layer-stream.ts';
 import { JobQueue } from './queue.ts';
-import { JobStore, NOT_STORED, type JobManifest, type LayerPng, type StoredLayer } from './job-store.ts';
+import { JobArchive, NOT_ARCHIVED, type JobManifest, type LayerPng, type ArchivedLayer } from './job-archive.ts';
 import { baseRefusal, KeptLayers, readBase } from './kept-layers.ts';
-import { JobAborted, JobRefused, type JobResult, type JobRun, type JobRunner, type RunEvents } from './runner.ts';
+import { JobAborted, JobRefused, type ExecutorJob, type JobRequest, type JobResult, type JobRun, type JobExecutor, type RunEvents } from './executor.ts';
 import { shouldSendProgress, type LastSent } from './progress-throttle.ts';
 
 /** A connection that follows jobs; sending to a closed one does nothing. */
@@ -36,12 +36,12 @@ export interface JobLimits {
   progressIntervalMs: number;
 }
 
-export interface JobsOptions {
-  /** Job store folder and how many finished jobs it keeps. */
+export interface JobLifecycleOptions {
+  /** Job archive folder and how many finished jobs it keeps. */
   outputs: string;
   keepJobs: number;
   /** Where jobs run (chosen at start-up); `Jobs` disposes it. */
-  runner: JobRunner;
+  executor: JobExecutor;
   /** At shutdown, cancel the running jobs instead of letting them finish. */
   cancelOnShutdown: boolean;
   limits: JobLimits;
@@ -52,9 +52,13 @@ interface Job {
   id: string;
   requestId: string;
   clientId: string;
-  message: GenerateMessage;
+  message: JobMessage;
   /** The model the job was made for. */
   model: string;
+  /** What it asks of the pipeline; a generation's base is read when it starts (kept-layers.ts). */
+  request: QueuedRequest;
+  /** A decomposition's uploaded PNG, as received (checked): stored with the job. */
+  image?: Uint8Array;
   subscribers: Set<Subscriber>;
   queuedAt: number;
   createdAt: string;
@@ -64,10 +68,10 @@ interface Job {
   cancelRequested: boolean;
   lastProgress?: LastSent;
   /** Its layers on their way to the subscribers, from when it starts running. */
-  feed?: LayerFeed;
+  feed?: ClientLayerStream;
 }
 
-export class Jobs {
+export class JobLifecycle {
   private readonly queue: JobQueue<Job>;
   /** Waiting and running jobs by id. */
   private readonly active = new Map<string, Job>();
@@ -75,42 +79,42 @@ export class Jobs {
   /** Finished jobs still being sent to their subscribers (shutdown lets them finish). */
   private readonly deliveries = new Set<Promise<void>>();
   private closing = false;
-  private readonly runner: JobRunner;
+  private readonly executor: JobExecutor;
 
   private constructor(
-    private readonly options: JobsOptions,
-    private readonly store: JobStore,
+    private readonly options: JobLifecycleOptions,
+    private readonly store: JobArchive,
   ) {
-    this.runner = options.runner;
+    this.executor = options.executor;
     this.queue = new JobQueue<Job>({ perClient: options.limits.jobsPerClient, global: options.limits.queueLength });
-    this.runner.onCapacity(() => {
+    this.executor.onCapacity(() => {
       if (!this.closing) this.pump();
       this.updatePositions();
     });
   }
 
-  /** Opens the job store; the runner is already started. */
-  static async open(options: JobsOptions): Promise<Jobs> {
-    const store = new JobStore(options.outputs, options.keepJobs);
+  /** Opens the job archive; the executor is already started. */
+  static async open(options: JobLifecycleOptions): Promise<JobLifecycle> {
+    const store = new JobArchive(options.outputs, options.keepJobs);
     await store.open();
-    return new Jobs(options, store);
+    return new JobLifecycle(options, store);
   }
 
-  /** The default model: what a job is made for unless it names another (the first the runner offers). */
+  /** The default model: what a job is made for unless it names another (the first the executor offers). */
   get info(): PipelineInfo {
-    const [first] = this.runner.models();
+    const [first] = this.executor.models();
     if (!first) throw new Error('no model is known yet: no pipeline has started');
     return first;
   }
 
   /** Every model jobs can be made for, the default first. */
   models(): PipelineInfo[] {
-    return this.runner.models();
+    return this.executor.models();
   }
 
   /** What `/health` shows about where jobs run. */
-  runnerHealth(): Record<string, unknown> {
-    return this.runner.health();
+  executorHealth(): Record<string, unknown> {
+    return this.executor.health();
   }
 
   get shuttingDown(): boolean {
@@ -126,7 +130,8 @@ export class Jobs {
    * with a base is first checked against the stored base job (answers its coded error).
    */
   submit(client: Subscriber, message: GenerateMessage, model: string): void {
-    if (!message.base) return this.enqueue(client, message, model);
+    const request: QueuedRequest = { kind: 'generate', params: generateParams(message) };
+    if (!message.base) return this.enqueue(client, message, model, request);
     const { requestId } = message;
     const { jobId } = message.base;
     const activeState = this.active.has(jobId) ? (this.queue.position(jobId) === undefined ? 'running' : 'waiting') : undefined;
@@ -134,13 +139,23 @@ export class Jobs {
       (refusal) => {
         if (refusal) return client.send({ type: 'error', ...refusal, requestId });
         if (this.closing) return client.send({ type: 'error', code: 'shutting_down', message: 'the bridge is shutting down; start it again', requestId });
-        this.enqueue(client, message, model);
+        this.enqueue(client, message, model, request);
       },
       (error: unknown) => client.send({ type: 'error', code: 'internal', message: `could not read the base job: ${String(error)}; try again`, requestId }),
     );
   }
 
-  private enqueue(client: Subscriber, message: GenerateMessage, model: string): void {
+  /**
+   * Queues a decomposition whose image was received and checked (`png` as uploaded, `image` its
+   * pixels); answers `queued` or `queue_full`. A refused one keeps nothing of the image.
+   */
+  submitDecompose(client: Subscriber, message: DecomposeMessage, model: string, png: Uint8Array, image: SourceImage): void {
+    const { prompt, layout, params } = message;
+    const { steps, guidance, trueCfg, seed, conditioningScale } = params;
+    this.enqueue(client, message, model, { kind: 'decompose', params: { image, prompt, layout, steps, guidance, trueCfg, seed, conditioningScale } }, png);
+  }
+
+  private enqueue(client: Subscriber, message: JobMessage, model: string, request: QueuedRequest, image?: Uint8Array): void {
     const { requestId } = message;
     const job: Job = {
       id: randomUUID(),
@@ -148,6 +163,8 @@ export class Jobs {
       clientId: client.id,
       message,
       model,
+      request,
+      ...(image ? { image } : {}),
       subscribers: new Set([client]),
       queuedAt: Date.now(),
       createdAt: new Date().toISOString(),
@@ -163,7 +180,7 @@ export class Jobs {
       return client.send({ type: 'error', code: 'queue_full', message: why, requestId });
     }
     this.active.set(job.id, job);
-    const check = this.runner.canStart(model);
+    const check = this.executor.canStart(model);
     job.lastPosition = added.position;
     job.lastNote = check.ok ? undefined : check.why;
     client.send({ type: 'queued', requestId, jobId: job.id, position: added.position, ...(job.lastNote ? { note: job.lastNote } : {}) });
@@ -190,7 +207,7 @@ export class Jobs {
     this.requestCancel(job);
   }
 
-  /** Follows a job still waiting or running, or replays a finished one from the job store. */
+  /** Follows a job still waiting or running, or replays a finished one from the job archive. */
   async fetch(client: Subscriber, jobId: string): Promise<void> {
     const active = this.active.get(jobId);
     if (active) {
@@ -206,14 +223,14 @@ export class Jobs {
         type: 'error',
         code: 'unknown_job',
         message:
-          read.why === NOT_STORED
-            ? `no finished job ${jobId} in the job store (never existed, pruned, or lost because the bridge restarted before it finished: generate it again)`
+          read.why === NOT_ARCHIVED
+            ? `no finished job ${jobId} in the job archive (never existed, pruned, or lost because the bridge restarted before it finished: generate it again)`
             : `finished job ${jobId} cannot be replayed: ${read.why}; generate it again`,
         jobId,
       });
     const { manifest } = read;
     // One layer at a time, read from disk straight into its frame, as fast as the client reads.
-    const frameOf = async (layer: StoredLayer) => {
+    const frameOf = async (layer: ArchivedLayer) => {
       const frame = await this.store.readLayer(jobId, layer.index, imageFrameHeaderBytes(jobId));
       writeImageFrameHeader(frame, { kind: 'layer', jobId, layerIndex: layer.index });
       return frame;
@@ -259,9 +276,9 @@ export class Jobs {
     await Promise.all(this.deliveries);
   }
 
-  /** Stops the runner; call after `shutdown`. */
+  /** Stops the executor; call after `shutdown`. */
   dispose(): Promise<void> {
-    return this.runner.dispose();
+    return this.executor.dispose();
   }
 
   private requestCancel(job: Job): void {
@@ -274,7 +291,7 @@ export class Jobs {
     for (const { item: job } of this.queue.waitingJobs()) {
       const position = this.queue.position(job.id);
       if (position === undefined) continue;
-      const check = this.runner.canStart(job.model);
+      const check = this.executor.canStart(job.model);
       const note = check.ok ? undefined : check.why;
       if (position === job.lastPosition && note === job.lastNote) continue;
       job.lastPosition = position;
@@ -283,10 +300,10 @@ export class Jobs {
     }
   }
 
-  /** Starts waiting jobs, in fair order, while the runner has an idle pipeline for them. */
+  /** Starts waiting jobs, in fair order, while the executor has an idle pipeline for them. */
   private pump(): void {
     for (;;) {
-      const next = this.queue.start((job) => this.runner.canStart(job.model).ok);
+      const next = this.queue.start((job) => this.executor.canStart(job.model).ok);
       if (!next) break;
       const running: Promise<void> = this.run(next.item).finally(() => {
         this.queue.finish(next.id);
@@ -306,33 +323,36 @@ export class Jobs {
     job.lastPosition = 0;
     const startedAt = Date.now();
     // Each layer goes out as soon as it is encoded, to every subscriber at its own pace; `done` once stored.
-    const feed = new LayerFeed(job.id);
+    const feed = new ClientLayerStream(job.id);
     job.feed = feed;
     for (const c of job.subscribers) this.track(feed.follow(c));
     try {
-      // The base is read while the job already holds its place on the runner; other jobs start meanwhile.
+      // The base is read while the job already holds its place on the executor; other jobs start meanwhile.
       let kept = new KeptLayers();
-      const base = job.message.base
-        ? readBase(this.store, job.message.base).then((read) => {
+      const wireBase = job.message.type === 'generate' ? job.message.base : undefined;
+      const base = wireBase
+        ? readBase(this.store, wireBase).then((read) => {
             kept = read.kept;
             return read.base;
           })
         : undefined;
       const onLayer = (layer: LayerPng) => kept.before(layer, (index) => feed.has(index)).forEach((l) => feed.push(l));
-      job.run = this.runner.start({ jobId: job.id, model: job.model, params: pipelineParams(job.message), base }, this.runEvents(job, onLayer));
+      const { id: jobId, model, request } = job;
+      const executorJob: ExecutorJob = request.kind === 'generate' ? { jobId, model, ...request, ...(base ? { base } : {}) } : { jobId, model, ...request };
+      job.run = this.executor.start(executorJob, this.runEvents(job, onLayer));
       if (job.cancelRequested) job.run.cancel();
       const result = await job.run.result;
       if (job.cancelRequested) throw new JobAborted('cancelled after the last step');
       const layers = kept.merge(result.layers);
-      // Layers a runner did not stream go out now, in index order.
+      // Layers a executor did not stream go out now, in index order.
       for (const layer of layers) if (!feed.has(layer.index)) feed.push(layer);
       const manifest = await this.save(job, result, layers, startedAt);
-      this.options.log(`job ${job.id} done in ${manifest.timings.total} ms (${layers.length} layers${kept.size ? `, ${kept.size} kept from ${job.message.base?.jobId}` : ''})`);
+      this.options.log(`job ${job.id} done in ${manifest.timings.total} ms (${request.kind === 'decompose' ? 'decomposed, ' : ''}${layers.length} layers${kept.size ? `, ${kept.size} kept from ${wireBase?.jobId}` : ''})`);
       feed.finish(manifest);
     } catch (error) {
       feed.abort();
       const cancelWhy = this.closing && this.options.cancelOnShutdown ? 'the bridge is shutting down' : 'cancel was requested';
-      const failure = failureOf(error, job.cancelRequested, cancelWhy);
+      const failure = failureOf(error, job.cancelRequested, cancelWhy, job.request.kind);
       this.options.log(`job ${job.id} ${failure.log}`);
       broadcast(job, { type: 'error', code: failure.code, message: failure.message, requestId: job.requestId, jobId: job.id });
     }
@@ -377,28 +397,33 @@ export class Jobs {
         timings,
         createdAt: job.createdAt,
         finishedAt: new Date(finished).toISOString(),
-        ...(message.base ? { base: message.base } : {}),
+        job: job.request.kind,
+        ...(message.type === 'generate' && message.base ? { base: message.base } : {}),
       },
       layers,
       result.latents,
+      job.image,
     );
   }
 }
 
-/** The pipeline's parameters of a request, its base aside (kept-layers.ts reads that). */
-function pipelineParams(message: GenerateMessage): Omit<GenerateParams, 'base'> {
+/** A job's request as it waits: a generation's base is read when it starts (kept-layers.ts). */
+type QueuedRequest = { kind: 'generate'; params: Omit<GenerateParams, 'base'> } | { kind: 'decompose'; params: DecomposeParams };
+
+/** A generate message's pipeline parameters, its base aside. */
+function generateParams(message: GenerateMessage): Omit<GenerateParams, 'base'> {
   const { steps, guidance, trueCfg, seed } = message.params;
   return { prompt: message.prompt, layout: message.layout, steps, guidance, trueCfg, seed };
 }
 
 /** The error a failed run sends, and the log line's end: refused with a code, cancelled, or failed. */
-function failureOf(error: unknown, cancelRequested: boolean, cancelWhy: string): { code: ErrorCode; message: string; log: string } {
+function failureOf(error: unknown, cancelRequested: boolean, cancelWhy: string, kind: JobRequest['kind']): { code: ErrorCode; message: string; log: string } {
   if (error instanceof JobRefused) return { code: error.code, message: error.message, log: `refused: ${error.message}` };
   if (error instanceof JobAborted || cancelRequested) return { code: 'cancelled', message: `job cancelled: ${cancelWhy}`, log: 'cancelled' };
   const message = error instanceof Error ? error.message : String(error);
   return {
     code: 'generation_failed',
-    message: `generation failed: ${message}. Check the bridge's console; try again or restart the bridge.`,
+    message: `${kind === 'decompose' ? 'decomposition' : 'generation'} failed: ${message}. Check the bridge's console; try again or restart the bridge.`,
     log: `failed: ${message}`,
   };
 }
@@ -412,7 +437,7 @@ function broadcast(job: Job, message: BridgeMessage): void {
  * Waits before each layer until the client has read what was sent (see Subscriber.drained), so a
  * client that does not read costs at most a high-water mark of memory, never a whole job per request.
  */
-async function replay(client: Subscriber, manifest: JobManifest, frameOf: (layer: StoredLayer) => Promise<Uint8Array>): Promise<void> {
+async function replay(client: Subscriber, manifest: JobManifest, frameOf: (layer: ArchivedLayer) => Promise<Uint8Array>): Promise<void> {
   for (const layer of manifest.layers) {
     if (!(await client.drained())) return;
     const frame = await frameOf(layer);
