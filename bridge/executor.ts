@@ -94,7 +94,7 @@ export interface JobRun {
   cancel(): void;
 }
 
-/** Why a job cannot start now, or undefined when it can. */
+/** Whether a job can start now; if not, why, when there is something to tell (for `queued`). */
 export type StartCheck = { ok: true } | { ok: false; why?: string };
 
 export interface JobExecutor {

@@ -40,8 +40,8 @@ export interface JobManifest {
   layout: Layout;
   /** A decomposition's carry `conditioningScale` too. */
   params: WireGenerateParams | WireDecomposeParams;
-  /** What made the layers; absent in jobs stored before decompositions: a generation. */
-  job?: JobKind;
+  /** What made the layers. */
+  job: JobKind;
   seed: number;
   model: string;
   provider: string;
@@ -51,8 +51,8 @@ export interface JobManifest {
   createdAt: string;
   finishedAt: string;
   layers: ArchivedLayer[];
-  /** The clean latents: `values` float32 in LATENTS_FILE, the token grid of `layout`. Absent in jobs stored before they were kept. */
-  latents?: { file: string; values: number };
+  /** The clean latents: `values` float32 in LATENTS_FILE, the token grid of `layout`. */
+  latents: { file: string; values: number };
   /** Lineage: the job this one was made from, and the layers it kept. */
   base?: WireBase;
   /** A decomposition's uploaded flat image: `bytes` bytes of PNG in IMAGE_FILE. */
@@ -176,7 +176,6 @@ export class JobArchive {
     const { manifest } = read;
     const dir = join(this.root, jobId);
     try {
-      if (!manifest.latents) return { ok: false, why: 'it was stored before the bridge kept latents' };
       const damaged = problem(() => validateLayout(manifest.layout));
       if (damaged) return { ok: false, why: `its stored layout is damaged (${damaged})` };
       const expected = transformerTokens(manifest.layout).count * PACKED_CHANNELS;

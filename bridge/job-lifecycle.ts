@@ -68,7 +68,7 @@ interface Job {
   cancelRequested: boolean;
   lastProgress?: LastSent;
   /** Its layers on their way to the subscribers, from when it starts running. */
-  feed?: ClientLayerStream;
+  stream?: ClientLayerStream;
 }
 
 export class JobLifecycle {
@@ -83,7 +83,7 @@ export class JobLifecycle {
 
   private constructor(
     private readonly options: JobLifecycleOptions,
-    private readonly store: JobArchive,
+    private readonly archive: JobArchive,
   ) {
     this.executor = options.executor;
     this.queue = new JobQueue<Job>({ perClient: options.limits.jobsPerClient, global: options.limits.queueLength });
@@ -95,9 +95,9 @@ export class JobLifecycle {
 
   /** Opens the job archive; the executor is already started. */
   static async open(options: JobLifecycleOptions): Promise<JobLifecycle> {
-    const store = new JobArchive(options.outputs, options.keepJobs);
-    await store.open();
-    return new JobLifecycle(options, store);
+    const archive = new JobArchive(options.outputs, options.keepJobs);
+    await archive.open();
+    return new JobLifecycle(options, archive);
   }
 
   /** The default model: what a job is made for unless it names another (the first the executor offers). */
@@ -135,7 +135,7 @@ export class JobLifecycle {
     const { requestId } = message;
     const { jobId } = message.base;
     const activeState = this.active.has(jobId) ? (this.queue.position(jobId) === undefined ? 'running' : 'waiting') : undefined;
-    baseRefusal(this.store, { layout: message.layout, base: message.base }, model, activeState, this.options.keepJobs).then(
+    baseRefusal(this.archive, { layout: message.layout, base: message.base }, model, activeState, this.options.keepJobs).then(
       (refusal) => {
         if (refusal) return client.send({ type: 'error', ...refusal, requestId });
         if (this.closing) return client.send({ type: 'error', code: 'shutting_down', message: 'the bridge is shutting down; start it again', requestId });
@@ -217,7 +217,7 @@ export class JobLifecycle {
       this.follow(active, client);
       return;
     }
-    const read = await this.store.manifest(jobId);
+    const read = await this.archive.manifest(jobId);
     if (!read.ok)
       return client.send({
         type: 'error',
@@ -231,7 +231,7 @@ export class JobLifecycle {
     const { manifest } = read;
     // One layer at a time, read from disk straight into its frame, as fast as the client reads.
     const frameOf = async (layer: ArchivedLayer) => {
-      const frame = await this.store.readLayer(jobId, layer.index, imageFrameHeaderBytes(jobId));
+      const frame = await this.archive.readLayer(jobId, layer.index, imageFrameHeaderBytes(jobId));
       writeImageFrameHeader(frame, { kind: 'layer', jobId, layerIndex: layer.index });
       return frame;
     };
@@ -242,7 +242,7 @@ export class JobLifecycle {
   private follow(job: Job, client: Subscriber): void {
     if (job.subscribers.has(client)) return;
     job.subscribers.add(client);
-    if (job.feed) this.track(job.feed.follow(client));
+    if (job.stream) this.track(job.stream.follow(client));
   }
 
   /** Keeps a delivery in `deliveries` until it ends (shutdown waits for them). */
@@ -323,20 +323,20 @@ export class JobLifecycle {
     job.lastPosition = 0;
     const startedAt = Date.now();
     // Each layer goes out as soon as it is encoded, to every subscriber at its own pace; `done` once stored.
-    const feed = new ClientLayerStream(job.id);
-    job.feed = feed;
-    for (const c of job.subscribers) this.track(feed.follow(c));
+    const stream = new ClientLayerStream(job.id);
+    job.stream = stream;
+    for (const c of job.subscribers) this.track(stream.follow(c));
     try {
       // The base is read while the job already holds its place on the executor; other jobs start meanwhile.
       let kept = new KeptLayers();
       const wireBase = job.message.type === 'generate' ? job.message.base : undefined;
       const base = wireBase
-        ? readBase(this.store, wireBase).then((read) => {
+        ? readBase(this.archive, wireBase).then((read) => {
             kept = read.kept;
             return read.base;
           })
         : undefined;
-      const onLayer = (layer: LayerPng) => kept.before(layer, (index) => feed.has(index)).forEach((l) => feed.push(l));
+      const onLayer = (layer: LayerPng) => kept.before(layer, (index) => stream.has(index)).forEach((l) => stream.push(l));
       const { id: jobId, model, request } = job;
       const executorJob: ExecutorJob = request.kind === 'generate' ? { jobId, model, ...request, ...(base ? { base } : {}) } : { jobId, model, ...request };
       job.run = this.executor.start(executorJob, this.runEvents(job, onLayer));
@@ -345,12 +345,12 @@ export class JobLifecycle {
       if (job.cancelRequested) throw new JobAborted('cancelled after the last step');
       const layers = kept.merge(result.layers);
       // Layers a executor did not stream go out now, in index order.
-      for (const layer of layers) if (!feed.has(layer.index)) feed.push(layer);
+      for (const layer of layers) if (!stream.has(layer.index)) stream.push(layer);
       const manifest = await this.save(job, result, layers, startedAt);
       this.options.log(`job ${job.id} done in ${manifest.timings.total} ms (${request.kind === 'decompose' ? 'decomposed, ' : ''}${layers.length} layers${kept.size ? `, ${kept.size} kept from ${wireBase?.jobId}` : ''})`);
-      feed.finish(manifest);
+      stream.finish(manifest);
     } catch (error) {
-      feed.abort();
+      stream.abort();
       const cancelWhy = this.closing && this.options.cancelOnShutdown ? 'the bridge is shutting down' : 'cancel was requested';
       const failure = failureOf(error, job.cancelRequested, cancelWhy, job.request.kind);
       this.options.log(`job ${job.id} ${failure.log}`);
@@ -382,7 +382,7 @@ export class JobLifecycle {
     const finished = Date.now();
     const timings: Timings = { ...result.timings, queue: startedAt - job.queuedAt, total: finished - job.queuedAt };
     const { message } = job;
-    return this.store.save(
+    return this.archive.save(
       {
         jobId: job.id,
         requestId: job.requestId,

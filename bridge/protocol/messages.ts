@@ -153,7 +153,7 @@ export const ERROR_CODES = [
   'cancelled',
   /** The pipeline failed while running the job. */
   'generation_failed',
-  /** `generate.base` names a job this bridge does not have (never existed, pruned, or made before latents were kept). */
+  /** `generate.base` names a job this bridge does not have (never existed, or pruned). */
   'base_not_found',
   /** `generate.base` names a job still waiting or running; wait for its `done`. */
   'base_running',
