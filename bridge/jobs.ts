@@ -12,7 +12,8 @@ import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader, type Br
 import { doneMessage, LayerFeed, layerMessage } from './layer-feed.ts';
 import { JobQueue } from './queue.ts';
 import { JobStore, type JobManifest, type LayerPng, type StoredLayer } from './job-store.ts';
-import { JobAborted, type JobRun, type JobRunner } from './runner.ts';
+import { JobAborted, type JobRun, type JobRunner, type StartCheck } from './runner.ts';
+import { modelMisfit } from './model-fit.ts';
 import { shouldSendProgress, type LastSent } from './progress-throttle.ts';
 
 /** A connection that follows jobs; sending to a closed one does nothing. */
@@ -51,8 +52,8 @@ interface Job {
   requestId: string;
   clientId: string;
   message: GenerateMessage;
-  /** The model the job was made for. */
-  model: string;
+  /** The model the job was made for; none yet: the default, once a studio's first worker announces one. */
+  model: string | undefined;
   params: GenerateParams;
   subscribers: Set<Subscriber>;
   queuedAt: number;
@@ -78,6 +79,9 @@ class JobRefused extends Error {
 
 type Refusal = { code: ErrorCode; message: string };
 
+/** Why a job without a model waits, and what a studio front door's welcome says before its first worker. */
+export const NO_MODEL_YET = 'no GPU worker has announced a model yet; jobs wait for the first one (npm run worker -- --queue <url> --model <dir>)';
+
 export class Jobs {
   private readonly queue: JobQueue<Job>;
   /** Waiting and running jobs by id. */
@@ -97,6 +101,7 @@ export class Jobs {
     this.runner = options.runner;
     this.queue = new JobQueue<Job>({ perClient: options.limits.jobsPerClient, global: options.limits.queueLength });
     this.runner.onCapacity(() => {
+      this.adoptDefaultModel();
       if (!this.closing) this.pump();
       this.updatePositions();
     });
@@ -109,11 +114,9 @@ export class Jobs {
     return new Jobs(options, store);
   }
 
-  /** The default model: what a job is made for unless it names another (the first the runner offers). */
-  get info(): PipelineInfo {
-    const [first] = this.runner.models();
-    if (!first) throw new Error('no model is known yet: no pipeline has started');
-    return first;
+  /** The default model: what a job is made for unless it names another (the first the runner offers); none before a studio's first worker. */
+  defaultModel(): PipelineInfo | undefined {
+    return this.runner.models()[0];
   }
 
   /** Every model jobs can be made for, the default first. */
@@ -138,9 +141,10 @@ export class Jobs {
    * Queues a request that already fits `model`; answers `queued` or `queue_full`. A request
    * with a base is first checked against the stored base job (answers its coded error).
    */
-  submit(client: Subscriber, message: GenerateMessage, model: string): void {
+  submit(client: Subscriber, message: GenerateMessage, model: string | undefined): void {
     if (!message.base) return this.enqueue(client, message, model);
     const { requestId } = message;
+    if (model === undefined) throw new Error('a request with a base names its model');
     this.baseRefusal(message, model).then(
       (refusal) => {
         if (refusal) return client.send({ type: 'error', ...refusal, requestId });
@@ -178,7 +182,7 @@ export class Jobs {
     return undefined;
   }
 
-  private enqueue(client: Subscriber, message: GenerateMessage, model: string): void {
+  private enqueue(client: Subscriber, message: GenerateMessage, model: string | undefined): void {
     const { requestId } = message;
     const job: Job = {
       id: randomUUID(),
@@ -209,7 +213,7 @@ export class Jobs {
       return client.send({ type: 'error', code: 'queue_full', message: why, requestId });
     }
     this.active.set(job.id, job);
-    const check = this.runner.canStart(model);
+    const check = this.startCheck(job);
     job.lastPosition = added.position;
     job.lastNote = check.ok ? undefined : check.why;
     client.send({ type: 'queued', requestId, jobId: job.id, position: added.position, ...(job.lastNote ? { note: job.lastNote } : {}) });
@@ -322,12 +326,33 @@ export class Jobs {
     job.run?.cancel();
   }
 
+  private startCheck(job: Job): StartCheck {
+    return job.model === undefined ? { ok: false, why: NO_MODEL_YET } : this.runner.canStart(job.model);
+  }
+
+  /** Waiting jobs made before any model was known take the default once there is one; one that does not fit it fails. */
+  private adoptDefaultModel(): void {
+    const info = this.defaultModel();
+    if (!info) return;
+    for (const { id, item: job } of this.queue.waitingJobs()) {
+      if (job.model !== undefined) continue;
+      const misfit = modelMisfit(info, job.message);
+      if (!misfit) {
+        job.model = info.model;
+        continue;
+      }
+      this.queue.remove(id);
+      this.active.delete(id);
+      broadcast(job, { type: 'error', code: misfit.code, message: misfit.message, requestId: job.requestId, jobId: id });
+    }
+  }
+
   /** Tells every waiting job's subscribers where it stands (and why it waits, if not its turn), when that changed. */
   private updatePositions(): void {
     for (const { item: job } of this.queue.waitingJobs()) {
       const position = this.queue.position(job.id);
       if (position === undefined) continue;
-      const check = this.runner.canStart(job.model);
+      const check = this.startCheck(job);
       const note = check.ok ? undefined : check.why;
       if (position === job.lastPosition && note === job.lastNote) continue;
       job.lastPosition = position;
@@ -339,7 +364,7 @@ export class Jobs {
   /** Starts waiting jobs, in fair order, while the runner has an idle pipeline for them. */
   private pump(): void {
     for (;;) {
-      const next = this.queue.start((job) => !this.readingBase && this.runner.canStart(job.model).ok);
+      const next = this.queue.start((job) => !this.readingBase && this.startCheck(job).ok);
       if (!next) break;
       const running: Promise<void> = this.run(next.item).finally(() => {
         this.queue.finish(next.id);
@@ -392,6 +417,7 @@ export class Jobs {
         for (const k of keptOrder) if (k < layer.index && !feed.has(k)) feed.push(kept.get(k) as LayerPng);
         feed.push(kept.get(layer.index) ?? layer);
       };
+      if (job.model === undefined) throw new Error('never: a job starts only once its model is known (startCheck)');
       job.run = this.runner.start({ jobId: job.id, model: job.model, params: job.params }, { onProgress, onPreview, onNote, onLayer });
       if (job.message.base && !this.closing) this.pump();
       if (job.cancelRequested) job.run.cancel();

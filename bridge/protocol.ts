@@ -258,6 +258,10 @@ export interface WelcomeMessage {
   jobsPerClient: number;
   /** Every model this bridge offers, the default (`model` above) first; a studio front door may offer several. */
   models: ModelOffer[];
+  /** Only when `models` is empty (a studio front door before any GPU worker announced a model):
+   *  why, for a person. `model` and `provider` are then empty, `tiny` false, `maxLayers` and
+   *  `resolutions` the bridge's own bounds; a job sent without `model` waits for the first model. */
+  note?: string;
 }
 
 export interface ModelOffer {

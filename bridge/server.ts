@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type RawData } from 'ws';
-import { MAX_CANVAS_SIDE, GRID } from '../gpu-server/constants.ts';
+import { MAX_CANVAS_SIDE, GRID, MAX_LAYERS, RESOLUTIONS } from '../gpu-server/constants.ts';
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 import {
   BASE_PROTOCOL,
@@ -29,7 +29,8 @@ import { tokenMatches } from './pairing.ts';
 import { GuessThrottle } from './rate-limit.ts';
 import { disableOnnxTelemetry } from '../gpu-server/onnx/telemetry.ts';
 import { Connection } from './connection.ts';
-import { Jobs } from './jobs.ts';
+import { Jobs, NO_MODEL_YET } from './jobs.ts';
+import { modelMisfit } from './model-fit.ts';
 import { openRunner, type RunnerChoice } from './open-runner.ts';
 
 export interface BridgeLimits {
@@ -119,8 +120,8 @@ export interface BridgeOptions {
 export interface Bridge {
   readonly host: string;
   readonly port: number;
-  /** The default model's pipeline. */
-  readonly info: PipelineInfo;
+  /** The default model's pipeline; none on a studio front door until a worker announces a model. */
+  readonly info: PipelineInfo | undefined;
   /** Stops accepting, empties the queue, finishes or cancels the running jobs, closes sockets. */
   close(): Promise<void>;
 }
@@ -163,8 +164,12 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     if (jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
     if (message.base && client.protocol < BASE_PROTOCOL)
       return client.sendError('invalid_message', `generate.base needs protocol ${BASE_PROTOCOL}; this connection said hello with protocol ${client.protocol}`, { requestId });
-    const info = message.model === undefined ? jobs.info : jobs.models().find((m) => m.model === message.model);
+    const info = message.model === undefined ? jobs.defaultModel() : jobs.models().find((m) => m.model === message.model);
+    // A studio front door that knows no model yet: the job waits for the first worker's (a base
+    // names a model, so it has to wait for one).
+    if (!info && message.model === undefined && !message.base) return jobs.submit(client, message, undefined);
     if (!info) {
+      if (jobs.models().length === 0) return client.sendError('invalid_params', `no GPU worker has announced a model yet; send this again once one has`, { requestId });
       const offered = jobs.models().map((m) => `"${m.model}"`).join(', ');
       return client.sendError('invalid_params', `model: this bridge offers ${offered}, not "${message.model}"; pick one of those (welcome.models)`, { requestId });
     }
@@ -370,7 +375,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     host: address.address,
     port: address.port,
     get info() {
-      return jobs.info;
+      return jobs.defaultModel();
     },
     close,
   };
@@ -393,17 +398,19 @@ class LogThrottle {
   }
 }
 
-/** The welcome in the client's own version (a version-1 client sees protocol 1); `models[0]` is the default model. */
+/**
+ * The welcome in the client's own version (a version-1 client sees protocol 1); `models[0]` is
+ * the default model. With none yet (a studio front door before its first worker), the model
+ * fields are empty or the bridge's own bounds, and `note` says why.
+ */
 function welcome(models: PipelineInfo[], protocol: number, jobsPerClient: number): BridgeMessage {
   const info = models[0];
   return {
     type: 'welcome',
     protocol,
-    model: info.model,
-    provider: info.provider,
-    tiny: info.tiny,
-    maxLayers: info.maxLayers,
-    resolutions: info.resolutions,
+    ...(info
+      ? { model: info.model, provider: info.provider, tiny: info.tiny, maxLayers: info.maxLayers, resolutions: info.resolutions }
+      : { model: '', provider: '', tiny: false, maxLayers: MAX_LAYERS, resolutions: [...RESOLUTIONS], note: NO_MODEL_YET }),
     maxCanvasSide: MAX_CANVAS_SIDE,
     grid: GRID,
     maxPromptChars: MAX_PROMPT_CHARS,
@@ -412,31 +419,15 @@ function welcome(models: PipelineInfo[], protocol: number, jobsPerClient: number
   };
 }
 
-/** Why a request the schema accepted still does not fit the loaded model, if it does not. */
-function modelMisfit(info: PipelineInfo, message: GenerateMessage): { code: ErrorCode; message: string } | undefined {
-  const { resolution } = message.params;
-  if (info.resolutions.length > 0 && !info.resolutions.includes(resolution))
-    return {
-      code: 'invalid_params',
-      message: `params.resolution: model "${info.model}" generates at ${info.resolutions.join(' or ')} pixels, not ${resolution}`,
-    };
-  if (message.layout.boxes.length > info.maxLayers)
-    return { code: 'invalid_layout', message: `layout has ${message.layout.boxes.length} layers; model "${info.model}" takes at most ${info.maxLayers}` };
-  return undefined;
-}
-
 function health(version: string, jobs: Jobs) {
-  const { info } = jobs;
+  const info = jobs.defaultModel();
   return {
     ok: true,
     name: 'art-for-figma bridge',
     version,
     protocol: PROTOCOL_VERSION,
     protocols: SUPPORTED_PROTOCOLS,
-    model: info.model,
-    provider: info.provider,
-    tiny: info.tiny,
-    maxLayers: info.maxLayers,
+    ...(info ? { model: info.model, provider: info.provider, tiny: info.tiny, maxLayers: info.maxLayers } : { model: null }),
     queue: jobs.counts,
     shuttingDown: jobs.shuttingDown,
     ...jobs.runnerHealth(),

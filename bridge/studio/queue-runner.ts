@@ -59,6 +59,9 @@ interface ModelQueue {
 
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
+const START_WORKER = 'npm run worker -- --queue <url> --model <dir>';
+const NO_WORKER = `no GPU worker is running; jobs wait until one starts (${START_WORKER})`;
+
 export class QueueRunner implements JobRunner {
   private workers: WorkerRecord[] = [];
   private readonly infos = new Map<string, PipelineInfo>();
@@ -68,6 +71,8 @@ export class QueueRunner implements JobRunner {
   /** Jobs that ended lately, with when: worker records naming them may be stale. */
   private readonly ended = new Map<string, number>();
   private redisUp = false;
+  /** The log said once that no worker is there (again when the last one leaves). */
+  private toldNoWorker = false;
   private checking = false;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -77,21 +82,16 @@ export class QueueRunner implements JobRunner {
     private readonly redis: Redis,
   ) {}
 
-  /** Connects, and waits until a worker has announced at least one model (the welcome needs one). */
-  static async connect(o: QueueRunnerOptions): Promise<QueueRunner> {
+  /**
+   * Connects and returns at once: the bridge listens before any worker (or Redis) is there. Jobs
+   * wait (`canStart` says why) until a worker with their model announces itself.
+   */
+  static connect(o: QueueRunnerOptions): QueueRunner {
     const redis = new Redis(redisOptions(o.target));
     const runner = new QueueRunner(o, redis);
     redis.on('error', () => {}); // reported through 'close'/'ready' below
     redis.on('close', () => runner.setRedisUp(false));
     redis.on('ready', () => runner.setRedisUp(true));
-    await runner.refreshWorkers();
-    if (runner.infos.size === 0) o.log(`waiting for a GPU worker on ${describeTarget(o.target)} (start one: npm run worker -- --queue <this url>)`);
-    while (runner.infos.size === 0) {
-      await new Promise((r) => setTimeout(r, o.checkMs));
-      await runner.refreshWorkers();
-    }
-    // Jobs a previous front door left waiting have nobody to deliver to: drop them.
-    for (const model of runner.infos.keys()) await runner.queueFor(model).queue.drain(true);
     runner.timer = setInterval(() => void runner.check(), o.checkMs);
     return runner;
   }
@@ -104,8 +104,7 @@ export class QueueRunner implements JobRunner {
     if (!this.redisUp) return { ok: false, why: 'the bridge lost its connection to Redis; the job waits until it is back' };
     const mine = [...this.flights.values()].filter((f) => f.job.model === model && !f.settled).map((f) => f.job.jobId);
     const idle = idleWorkers(this.workers, model, new Set(mine), new Set(this.ended.keys()));
-    if (idle === undefined)
-      return { ok: false, why: `no GPU worker with model "${model}" is running; the job waits for one (npm run worker -- --queue <url> --model <dir>)` };
+    if (idle === undefined) return { ok: false, why: `no GPU worker with model "${model}" is running; the job waits for one (${START_WORKER})` };
     return idle > 0 ? { ok: true } : { ok: false };
   }
 
@@ -130,6 +129,7 @@ export class QueueRunner implements JobRunner {
       redis: { address: describeTarget(this.o.target), connected: this.redisUp },
       models: this.models().map((m) => ({ model: m.model, tiny: m.tiny, workers: this.workers.filter((w) => w.info.model === m.model).length })),
       workers: this.workers.map((w) => ({ name: w.name, model: w.info.model, provider: w.info.provider, busy: w.jobId !== undefined, host: w.host })),
+      ...(this.workers.length === 0 ? { note: NO_WORKER } : {}),
       dispatched: { total: flights.length, started: flights.filter((f) => f.run !== undefined).length },
     };
   }
@@ -342,15 +342,22 @@ export class QueueRunner implements JobRunner {
     } while (cursor !== '0');
     const records = names.length ? await this.redis.mget(...names) : [];
     const workers = records.flatMap((r) => parseJson(workerRecordSchema, r) ?? []).sort((a, b) => (a.name < b.name ? -1 : 1));
-    for (const [model, json] of Object.entries(await this.redis.hgetall(keys.models))) {
+    const found = Object.entries(await this.redis.hgetall(keys.models)).flatMap(([model, json]) => {
       const info = parseJson(pipelineInfoSchema, json);
-      if (info && info.model === model && !this.infos.has(model)) this.infos.set(model, info);
-    }
+      return info && info.model === model && !this.infos.has(model) ? [info] : [];
+    });
+    // Jobs a previous front door left waiting have nobody to deliver to: dropped before this one
+    // offers the model (no job of its own can be in that queue yet). The models are then added
+    // together, so the default (the first by name) is the same whatever order they came in.
+    for (const info of found) await this.queueFor(info.model).queue.drain(true);
+    for (const info of found) this.infos.set(info.model, info);
+    if (workers.length === 0 && (this.workers.length > 0 || !this.toldNoWorker)) this.o.log(`${NO_WORKER.replace('<url>', describeTarget(this.o.target))}`);
+    this.toldNoWorker = true;
     const now = Date.now();
     for (const [id, at] of this.ended) if (now - at > 3 * this.o.checkMs) this.ended.delete(id);
     const before = JSON.stringify(this.workers);
     this.workers = workers;
-    if (JSON.stringify(workers) !== before) this.notify();
+    if (found.length > 0 || JSON.stringify(workers) !== before) this.notify();
   }
 
   /** Worker list, then every accepted job: submitted again if Redis lost it, settled if its end event was missed. */

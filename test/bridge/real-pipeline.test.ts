@@ -11,8 +11,8 @@ import { TestClient, collectJob, decodePng, startTestBridge } from './helpers.ts
 test('real tiny model: a full job (valid PNGs of each box size, pings never held for a session run), then cancel mid-denoise', async () => {
   const { bridge, outputs, close } = await startTestBridge({ real: true, keepJobs: 5, cancelOnShutdown: true });
   try {
-    assert.equal(bridge.info.tiny, true);
-    assert.equal(bridge.info.provider, 'cpu');
+    assert.equal(bridge.info?.tiny, true);
+    assert.equal(bridge.info?.provider, 'cpu');
     const client = await TestClient.paired(`ws://127.0.0.1:${bridge.port}`);
     const layout = { width: 512, height: 64, boxes: [[0, 0, 512, 64], [0, 0, 512, 64], [32, 16, 160, 64], [256, 0, 512, 32]] };
     client.send({ type: 'generate', requestId: 'real', prompt: 'a banner that says "HELLO"', layout, params: { resolution: 512, steps: 2, guidance: 4, trueCfg: 3.5, seed: 41 } });
