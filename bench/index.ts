@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other (they would disturb each other's timings
  * if run together), each printing its table and how to read it. `npm run bench -- crop bridge`
- * runs only the ones named (crop, bridge, png, plugin, figma, normalize, studio, regenerate, stages, precision, ceiling).
+ * runs only the ones named (crop, bridge, png, plugin, figma, normalize, studio, failover, regenerate, stages, precision, ceiling).
  */
 import { main as cropVsFull } from './crop-vs-full.ts';
 import { main as bridge } from './bridge.ts';
@@ -14,6 +14,7 @@ import { main as plugin } from './plugin-traffic.ts';
 import { main as figma } from './figma-delivery.ts';
 import { main as normalize } from './prompt-normalize.ts';
 import { main as studio } from './studio.ts';
+import { main as studioFailover } from './studio-failover.ts';
 import { main as regenerate } from './regenerate.ts';
 import { fixed, machineLine } from './stats.ts';
 
@@ -28,6 +29,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   figma: () => figma([]),
   normalize: () => normalize(),
   studio: () => studio(),
+  failover: () => studioFailover(),
   regenerate: () => regenerate(),
   ceiling: () => ceiling(),
   stages: () => stages(),

@@ -107,7 +107,7 @@ async function main(): Promise<number> {
       outputs: resolve(o.outputs),
       keepJobs: o.keepJobs,
       runner: o.queue
-        ? { kind: 'queue', target: o.queue, checkMs: QUEUE_CHECK_MS }
+        ? { kind: 'queue', target: o.queue, checkMs: QUEUE_CHECK_MS, stalledMs: o.stalledMs }
         : {
             kind: 'local',
             pipeline: {

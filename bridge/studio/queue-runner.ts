@@ -7,11 +7,11 @@
  * event was missed is picked up by a periodic check.
  */
 import { Redis } from 'ioredis';
-import { Queue, QueueEvents } from 'bullmq';
+import { Queue, QueueEvents, Worker } from 'bullmq';
 import type { PipelineInfo } from '../../gpu-server/pipeline/types.ts';
 import { JobAborted, type JobResult, type JobRun, type JobRunner, type RunEvents, type RunnerJob, type StartCheck } from '../runner.ts';
 import { describeTarget, redisOptions, type RedisTarget } from './redis-target.ts';
-import { CANCEL_TTL_MS, KEY_PREFIX, keys, queueName } from './keys.ts';
+import { CANCEL_TTL_MS, DEFAULT_STUDIO_TIMINGS, KEY_PREFIX, keys, queueName } from './keys.ts';
 import { dropJobInput, putJob, takeLayer, takeResult } from './transport.ts';
 import { CANCELLED_REASON, parseJson, type LayerRef, pipelineInfoSchema, resultManifestSchema, runEventSchema, workerRecordSchema, type WorkerRecord } from './wire.ts';
 import { idleWorkers } from './capacity.ts';
@@ -21,6 +21,11 @@ export interface QueueRunnerOptions {
   target: RedisTarget;
   /** How often the worker list and every accepted job's state are checked. */
   checkMs: number;
+  /**
+   * How often to look for jobs whose worker stopped renewing their lock (BullMQ's stalled-job
+   * check, run here too so that a lost job is found even while no other worker of its model runs).
+   */
+  stalledMs: number;
   log: (line: string) => void;
 }
 
@@ -50,11 +55,15 @@ interface Flight {
   runs: Set<string>;
   /** Why the front door refused the job (a bad layer); a completion that comes later fails with it. */
   refused?: Error;
+  /** The run whose worker's heartbeat was seen gone (the client was told once). */
+  lostRun?: string;
 }
 
 interface ModelQueue {
   queue: Queue;
   events: QueueEvents;
+  /** Processes nothing: runs BullMQ's stalled-job check (moves a job whose lock expired back to waiting). */
+  checker: Worker;
 }
 
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -137,7 +146,7 @@ export class QueueRunner implements JobRunner {
   async dispose(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
-    for (const { queue, events } of this.queues.values()) await Promise.all([events.close(), queue.close()]);
+    for (const { queue, events, checker } of this.queues.values()) await Promise.all([events.close(), queue.close(), checker.close()]);
     this.redis.disconnect();
   }
 
@@ -148,9 +157,17 @@ export class QueueRunner implements JobRunner {
     if (!q) {
       const name = queueName(model);
       const connection = redisOptions(this.o.target);
-      q = { queue: new Queue(name, { connection, prefix: KEY_PREFIX }), events: new QueueEvents(name, { connection, prefix: KEY_PREFIX }) };
+      q = {
+        queue: new Queue(name, { connection, prefix: KEY_PREFIX }),
+        events: new QueueEvents(name, { connection, prefix: KEY_PREFIX }),
+        // No processor and no autorun: it never takes a job. BullMQ documents starting the check
+        // by hand for a worker that does not run (https://docs.bullmq.io/patterns/manually-fetching-jobs).
+        checker: new Worker(name, undefined, { connection, prefix: KEY_PREFIX, autorun: false, stalledInterval: this.o.stalledMs, maxStalledCount: DEFAULT_STUDIO_TIMINGS.maxStalls }),
+      };
       q.queue.on('error', () => {});
       q.events.on('error', () => {});
+      q.checker.on('error', () => {});
+      void q.checker.startStalledCheckTimer();
       q.events.on('progress', ({ jobId, data }) => this.onRunEvent(jobId, data));
       q.events.on('completed', ({ jobId, returnvalue }) => void this.complete(jobId, returnvalue));
       q.events.on('failed', ({ jobId, failedReason }) => this.fail(jobId, failedReason));
@@ -360,6 +377,18 @@ export class QueueRunner implements JobRunner {
     if (found.length > 0 || JSON.stringify(workers) !== before) this.notify();
   }
 
+  /**
+   * A running job whose worker's heartbeat is gone (killed, or cut off from Redis) will run again
+   * elsewhere once BullMQ finds its lock expired: the client hears it now, not only then.
+   */
+  private noticeLostWorker(flight: Flight): void {
+    const { worker, run } = flight;
+    if (worker === undefined || run === undefined || flight.lostRun === run || this.workers.some((w) => w.name === worker)) return;
+    flight.lostRun = run;
+    this.o.log(`job ${flight.job.jobId}: worker ${worker} is gone (no heartbeat)`);
+    flight.events.onNote(`worker ${worker} stopped (no heartbeat: killed, or cut off from Redis); the job starts again from the beginning on another worker once its lock expires`);
+  }
+
   /** Worker list, then every accepted job: submitted again if Redis lost it, settled if its end event was missed. */
   private async check(): Promise<void> {
     if (this.checking || !this.redisUp || this.closed) return;
@@ -371,6 +400,7 @@ export class QueueRunner implements JobRunner {
         const { queue } = this.queueFor(flight.job.model);
         const state = await queue.getJobState(flight.job.jobId);
         if (flight.settled) continue;
+        if (state === 'active') this.noticeLostWorker(flight);
         if (state === 'unknown') {
           this.o.log(`job ${flight.job.jobId} is gone from Redis (restarted?); submitting it again`);
           flight.submitted = false;
