@@ -168,16 +168,20 @@ export function applyBridgeMessage(jobs: readonly Job[], message: BridgeMessage)
     case 'progress': {
       const job = jobFor(jobs, message);
       if (!job || !isActive(job)) return [...jobs];
-      return update(jobs, (j) => j === job, (j) => ({
-        status: 'running',
-        position: 0,
-        stage: message.stage,
-        step: message.step,
-        total: message.total,
-        elapsedMs: message.elapsedMs,
-        denoiseFrom:
-          message.stage === 'denoise' ? (j.denoiseFrom ?? { step: message.step, elapsedMs: message.elapsedMs }) : j.denoiseFrom,
-      }));
+      return update(jobs, (j) => j === job, (j) => {
+        // The run's clock went back: the job started again on another worker (queued.note says
+        // so), and the pace is measured anew.
+        const from = message.elapsedMs < j.elapsedMs ? null : j.denoiseFrom;
+        return {
+          status: 'running',
+          position: 0,
+          stage: message.stage,
+          step: message.step,
+          total: message.total,
+          elapsedMs: message.elapsedMs,
+          denoiseFrom: message.stage === 'denoise' ? (from ?? { step: message.step, elapsedMs: message.elapsedMs }) : from,
+        };
+      });
     }
     case 'done': {
       const job = jobFor(jobs, message);
