@@ -8,7 +8,8 @@
  */
 import { pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
-import { PROTOCOL_VERSION, MAX_MESSAGE_BYTES, type BridgeMessage } from '../bridge/protocol.ts';
+import { MAX_MESSAGE_BYTES } from '../bridge/protocol/limits.ts';
+import { PROTOCOL_VERSION, type BridgeMessage } from '../bridge/protocol/messages.ts';
 import { DEFAULT_LIMITS } from '../bridge/server.ts';
 import { RawWebSocket, text } from '../test/bridge/raw-socket.ts';
 import { startBridgeChild, type BridgeChildReport } from './bridge-child.ts';

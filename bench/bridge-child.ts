@@ -44,7 +44,7 @@ async function serve(stepMs: number): Promise<void> {
   const token = randomBytes(16).toString('hex');
   const bridge = await startBridge({
     host: '127.0.0.1', port: 0, token, allowOrigins: [], outputs, keepJobs: 2,
-    runner: { kind: 'local', pipeline: { factory: fileURLToPath(new URL('./sample-pipeline.ts', import.meta.url)), options: { stepMs } } },
+    executor: { kind: 'local', pipeline: { factory: fileURLToPath(new URL('./sample-pipeline.ts', import.meta.url)), options: { stepMs } } },
     cancelOnShutdown: true, version: 'bench',
   });
   const loop = monitorEventLoopDelay({ resolution: 5 });
@@ -105,7 +105,7 @@ export interface BridgeChild {
   monitor(): void;
   /** Stops it and returns what it measured. */
   report(): Promise<BridgeChildReport>;
-  /** Stops the bridge; resolves when its process has exited (its job store removed). */
+  /** Stops the bridge; resolves when its process has exited (its job archive removed). */
   close(): Promise<void>;
 }
 

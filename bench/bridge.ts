@@ -9,9 +9,9 @@
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
-import { MAX_LAYERS } from '../gpu-server/constants.ts';
-import type { BoxTuple } from '../gpu-server/pipeline/types.ts';
-import { PROTOCOL_VERSION, decodeImageFrame, type BridgeMessage } from '../bridge/protocol.ts';
+import { type BoxTuple, MAX_LAYERS } from '../domain/layout.ts';
+import { PROTOCOL_VERSION, type BridgeMessage } from '../bridge/protocol/messages.ts';
+import { decodeImageFrame } from '../bridge/protocol/image-frame.ts';
 import { cpuMs, epochMs, startBridgeChild, type BridgeChildReport } from './bridge-child.ts';
 import { fixed, machineLine, mib, table } from './stats.ts';
 
@@ -29,7 +29,7 @@ export const HOW_TO_READ = `How to read: one job of ${MAX_LAYERS} layers, each t
 (child process) to a real WebSocket client. The pipeline is a stand-in (bench/sample-pipeline.ts):
 each denoising step holds the worker thread for step-ms, as onnxruntime does, and the layers are
 the official sample output resampled, so PNG encoding (on the worker's encoder threads, each layer
-sent as soon as it is encoded), the job store (disk) and delivery are real. Times are from the
+sent as soon as it is encoded), the job archive (disk) and delivery are real. Times are from the
 client's send of "generate"; the stand-in decodes instantly (its layer buffers are made before the
 first step), so on a real model the transparent decoder, and the VAE's decode of the merged and
 background images (during which the layers are already being encoded), come on top. The CPU row is
@@ -146,7 +146,7 @@ export function bridgeTable(r: BridgeBenchResult, o: BridgeBenchOptions): string
     [`last denoising step -> last layer received (all ${r.layers}; goal: under 1 s)`, `${fixed(r.lastLayerMs - r.lastProgressMs)} ms`],
     ['  PNG encoding in the worker, first layer in -> last out (done.timings.encode)', `${fixed(r.workerEncodeMs)} ms`],
     ['  CPU in that window: bridge process (all threads) + this client', `${fixed(r.deliveryCpu.bridgeMs, 0)} + ${fixed(r.deliveryCpu.clientMs, 0)} ms = ${fixed((r.deliveryCpu.bridgeMs + r.deliveryCpu.clientMs) / cores(), 0)} ms per core on ${cores()} cores`],
-    ['last layer -> done (job store write)', `${fixed(r.doneMs - r.lastLayerMs)} ms`],
+    ['last layer -> done (job archive write)', `${fixed(r.doneMs - r.lastLayerMs)} ms`],
     ['generate -> done', `${fixed(r.doneMs)} ms`],
     ['PNG bytes delivered', `${mib(r.pngBytes)} (${fixed(r.rgbaBytes / r.pngBytes)}x smaller than ${mib(r.rgbaBytes)} RGBA)`],
     ['delivery rate (first layer -> last layer)', `${fixed(r.pngBytes / 2 ** 20 / (delivery / 1000))} MiB/s`],

@@ -24,8 +24,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MAX_CHILD_LAYERS } from '../domain/layout.ts';
 import { startBridge } from '../bridge/server.ts';
-import { MAX_CHILD_LAYERS } from '../gpu-server/constants.ts';
 import type { NodeInit } from '../test/plugin/fake-figma.ts';
 import { SETTINGS_KEY } from '../plugin/settings.ts';
 import { HarnessBrowser, type Session } from '../test/e2e/harness/browser.ts';
@@ -93,7 +93,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     allowOrigins: [],
     outputs,
     keepJobs: 2,
-    runner: { kind: 'local', pipeline: { factory: fileURLToPath(new URL('./sample-pipeline.ts', import.meta.url)), options: { stepMs: 20 } } },
+    executor: { kind: 'local', pipeline: { factory: fileURLToPath(new URL('./sample-pipeline.ts', import.meta.url)), options: { stepMs: 20 } } },
     cancelOnShutdown: true,
     version: 'bench',
   }).catch((error: unknown) => {

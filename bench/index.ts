@@ -1,18 +1,17 @@
 /**
  * `npm run bench`: every benchmark, one after the other (they would disturb each other's timings
  * if run together), each printing its table and how to read it. `npm run bench -- crop bridge`
- * runs only the ones named (crop, bridge, png, plugin, figma, normalize, studio, failover, regenerate, stages, precision, ceiling).
+ * runs only the ones named (crop, bridge, png, plugin, figma, studio, failover, regenerate, stages, precision, ceiling).
  */
 import { main as cropVsFull } from './crop-vs-full.ts';
 import { main as bridge } from './bridge.ts';
 import { main as bridgeAttack } from './bridge-attack.ts';
 import { main as stages } from './pipeline-stages.ts';
 import { main as precision } from './precision.ts';
-import { main as png } from './png-encoders.ts';
+import { main as png } from './png.ts';
 import { main as ceiling } from './cpu-ceiling.ts';
 import { main as plugin } from './plugin-traffic.ts';
 import { main as figma } from './figma-delivery.ts';
-import { main as normalize } from './prompt-normalize.ts';
 import { main as studio } from './studio.ts';
 import { main as studioFailover } from './studio-failover.ts';
 import { main as regenerate } from './regenerate.ts';
@@ -27,7 +26,6 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   png: () => png(),
   plugin: () => plugin(),
   figma: () => figma([]),
-  normalize: () => normalize(),
   studio: () => studio(),
   failover: () => studioFailover(),
   regenerate: () => regenerate(),

@@ -3,9 +3,7 @@
  * generated ones with many small boxes (the case the layer-wise crop is made for).
  */
 import { readFileSync } from 'node:fs';
-import { GRID } from '../gpu-server/constants.ts';
-import { snapLayout, validateLayout } from '../gpu-server/pipeline/layout-tokens.ts';
-import type { BoxTuple, Layout } from '../gpu-server/pipeline/types.ts';
+import { type BoxTuple, GRID, type Layout, snapLayout, validateLayout } from '../domain/layout.ts';
 
 export interface NamedLayout {
   /** Where it came from, for the table. */
@@ -17,7 +15,7 @@ interface FixtureFile {
   cases: Record<string, { boxes: BoxTuple[] }[]>;
 }
 
-const fixtureUrl = new URL('../test/fixtures/art-validation-layouts.json', import.meta.url);
+const fixtureUrl = new URL('../gpu-server/examples/art-validation-layouts.json', import.meta.url);
 
 const whole = (side: number): BoxTuple => [0, 0, side, side];
 

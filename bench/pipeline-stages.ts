@@ -9,21 +9,21 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { BACKGROUND_LAYER, type Layout, MAX_LAYERS, MERGED_LAYER, RESOLUTIONS } from '../domain/layout.ts';
+import { DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TRUE_CFG } from '../domain/params.ts';
 import { encodePng } from '../gpu-server/pipeline/png.ts';
-import { BACKGROUND_LAYER, DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TRUE_CFG, MAX_LAYERS, MERGED_LAYER, RESOLUTIONS } from '../gpu-server/constants.ts';
 import { GRAPH_NAMES, loadManifest, type GraphName, type Manifest } from '../gpu-server/model-folder/manifest.ts';
 import { tinyComponents, TINY_SEED, writeTinyModel } from '../gpu-server/model-folder/tiny.ts';
 import { writeModelFolder } from '../gpu-server/model-folder/write-folder.ts';
 import { parseTransformerConfig } from '../gpu-server/models/transformer.ts';
 import { openSession } from '../gpu-server/onnx/session.ts';
-import { ArtRunner } from '../gpu-server/pipeline/art-runner.ts';
+import { Denoiser } from '../gpu-server/pipeline/denoiser.ts';
 import { patchesToLayerImages } from '../gpu-server/models/transparent-decoder.ts';
 import { GraphSession, type Feed } from '../gpu-server/pipeline/graph-session.ts';
 import { transformerTokens } from '../gpu-server/pipeline/layout-tokens.ts';
 import { tokenNoise } from '../gpu-server/pipeline/noise.ts';
 import { FLUX_SCHEDULER } from '../gpu-server/pipeline/scheduler.ts';
 import { TextEncoder } from '../gpu-server/pipeline/text-encoder.ts';
-import type { Layout } from '../gpu-server/pipeline/types.ts';
 import { loadClipTokenizer } from '../gpu-server/text/clip-tokenizer.ts';
 import { loadT5Tokenizer } from '../gpu-server/text/t5-tokenizer.ts';
 import { writeTinyClipTokenizer, writeTinyT5Tokenizer } from '../gpu-server/text/tokenizer-tiny.ts';
@@ -92,7 +92,7 @@ async function measureFolder(dir: string, layout: Layout, steps: number): Promis
     /** One generation; fresh text cache and grey-latent cache, so nothing is skipped. */
     const generate = async (): Promise<StageTimes> => {
       const text = new TextEncoder({ graph: graphs.clip_text, tokenizer: clip }, { graph: graphs.t5_encoder, tokenizer: t5 });
-      const runner = new ArtRunner(decoders, settings);
+      const denoiser = new Denoiser(decoders, settings);
       const stages: [string, number][] = [];
       const timed = async <T>(name: string, fn: () => Promise<T> | T): Promise<T> => {
         const t0 = performance.now();
@@ -105,7 +105,7 @@ async function measureFolder(dir: string, layout: Layout, steps: number): Promis
       const stepMs: number[] = [];
       let last = performance.now();
       const tokens = await timed(`denoise (${steps} steps, CFG batch of 2)`, () =>
-        runner.denoise({
+        denoiser.denoise({
           grid, initial, positive, negative, steps, guidance: DEFAULT_GUIDANCE, trueCfg: DEFAULT_TRUE_CFG,
           onStep: () => {
             const now = performance.now();
@@ -114,10 +114,10 @@ async function measureFolder(dir: string, layout: Layout, steps: number): Promis
           },
         }),
       );
-      await timed('grey latent (VAE encoder, once per size)', () => runner.greyLatent(layout.width, layout.height));
-      const latents = await timed('decoder latents (grey outside boxes)', () => runner.decoderLatents(layout, grid, tokens));
-      const patches = await timed('transparent decoder (all layers)', () => runner.transparentPatches(layout, latents));
-      await timed('VAE decoder (merged + background)', () => runner.vaeImages(layout, latents, [MERGED_LAYER, BACKGROUND_LAYER]));
+      await timed('grey latent (VAE encoder, once per size)', () => denoiser.greyLatent(layout.width, layout.height));
+      const latents = await timed('decoder latents (grey outside boxes)', () => denoiser.decoderLatents(layout, grid, tokens));
+      const patches = await timed('transparent decoder (all layers)', () => denoiser.transparentPatches(layout, latents));
+      await timed('VAE decoder (merged + background)', () => denoiser.vaeImages(layout, latents, [MERGED_LAYER, BACKGROUND_LAYER]));
       const layers = await timed('RGBA per layer, cropped to its box', () => patchesToLayerImages(patches, layout));
       await timed(`PNG encoding (${layers.length} layers)`, () => layers.map((l) => encodePng(l.width, l.height, l.rgba)));
       return { model: manifest.name, layout, tokens: grid.count, steps, stages, stepMs };
@@ -148,7 +148,7 @@ export async function measureStages(opts: StagesOptions = { steps: 4 }): Promise
     writeMidModel(midDir);
     const at = (side: number) => {
       const l = fixtureLayout(side, 8);
-      if (!l) throw new Error('test/fixtures/art-validation-layouts.json has no layout with 8 child layers');
+      if (!l) throw new Error('gpu-server/examples/art-validation-layouts.json has no layout with 8 child layers');
       return l.layout;
     };
     return [await measureFolder(tinyDir, at(512), opts.steps), await measureFolder(midDir, at(256), opts.steps)];

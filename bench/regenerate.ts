@@ -9,10 +9,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { KeepEntry } from '../domain/keep.ts';
+import type { BoxTuple, Layout } from '../domain/layout.ts';
 import { writeTinyModel } from '../gpu-server/model-folder/tiny.ts';
 import { createPipeline } from '../gpu-server/pipeline/art-pipeline.ts';
 import { encodePng } from '../gpu-server/pipeline/png.ts';
-import type { BoxTuple, GenerateParams, GenerateResult, KeepEntry, Layout } from '../gpu-server/pipeline/types.ts';
+import type { GenerateParams, GenerateResult } from '../gpu-server/pipeline/types.ts';
 import { fixed, median, table } from './stats.ts';
 
 const SIDE = 512;

@@ -8,7 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
-import { MAX_LAYERS, PACKED_CHANNELS } from '../gpu-server/constants.ts';
+import { MAX_LAYERS } from '../domain/layout.ts';
+import { PACKED_CHANNELS } from '../gpu-server/constants.ts';
 import { transformerTokens } from '../gpu-server/pipeline/layout-tokens.ts';
 import type { ArtPipeline, GenerateOptions, GenerateParams, GenerateResult, LayerImage } from '../gpu-server/pipeline/types.ts';
 
@@ -69,7 +70,7 @@ export async function createPipeline(options: { stepMs?: number } = {}): Promise
   // The whole 1024x1024 canvas (the bench's job) is made now, so the job's time is the bridge's, not this resampling.
   samples.forEach((_, i) => content(i, 1024, 1024));
   return {
-    info: { model: 'bench sample (official sample output, resampled)', provider: 'cpu', tiny: true, maxLayers: MAX_LAYERS, resolutions: [512, 1024] },
+    info: { model: 'bench sample (official sample output, resampled)', provider: 'cpu', tiny: true, maxLayers: MAX_LAYERS, resolutions: [512, 1024], jobs: ['generate'] },
     async generate(params: GenerateParams, opts: GenerateOptions = {}): Promise<GenerateResult> {
       // A copy per layer (the encoder threads take each layer's buffer), made before the steps: a
       // fresh 4 MiB buffer costs 10-15 ms of page faults on a 2-core VM, 0.6 s for 52, which is the
@@ -99,6 +100,7 @@ export async function createPipeline(options: { stepMs?: number } = {}): Promise
         latents: { layout: params.layout, tokens: new Float32Array(transformerTokens(params.layout).count * PACKED_CHANNELS) },
       };
     },
+    decompose: () => Promise.reject(new Error('the bench sample pipeline only generates')),
     async dispose() {},
   };
 }

@@ -12,7 +12,7 @@ import { TestClient, collectJob } from '../test/bridge/helpers.ts';
 import { TestRedis } from '../test/studio/redis-server.ts';
 import { WorkerProcess, startFrontDoor, starts } from '../test/studio/studio-helpers.ts';
 import { DEFAULT_STUDIO_TIMINGS } from '../bridge/studio/keys.ts';
-import type { BoxTuple } from '../gpu-server/pipeline/types.ts';
+import type { BoxTuple } from '../domain/layout.ts';
 import { fixed, machineLine, median, table } from './stats.ts';
 
 const PROBE = fileURLToPath(new URL('./loop-delay-probe.ts', import.meta.url));

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import type { BoxTuple } from '../domain/layout.ts';
 import { startBridge } from '../bridge/server.ts';
-import type { BoxTuple } from '../gpu-server/pipeline/types.ts';
 import { TestClient, TOKEN, collectJob } from '../test/bridge/helpers.ts';
 import { TestRedis, REDIS_PASSWORD } from '../test/studio/redis-server.ts';
 import { WorkerProcess, startFrontDoor } from '../test/studio/studio-helpers.ts';
@@ -104,7 +104,7 @@ export async function main(o: StudioBenchOptions = DEFAULT_STUDIO_OPTIONS) {
   const outputs = await mkdtemp(join(tmpdir(), 'art-bench-studio-'));
   const local = await startBridge({
     host: '127.0.0.1', port: 0, token: TOKEN, allowOrigins: [], outputs, keepJobs: 50,
-    runner: { kind: 'local', pipeline: { factory: SAMPLE, options: { stepMs: o.stepMs } } },
+    executor: { kind: 'local', pipeline: { factory: SAMPLE, options: { stepMs: o.stepMs } } },
     cancelOnShutdown: true, limits: { jobsPerClient: 16 }, version: 'bench',
   });
   const localUrl = `ws://127.0.0.1:${local.port}`;

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const OUTPUTS = ['dist/plugin.js', 'dist/ui.html'];
-/** What the built files are made of (the UI imports the bridge protocol and the shared constants). */
-const SOURCES = ['plugin', 'ui', 'bridge/protocol.ts', 'gpu-server/constants.ts', 'gpu-server/pipeline/types.ts', 'scripts/build.ts'];
+/** What the built files are made of (the UI imports the bridge protocol; both import domain/). */
+const SOURCES = ['plugin', 'ui', 'bridge/protocol', 'domain', 'scripts/build.ts'];
 
 async function newestMtime(path: string): Promise<number> {
   let info;

@@ -37,8 +37,8 @@ export const USAGE = `Usage: npm start -- [options]
 ${MODEL_USAGE}
   --port <n>              port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
   --host <addr>           address to bind (default ${DEFAULT_HOST}; anything else exposes the GPU to your network)
-  --outputs <dir>         job store (default ./${DEFAULT_OUTPUTS})
-  --keep-jobs <n>         finished jobs kept in the job store (default ${DEFAULT_KEEP_JOBS})
+  --outputs <dir>         job archive (default ./${DEFAULT_OUTPUTS})
+  --keep-jobs <n>         finished jobs kept in the job archive (default ${DEFAULT_KEEP_JOBS})
   --allow-origin <origin> also accept WebSockets from this web origin (repeatable; Figma's plugin iframe is always allowed)
   --cancel-on-shutdown    on Ctrl-C, cancel the running job instead of letting it finish
   --config-dir <dir>      where the pairing token lives (default $ART_FOR_FIGMA_CONFIG_DIR, else ~/.config/art-for-figma)

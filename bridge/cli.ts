@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCli, USAGE, type CliOptions } from './cli-args.ts';
 import { needsBuild, runBuild } from './build-if-needed.ts';
-import { configDir, loadOrCreateToken } from './pairing.ts';
+import { configDir, loadOrCreateToken } from './pairing-token.ts';
 import { startBridge, type Bridge } from './server.ts';
 import { runUntilSignal } from './run-until-signal.ts';
 import { describeTarget } from './studio/redis-target.ts';
@@ -106,7 +106,7 @@ async function main(): Promise<number> {
       allowOrigins: o.allowOrigins,
       outputs: resolve(o.outputs),
       keepJobs: o.keepJobs,
-      runner: o.queue
+      executor: o.queue
         ? { kind: 'queue', target: o.queue, checkMs: QUEUE_CHECK_MS, stalledMs: o.stalledMs }
         : {
             kind: 'local',

@@ -1,12 +1,12 @@
 /**
- * One WebSocket client: whether it has paired, its message budget, its heartbeat, and sending
+ * One WebSocket client: where it stands with pairing, its message budget, its heartbeat, and sending
  * that respects how fast it reads (a client that stops reading is disconnected, not buffered for).
  */
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
-import type { BridgeMessage, ErrorCode } from './protocol.ts';
+import type { BridgeMessage, ErrorCode } from './protocol/messages.ts';
 import { TokenBucket } from './rate-limit.ts';
-import type { Subscriber } from './jobs.ts';
+import type { Subscriber } from './job-lifecycle.ts';
 
 export interface ConnectionLimits {
   /** Messages a connection may send at once, and per second after that. */
@@ -20,14 +20,17 @@ export interface ConnectionLimits {
   maxBufferedBytes: number;
 }
 
+/**
+ * Where a connection stands with pairing (pairing.ts moves it): `unpaired` until a hello with the
+ * right token; `refused` once a failed hello was answered (or is about to be): everything else it
+ * sends is ignored, and it is closed.
+ */
+export type PairingState = 'unpaired' | 'paired' | 'refused';
+
 export class Connection implements Subscriber {
   readonly id = randomUUID();
   readonly openedAt = Date.now();
-  paired = false;
-  /** The protocol version this client's `hello` named (set when it pairs). */
-  protocol = 0;
-  /** A failed `hello` was answered (or is about to be): ignore everything else from it. */
-  refused = false;
+  private pairing: PairingState = 'unpaired';
   /** Answered the last heartbeat ping. */
   alive = true;
   /** `fetch`es of stored jobs this client has in flight. */
@@ -53,6 +56,20 @@ export class Connection implements Subscriber {
       for (const t of this.timers) clearTimeout(t);
       this.timers.clear();
     });
+  }
+
+  get state(): PairingState {
+    return this.pairing;
+  }
+
+  /** A hello with the right token (again, for a paired one). A refused connection stays refused. */
+  pair(): void {
+    if (this.pairing !== 'refused') this.pairing = 'paired';
+  }
+
+  /** A failed hello: nothing more is read from this connection. */
+  refuse(): void {
+    this.pairing = 'refused';
   }
 
   get open(): boolean {
@@ -128,7 +145,7 @@ export class Connection implements Subscriber {
    * Takes one message from the budget. False: drop the message; the client is warned at most
    * once a second, and a client that keeps flooding is disconnected.
    */
-  admit(now: number): boolean {
+  spend(now: number): boolean {
     if (this.bucket.take(now)) return true;
     if (now - this.lastRateWarning >= 1000) {
       this.lastRateWarning = now;

@@ -1,6 +1,6 @@
 /** Whether a request the schema accepted fits a model: its resolution and its layer count. */
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
-import type { ErrorCode, GenerateMessage } from './protocol.ts';
+import type { ErrorCode, GenerateMessage } from './protocol/messages.ts';
 
 /** Why a request does not fit the model, if it does not. */
 export function modelMisfit(info: PipelineInfo, message: GenerateMessage): { code: ErrorCode; message: string } | undefined {

@@ -6,8 +6,8 @@ import type { Worker } from 'node:worker_threads';
 import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import { startTsWorker } from './ts-worker.ts';
 import type { FromWorker, PipelineFactoryOptions, ToWorker, WorkerInit } from './worker-messages.ts';
-import type { LayerPng } from './job-store.ts';
-import { JobAborted, type JobResult } from './runner.ts';
+import type { LayerPng } from './job-archive.ts';
+import { JobAborted, type JobResult } from './executor.ts';
 
 interface Pending {
   seq: number;

@@ -2,7 +2,7 @@
 import { parentPort } from 'node:worker_threads';
 import { encodePng } from '../gpu-server/pipeline/png.ts';
 import { ENCODER_READY, type EncodeReply, type EncodeRequest } from './png-pool.ts';
-import { MAX_IMAGE_FRAME_HEADER_BYTES } from './protocol.ts';
+import { MAX_IMAGE_FRAME_HEADER_BYTES } from './protocol/image-frame.ts';
 
 const WARM_UP_SIDE = 128;
 const port = parentPort;

@@ -2,7 +2,8 @@
  * Progress is sent at most about every `intervalMs`; a new stage and the last step of a stage
  * always go through, so a client never misses where the job is.
  */
-import type { Progress, Stage } from '../gpu-server/pipeline/types.ts';
+import type { Stage } from '../domain/stage.ts';
+import type { Progress } from '../gpu-server/pipeline/types.ts';
 
 export interface LastSent {
   stage: Stage;

@@ -1,77 +1,36 @@
 /**
- * The bridge: an HTTP server (`GET /health`) carrying a WebSocket endpoint that checks origins,
- * pairs clients, rate-limits and validates their messages, and hands generate, cancel and fetch
- * to the job lifecycle (`jobs.ts`: queue, run, store before sending, replay).
+ * The bridge: an HTTP server (`GET /health`) carrying a WebSocket endpoint. Upgrades pass
+ * admission (admission.ts: origin, connection slots), connections must pair (pairing.ts), and
+ * their frames are budgeted, validated and routed (dispatch.ts) to the job lifecycle (job-lifecycle.ts:
+ * queue, run, store before sending, replay).
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type RawData } from 'ws';
-import { MAX_CANVAS_SIDE, GRID, MAX_LAYERS, RESOLUTIONS } from '../gpu-server/constants.ts';
+import { WebSocketServer } from 'ws';
+import { GRID, MAX_CANVAS_SIDE, MAX_LAYERS, RESOLUTIONS } from '../domain/layout.ts';
+import { MAX_PROMPT_CHARS } from '../domain/params.ts';
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
-import {
-  BASE_PROTOCOL,
-  PROTOCOL_VERSION,
-  SUPPORTED_PROTOCOLS,
-  MAX_HELLO_BYTES,
-  MAX_MESSAGE_BYTES,
-  MAX_PROMPT_CHARS,
-  parseClientMessage,
-  parseHello,
-  type BridgeMessage,
-  type ClientMessage,
-  type ErrorCode,
-  type GenerateMessage,
-  type HelloParse,
-} from './protocol.ts';
-import { originAllowed } from './origin.ts';
-import { tokenMatches } from './pairing.ts';
-import { GuessThrottle } from './rate-limit.ts';
 import { disableOnnxTelemetry } from '../gpu-server/onnx/telemetry.ts';
-import { Connection } from './connection.ts';
-import { Jobs, NO_MODEL_YET } from './jobs.ts';
-import { modelMisfit } from './model-fit.ts';
-import { openRunner, type RunnerChoice } from './open-runner.ts';
+import { Admission, type AdmissionLimits } from './admission.ts';
+import { Connection, type ConnectionLimits } from './connection.ts';
+import { Dispatch, type DispatchLimits } from './dispatch.ts';
+import { JobLifecycle, NO_MODEL_YET, type JobLimits } from './job-lifecycle.ts';
+import { openExecutor, type ExecutorChoice } from './open-executor.ts';
+import { Pairing, type PairingLimits } from './pairing.ts';
+import { PROTOCOL_VERSION, type WelcomeMessage } from './protocol/messages.ts';
 
-export interface BridgeLimits {
-  /** Jobs one connection may have waiting or running. */
-  jobsPerClient: number;
-  /** Jobs waiting in all. */
-  queueLength: number;
-  /** Wrong tokens (from anyone) within `tokenWindowMs` answered at once; after that each wrong
-   *  token's answer waits `wrongTokenDelayMs`, doubling, at most `wrongTokenMaxDelayMs`. The right
-   *  token is never delayed or refused (see GuessThrottle). */
-  wrongTokens: number;
-  tokenWindowMs: number;
-  wrongTokenDelayMs: number;
-  wrongTokenMaxDelayMs: number;
-  /** Messages a connection may send at once, and per second after that. */
-  burst: number;
-  perSecond: number;
+/** Every limit of the bridge; each unit documents its own. */
+export interface BridgeLimits extends JobLimits, PairingLimits, AdmissionLimits, ConnectionLimits, DispatchLimits {
   /** Frames above this close the connection outright (ws code 1009); between
    *  MAX_MESSAGE_BYTES and this the client gets a `message_too_large` error. */
   maxFrameBytes: number;
-  progressIntervalMs: number;
-  /** WebSocket connections in all, and from one address. When full, the oldest connection that
-   *  has not paired makes room; paired ones are never pushed out. */
-  maxConnections: number;
-  connectionsPerAddress: number;
   /** TCP connections the HTTP server accepts at once (upgraded ones included). */
   maxSockets: number;
-  /** A connection that has not paired this long after its upgrade is closed. */
-  helloTimeoutMs: number;
   /** HTTP request headers (an upgrade request included) must arrive within this. */
   headersTimeoutMs: number;
   /** Every connection is pinged this often; one that did not answer the previous ping is dropped. */
   heartbeatMs: number;
-  /** Layer delivery pauses while more than this is unsent to a client... */
-  highWaterBytes: number;
-  /** ...and drops a client that stays above it this long. */
-  drainTimeoutMs: number;
-  /** Unsent bytes beyond this drop a client at once. */
-  maxBufferedBytes: number;
-  /** Replays of stored jobs (`fetch`) one connection may have in flight. */
-  fetchesPerClient: number;
 }
 
 export const DEFAULT_LIMITS: BridgeLimits = {
@@ -105,10 +64,10 @@ export interface BridgeOptions {
   /** Origins allowed besides `null` (Figma plugin iframes). */
   allowOrigins: string[];
   outputs: string;
-  /** Finished jobs kept in the job store. */
+  /** Finished jobs kept in the job archive. */
   keepJobs: number;
   /** Where jobs run: this machine's pipeline, or GPU workers behind Redis. */
-  runner: RunnerChoice;
+  executor: ExecutorChoice;
   /** At shutdown, cancel the running jobs instead of letting them finish. */
   cancelOnShutdown: boolean;
   limits?: Partial<BridgeLimits>;
@@ -131,138 +90,26 @@ const SHUTDOWN_REASON = 'bridge shutting down';
 export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const limits: BridgeLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log = options.log ?? (() => {});
-  disableOnnxTelemetry(); // before the runner starts its worker: onnxruntime reads the real environment
-  const runner = await openRunner(options.runner, log);
-  let jobs: Jobs;
+  disableOnnxTelemetry(); // before the executor starts its worker: onnxruntime reads the real environment
+  const executor = await openExecutor(options.executor, log);
+  let jobs: JobLifecycle;
   try {
-    jobs = await Jobs.open({
+    jobs = await JobLifecycle.open({
       outputs: options.outputs,
       keepJobs: options.keepJobs,
-      runner,
+      executor,
       cancelOnShutdown: options.cancelOnShutdown,
       limits,
       log,
     });
   } catch (error) {
-    await runner.dispose();
+    await executor.dispose();
     throw error;
   }
-  /** Open connections in the order they opened (eviction takes the oldest unpaired). */
-  const clients = new Set<Connection>();
-  const guesses = new GuessThrottle({
-    free: limits.wrongTokens,
-    windowMs: limits.tokenWindowMs,
-    delayMs: limits.wrongTokenDelayMs,
-    maxDelayMs: limits.wrongTokenMaxDelayMs,
-  });
   const refusalLog = new LogThrottle(log);
-
-  // ---- messages ---------------------------------------------------------------------------------
-
-  const onGenerate = (client: Connection, message: GenerateMessage) => {
-    const { requestId } = message;
-    if (jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
-    if (message.base && client.protocol < BASE_PROTOCOL)
-      return client.sendError('invalid_message', `generate.base needs protocol ${BASE_PROTOCOL}; this connection said hello with protocol ${client.protocol}`, { requestId });
-    const info = message.model === undefined ? jobs.defaultModel() : jobs.models().find((m) => m.model === message.model);
-    // A studio front door that knows no model yet: the job waits for the first worker's (a base
-    // names a model, so it has to wait for one).
-    if (!info && message.model === undefined && !message.base) return jobs.submit(client, message, undefined);
-    if (!info) {
-      if (jobs.models().length === 0) return client.sendError('invalid_params', `no GPU worker has announced a model yet; send this again once one has`, { requestId });
-      const offered = jobs.models().map((m) => `"${m.model}"`).join(', ');
-      return client.sendError('invalid_params', `model: this bridge offers ${offered}, not "${message.model}"; pick one of those (welcome.models)`, { requestId });
-    }
-    const misfit = modelMisfit(info, message);
-    if (misfit) return client.sendError(misfit.code, misfit.message, { requestId });
-    jobs.submit(client, message, info.model);
-  };
-
-  const onFetch = (client: Connection, jobId: string) => {
-    if (client.fetching >= limits.fetchesPerClient)
-      return client.sendError('rate_limited', `already replaying ${client.fetching} jobs; wait for their done before fetching more`, { jobId });
-    client.fetching++;
-    void jobs
-      .fetch(client, jobId)
-      .catch((error: unknown) => client.sendError('internal', `could not read job ${jobId}: ${String(error)}`, { jobId }))
-      .finally(() => client.fetching--);
-  };
-
-  const onMessage = (client: Connection, message: ClientMessage) => {
-    if (message.type === 'hello') return pair(client, { ok: true, message });
-    switch (message.type) {
-      case 'ping':
-        return client.send({ type: 'pong', ...(message.id === undefined ? {} : { id: message.id }), time: Date.now() });
-      case 'generate':
-        return onGenerate(client, message);
-      case 'cancel':
-        return jobs.cancel(client, message.jobId);
-      case 'fetch':
-        return onFetch(client, message.jobId);
-    }
-  };
-
-  /** Answers `hello`: the right token is welcomed at once; any failed hello is answered (a wrong
-   *  token after a delay, see GuessThrottle) and closed with 1008. */
-  const pair = (client: Connection, hello: HelloParse) => {
-    const presented = hello.ok ? hello.message.token : hello.token;
-    const rightToken = presented !== undefined && tokenMatches(options.token, presented);
-    let refusal: { code: ErrorCode; message: string; reason: string } | undefined;
-    if (!hello.ok) refusal = { code: hello.code, message: `${hello.message}; the plugin sends {"type":"hello","protocol":${PROTOCOL_VERSION},"token":"..."}`, reason: 'bad hello' };
-    else if (!rightToken) refusal = { code: 'unauthorized', message: 'wrong pairing token; copy the token the bridge printed at start into the plugin', reason: 'unauthorized' };
-    else if (!SUPPORTED_PROTOCOLS.includes(hello.message.protocol))
-      refusal = {
-        code: 'protocol_version',
-        message: `this bridge speaks protocol ${SUPPORTED_PROTOCOLS.join(' or ')}, the client ${hello.message.protocol}; update the plugin or the bridge`,
-        reason: 'protocol version',
-      };
-    if (!refusal) {
-      if (!hello.ok) return; // never: a failed hello always has a refusal
-      const { protocol } = hello.message;
-      client.paired = true;
-      client.protocol = protocol;
-      return client.send(welcome(jobs.models(), protocol, limits.jobsPerClient));
-    }
-    client.refused = true;
-    client.paired = false;
-    const { code, message, reason } = refusal;
-    const answer = () => {
-      client.sendError(code, message);
-      client.close(1008, reason);
-    };
-    const delay = rightToken ? 0 : guesses.fail(Date.now());
-    if (delay === 0) answer();
-    else client.later(delay, answer);
-  };
-
-  const onUnpairedFrame = (client: Connection, text: string) => {
-    const hello = parseHello(text);
-    if (hello.ok || hello.attempt) return pair(client, hello);
-    client.sendError('unauthorized', hello.message);
-  };
-
-  const onFrame = (client: Connection, data: RawData, isBinary: boolean) => {
-    if (client.refused) return;
-    const started = Date.now();
-    if (!client.admit(started)) return;
-    if (isBinary) return client.sendError(client.paired ? 'binary_not_allowed' : 'unauthorized', 'clients send JSON text frames only');
-    const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
-    // Before pairing nothing but a small hello is read: a bigger frame is a failed hello, unread.
-    if (!client.paired && bytes > MAX_HELLO_BYTES)
-      return pair(client, { ok: false, code: 'unauthorized', message: `a hello is at most ${MAX_HELLO_BYTES} bytes, this frame is ${bytes}`, attempt: true });
-    if (bytes > MAX_MESSAGE_BYTES) return client.sendError('message_too_large', `message is ${bytes} bytes; the limit is ${MAX_MESSAGE_BYTES}`);
-    const text = (Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)).toString('utf8');
-    if (!client.paired) onUnpairedFrame(client, text);
-    else {
-      const parsed = parseClientMessage(text);
-      if (!parsed.ok) client.sendError(parsed.code, parsed.message, parsed.requestId === undefined ? {} : { requestId: parsed.requestId });
-      else onMessage(client, parsed.message);
-    }
-    const now = Date.now();
-    client.charge(now - started, now);
-  };
-
-  // ---- transport --------------------------------------------------------------------------------
+  const admission = new Admission(limits, options.allowOrigins, (line) => refusalLog.note(line));
+  const pairing = new Pairing(options.token, limits, () => welcome(jobs.models(), limits.jobsPerClient));
+  const dispatch = new Dispatch(jobs, pairing, limits);
 
   const http = createServer(
     // Slow or half-sent requests (an upgrade included) are cut off; Node checks each connection
@@ -279,33 +126,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     },
   );
   http.maxConnections = limits.maxSockets;
-  // Node's headersTimeout misses a socket that sends nothing, or half a request and then
-  // nothing: every socket must complete a request or an upgrade within the deadline.
-  const handshakeDeadlines = new WeakMap<Duplex, NodeJS.Timeout>();
-  const handshakeDone = (socket: Duplex) => clearTimeout(handshakeDeadlines.get(socket));
-  http.on('connection', (socket: Duplex) => {
-    const timer = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
-    timer.unref();
-    handshakeDeadlines.set(socket, timer);
-    socket.once('close', () => clearTimeout(timer));
-  });
-  http.on('request', (req: IncomingMessage) => handshakeDone(req.socket));
-
+  const handshakeDone = handshakeDeadlines(http, limits.headersTimeoutMs);
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes });
-
-  /** Makes room for one more connection from `address`: false when only paired ones hold the slots. */
-  const makeRoom = (address: string): boolean => {
-    const fromAddress = [...clients].filter((c) => c.address === address);
-    const full = clients.size >= limits.maxConnections;
-    const addressFull = fromAddress.length >= limits.connectionsPerAddress;
-    if (!full && !addressFull) return true;
-    const victim = (addressFull ? fromAddress : [...clients]).find((c) => !c.paired);
-    if (!victim) return false;
-    refusalLog.note('closed the oldest unpaired connections to make room for new ones');
-    clients.delete(victim);
-    victim.terminate();
-    return true;
-  };
 
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node removes its own 'error' listener before emitting 'upgrade', and ws adds one only inside
@@ -313,36 +135,30 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     socket.on('error', () => socket.destroy());
     handshakeDone(socket);
     if (jobs.shuttingDown) return refuse(socket, '503 Service Unavailable', SHUTDOWN_REASON);
-    if (!originAllowed(req.headers.origin, options.allowOrigins)) {
-      refusalLog.note(`refused a WebSocket from origin ${JSON.stringify(req.headers.origin).slice(0, 80)} (start with --allow-origin to allow it)`);
-      return refuse(socket, '403 Forbidden', 'origin not allowed');
-    }
-    const address = req.socket.remoteAddress ?? 'unknown';
-    if (!makeRoom(address)) return refuse(socket, '503 Service Unavailable', 'too many connections; close another client and retry');
+    const verdict = admission.admit(req);
+    if (!verdict.ok) return refuse(socket, verdict.status, verdict.why);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const client = new Connection(ws, address, limits, log);
-      clients.add(client);
-      client.later(limits.helloTimeoutMs, () => {
-        if (client.paired || client.refused) return;
-        client.sendError('unauthorized', `no hello within ${limits.helloTimeoutMs} ms; send hello with the pairing token right after connecting`);
-        client.close(1008, 'no hello');
-      });
+      const client = new Connection(ws, verdict.address, limits, log);
+      admission.add(client);
+      pairing.expectHello(client);
       ws.on('message', (data, isBinary) => {
         try {
-          onFrame(client, data, isBinary);
+          dispatch.onFrame(client, data, isBinary);
         } catch (error) {
           client.sendError('internal', `the bridge failed on this message: ${String(error)}`);
         }
       });
       ws.on('error', () => {}); // e.g. a frame over maxPayload or a bad opcode; ws closes the socket itself
       ws.on('close', () => {
-        clients.delete(client);
+        admission.remove(client);
         jobs.unsubscribe(client);
       });
     });
   });
 
-  const heartbeat = setInterval(() => clients.forEach((c) => c.heartbeat()), limits.heartbeatMs);
+  const heartbeat = setInterval(() => {
+    for (const c of admission.connections()) c.heartbeat();
+  }, limits.heartbeatMs);
   heartbeat.unref();
 
   await new Promise<void>((resolve, reject) => {
@@ -362,7 +178,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     log('shutting down: no new connections or jobs');
     clearInterval(heartbeat);
     await jobs.shutdown();
-    for (const client of clients) client.close(1001, SHUTDOWN_REASON);
+    for (const client of admission.connections()) client.close(1001, SHUTDOWN_REASON);
     await jobs.dispose();
     await new Promise<void>((resolve) => {
       wss.close(() => resolve());
@@ -379,6 +195,23 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     },
     close,
   };
+}
+
+/**
+ * Node's headersTimeout misses a socket that sends nothing, or half a request and then nothing:
+ * every socket must complete a request or an upgrade within `ms`. Returns what marks a socket done.
+ */
+function handshakeDeadlines(http: Server, ms: number): (socket: Duplex) => void {
+  const deadlines = new WeakMap<Duplex, NodeJS.Timeout>();
+  const done = (socket: Duplex) => clearTimeout(deadlines.get(socket));
+  http.on('connection', (socket: Duplex) => {
+    const timer = setTimeout(() => socket.destroy(), ms);
+    timer.unref();
+    deadlines.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  });
+  http.on('request', (req: IncomingMessage) => done(req.socket));
+  return done;
 }
 
 /** Logs a line at most once a second (with how many were left out): a flood must not flood the console. */
@@ -399,15 +232,15 @@ class LogThrottle {
 }
 
 /**
- * The welcome in the client's own version (a version-1 client sees protocol 1); `models[0]` is
- * the default model. With none yet (a studio front door before its first worker), the model
- * fields are empty or the bridge's own bounds, and `note` says why.
+ * The welcome a paired connection gets; `models[0]` is the default model. With none yet (a studio
+ * front door before its first worker), the model fields are empty or the bridge's own bounds, and
+ * `note` says why.
  */
-function welcome(models: PipelineInfo[], protocol: number, jobsPerClient: number): BridgeMessage {
+function welcome(models: PipelineInfo[], jobsPerClient: number): WelcomeMessage {
   const info = models[0];
   return {
     type: 'welcome',
-    protocol,
+    protocol: PROTOCOL_VERSION,
     ...(info
       ? { model: info.model, provider: info.provider, tiny: info.tiny, maxLayers: info.maxLayers, resolutions: info.resolutions }
       : { model: '', provider: '', tiny: false, maxLayers: MAX_LAYERS, resolutions: [...RESOLUTIONS], note: NO_MODEL_YET }),
@@ -419,18 +252,17 @@ function welcome(models: PipelineInfo[], protocol: number, jobsPerClient: number
   };
 }
 
-function health(version: string, jobs: Jobs) {
+function health(version: string, jobs: JobLifecycle) {
   const info = jobs.defaultModel();
   return {
     ok: true,
     name: 'art-for-figma bridge',
     version,
     protocol: PROTOCOL_VERSION,
-    protocols: SUPPORTED_PROTOCOLS,
     ...(info ? { model: info.model, provider: info.provider, tiny: info.tiny, maxLayers: info.maxLayers } : { model: null }),
     queue: jobs.counts,
     shuttingDown: jobs.shuttingDown,
-    ...jobs.runnerHealth(),
+    ...jobs.executorHealth(),
   };
 }
 

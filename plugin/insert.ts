@@ -9,8 +9,7 @@
  * The Figma API is passed in, typed as the subset used (picked from @figma/plugin-typings), so
  * the real `figma` and the tests' fake both satisfy the same declarations.
  */
-import { BACKGROUND_LAYER, MERGED_LAYER } from '../gpu-server/constants.ts';
-import type { BoxTuple } from '../gpu-server/pipeline/types.ts';
+import { BACKGROUND_LAYER, type BoxTuple, MERGED_LAYER } from '../domain/layout.ts';
 import type { FrameLayout } from './layout.ts';
 import {
   LAYER_NODE_KEY,

@@ -3,8 +3,7 @@
  * resolution, each visible direct child becomes one box snapped outwards to the token grid, and
  * every box remembers the node it came from so the generated layer can land back on it.
  */
-import { GRID, MAX_CHILD_LAYERS } from '../gpu-server/constants.ts';
-import type { BoxTuple, Layout } from '../gpu-server/pipeline/types.ts';
+import { type BoxTuple, GRID, type Layout, MAX_CHILD_LAYERS } from '../domain/layout.ts';
 import { intersection } from './read-scene.ts';
 import { FRAME_TYPES, type PlainNode, type Rect } from './scene.ts';
 

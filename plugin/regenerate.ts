@@ -5,8 +5,8 @@
  * design's current z-order; the plugin data on each child (`art.layer`) says which base layer it
  * was. Pure: the main thread reads the nodes into plain data, this decides.
  */
-import { BACKGROUND_LAYER, MERGED_LAYER } from '../gpu-server/constants.ts';
-import type { BoxTuple, KeepEntry } from '../gpu-server/pipeline/types.ts';
+import type { KeepEntry } from '../domain/keep.ts';
+import { BACKGROUND_LAYER, type BoxTuple, MERGED_LAYER } from '../domain/layout.ts';
 import { canvasSize, frameLayout, type FrameLayout } from './layout.ts';
 import type { LayerNodeData, ResultFrameData } from './result-data.ts';
 import type { PlainNode, Rect } from './scene.ts';

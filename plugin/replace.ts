@@ -9,7 +9,7 @@
  *
  * The Figma API is passed in, typed as the subset used (as in plugin/insert.ts).
  */
-import { BACKGROUND_LAYER, MERGED_LAYER } from '../gpu-server/constants.ts';
+import { BACKGROUND_LAYER, MERGED_LAYER } from '../domain/layout.ts';
 import { exactImageFill, frameBox, notifyLine, resultFrameName, type JobInfo, type SceneApi, type SceneFrame, type SceneRect } from './insert.ts';
 import type { FrameLayout } from './layout.ts';
 import type { PlannedLayer } from './regenerate.ts';

@@ -1,3 +1,4 @@
+import type { BoxTuple } from '../domain/layout.ts';
 /**
  * What a generated result carries, said once for the plugin, the UI and the edit loop: the plugin
  * data written on result frames and their layer nodes, and the per-layer messages that stream a
@@ -10,7 +11,6 @@
  * @figma/plugin-typings). Values are JSON strings with a version field; readers check every field
  * and treat anything else as "not ours".
  */
-import type { BoxTuple } from '../gpu-server/pipeline/types.ts';
 
 /** On a result frame: `ResultFrameData` as JSON. */
 export const RESULT_FRAME_KEY = 'art.result';

@@ -1,16 +1,10 @@
+import { RESOLUTIONS, type Resolution } from '../domain/layout.ts';
+import { DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TRUE_CFG } from '../domain/params.ts';
 /**
  * The designer's settings, kept in figma.clientStorage (per user, per machine). Stored data may
  * come from an older version or be damaged: `normalizeSettings` checks every field once and
  * falls back to the default for anything unusable.
  */
-import {
-  DEFAULT_GUIDANCE,
-  DEFAULT_SEED,
-  DEFAULT_STEPS,
-  DEFAULT_TRUE_CFG,
-  RESOLUTIONS,
-  type Resolution,
-} from '../gpu-server/constants.ts';
 
 export type SeedMode = 'fixed' | 'random';
 

@@ -4,7 +4,9 @@
  * below only draw it.
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { MAX_PROMPT_CHARS, MAX_SEED, type GenerateMessage, type ImageFrame } from '../bridge/protocol.ts';
+import { MAX_PROMPT_CHARS, MAX_SEED } from '../domain/params.ts';
+import type { GenerateMessage } from '../bridge/protocol/messages.ts';
+import type { ImageFrame } from '../bridge/protocol/image-frame.ts';
 import type { InsertPlace, PluginToUi, ResultSelection, SelectionItem } from '../plugin/messages.ts';
 import { DEFAULT_SETTINGS, type Settings } from '../plugin/settings.ts';
 import { BridgeClient, type BridgeEvent, type ConnectionState } from './bridge-client.ts';

@@ -1,15 +1,9 @@
 /**
- * The WebSocket client that speaks bridge/protocol.ts: pairs with `hello`, sends jobs, and hands
+ * The WebSocket client that speaks the bridge protocol (bridge/protocol/): pairs with `hello`, sends jobs, and hands
  * every bridge message (and every decoded image frame) to the app. Knows nothing of Figma.
  */
-import {
-  PROTOCOL_VERSION,
-  decodeImageFrame,
-  type BridgeMessage,
-  type ClientMessage,
-  type ImageFrame,
-  type WelcomeMessage,
-} from '../bridge/protocol.ts';
+import { PROTOCOL_VERSION, type BridgeMessage, type ClientMessage, type WelcomeMessage } from '../bridge/protocol/messages.ts';
+import { decodeImageFrame, type ImageFrame } from '../bridge/protocol/image-frame.ts';
 
 export type ConnectionState =
   | { status: 'idle' }

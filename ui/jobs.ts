@@ -2,11 +2,11 @@
  * The UI's record of this session's jobs and how bridge events move them along. Pure: each
  * function returns the next job list; images live outside (they are bytes, not view state).
  */
-import type { BridgeMessage } from '../bridge/protocol.ts';
+import type { Stage } from '../domain/stage.ts';
+import type { BridgeMessage } from '../bridge/protocol/messages.ts';
 import type { StoredJob } from '../plugin/job-store.ts';
 import type { FrameLayout } from '../plugin/layout.ts';
 import type { EditTarget } from '../plugin/messages.ts';
-import type { Stage } from '../gpu-server/pipeline/types.ts';
 import { errorText } from './words.ts';
 
 /**

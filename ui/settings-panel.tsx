@@ -1,6 +1,6 @@
 /** Resolution, steps, the two guidance knobs and the seed. */
-import { MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MAX_TRUE_CFG, MIN_GUIDANCE, MIN_STEPS, MIN_TRUE_CFG } from '../bridge/protocol.ts';
-import { RESOLUTIONS, type Resolution } from '../gpu-server/constants.ts';
+import { RESOLUTIONS, type Resolution } from '../domain/layout.ts';
+import { MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MAX_TRUE_CFG, MIN_GUIDANCE, MIN_STEPS, MIN_TRUE_CFG } from '../domain/params.ts';
 import type { Settings } from '../plugin/settings.ts';
 
 interface Props {

@@ -2,8 +2,8 @@
  * Bridge errors, connection states and times in words a designer can act on. The bridge's own
  * message is kept where it says something specific (which field, which limit).
  */
-import type { ErrorCode, ErrorMessage } from '../bridge/protocol.ts';
-import type { Stage } from '../gpu-server/pipeline/types.ts';
+import type { Stage } from '../domain/stage.ts';
+import type { ErrorCode, ErrorMessage } from '../bridge/protocol/messages.ts';
 
 export const START_COMMAND = 'npm start';
 

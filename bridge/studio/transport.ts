@@ -6,8 +6,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { GenerateParams } from '../../gpu-server/pipeline/types.ts';
-import type { LayerPng } from '../job-store.ts';
-import { JobAborted, type JobResult } from '../runner.ts';
+import type { LayerPng } from '../job-archive.ts';
+import { JobAborted, type JobResult } from '../executor.ts';
 import { INPUT_TTL_MS, keys, LAYER_TAKE_TIMEOUT_MS, MAX_LAYER_BYTES, MAX_PENDING_LAYERS, MAX_RESULT_BYTES, RESULT_TTL_MS } from './keys.ts';
 import type { JobData, LayerRef, ResultManifest } from './wire.ts';
 
@@ -31,7 +31,7 @@ export const refOf = (l: LayerPng): LayerRef => ({ index: l.index, box: [l.box[0
  * most MAX_PENDING_LAYERS of a run's layers; a front door that takes none for
  * LAYER_TAKE_TIMEOUT_MS fails the run (`done` rejects), and so does a cancel while it waits.
  */
-export class LayerUpload {
+export class RedisLayerStream {
   private chain: Promise<void> = Promise.resolve();
   private readonly written: number[] = [];
 

@@ -5,8 +5,9 @@
  * what it reads once, here: Redis is shared, and a worker of another version may be on it.
  */
 import { z } from 'zod';
-import { layoutSchema, generateParamsSchema } from '../protocol.ts';
-import type { PipelineInfo, Progress } from '../../gpu-server/pipeline/types.ts';
+import { layoutSchema } from '../../domain/layout.ts';
+import { generateParamsSchema } from '../protocol/messages.ts';
+import { JOB_KINDS, type PipelineInfo, type Progress } from '../../gpu-server/pipeline/types.ts';
 
 const STAGES = ['text', 'denoise', 'decode', 'encode'] as const;
 const boxTuple = z.tuple([z.number().int(), z.number().int(), z.number().int(), z.number().int()]);
@@ -98,6 +99,7 @@ export const pipelineInfoSchema = z.object({
   maxLayers: z.number().int().min(2),
   resolutions: z.array(z.number().int().min(1)),
   memoryPlan: z.string().max(1000).optional(),
+  jobs: z.array(z.enum(JOB_KINDS)).min(1).max(JOB_KINDS.length),
 }) satisfies z.ZodType<PipelineInfo>;
 
 export const workerRecordSchema = z.object({

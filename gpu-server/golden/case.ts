@@ -5,14 +5,14 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Layout } from '../../domain/layout.ts';
 import type { GraphBuilder } from '../onnx/graph.ts';
 import { writeModel } from '../onnx/onnx-writer.ts';
 import { loadAll, toFloat32 } from '../onnx/safetensors.ts';
 import { floatsOf, openSession, type ort } from '../onnx/session.ts';
-import type { Layout } from '../pipeline/types.ts';
 import type { GoldenReport } from './compare.ts';
 
-export const GOLDEN_KINDS = ['transformer', 'transp_vae', 'vae', 'clip_text', 't5_encoder', 'scheduler', 'pipeline'] as const;
+export const GOLDEN_KINDS = ['transformer', 'transp_vae', 'vae', 'clip_text', 't5_encoder', 'scheduler', 'pipeline', 'cld_adapter'] as const;
 export type GoldenKind = (typeof GOLDEN_KINDS)[number];
 
 export interface CaseJson {

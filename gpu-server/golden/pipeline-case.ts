@@ -1,10 +1,10 @@
 /**
  * Golden check of the whole CFG pipeline on a `pipeline` case: the graphs of the model cases the
- * case names, driven by the pipeline's own runner (schedule, batched true CFG, Euler, grey fill,
+ * case names, driven by the pipeline's own denoiser (schedule, batched true CFG, Euler, grey fill,
  * transparent decoder, VAE for merged and background) from the case's noise and text embeddings.
  */
 import { join, resolve } from 'node:path';
-import { BACKGROUND_LAYER, MERGED_LAYER } from '../constants.ts';
+import { BACKGROUND_LAYER, MERGED_LAYER, validateLayout } from '../../domain/layout.ts';
 import { graphBuilders, writeGraph, type ModelComponents } from '../model-folder/graphs.ts';
 import type { GraphName } from '../model-folder/manifest.ts';
 import { parseTransformerConfig } from '../models/transformer.ts';
@@ -13,12 +13,12 @@ import { parseVaeConfig } from '../models/vae.ts';
 import { checkpointWeights } from '../onnx/graph.ts';
 import { Checkpoint, loadAll } from '../onnx/safetensors.ts';
 import { openSession } from '../onnx/session.ts';
-import { ArtRunner } from '../pipeline/art-runner.ts';
+import { Denoiser } from '../pipeline/denoiser.ts';
 import { GraphSession } from '../pipeline/graph-session.ts';
-import { transformerTokens, validateLayout } from '../pipeline/layout-tokens.ts';
+import { transformerTokens } from '../pipeline/layout-tokens.ts';
 import { gatherTokens, scatterTokens } from '../pipeline/packing.ts';
 import { FLUX_SCHEDULER } from '../pipeline/scheduler.ts';
-import type { TextEmbeddings } from '../pipeline/transformer-runner.ts';
+import type { TextEmbeddings } from '../pipeline/noise-predictor.ts';
 import { caseLayout, GoldenError, need, readCase, readFloats, readJson, withScratch } from './case.ts';
 import { compareFloat, compareLevels, type Comparison, type GoldenReport } from './compare.ts';
 
@@ -82,17 +82,17 @@ export async function check(dir: string): Promise<GoldenReport> {
     };
     try {
       const vae = models.vae.config;
-      const runner = new ArtRunner(graphs, {
+      const denoiser = new Denoiser(graphs, {
         vae: { scalingFactor: vae.scalingFactor, shiftFactor: vae.shiftFactor },
         scheduler: FLUX_SCHEDULER,
         transformer: { axesDimsRope: models.transformer.config.axesDimsRope, ropeTheta: 10000 },
         transparentDecoder: { axesDimsRope: models.transparentDecoder.config.ropeAxes, ropeTheta: models.transparentDecoder.config.ropeTheta },
       });
-      const schedule = runner.schedule(p.steps, grid);
+      const schedule = denoiser.schedule(p.steps, grid);
       comparisons.push(compareFloat('timesteps', schedule.timesteps, extraOf('timesteps')));
       comparisons.push(compareFloat('sigmas', schedule.sigmas, extraOf('sigmas')));
 
-      const tokens = await runner.denoise({
+      const tokens = await denoiser.denoise({
         grid,
         initial: gatherTokens(input('initial_latents').data, grid),
         positive: text('prompt_embeds', 'pooled_prompt_embeds'),
@@ -109,7 +109,7 @@ export async function check(dir: string): Promise<GoldenReport> {
         },
       });
 
-      const decoded = await runner.decode(layout, grid, tokens);
+      const decoded = await denoiser.decode(layout, grid, tokens);
       comparisons.push(compareFloat('latents_for_decoders', decoded.latents, need(outputs, 'latents_for_decoders', outputsFile).data));
       const images = need(outputs, 'images', outputsFile).data;
       const px = images.length / layout.boxes.length;

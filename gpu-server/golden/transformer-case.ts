@@ -2,14 +2,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { validateLayout } from '../../domain/layout.ts';
 import { fusedWeights, loadLoras, type LoraSpec } from '../model-folder/lora.ts';
 import { buildTransformer, parseTransformerConfig } from '../models/transformer.ts';
 import { checkpointWeights, type WeightSource } from '../onnx/graph.ts';
 import { Checkpoint } from '../onnx/safetensors.ts';
 import { floatTensor, ort } from '../onnx/session.ts';
-import { transformerTokens, validateLayout } from '../pipeline/layout-tokens.ts';
+import { transformerTokens, type TokenGrid } from '../pipeline/layout-tokens.ts';
 import { gatherTokens, scatterTokens } from '../pipeline/packing.ts';
-import { ropeTables } from '../pipeline/rope.ts';
+import { ropeTables, type RopeTables } from '../pipeline/rope.ts';
 import { caseLayout, type CaseJson, GoldenError, need, readCase, readFloats, readJson, runGraphOnce } from './case.ts';
 import { compareFloat, type Comparison, FP32_TOLERANCE, type GoldenReport } from './compare.ts';
 
@@ -42,9 +43,7 @@ export async function runCase(dir: string, variant: TransformerVariant = FP32_VA
 
   const grid = transformerTokens(layout);
   const latents = need(inputs, 'latents', inputsFile);
-  const context = need(inputs, 'encoder_hidden_states', inputsFile);
-  const pooled = need(inputs, 'pooled_projections', inputsFile);
-  const textTokens = context.shape[1];
+  const textTokens = need(inputs, 'encoder_hidden_states', inputsFile).shape[1];
   const rope = ropeTables(grid.ids, config.axesDimsRope, textTokens);
   const comparisons: Comparison[] = [
     compareFloat('img_ids', Float32Array.from(grid.ids), need(inputs, 'img_ids', inputsFile).data, 0),
@@ -52,17 +51,7 @@ export async function runCase(dir: string, variant: TransformerVariant = FP32_VA
     compareFloat('rope_sin', rope.sin, need(outputs, 'rope_sin', outputsFile).data),
   ];
 
-  const n = grid.count;
-  const feeds: Record<string, ort.Tensor> = {
-    hidden_states: floatTensor(gatherTokens(latents.data, grid), [1, n, 64], variant.precision),
-    token_layer: new ort.Tensor('int64', BigInt64Array.from(grid.layerOf, (v) => BigInt(v)), [n]),
-    encoder_hidden_states: floatTensor(context.data, context.shape, variant.precision),
-    pooled_projections: floatTensor(pooled.data, pooled.shape, variant.precision),
-    timestep: new ort.Tensor('float32', need(inputs, 'timestep', inputsFile).data, [1]),
-    rope_cos: floatTensor(rope.cos, [rope.rows, rope.dim], variant.precision),
-    rope_sin: floatTensor(rope.sin, [rope.rows, rope.dim], variant.precision),
-  };
-  if (config.guidanceEmbeds) feeds.guidance = new ort.Tensor('float32', need(inputs, 'guidance', inputsFile).data, [1]);
+  const feeds = fluxFeeds(grid, rope, latents.data, inputs, inputsFile, config.guidanceEmbeds, variant.precision);
   const result = run
     ? await run(feeds)
     : await runGraphOnce(buildTransformer(config, weights ?? caseWeights(dir, c).weights, variant.precision, { intermediates: true, quantize: variant.quantize }), feeds);
@@ -71,6 +60,27 @@ export async function runCase(dir: string, variant: TransformerVariant = FP32_VA
   scatterTokens(result.noise_pred, grid, full);
   const mask = scatterTokens(new Float32Array(grid.count * 64).fill(1), grid, new Float32Array(latents.data.length));
   return { comparisons, result, noisePred: full, mask, outputs, outputsFile };
+}
+
+/**
+ * The feeds of a FLUX-style graph (the transformer, the adapter) from a case's inputs: `latents`
+ * the full per-layer latents, cropped here; text, pooled, timestep and guidance as the case holds them.
+ */
+export function fluxFeeds(grid: TokenGrid, rope: RopeTables, latents: Float32Array, inputs: Map<string, { shape: number[]; data: Float32Array }>, inputsFile: string, guidance: boolean, precision: 'float32' | 'float16' = 'float32'): Record<string, ort.Tensor> {
+  const n = grid.count;
+  const context = need(inputs, 'encoder_hidden_states', inputsFile);
+  const pooled = need(inputs, 'pooled_projections', inputsFile);
+  const feeds: Record<string, ort.Tensor> = {
+    hidden_states: floatTensor(gatherTokens(latents, grid), [1, n, 64], precision),
+    token_layer: new ort.Tensor('int64', BigInt64Array.from(grid.layerOf, (v) => BigInt(v)), [n]),
+    encoder_hidden_states: floatTensor(context.data, context.shape, precision),
+    pooled_projections: floatTensor(pooled.data, pooled.shape, precision),
+    timestep: new ort.Tensor('float32', need(inputs, 'timestep', inputsFile).data, [1]),
+    rope_cos: floatTensor(rope.cos, [rope.rows, rope.dim], precision),
+    rope_sin: floatTensor(rope.sin, [rope.rows, rope.dim], precision),
+  };
+  if (guidance) feeds.guidance = new ort.Tensor('float32', need(inputs, 'guidance', inputsFile).data, [1]);
+  return feeds;
 }
 
 /** The LoRA files a case lists (`loras`, in `order`), as `--lora` would take them. */

@@ -13,7 +13,8 @@
 import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LATENT_CHANNELS, RESOLUTIONS, T5_TOKENS } from '../constants.ts';
+import { RESOLUTIONS } from '../../domain/layout.ts';
+import { LATENT_CHANNELS, T5_TOKENS } from '../constants.ts';
 import { parseClipTextConfig } from '../models/clip-text.ts';
 import { parseT5Config } from '../models/t5-encoder.ts';
 import { parseTransformerConfig } from '../models/transformer.ts';
@@ -22,9 +23,9 @@ import { parseVaeConfig } from '../models/vae.ts';
 import { checkpointWeights, type WeightSource } from '../onnx/graph.ts';
 import { schedulerConfigFromDiffusers } from '../pipeline/scheduler.ts';
 import { CLIP_TOKENIZER_FILES, T5_TOKENIZER_FILES } from '../text/tokenizer-files.ts';
-import { graphBuilders, type ModelComponents, type Precision, PRECISIONS } from './graphs.ts';
+import { graphBuilders, type ModelComponents } from './graphs.ts';
 import { fusedWeights, loadLoras, parseLoraArg, type FusedLora, type LoraSpec } from './lora.ts';
-import { GRAPH_NAMES, ModelFolderError, type Manifest } from './manifest.ts';
+import { GRAPH_NAMES, ModelFolderError, PRECISIONS, type Manifest, type Precision } from './manifest.ts';
 import { elementsOf, openTensorFile, type TensorFile } from './weight-files.ts';
 import { freeBytes, writeModelFolder, type FolderProgress } from './write-folder.ts';
 

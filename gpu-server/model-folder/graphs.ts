@@ -10,11 +10,8 @@ import { buildTransparentDecoder, type TransparentDecoderConfig } from '../model
 import { buildVaeDecoder, buildVaeEncoder, type VaeConfig } from '../models/vae.ts';
 import type { GraphBuilder, WeightSource } from '../onnx/graph.ts';
 import { writeModel, type WriteProgress } from '../onnx/onnx-writer.ts';
-import type { GraphName } from './manifest.ts';
+import type { GraphName, Precision } from './manifest.ts';
 
-/** fp32 (CPU, tests), fp16 (GPU), int4 (GPU with 12-16 GB: 4-bit weight-only transformer, fp16 elsewhere). */
-export const PRECISIONS = ['fp32', 'fp16', 'int4'] as const;
-export type Precision = (typeof PRECISIONS)[number];
 export const graphFloat = (p: Precision): 'float32' | 'float16' => (p === 'fp32' ? 'float32' : 'float16');
 
 export interface Component<C> {

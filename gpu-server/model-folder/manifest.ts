@@ -8,7 +8,6 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, normalize, sep } from 'node:path';
 import { z } from 'zod';
-import { PRECISIONS } from './graphs.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'art-model-folder';
@@ -16,6 +15,10 @@ export const MANIFEST_VERSION = 1;
 
 export const GRAPH_NAMES = ['transformer', 'vae_encoder', 'vae_decoder', 'transparent_decoder', 'clip_text', 't5_encoder'] as const;
 export type GraphName = (typeof GRAPH_NAMES)[number];
+
+/** fp32 (CPU, tests), fp16 (GPU), int4 (GPU with 12-16 GB: 4-bit weight-only transformer, fp16 elsewhere). */
+export const PRECISIONS = ['fp32', 'fp16', 'int4'] as const;
+export type Precision = (typeof PRECISIONS)[number];
 
 export class ModelFolderError extends Error {
   override name = 'ModelFolderError';

@@ -9,7 +9,8 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { MAX_LAYERS, RESOLUTIONS, T5_TOKENS } from '../constants.ts';
+import { MAX_LAYERS, RESOLUTIONS } from '../../domain/layout.ts';
+import { T5_TOKENS } from '../constants.ts';
 import { parseClipTextConfig } from '../models/clip-text.ts';
 import { parseT5Config } from '../models/t5-encoder.ts';
 import { parseTransformerConfig } from '../models/transformer.ts';

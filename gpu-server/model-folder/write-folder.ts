@@ -7,9 +7,9 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statfsSync, st
 import { dirname, join, resolve } from 'node:path';
 import type { WriteProgress } from '../onnx/onnx-writer.ts';
 import type { SchedulerConfig } from '../pipeline/scheduler.ts';
-import { graphBuilders, writeGraph, type ModelComponents, type Precision } from './graphs.ts';
+import { graphBuilders, writeGraph, type ModelComponents } from './graphs.ts';
 import type { FusedLora } from './lora.ts';
-import { describeFile, GRAPH_NAMES, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, ModelFolderError, parseManifest, type GraphName, type Manifest } from './manifest.ts';
+import { describeFile, GRAPH_NAMES, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, ModelFolderError, parseManifest, type GraphName, type Manifest, type Precision } from './manifest.ts';
 
 export interface FolderSpec {
   name: string;

@@ -80,8 +80,8 @@ function encoderLayer(g: GraphBuilder, c: ClipTextConfig, x: Value, i: number, m
   const q = nn.linear(g, h, `${p}.self_attn.q_proj`, d, d);
   const k = nn.linear(g, h, `${p}.self_attn.k_proj`, d, d);
   const v = nn.linear(g, h, `${p}.self_attn.v_proj`, d, d);
-  // MultiHeadAttention's default scale is 1/sqrt(head_dim), as CLIP's.
-  const attn = nn.attention(g, q, k, v, c.heads, { bias: mask });
+  // The default scale 1/sqrt(head_dim), as CLIP's.
+  const attn = nn.attention(g, q, k, v, c.heads, { headDim: d / c.heads, bias: mask });
   x = nn.add(g, x, nn.linear(g, attn, `${p}.self_attn.out_proj`, d, d));
   const h2 = nn.layerNorm(g, x, d, c.layerNormEps, `${p}.layer_norm2`);
   const up = nn.linear(g, h2, `${p}.mlp.fc1`, d, c.intermediate);

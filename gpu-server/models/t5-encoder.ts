@@ -169,7 +169,7 @@ function block(t: T5Ops, c: T5Config, x: Value, i: number, bias: Value): Value {
   const q = t.boundedLinear(h, `${p}.layer.0.SelfAttention.q.weight`, d, inner);
   const k = t.boundedLinear(h, `${p}.layer.0.SelfAttention.k.weight`, d, inner);
   const v = t.boundedLinear(h, `${p}.layer.0.SelfAttention.v.weight`, d, inner);
-  const attn = nn.attention(g, q, k, v, c.heads, { scale: 1, bias });
+  const attn = nn.attention(g, q, k, v, c.heads, { headDim: c.dKv, scale: 1, bias });
   x = nn.add(g, x, t.boundedLinear(attn, `${p}.layer.0.SelfAttention.o.weight`, inner, d));
   const h2 = t.rms(x, `${p}.layer.1.layer_norm.weight`, d, c.eps);
   const gate = nn.geluTanh(g, t.boundedLinear(h2, `${p}.layer.1.DenseReluDense.wi_0.weight`, d, c.dFf));

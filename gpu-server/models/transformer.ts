@@ -10,10 +10,11 @@
  *          rope_cos / rope_sin [T+N, head_dim] (text ids first, from `pipeline/rope.ts`).
  * Output:  noise_pred [B,N,64].
  */
+import { MAX_LAYERS } from '../../domain/layout.ts';
 import { GraphError, GraphBuilder, type Value, type WeightSource } from '../onnx/graph.ts';
 import * as nn from '../onnx/nn.ts';
 import { int } from '../onnx/graph.ts';
-import { MAX_LAYERS, PACKED_CHANNELS } from '../constants.ts';
+import { PACKED_CHANNELS } from '../constants.ts';
 
 export interface TransformerConfig {
   inChannels: number;
@@ -31,15 +32,16 @@ export interface TransformerConfig {
 /** Reads a diffusers `transformer/config.json`; names what is wrong. */
 export function parseTransformerConfig(json: unknown, source = 'transformer/config.json'): TransformerConfig {
   const c = (json ?? {}) as Record<string, unknown>;
-  const num = (key: string, fallback?: number): number => {
+  const num = (key: string, fallback?: number, min = 1): number => {
     const v = c[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new GraphError(`${source}: "${key}" must be a positive integer (got ${JSON.stringify(v)})`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new GraphError(`${source}: "${key}" must be an integer of at least ${min} (got ${JSON.stringify(v)})`);
     return v;
   };
   const cfg: TransformerConfig = {
     inChannels: num('in_channels', PACKED_CHANNELS),
     numLayers: num('num_layers'),
-    numSingleLayers: num('num_single_layers'),
+    // An adapter may have no single blocks (alimama's Inpainting-Alpha has none).
+    numSingleLayers: num('num_single_layers', undefined, 0),
     headDim: num('attention_head_dim'),
     heads: num('num_attention_heads'),
     jointAttentionDim: num('joint_attention_dim'),
@@ -60,7 +62,7 @@ export const innerDim = (c: TransformerConfig): number => c.heads * c.headDim;
 const TIME_CHANNELS = 256;
 const LN_EPS = 1e-6;
 
-interface Ctx {
+export interface Ctx {
   g: GraphBuilder;
   c: TransformerConfig;
   dim: number;
@@ -136,7 +138,7 @@ function doubleBlock(x: Ctx, img: Value, txt: Value, tembAct: Value, i: number):
   const q = nn.concat(g, [headsWithNorm(x, nTxt, `${p}.attn.add_q_proj`, `${p}.attn.norm_added_q.weight`), headsWithNorm(x, nImg, `${p}.attn.to_q`, `${p}.attn.norm_q.weight`)], 1);
   const k = nn.concat(g, [headsWithNorm(x, nTxt, `${p}.attn.add_k_proj`, `${p}.attn.norm_added_k.weight`), headsWithNorm(x, nImg, `${p}.attn.to_k`, `${p}.attn.norm_k.weight`)], 1);
   const v = nn.concat(g, [nn.linear(g, nTxt, `${p}.attn.add_v_proj`, dim, dim), nn.linear(g, nImg, `${p}.attn.to_v`, dim, dim)], 1);
-  const [aTxt, aImg] = splitText(x, nn.attention(g, rotate(x, q), rotate(x, k), v, x.c.heads));
+  const [aTxt, aImg] = splitText(x, nn.attention(g, rotate(x, q), rotate(x, k), v, x.c.heads, { headDim: x.c.headDim }));
 
   let outImg = nn.add(g, img, nn.mul(g, gate, nn.linear(g, aImg, `${p}.attn.to_out.0`, dim, dim)));
   outImg = nn.add(g, outImg, nn.mul(g, gateMlp, feedForward(x, modulate(x, outImg, shiftMlp, scaleMlp), `${p}.ff`)));
@@ -156,7 +158,7 @@ function singleBlock(x: Ctx, h: Value, tembAct: Value, i: number): Value {
   const q = rotate(x, headsWithNorm(x, n, `${p}.attn.to_q`, `${p}.attn.norm_q.weight`));
   const k = rotate(x, headsWithNorm(x, n, `${p}.attn.to_k`, `${p}.attn.norm_k.weight`));
   const v = nn.linear(g, n, `${p}.attn.to_v`, dim, dim);
-  const attn = nn.attention(g, q, k, v, x.c.heads);
+  const attn = nn.attention(g, q, k, v, x.c.heads, { headDim: x.c.headDim });
   const out = nn.linear(g, nn.concat(g, [attn, mlp], 2), `${p}.proj_out`, 5 * dim, dim);
   let y = nn.add(g, h, nn.mul(g, gate, out));
   if (g.float === 'float16') y = g.op('Clip', [y, g.scalar(-65504), g.scalar(65504)]);
@@ -165,15 +167,55 @@ function singleBlock(x: Ctx, h: Value, tembAct: Value, i: number): Value {
 
 export type TransformerPrecision = 'float32' | 'float16';
 
+/** How many residual samples an adapter gives the transformer (CLD's MultiLayerAdapter: one per adapter block). */
+export interface ResidualCounts {
+  double: number;
+  single: number;
+}
+
 export interface TransformerBuildOptions {
   /** Also output `temb` and `packed_hidden_after_crop` (for comparing with the reference's intermediates). */
   intermediates?: boolean;
   /** `int4`: 4-bit weight-only linear layers (MatMulNBits), for GPUs with 12-16 GB. */
   quantize?: 'none' | 'int4';
+  /**
+   * The decomposition graph: inputs `adapter_block_sample_<j>` / `adapter_single_block_sample_<j>`
+   * `[1|B, tokens, D]` (an adapter's outputs, see `adapter.ts`) added after the blocks. Absent: the
+   * generation graph, with no such inputs and no extra nodes.
+   */
+  residuals?: ResidualCounts;
 }
 
-export function buildTransformer(c: TransformerConfig, weights: WeightSource, precision: TransformerPrecision = 'float32', options: TransformerBuildOptions = {}): GraphBuilder {
-  const g = new GraphBuilder('art_transformer', precision, weights, options.quantize ?? 'none');
+/** Input names of the residual samples (the adapter's output names). */
+export const doubleSampleName = (j: number): string => `adapter_block_sample_${j}`;
+export const singleSampleName = (j: number): string => `adapter_single_block_sample_${j}`;
+
+/**
+ * Which sample block `i` of `blocks` gets, as diffusers' Flux transformer (and CLD's) picks it:
+ * `i // ceil(blocks / samples)`.
+ */
+export function sampleForBlock(i: number, blocks: number, samples: number): number {
+  return Math.floor(i / Math.ceil(blocks / samples));
+}
+
+/** What a FLUX-style graph makes of its inputs before the blocks (shared by the transformer and the adapter). */
+export interface Stem {
+  x: Ctx;
+  /** `hidden_states [B, N, 64]`. */
+  hidden: Value;
+  /** `token_layer [N]`. */
+  tokenLayer: Value;
+  temb: Value;
+  tembAct: Value;
+  /** The embedded text stream `[B, T, D]`. */
+  txt: Value;
+}
+
+/**
+ * Declares the inputs every FLUX-style graph here takes (see the top of this file) and embeds the
+ * conditioning (timestep + guidance + pooled text, summed) and the text with `c`'s own weights.
+ */
+export function fluxStem(g: GraphBuilder, c: TransformerConfig): Stem {
   const dim = innerDim(c);
   const hidden = g.input('hidden_states', 'float', ['batch', 'tokens', c.inChannels]);
   const tokenLayer = g.input('token_layer', 'int64', ['tokens']);
@@ -192,30 +234,80 @@ export function buildTransformer(c: TransformerConfig, weights: WeightSource, pr
     textLen,
   };
 
-  // Conditioning: timestep + guidance + pooled text, summed.
   let temb = mlpEmbedder(g, timestepFeatures(g, timestep), 'time_text_embed.timestep_embedder', TIME_CHANNELS, dim);
   if (guidance) temb = nn.add(g, temb, mlpEmbedder(g, timestepFeatures(g, guidance), 'time_text_embed.guidance_embedder', TIME_CHANNELS, dim));
   temb = nn.add(g, temb, mlpEmbedder(g, pooled, 'time_text_embed.text_embedder', c.pooledProjectionDim, dim));
-  const tembAct = nn.silu(g, temb);
+  const txt = nn.linear(g, context, 'context_embedder', c.jointAttentionDim, dim);
+  return { x, hidden, tokenLayer, temb, tembAct: nn.silu(g, temb), txt };
+}
+
+/** The learned embedding of each token's layer, `layer_pe [1, layers, 1, 1, D]` gathered per token. */
+export function layerEmbedding(g: GraphBuilder, c: TransformerConfig, tokenLayer: Value): Value {
+  const dim = innerDim(c);
+  const layerPe = nn.reshape(g, g.weight('layer_pe', [1, c.maxLayerNum, 1, 1, dim]), [c.maxLayerNum, dim]);
+  return g.op('Gather', [layerPe, tokenLayer], { axis: int(0) });
+}
+
+/** Called after each block with its output; returns what the next block gets. */
+export interface BlockHooks {
+  afterDouble?: (i: number, img: Value) => Value;
+  /** `joint` is `[text, image]`; `image()` is its image part. */
+  afterSingle?: (i: number, joint: Value, image: () => Value) => Value;
+}
+
+/** The double blocks, then the single blocks over `[text, image]`; returns the joint sequence. */
+export function fluxBlocks(x: Ctx, img: Value, txt: Value, tembAct: Value, hooks: BlockHooks = {}): Value {
+  const { g, c } = x;
+  for (let i = 0; i < c.numLayers; i++) {
+    [img, txt] = doubleBlock(x, img, txt, tembAct, i);
+    if (hooks.afterDouble) img = hooks.afterDouble(i, img);
+  }
+  let joint = nn.concat(g, [txt, img], 1);
+  for (let i = 0; i < c.numSingleLayers; i++) {
+    joint = singleBlock(x, joint, tembAct, i);
+    if (hooks.afterSingle) {
+      const current = joint;
+      joint = hooks.afterSingle(i, current, () => splitText(x, current)[1]);
+    }
+  }
+  return joint;
+}
+
+export function buildTransformer(c: TransformerConfig, weights: WeightSource, precision: TransformerPrecision = 'float32', options: TransformerBuildOptions = {}): GraphBuilder {
+  const g = new GraphBuilder('art_transformer', precision, weights, options.quantize ?? 'none');
+  const { x, hidden, tokenLayer, temb, tembAct, txt } = fluxStem(g, c);
+  const { dim } = x;
 
   // Image tokens: x_embedder, plus the learned embedding of each token's layer.
-  const layerPe = nn.reshape(g, g.weight('layer_pe', [1, c.maxLayerNum, 1, 1, dim]), [c.maxLayerNum, dim]);
-  let img = nn.add(g, nn.linear(g, hidden, 'x_embedder', c.inChannels, dim), g.op('Gather', [layerPe, tokenLayer], { axis: int(0) }));
-  let txt = nn.linear(g, context, 'context_embedder', c.jointAttentionDim, dim);
+  const img = nn.add(g, nn.linear(g, hidden, 'x_embedder', c.inChannels, dim), layerEmbedding(g, c, tokenLayer));
   if (options.intermediates) {
     g.output(temb, 'temb', 'float', ['batch', dim]);
     g.output(img, 'packed_hidden_after_crop', 'float', ['batch', 'tokens', dim]);
   }
 
-  for (let i = 0; i < c.numLayers; i++) [img, txt] = doubleBlock(x, img, txt, tembAct, i);
-  let joint = nn.concat(g, [txt, img], 1);
-  for (let i = 0; i < c.numSingleLayers; i++) joint = singleBlock(x, joint, tembAct, i);
-  img = splitText(x, joint)[1];
+  const joint = fluxBlocks(x, img, txt, tembAct, options.residuals ? residualHooks(x, options.residuals) : {});
+  const out = splitText(x, joint)[1];
 
   // AdaLayerNormContinuous: chunks in the order scale, shift.
   const [scale, shift] = nn.split(g, nn.unsqueeze(g, nn.linear(g, tembAct, 'norm_out.linear', dim, 2 * dim), [1]), 2, [dim, dim]);
-  const normed = nn.add(g, nn.mul(g, nn.layerNorm(g, img, dim, LN_EPS, null), nn.add(g, scale, g.scalar(1))), shift);
-  const out = nn.linear(g, normed, 'proj_out', dim, c.inChannels);
-  g.output(out, 'noise_pred', 'float', ['batch', 'tokens', c.inChannels]);
+  const normed = nn.add(g, nn.mul(g, nn.layerNorm(g, out, dim, LN_EPS, null), nn.add(g, scale, g.scalar(1))), shift);
+  g.output(nn.linear(g, normed, 'proj_out', dim, c.inChannels), 'noise_pred', 'float', ['batch', 'tokens', c.inChannels]);
   return g;
+}
+
+/**
+ * The adapter's samples as graph inputs, added after each block: the image stream after double
+ * block `i`, the image part of `[text, image]` after single block `i`.
+ */
+function residualHooks(x: Ctx, counts: ResidualCounts): BlockHooks {
+  const { g, c, dim } = x;
+  const input = (name: string) => g.input(name, 'float', ['sample_batch', 'tokens', dim]);
+  const doubles = Array.from({ length: counts.double }, (_, j) => input(doubleSampleName(j)));
+  const singles = Array.from({ length: counts.single }, (_, j) => input(singleSampleName(j)));
+  return {
+    afterDouble: doubles.length ? (i, img) => nn.add(g, img, doubles[sampleForBlock(i, c.numLayers, doubles.length)]) : undefined,
+    afterSingle: singles.length
+      ? (i, joint, image) => nn.concat(g, [splitText(x, joint)[0], nn.add(g, image(), singles[sampleForBlock(i, c.numSingleLayers, singles.length)])], 1)
+      : undefined,
+  };
 }

@@ -11,10 +11,11 @@
  * Ops: MatMul, Add, LayerNormalization, Reshape, Split, Concat, Neg, Mul, Unsqueeze, Gelu,
  * com.microsoft.MultiHeadAttention.
  */
+import type { BoxTuple, Layout } from '../../domain/layout.ts';
 import { LATENT_CHANNELS, VAE_FACTOR } from '../constants.ts';
 import { type Value, type WeightSource, GraphBuilder, transpose2d } from '../onnx/graph.ts';
 import { attention, gelu, layerNorm, linear, reshape, ropeInterleaved, split, unsqueeze } from '../onnx/nn.ts';
-import type { BoxTuple, LayerImage, Layout } from '../pipeline/types.ts';
+import type { LayerImage } from '../pipeline/types.ts';
 
 /** fp32 (CPU, tests) or fp16 (GPU); weights are converted as the graph is written. */
 export type Precision = GraphBuilder['float'];
@@ -116,7 +117,7 @@ function encoderBlock(g: GraphBuilder, h: Value, prefix: string, cfg: Transparen
   const bV = g.derivedWeight(`${attn}.in_proj_bias.v`, [D], inB, (read) => read(`${attn}.in_proj_bias`).slice(2 * D));
   const [q, k] = split(g, g.op('Add', [g.op('MatMul', [rotated, wQk]), bQk]), 2, [D, D]);
   const v = g.op('Add', [g.op('MatMul', [x, wV]), bV]);
-  const a = linear(g, attention(g, q, k, v, cfg.heads), `${attn}.out_proj`, D, D);
+  const a = linear(g, attention(g, q, k, v, cfg.heads, { headDim }), `${attn}.out_proj`, D, D);
   const h1 = g.op('Add', [h, a]);
   const y = layerNorm(g, h1, D, LN_EPS, `${prefix}.ln_2`);
   const m = linear(g, gelu(g, linear(g, y, `${prefix}.mlp.0`, D, cfg.mlp)), `${prefix}.mlp.3`, cfg.mlp, D);

@@ -112,7 +112,7 @@ function spatialAttention(g: GraphBuilder, x: Value, prefix: string, ch: number,
   const q = linear(g, seq, `${prefix}.to_q`, ch, ch);
   const k = linear(g, seq, `${prefix}.to_k`, ch, ch);
   const v = linear(g, seq, `${prefix}.to_v`, ch, ch);
-  const attn = linear(g, attention(g, q, k, v, 1), `${prefix}.to_out.0`, ch, ch);
+  const attn = linear(g, attention(g, q, k, v, 1, { headDim: ch }), `${prefix}.to_out.0`, ch, ch);
   const back = g.op('Reshape', [transpose(g, attn, [0, 2, 1]), shape]);
   return g.op('Add', [back, x]);
 }

@@ -95,11 +95,16 @@ export function ropeInterleaved(g: GraphBuilder, x: Value, cos4d: Value, sin4d: 
 /**
  * Scaled dot-product attention on `[B, S, H*d]` query/key/value through onnxruntime's fused
  * `com.microsoft.MultiHeadAttention` (runs on the CPU, CUDA and WebGPU providers). `bias` is an
- * additive attention bias broadcastable to `[B, H, S, L]`.
+ * additive attention bias broadcastable to `[B, H, S, L]`. The scale (default `1/sqrt(headDim)`,
+ * computed as onnxruntime does) is always written, so the node can be restated as MatMul + Softmax
+ * + MatMul without knowing the head size (`unfused-attention.ts`, for WebGPU adapters that need it).
  */
-export function attention(g: GraphBuilder, q: Value, k: Value, v: Value, heads: number, opts: { scale?: number; bias?: Value } = {}): Value {
-  const attrs = { num_heads: int(heads), ...(opts.scale !== undefined ? { scale: float(opts.scale) } : {}) };
+export function attention(g: GraphBuilder, q: Value, k: Value, v: Value, heads: number, opts: { headDim: number; scale?: number; bias?: Value }): Value {
+  const attrs = { num_heads: int(heads), scale: float(opts.scale ?? defaultAttentionScale(opts.headDim)) };
   const inputs: (Value | null)[] = [q, k, v];
   if (opts.bias) inputs.push(null, null, opts.bias);
   return g.op('MultiHeadAttention', inputs, attrs, { domain: MS_DOMAIN });
 }
+
+/** MultiHeadAttention's own default, `1.f / sqrtf(head_size)` in float32 (so writing it changes nothing). */
+export const defaultAttentionScale = (headDim: number): number => Math.fround(1 / Math.fround(Math.sqrt(headDim)));

@@ -2,13 +2,15 @@
  * onnxruntime-node sessions: the one place that knows about execution providers.
  * `auto` tries CUDA, then WebGPU, then the CPU, and the session says which it got.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { disableOnnxTelemetry } from './telemetry.ts';
 import { PROVIDERS, type Provider } from '../constants.ts';
 import { float32ToHalves, halvesToFloat32 } from './half.ts';
+import { unfuseAttention } from './unfused-attention.ts';
+import { probeWebGpu, type WebGpuProbe } from './webgpu-probe.ts';
 
 export type { Provider };
 export type ProviderChoice = Provider | 'auto';
@@ -28,12 +30,15 @@ export interface ProviderDetection {
   backends(): readonly { name: string }[];
   cudaInstalled(): boolean;
   webgpuPossible(): boolean;
+  /** Whether a WebGPU session opens and its fused attention is exact (probed once, in a child process). */
+  webgpu(): Promise<WebGpuProbe>;
 }
 
 export const systemDetection: ProviderDetection = {
   backends: () => ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }],
   cudaInstalled: () => cudaInstalled(),
   webgpuPossible: () => webgpuPossible(),
+  webgpu: probeWebGpu,
 };
 
 /** Providers worth trying here, in PROVIDERS order: CUDA only after `npm run setup:cuda`, WebGPU only where a Vulkan loader exists (Linux). */
@@ -46,7 +51,10 @@ export function availableProviders(detect: ProviderDetection = systemDetection):
 /** How sessions are made: onnxruntime's, unless a test injects another. */
 export interface SessionFactory {
   detect?: ProviderDetection;
-  create?: (path: string, options: ort.InferenceSession.SessionOptions) => Promise<ort.InferenceSession>;
+  /** `model`: a path, or the bytes of a restated model whose external data lies in the original's folder. */
+  create?: (model: string | Uint8Array, options: ort.InferenceSession.SessionOptions) => Promise<ort.InferenceSession>;
+  /** Where `auto` says, once, why it skipped WebGPU (default: stderr). */
+  notice?: (line: string) => void;
 }
 
 /** On Linux onnxruntime's WebGPU runs on Vulkan; without a loader it can only fail (noisily). */
@@ -69,15 +77,40 @@ export function cudaProviderPath(): string | undefined {
 
 const cudaInstalled = (): boolean => cudaProviderPath() !== undefined;
 
+let toldWhyNotWebGpu = false;
+
 export async function openSession(modelPath: string, choice: ProviderChoice = 'cpu', options: ort.InferenceSession.SessionOptions = {}, factory: SessionFactory = {}): Promise<OpenSession> {
-  const candidates = choice === 'auto' ? availableProviders(factory.detect) : [choice];
-  const create = factory.create ?? ((path, opts) => ort.InferenceSession.create(path, opts));
+  const detect = factory.detect ?? systemDetection;
+  const candidates = choice === 'auto' ? availableProviders(detect) : [choice];
+  const create = factory.create ?? ((model, opts) => (typeof model === 'string' ? ort.InferenceSession.create(model, opts) : ort.InferenceSession.create(model, opts)));
   const errors: string[] = [];
   for (const provider of candidates) {
     try {
-      const session = await create(modelPath, {
+      let model: string | Uint8Array = modelPath;
+      let extra = options.extra;
+      if (provider === 'webgpu') {
+        // Probed before the first WebGPU session, so a machine without a usable adapter never
+        // shows Vulkan's messages; where the fused attention is wrong, the model is restated.
+        const probe = await detect.webgpu();
+        if (!probe.usable) {
+          if (choice === 'auto' && !toldWhyNotWebGpu) {
+            toldWhyNotWebGpu = true;
+            (factory.notice ?? ((line) => console.error(line)))(`WebGPU not used: ${probe.reason}`);
+          }
+          throw new Error(probe.reason);
+        }
+        if (!probe.fusedAttentionExact) {
+          const restated = unfuseAttention(readFileSync(modelPath), modelPath);
+          if (restated.rewritten) {
+            model = restated.bytes;
+            extra = { ...extra, session: { ...(extra?.session as object | undefined), model_external_initializers_file_folder_path: dirname(modelPath) } };
+          }
+        }
+      }
+      const session = await create(model, {
         graphOptimizationLevel: 'all',
         ...options,
+        ...(extra ? { extra } : {}),
         executionProviders: [provider],
       });
       return { session, provider };

@@ -5,23 +5,26 @@
  * each box. One job at a time; others wait their turn.
  */
 import { join, resolve } from 'node:path';
-import { MAX_STEPS } from '../constants.ts';
+import { checkKeep } from '../../domain/keep.ts';
+import { firstIssue, validateLayout } from '../../domain/layout.ts';
+import { promptSchema, samplingSchema } from '../../domain/params.ts';
+import type { Stage } from '../../domain/stage.ts';
 import { GRAPH_NAMES, loadManifest, type GraphName, type Manifest } from '../model-folder/manifest.ts';
 import { DEFAULT_TINY_DIR, ensureTinyModel } from '../model-folder/tiny.ts';
 import { openSession, type Provider, type ProviderChoice, type SessionFactory } from '../onnx/session.ts';
 import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
 import { loadT5Tokenizer } from '../text/t5-tokenizer.ts';
-import { ArtRunner } from './art-runner.ts';
+import { Denoiser } from './denoiser.ts';
 import { unitToRgb } from './decode.ts';
 import { abortError, throwIfAborted } from './denoise.ts';
 import { GraphSession, GraphSlot } from './graph-session.ts';
 import { mergedPreview } from './preview.ts';
 import { freeDeviceMemory, type MemoryMode, planMemory } from './memory-plan.ts';
-import { transformerTokens, validateLayout } from './layout-tokens.ts';
-import { checkSeed, tokenNoise } from './noise.ts';
-import { checkKeep, checkLatents, holdKept, keptTokens } from './keep.ts';
+import { transformerTokens } from './layout-tokens.ts';
+import { tokenNoise } from './noise.ts';
+import { checkLatents, holdKept, keptTokens } from './keep.ts';
 import { TextEncoder } from './text-encoder.ts';
-import type { ArtPipeline, GenerateOptions, GenerateParams, GenerateResult, LayerImage, PipelineInfo, Stage } from './types.ts';
+import type { ArtPipeline, GenerateOptions, GenerateParams, GenerateResult, LayerImage, PipelineInfo } from './types.ts';
 
 export interface PipelineOptions {
   /** A model folder; default: the tiny model (random weights), created if missing. */
@@ -51,15 +54,11 @@ export class ParamsError extends Error {
  * base that does not fit `model`) naming the problem.
  */
 export function validateParams(params: GenerateParams, maxLayers: number, model: string): void {
-  if (typeof params.prompt !== 'string') throw new ParamsError('prompt must be a string');
-  if (!Number.isInteger(params.steps) || params.steps < 1 || params.steps > MAX_STEPS) throw new ParamsError(`steps must be an integer from 1 to ${MAX_STEPS}, got ${params.steps}`);
-  if (!Number.isFinite(params.guidance) || params.guidance < 0) throw new ParamsError(`guidance must be a non-negative number, got ${params.guidance}`);
-  if (!Number.isFinite(params.trueCfg) || params.trueCfg < 0) throw new ParamsError(`trueCfg must be a non-negative number, got ${params.trueCfg}`);
-  try {
-    checkSeed(params.seed);
-  } catch (e) {
-    throw new ParamsError((e as Error).message);
-  }
+  const prompt = promptSchema.safeParse(params.prompt);
+  if (!prompt.success) throw new ParamsError(firstIssue(prompt.error, 'prompt'));
+  const { steps, guidance, trueCfg, seed } = params;
+  const sampling = samplingSchema.safeParse({ steps, guidance, trueCfg, seed });
+  if (!sampling.success) throw new ParamsError(firstIssue(sampling.error, 'params'));
   validateLayout(params.layout, maxLayers);
   if (params.base) {
     validateLayout(params.base.latents.layout, maxLayers);
@@ -101,7 +100,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     { graph: slots.clip_text, tokenizer: loadClipTokenizer(join(dir, manifest.tokenizers.clip), manifest.text.clipTokens) },
     { graph: slots.t5_encoder, tokenizer: loadT5Tokenizer(join(dir, manifest.tokenizers.t5), manifest.text.t5Tokens) },
   );
-  const runner = new ArtRunner(
+  const denoiser = new Denoiser(
     { transformer: sessions.transformer, vaeEncoder: sessions.vae_encoder, vaeDecoder: sessions.vae_decoder, transparentDecoder: sessions.transparent_decoder },
     { vae: manifest.vae, scheduler: manifest.scheduler, transformer: manifest.transformer, transparentDecoder: manifest.transparentDecoder },
   );
@@ -112,6 +111,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     tiny: manifest.tiny,
     maxLayers: manifest.maxLayers,
     resolutions: manifest.resolutions,
+    jobs: ['generate'],
   };
 
   let queue: Promise<unknown> = Promise.resolve();
@@ -139,13 +139,13 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     progress('text', 1, 1);
     throwIfAborted(signal);
 
-    const previewMap = opts.onPreview ? await runner.previewMap() : undefined;
+    const previewMap = opts.onPreview ? await denoiser.previewMap() : undefined;
     // The new job's noise starts every layer and is the eps of the kept layers' forward process.
     const eps = tokenNoise(params.seed, grid);
     const kept = params.base && params.base.keep.length > 0 ? keptTokens(grid, params.base.latents, params.base.keep) : undefined;
     progress('denoise', 0, params.steps);
     const tokens = await timed('denoise', () =>
-      runner.denoise({
+      denoiser.denoise({
         grid,
         initial: eps,
         hold: kept && ((latents, sigma) => holdKept(latents, kept, eps, sigma)),
@@ -164,7 +164,7 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
     throwIfAborted(signal);
 
     progress('decode', 0, 2);
-    const decoded = await timed('decode', () => runner.decode(layout, grid, tokens, (done, total) => progress('decode', done, total), opts.onLayers));
+    const decoded = await timed('decode', () => denoiser.decode(layout, grid, tokens, (done, total) => progress('decode', done, total), opts.onLayers));
     const { layers } = decoded;
     const { width, height } = layout;
     return {
@@ -194,6 +194,9 @@ export async function createPipeline(options: PipelineOptions = {}): Promise<Art
       const job = queue.then(() => run(params, opts));
       queue = job.catch(() => undefined);
       return job;
+    },
+    decompose(): Promise<GenerateResult> {
+      return Promise.reject(new ParamsError(`${manifest.name} has no adapter: it cannot decompose images`));
     },
     async dispose(): Promise<void> {
       disposed = true;

@@ -3,31 +3,35 @@
  * description or a message saying what is wrong out.
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TRUE_CFG, GRID, MAX_CANVAS_SIDE, MAX_STEPS, PROVIDERS, type Provider } from '../constants.ts';
 import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { type BoxTuple, GRID, type Layout, LayoutError, MAX_CANVAS_SIDE, placementProblem, snapLayout, validateLayout } from '../../domain/layout.ts';
+import {
+  DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TRUE_CFG, guidanceSchema, MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MAX_TRUE_CFG,
+  MIN_GUIDANCE, MIN_STEPS, MIN_TRUE_CFG, promptSchema, seedSchema, stepsSchema, trueCfgSchema,
+} from '../../domain/params.ts';
+import { PROVIDERS, type Provider } from '../constants.ts';
 import { MEMORY_MODES, type MemoryMode } from './memory-plan.ts';
-import { LayoutError, snapLayout, validateLayout } from './layout-tokens.ts';
-import type { BoxTuple, Layout } from './types.ts';
 
 /** The built-in default job: the first official validation layout (512 px) and its caption. */
-export const DEFAULT_LAYOUT_FILE = fileURLToPath(new URL('../../test/fixtures/art-validation-layouts.json', import.meta.url));
+export const DEFAULT_LAYOUT_FILE = fileURLToPath(new URL('../examples/art-validation-layouts.json', import.meta.url));
 export const DEFAULT_CASE = '512/0';
 export const DEFAULT_OUT = 'outputs/generate';
 
 export const USAGE = `usage: npm run generate -- [--layout layout.json] [--out dir] [options]
   with no --layout: the first official validation layout and its caption (--case ${DEFAULT_CASE})
   --prompt "..."        the caption (default: the layout file's "caption")
-  --layout file.json    {caption?, boxes} as in art-validation-layouts.json, or {width, height, boxes};
-                        the whole fixture file works with --case 512/3
+  --layout file.json    {caption?, boxes} as in gpu-server/examples/art-validation-layouts.json,
+                        or {width, height, boxes}; that whole file works with --case 512/3
   --case res/index      pick a case of a file holding {"cases": {"512": [...]}}
   --model dir           model folder (default: the tiny model, random weights: images are noise)
   --provider name       cuda | webgpu | cpu | auto (default auto)
   --memory plan         resident | text-on-demand (default: chosen from free device memory)
   --resolution n        longest canvas side; the layout is scaled to it (default: the layout's own)
-  --steps n             denoising steps (default ${DEFAULT_STEPS})
-  --guidance x          guidance embedding (default ${DEFAULT_GUIDANCE})
-  --true-cfg x          true classifier-free guidance scale (default ${DEFAULT_TRUE_CFG})
-  --seed n              noise seed (default ${DEFAULT_SEED})
+  --steps n             denoising steps, ${MIN_STEPS}..${MAX_STEPS} (default ${DEFAULT_STEPS})
+  --guidance x          guidance embedding, ${MIN_GUIDANCE}..${MAX_GUIDANCE} (default ${DEFAULT_GUIDANCE})
+  --true-cfg x          true classifier-free guidance scale, ${MIN_TRUE_CFG}..${MAX_TRUE_CFG} (default ${DEFAULT_TRUE_CFG})
+  --seed n              noise seed, 0..${MAX_SEED} (default ${DEFAULT_SEED})
   --out dir             (default ${DEFAULT_OUT}) where layer_<i>.png, merged.png, background.png, merged_rgba.png, result.json go`;
 
 export interface GenerateJob {
@@ -89,10 +93,9 @@ export function layoutAt(c: LayoutFileCase, resolution: number | undefined): Lay
   const height = c.height ?? c.boxes[0][3];
   if (!(width > 0 && height > 0)) throw new LayoutError(`canvas ${width}x${height} is empty`);
   // Boxes are checked as written; snapping and clamping below only absorb rounding.
-  c.boxes.forEach(([x1, y1, x2, y2], i) => {
-    if (x2 < x1 || y2 < y1) throw new LayoutError(`box ${i} [${c.boxes[i]}] is inverted (x2 < x1 or y2 < y1)`);
-    if (x1 === x2 || y1 === y2) throw new LayoutError(`box ${i} [${c.boxes[i]}] is empty; drop that layer`);
-    if (x1 < 0 || y1 < 0 || x2 > width || y2 > height) throw new LayoutError(`box ${i} [${c.boxes[i]}] is outside the ${width}x${height} canvas`);
+  c.boxes.forEach((box, i) => {
+    const problem = placementProblem(box, i, width, height);
+    if (problem) throw new LayoutError(problem);
   });
   const scale = resolution ? resolution / Math.max(width, height) : 1;
   const w = Math.max(GRID, Math.round((width * scale) / GRID) * GRID);
@@ -107,12 +110,15 @@ export function layoutAt(c: LayoutFileCase, resolution: number | undefined): Lay
   return layout;
 }
 
-const number = (name: string, raw: string | undefined, fallback: number, check: (n: number) => boolean, what: string): number => {
+/** A numeric flag, checked against the same schema the bridge and the pipeline use (domain/params.ts). */
+const number = (name: string, raw: string | undefined, fallback: number, schema: z.ZodType<number>, what: string): number => {
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (raw.trim() === '' || !check(n)) throw new Error(`--${name} must be ${what}, got "${raw}"`);
+  if (raw.trim() === '' || !schema.safeParse(n).success) throw new Error(`--${name} must be ${what}, got "${raw}"`);
   return n;
 };
+
+const resolutionFlag = z.number().int().min(GRID).max(MAX_CANVAS_SIDE);
 
 /** Parses argv (after `--`), reading the layout file through `readFile`. */
 export function parseGenerateArgs(argv: string[], readFile: (path: string) => string): Parsed<GenerateJob> {
@@ -150,10 +156,12 @@ export function parseGenerateArgs(argv: string[], readFile: (path: string) => st
     const picked = readLayoutCase(json, values.case, values.layout);
     if (!picked.ok) return picked;
     const resolution = values.resolution === undefined ? undefined
-      : number('resolution', values.resolution, 0, (n) => Number.isInteger(n) && n >= GRID && n <= MAX_CANVAS_SIDE, `an integer from ${GRID} to ${MAX_CANVAS_SIDE}`);
+      : number('resolution', values.resolution, 0, resolutionFlag, `an integer from ${GRID} to ${MAX_CANVAS_SIDE}`);
     const layout = layoutAt(picked.value, resolution);
     const prompt = values.prompt ?? picked.value.caption;
-    if (prompt === undefined || prompt.trim() === '') return { ok: false, error: 'no prompt: pass --prompt "..." or use a layout file with a "caption"' };
+    if (prompt === undefined) return { ok: false, error: 'no prompt: pass --prompt "..." or use a layout file with a "caption"' };
+    const promptCheck = promptSchema.safeParse(prompt);
+    if (!promptCheck.success) return { ok: false, error: `--prompt: ${promptCheck.error.issues[0].message}` };
     return {
       ok: true,
       value: {
@@ -163,10 +171,10 @@ export function parseGenerateArgs(argv: string[], readFile: (path: string) => st
         model: values.model,
         provider: provider as GenerateJob['provider'],
         memory: values.memory as MemoryMode | undefined,
-        steps: number('steps', values.steps, DEFAULT_STEPS, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_STEPS, `an integer from 1 to ${MAX_STEPS}`),
-        guidance: number('guidance', values.guidance, DEFAULT_GUIDANCE, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number'),
-        trueCfg: number('true-cfg', values['true-cfg'], DEFAULT_TRUE_CFG, (n) => Number.isFinite(n) && n >= 0, 'a non-negative number'),
-        seed: number('seed', values.seed, DEFAULT_SEED, (n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer'),
+        steps: number('steps', values.steps, DEFAULT_STEPS, stepsSchema, `an integer from ${MIN_STEPS} to ${MAX_STEPS}`),
+        guidance: number('guidance', values.guidance, DEFAULT_GUIDANCE, guidanceSchema, `a number from ${MIN_GUIDANCE} to ${MAX_GUIDANCE}`),
+        trueCfg: number('true-cfg', values['true-cfg'], DEFAULT_TRUE_CFG, trueCfgSchema, `a number from ${MIN_TRUE_CFG} to ${MAX_TRUE_CFG}`),
+        seed: number('seed', values.seed, DEFAULT_SEED, seedSchema, `an integer from 0 to ${MAX_SEED}`),
         out: values.out,
       },
     };

@@ -5,9 +5,9 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BACKGROUND_LAYER, MERGED_LAYER } from '../constants.ts';
+import { BACKGROUND_LAYER, type Layout, MERGED_LAYER } from '../../domain/layout.ts';
 import { encodePng, rgbToRgba } from './png.ts';
-import type { GenerateResult, LayerImage, Layout, RgbImage } from './types.ts';
+import type { GenerateResult, LayerImage, RgbImage } from './types.ts';
 
 /** A layer cropped to its box, placed on a transparent canvas. */
 export function layerOnCanvas(layer: LayerImage, width: number, height: number): Uint8Array {

@@ -12,15 +12,19 @@ function checkLength(what: string, actual: number, expected: number): void {
   if (actual !== expected) throw new RangeError(`${what} has ${actual} values, expected ${expected}`);
 }
 
-/** Latent `[16, h, w]` -> packed tokens `[(h/2)*(w/2), 64]`, row-major over 2x2 cells. */
-export function packLatent(latent: Float32Array, h: number, w: number): Float32Array {
-  checkLength('latent', latent.length, C * h * w);
+/**
+ * Latent `[channels, h, w]` -> packed tokens `[(h/2)*(w/2), 4 * channels]`, row-major over 2x2
+ * cells (16 channels for latents; CLD's condition packs 17 the same way).
+ */
+export function packLatent(latent: Float32Array, h: number, w: number, channels = C): Float32Array {
+  checkLength('latent', latent.length, channels * h * w);
   const hh = h / 2, ww = w / 2;
-  const out = new Float32Array(hh * ww * PACKED_CHANNELS);
+  const packed = 4 * channels;
+  const out = new Float32Array(hh * ww * packed);
   for (let cy = 0; cy < hh; cy++) {
     for (let cx = 0; cx < ww; cx++) {
-      const t = (cy * ww + cx) * PACKED_CHANNELS;
-      for (let c = 0; c < C; c++) {
+      const t = (cy * ww + cx) * packed;
+      for (let c = 0; c < channels; c++) {
         for (let dy = 0; dy < 2; dy++) {
           for (let dx = 0; dx < 2; dx++) out[t + c * 4 + dy * 2 + dx] = latent[(c * h + 2 * cy + dy) * w + 2 * cx + dx];
         }

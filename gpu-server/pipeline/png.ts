@@ -23,7 +23,7 @@ const RGB = 2, RGBA = 6;
 
 /**
  * `reserve`: bytes left free before the PNG in its buffer (the bridge's frame header goes there,
- * see bridge/protocol.ts encodeImageFrame); the PNG is the view after them.
+ * see encodeImageFrame in bridge/protocol/image-frame.ts); the PNG is the view after them.
  */
 export function encodePng(width: number, height: number, rgba: Uint8Array, reserve = 0): Uint8Array {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1)

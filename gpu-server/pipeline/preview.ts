@@ -5,7 +5,8 @@
  * known colour tiles, so it holds for whichever weights are loaded (with the random tiny model the
  * preview is noise, like its images).
  */
-import { LATENT_CHANNELS, MERGED_LAYER, VAE_FACTOR } from '../constants.ts';
+import { MERGED_LAYER } from '../../domain/layout.ts';
+import { LATENT_CHANNELS, VAE_FACTOR } from '../constants.ts';
 import type { VaeScaling } from './decode.ts';
 import type { TokenGrid } from './layout-tokens.ts';
 import { unpackLatent } from './packing.ts';

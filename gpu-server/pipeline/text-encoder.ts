@@ -8,7 +8,7 @@ import type { GraphSession } from './graph-session.ts';
 
 /** A graph that can run: an open session, or one opened on demand. */
 type Runnable = Pick<GraphSession, 'run'>;
-import type { TextEmbeddings } from './transformer-runner.ts';
+import type { TextEmbeddings } from './noise-predictor.ts';
 
 export interface EncodedText extends TextEmbeddings {
   /**

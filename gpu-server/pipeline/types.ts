@@ -1,21 +1,12 @@
 /**
  * The pipeline's domain types: what goes in (a layout, a caption, parameters) and what comes
- * out (RGBA layers cropped to their boxes). Plain data; the bridge and the CLI speak these.
+ * out (RGBA layers cropped to their boxes). Plain data; the bridge and the CLI speak these. The
+ * layout, keep list and parameter rules every side shares are in domain/.
  */
-
-/** A box in canvas pixels, `[x1, y1, x2, y2]`, x2/y2 exclusive, as the official layouts write them. */
-export type BoxTuple = [number, number, number, number];
-
-/**
- * An anonymous region layout. `boxes[0]` is the merged image and `boxes[1]` the background, both
- * the whole canvas; `boxes[2..]` are the child layers, bottom to top. Same shape as the cases of
- * `art-validation-layouts.json`.
- */
-export interface Layout {
-  width: number;
-  height: number;
-  boxes: BoxTuple[];
-}
+import type { KeepEntry } from '../../domain/keep.ts';
+import type { BoxTuple, Layout } from '../../domain/layout.ts';
+import type { Sampling } from '../../domain/params.ts';
+import type { Stage } from '../../domain/stage.ts';
 
 /**
  * A job's final clean latents: the packed in-box tokens `[N, 64]` (the denoiser's scaled space,
@@ -27,12 +18,6 @@ export interface CleanLatents {
   tokens: Float32Array;
 }
 
-/** Layer `from` of the base job is kept as layer `to` of the new one (neither is 0, the merged layer). */
-export interface KeepEntry {
-  from: number;
-  to: number;
-}
-
 /** The job a generation builds on, and which of its layers it keeps. */
 export interface BaseJob {
   /** The model that made the base; must be the model that runs the new job. */
@@ -42,22 +27,44 @@ export interface BaseJob {
   keep: KeepEntry[];
 }
 
-export interface GenerateParams {
+/** One generation: the caption, the layout and the sampling settings (limits: domain/params.ts). */
+export interface GenerateParams extends Sampling {
   prompt: string;
   /** The new job's full layout (kept layers at their base boxes, new and moved ones anywhere). */
   layout: Layout;
-  steps: number;
-  /** The guidance *embedding* passed to the transformer (official default 4.0). */
-  guidance: number;
-  /** True classifier-free guidance scale `neg + s * (pos - neg)` (official default 3.5). */
-  trueCfg: number;
-  seed: number;
   /** Keep some layers of an earlier job: their tokens are held to its clean latents. */
   base?: BaseJob;
 }
 
-/** Stages a job reports progress in; `encode` (PNG encoding) is the bridge's, after the pipeline's. */
-export type Stage = 'text' | 'denoise' | 'decode' | 'encode';
+/**
+ * The flat image a decomposition reads: 8-bit pixels of the whole canvas, row-major, RGB or RGBA
+ * (`channels`). Transparent pixels are composited over white (a Figma frame's default fill)
+ * before encoding, since CLD reads an RGB image.
+ */
+export interface SourceImage {
+  width: number;
+  height: number;
+  channels: 3 | 4;
+  pixels: Uint8Array;
+}
+
+/**
+ * A decomposition (CLD): a flat image, the boxes of the layers wanted (`layout`, whose canvas is
+ * the image's size; boxes 0 and 1 are the whole image and the background, as in a generation),
+ * and a caption of the whole image; the knobs are generation's, plus the adapter's weight.
+ */
+export interface DecomposeParams extends Sampling {
+  image: SourceImage;
+  /** A caption of the whole image (CLD is trained with one). */
+  prompt: string;
+  layout: Layout;
+  /** The adapter's residuals are multiplied by this (CLD's inference uses 0.9). */
+  conditioningScale: number;
+}
+
+/** The jobs a model folder can run: every model generates; one with an adapter also decomposes. */
+export const JOB_KINDS = ['generate', 'decompose'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
 
 export interface Progress {
   stage: Stage;
@@ -84,6 +91,11 @@ export interface RgbImage {
   rgb: Uint8Array;
 }
 
+/**
+ * What a generation or a decomposition returns. `merged` is the VAE decode of layer 0 for a
+ * generation; for a decomposition it is CLD's composite: the VAE-decoded background with the RGBA
+ * layers 2.. alpha-composited over it in order.
+ */
 export interface GenerateResult {
   /** RGBA of every layer, index 0..L-1, each cropped to its box (layers 0 and 1: whole canvas). */
   layers: LayerImage[];
@@ -129,11 +141,15 @@ export interface PipelineInfo {
   resolutions: number[];
   /** How the graphs share device memory, in one line (printed at start). */
   memoryPlan?: string;
+  /** The jobs this model can run (`decompose` needs an adapter in the folder). */
+  jobs: JobKind[];
 }
 
 /** What the bridge and the CLI call; one implementation runs the ONNX graphs. */
 export interface ArtPipeline {
   readonly info: PipelineInfo;
   generate(params: GenerateParams, options?: GenerateOptions): Promise<GenerateResult>;
+  /** Rejects with a ParamsError when `info.jobs` lacks `decompose` (the folder has no adapter). */
+  decompose(params: DecomposeParams, options?: GenerateOptions): Promise<GenerateResult>;
   dispose(): Promise<void>;
 }

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { validateLayout } from '../../domain/layout.ts';
 import { doubleBlockFlops, singleBlockFlops } from './flops-reference.ts';
 import { transformerFlops } from '../../bench/flops.ts';
 import { fixtureLayout, generatedLayout, wholeCanvas } from '../../bench/layouts.ts';
 import { randomTransformerWeights, transformerKeyShapes } from '../../bench/random-transformer.ts';
 import { median, table } from '../../bench/stats.ts';
 import { parseTransformerConfig } from '../../gpu-server/models/transformer.ts';
-import { transformerTokens, validateLayout } from '../../gpu-server/pipeline/layout-tokens.ts';
+import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
 
 const reference = JSON.parse(readFileSync(new URL('../fixtures/reference/full-size-keys.json', import.meta.url), 'utf8')) as {
   transformer: { config: unknown; keys: Record<string, number[]> };

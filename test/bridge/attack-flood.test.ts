@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestBridge, TestClient, TOKEN, generateMessage, type TestBridge } from './helpers.ts';
 import { DEFAULT_LIMITS } from '../../bridge/server.ts';
-import { MAX_MESSAGE_BYTES } from '../../bridge/protocol.ts';
+import { MAX_MESSAGE_BYTES } from '../../bridge/protocol/limits.ts';
 import { RawWebSocket, text } from './raw-socket.ts';
 import { Witness, sleep } from './attack-helpers.ts';
 

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestBridge, TestClient, TOKEN, generateMessage, type TestBridge } from './helpers.ts';
-import { PROTOCOL_VERSION } from '../../bridge/protocol.ts';
+import { PROTOCOL_VERSION } from '../../bridge/protocol/messages.ts';
 import { DEFAULT_LIMITS, type BridgeLimits } from '../../bridge/server.ts';
 import { RawWebSocket, text } from './raw-socket.ts';
 import { Witness } from './attack-helpers.ts';
@@ -101,6 +101,22 @@ test('pairing: every malformed hello is answered with its code, closed with 1008
     assert.ok(tenth.answeredMs >= 395, `the tenth wrong try was answered after ${tenth.answeredMs.toFixed(0)} ms: the malformed ones did not count`);
     // And the right one is still welcomed.
     (await TestClient.paired(tb.url)).close();
+  });
+});
+
+test('one protocol version: an old plugin\'s hello (protocol 1, the right token) is told to update the plugin, a newer one to update the bridge; /health names the one version', async () => {
+  await withBridge(undefined, async (tb) => {
+    assert.equal(PROTOCOL_VERSION, 2);
+    const old = await failedHello(tb, hello({ protocol: 1, client: 'plugin v1' }));
+    assert.deepEqual([old.error.code, old.close], ['protocol_version', 1008]);
+    assert.match(old.error.message, /speaks protocol 2, the plugin 1; the plugin is older than the bridge: update the plugin \(npm run build/);
+    const newer = await failedHello(tb, hello({ protocol: 3 }));
+    assert.deepEqual([newer.error.code, newer.close], ['protocol_version', 1008]);
+    assert.match(newer.error.message, /update the bridge/);
+    const health = await (await fetch(`http://127.0.0.1:${tb.bridge.port}/health`)).json();
+    assert.deepEqual([health.protocol, health.protocols], [2, undefined]);
+    const current = await TestClient.paired(tb.url);
+    current.close();
   });
 });
 

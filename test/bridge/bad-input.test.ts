@@ -4,10 +4,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { MAX_LAYERS } from '../../domain/layout.ts';
 import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, TOKEN, type TestBridge } from './helpers.ts';
-import { PROTOCOL_VERSION, type ErrorCode } from '../../bridge/protocol.ts';
+import { PROTOCOL_VERSION, type ErrorCode } from '../../bridge/protocol/messages.ts';
 import { fakePixel } from './fake-pipeline.ts';
-import { MAX_LAYERS } from '../../gpu-server/constants.ts';
 
 let tb: TestBridge;
 let witness: TestClient;

@@ -14,7 +14,7 @@ const bridge = await startBridge({
   allowOrigins: [],
   outputs,
   keepJobs: 5,
-  runner: {
+  executor: {
     kind: 'local',
     pipeline: mode === '--real' ? { factory: REAL_FACTORY, options: { provider: 'cpu' } } : { factory: FAKE_FACTORY, options: { stepMs: 1 } },
   },

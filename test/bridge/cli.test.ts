@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCli, DEFAULT_PORT } from '../../bridge/cli-args.ts';
 import { TestClient, generateMessage, collectJob } from './helpers.ts';
-import { PROTOCOL_VERSION } from '../../bridge/protocol.ts';
+import { PROTOCOL_VERSION } from '../../bridge/protocol/messages.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 

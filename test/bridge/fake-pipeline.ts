@@ -8,10 +8,12 @@
  * containing "CRASH" kills the worker thread (as a native crash in onnxruntime would); one
  * containing "NOISE" makes incompressible pixels (PNGs as large as real photos, for memory tests).
  */
+import { checkKeep } from '../../domain/keep.ts';
+import { MAX_LAYERS } from '../../domain/layout.ts';
 import type { ArtPipeline, GenerateParams, GenerateOptions, GenerateResult, LayerImage } from '../../gpu-server/pipeline/types.ts';
-import { MAX_LAYERS, PACKED_CHANNELS } from '../../gpu-server/constants.ts';
+import { PACKED_CHANNELS } from '../../gpu-server/constants.ts';
 import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
-import { checkKeep, holdKept, keptTokens } from '../../gpu-server/pipeline/keep.ts';
+import { holdKept, keptTokens } from '../../gpu-server/pipeline/keep.ts';
 
 export interface FakeOptions {
   modelDir?: string;
@@ -40,7 +42,7 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
   const model = options.model ?? 'fake';
   const provider = options.provider ?? 'cpu';
   return {
-    info: { model, provider, tiny: true, maxLayers: MAX_LAYERS, resolutions: [64, 128, 256, 512, 1024] },
+    info: { model, provider, tiny: true, maxLayers: MAX_LAYERS, resolutions: [64, 128, 256, 512, 1024], jobs: ['generate'] },
     async generate(params: GenerateParams, opts: GenerateOptions = {}): Promise<GenerateResult> {
       const start = performance.now();
       const abortIfAsked = () => {
@@ -100,6 +102,8 @@ export async function createPipeline(options: FakeOptions = {}): Promise<ArtPipe
         latents: { layout: params.layout, tokens },
       };
     },
+    // As the real pipeline does for a model folder without an adapter (types.ts: ArtPipeline.decompose).
+    decompose: () => Promise.reject(new Error('this model has no adapter: it cannot decompose images')),
     async dispose() {},
   };
 }

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { PNG } from 'pngjs';
+import type { BoxTuple } from '../../domain/layout.ts';
 import { startBridge, type Bridge, type BridgeLimits } from '../../bridge/server.ts';
-import { PROTOCOL_VERSION, decodeImageFrame, type BridgeMessage, type ImageFrame } from '../../bridge/protocol.ts';
-import type { BoxTuple } from '../../gpu-server/pipeline/types.ts';
+import { PROTOCOL_VERSION, type BridgeMessage } from '../../bridge/protocol/messages.ts';
+import { decodeImageFrame, type ImageFrame } from '../../bridge/protocol/image-frame.ts';
 import type { FakeOptions } from './fake-pipeline.ts';
 
 export const TOKEN = 'test-token-0123456789abcdef';
@@ -43,7 +44,7 @@ export async function startTestBridge(
     allowOrigins: opts.allowOrigins ?? [],
     outputs,
     keepJobs: opts.keepJobs ?? 20,
-    runner: {
+    executor: {
       kind: 'local',
       pipeline: opts.real ? { factory: REAL_FACTORY, options: { provider: 'cpu' } } : { factory: FAKE_FACTORY, options: { stepMs: 5, ...opts.fake } },
     },

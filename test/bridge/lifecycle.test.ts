@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge, type Received } from './helpers.ts';
 import { fakePixel } from './fake-pipeline.ts';
 import { encodePng } from '../../gpu-server/pipeline/png.ts';
-import type { ProgressMessage } from '../../bridge/protocol.ts';
+import type { ProgressMessage } from '../../bridge/protocol/messages.ts';
 
 let tb: TestBridge;
 before(async () => {

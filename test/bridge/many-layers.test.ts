@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_LAYERS } from '../../gpu-server/constants.ts';
+import { MAX_LAYERS } from '../../domain/layout.ts';
 import { createPipeline } from '../../gpu-server/pipeline/art-pipeline.ts';
 import { TestClient, collectJob, decodePng, startTestBridge } from './helpers.ts';
 import { fiftyTwoLayers } from '../pipeline/reference-generation.ts';

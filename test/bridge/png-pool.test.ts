@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PNG } from 'pngjs';
 import { PngPool } from '../../bridge/png-pool.ts';
-import { MAX_IMAGE_FRAME_HEADER_BYTES } from '../../bridge/protocol.ts';
+import { MAX_IMAGE_FRAME_HEADER_BYTES } from '../../bridge/protocol/image-frame.ts';
 
 test('the pool encodes on several threads and returns each PNG in the order given', async () => {
   const pool = new PngPool(2);

@@ -1,22 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  encodeImageFrame,
-  decodeImageFrame,
-  MAX_IMAGE_FRAME_HEADER_BYTES,
-  parseClientMessage,
-  clientMessageSchema,
-  ERROR_CODES,
-  MAX_MESSAGE_BYTES,
-  MAX_GUIDANCE,
-  MAX_PROMPT_CHARS,
-  MAX_SEED,
-  MAX_STEPS,
-  MAX_TRUE_CFG,
-  MIN_GUIDANCE,
-  MIN_STEPS,
-  MIN_TRUE_CFG,
-} from '../../bridge/protocol.ts';
+import { MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS, MAX_TRUE_CFG, MIN_GUIDANCE, MIN_STEPS, MIN_TRUE_CFG } from '../../domain/params.ts';
+import { MAX_MESSAGE_BYTES } from '../../bridge/protocol/limits.ts';
+import { clientMessageSchema, ERROR_CODES } from '../../bridge/protocol/messages.ts';
+import { parseClientMessage } from '../../bridge/protocol/parse.ts';
+import { encodeImageFrame, decodeImageFrame, MAX_IMAGE_FRAME_HEADER_BYTES } from '../../bridge/protocol/image-frame.ts';
 import { generateMessage } from './helpers.ts';
 import { readdir, readFile } from 'node:fs/promises';
 
@@ -93,7 +81,7 @@ test('parse: codes for frames that are not messages', () => {
   }
 });
 
-test("the UI's limits are the schema's own: each bound ui/ imports from protocol.ts is exactly where the bridge's schema refuses", async () => {
+test("the UI's limits are the schema's own: each bound ui/ imports from domain/params.ts is exactly where the bridge's schema refuses", async () => {
   const base = generateMessage('bounds');
   assert.equal(clientMessageSchema.safeParse(base).success, true);
   // The UI imports the bounds, not the schema: what it offers must be what the bridge accepts.
@@ -102,7 +90,7 @@ test("the UI's limits are the schema's own: each bound ui/ imports from protocol
   for (const f of await readdir(uiDir)) {
     if (!/\.tsx?$/.test(f)) continue;
     const src = await readFile(new URL(f, uiDir), 'utf8');
-    for (const m of src.matchAll(/import \{([^}]*)\} from '\.\.\/bridge\/protocol\.ts'/g)) for (const name of m[1].split(',')) imported.add(name.trim());
+    for (const m of src.matchAll(/import \{([^}]*)\} from '\.\.\/domain\/params\.ts'/g)) for (const name of m[1].split(',')) imported.add(name.trim());
   }
   const bounds: Record<string, [keyof typeof base.params | 'prompt', number, number]> = {
     // name -> [field, accepted value at the bound, refused value just past it]
@@ -126,10 +114,14 @@ test("the UI's limits are the schema's own: each bound ui/ imports from protocol
     assert.equal(clientMessageSchema.safeParse(message(ok)).success, true, `${name}: ${field} ${ok} refused`);
     assert.equal(clientMessageSchema.safeParse(message(bad)).success, false, `${name}: ${field} ${bad} accepted`);
   }
-  // protocol.ts stays bundleable for the UI: no Node APIs.
-  const source = await readFile(new URL('../../bridge/protocol.ts', import.meta.url), 'utf8');
-  const imports = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
-  assert.deepEqual(imports.filter((i) => i.startsWith('node:') || i === 'ws' || i === 'pngjs'), []);
+  // bridge/protocol/ and domain/ stay bundleable for the UI and the plugin: no Node APIs.
+  const dirs = [new URL('../../bridge/protocol/', import.meta.url), new URL('../../domain/', import.meta.url)];
+  const sources = (await Promise.all(dirs.map(async (dir) => (await readdir(dir)).map((f) => new URL(f, dir))))).flat();
+  for (const file of sources) {
+    const source = await readFile(file, 'utf8');
+    const imports = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
+    assert.deepEqual(imports.filter((i) => !i.startsWith('.') && i !== 'zod'), [], `${file.pathname} imports more than zod and siblings`);
+  }
 });
 
 test('PROTOCOL.md lists exactly the error codes of the code', async () => {

@@ -5,7 +5,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { PROTOCOL_VERSION } from '../../bridge/protocol.ts';
+import { PROTOCOL_VERSION } from '../../bridge/protocol/messages.ts';
 
 export function upgradeRequest(port: number, headers: Record<string, string> = {}): string {
   const lines = [

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestBridge, TestClient, generateMessage, collectJob } from './helpers.ts';
-import type { ProgressMessage } from '../../bridge/protocol.ts';
+import type { ProgressMessage } from '../../bridge/protocol/messages.ts';
 
 const jobIdOf = async (client: TestClient, requestId: string) =>
   ((await client.next((m) => m.type === 'queued' && m.requestId === requestId)) as { jobId: string }).jobId;

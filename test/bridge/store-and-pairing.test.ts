@@ -4,11 +4,11 @@ import { mkdtemp, rm, stat, readdir, mkdir, writeFile, chmod, readFile } from 'n
 import { tmpdir, homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { JobStore } from '../../bridge/job-store.ts';
-import { configDir, loadOrCreateToken, tokenMatches, CONFIG_DIR_ENV } from '../../bridge/pairing.ts';
+import type { Layout } from '../../domain/layout.ts';
+import { JobArchive, NOT_ARCHIVED } from '../../bridge/job-archive.ts';
+import { configDir, loadOrCreateToken, tokenMatches, CONFIG_DIR_ENV } from '../../bridge/pairing-token.ts';
 import { GuessThrottle, TokenBucket } from '../../bridge/rate-limit.ts';
 import { originAllowed } from '../../bridge/origin.ts';
-import type { Layout } from '../../gpu-server/pipeline/types.ts';
 
 const layout: Layout = { width: 32, height: 16, boxes: [[0, 0, 32, 16], [0, 0, 32, 16]] };
 const manifestFor = (jobId: string, finishedAt: string) => ({
@@ -28,35 +28,45 @@ const manifestFor = (jobId: string, finishedAt: string) => ({
 /** Zero latents of `layout`'s size (2 layers of 2 tokens). */
 const latents = { layout, tokens: new Float32Array(2 * 2 * 64) };
 
-test('job store: save then load returns the same PNG bytes; bad ids never reach the disk', async () => {
+test('job archive: save then read returns the manifest and the same PNG bytes; unknown, bad and corrupt ids say why; bad ids never reach the disk', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'art-store-'));
   try {
-    const store = new JobStore(dir, 10);
+    const store = new JobArchive(dir, 10);
     await store.open();
     const id = randomUUID();
     const png = new Uint8Array([9, 8, 7]);
-    await store.save(manifestFor(id, new Date().toISOString()), [{ index: 0, box: [0, 0, 32, 16], width: 32, height: 16, png }], latents);
-    const loaded = await store.load(id);
-    assert.deepEqual([...loaded!.layers[0].png], [9, 8, 7]);
-    assert.equal(loaded!.manifest.jobId, id);
-    assert.equal(await store.load(randomUUID()), undefined);
-    assert.equal(await store.load('../' + id), undefined);
+    await store.save(manifestFor(id, new Date().toISOString()), [{ index: 3, box: [0, 0, 32, 16], width: 32, height: 16, png }], latents);
+    const read = await store.manifest(id);
+    assert.ok(read.ok);
+    assert.equal(read.manifest.jobId, id);
+    assert.deepEqual(read.manifest.layers.map((l) => l.index), [3]);
+    assert.deepEqual([...(await store.readLayer(id, 3, 2))], [0, 0, 9, 8, 7]);
+    assert.deepEqual(await store.manifest(randomUUID()), { ok: false, why: NOT_ARCHIVED });
+    assert.deepEqual(await store.manifest('../' + id), { ok: false, why: 'it is not a job id' });
     await assert.rejects(store.save(manifestFor('../evil', ''), [], latents), /not a bridge job id/);
     assert.deepEqual(await readdir(dir), [id]);
+    await writeFile(join(dir, id, 'manifest.json'), '{"jobId": ');
+    assert.deepEqual(await store.manifest(id), { ok: false, why: 'its manifest.json is not valid JSON' });
+    assert.deepEqual(await store.loadBase(id, []), { ok: false, why: 'its manifest.json is not valid JSON' });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 });
 
-test('job store: keeps the newest N jobs, and open() removes temporary folders a crash left', async () => {
+test('job archive: keeps the newest N jobs, and open() removes temporary folders a crash left', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'art-store-'));
   try {
     await mkdir(join(dir, '.tmp-leftover'));
-    const store = new JobStore(dir, 2);
+    const store = new JobArchive(dir, 2);
     await store.open();
     const ids = [randomUUID(), randomUUID(), randomUUID()];
     for (const [i, id] of ids.entries()) await store.save(manifestFor(id, `2025-01-0${i + 1}T00:00:00.000Z`), [], latents);
     assert.deepEqual((await readdir(dir)).sort(), [ids[1], ids[2]].sort());
+    // A job whose manifest cannot be read counts as the oldest: it goes first, though written last.
+    await writeFile(join(dir, ids[2], 'manifest.json'), 'not json');
+    const newest = randomUUID();
+    await store.save(manifestFor(newest, '2025-01-09T00:00:00.000Z'), [], latents);
+    assert.deepEqual((await readdir(dir)).sort(), [ids[1], newest].sort());
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

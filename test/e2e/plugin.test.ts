@@ -9,7 +9,7 @@ import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
-import { DEFAULT_SEED } from '../../gpu-server/constants.ts';
+import { DEFAULT_SEED } from '../../domain/params.ts';
 import { frameLayout, type FrameLayout } from '../../plugin/layout.ts';
 import { resultFrameName } from '../../plugin/insert.ts';
 import { FRAME_GAP } from '../../plugin/placement.ts';

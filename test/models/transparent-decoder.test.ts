@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { Layout } from '../../domain/layout.ts';
 import { readFloats } from '../../gpu-server/golden/case.ts';
 import { compareFloat, FP16_TOLERANCE } from '../../gpu-server/golden/compare.ts';
 import { assertFp16, precisionOf } from './graph-precision.ts';
@@ -21,7 +22,6 @@ import { float32ToHalves, halvesToFloat32 } from '../../gpu-server/onnx/half.ts'
 import { writeModel } from '../../gpu-server/onnx/onnx-writer.ts';
 import { Checkpoint, loadAll } from '../../gpu-server/onnx/safetensors.ts';
 import { openSession, ort } from '../../gpu-server/onnx/session.ts';
-import type { Layout } from '../../gpu-server/pipeline/types.ts';
 
 const golden = new URL('../fixtures/golden/transp_vae/', import.meta.url).pathname;
 const configJson = JSON.parse(readFileSync(join(golden, 'config.json'), 'utf8')) as Record<string, unknown>;

@@ -16,12 +16,12 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import onnx from 'onnx-proto';
 import ort from 'onnxruntime-node';
-import { graphBuilders, PRECISIONS, writeGraph, type Precision } from '../../gpu-server/model-folder/graphs.ts';
+import { graphBuilders, graphFloat, writeGraph } from '../../gpu-server/model-folder/graphs.ts';
+import { PRECISIONS, type Precision } from '../../gpu-server/model-folder/manifest.ts';
 import { tinyComponents } from '../../gpu-server/model-folder/tiny.ts';
 import { buildTransformer, parseTransformerConfig } from '../../gpu-server/models/transformer.ts';
 import { buildTransparentDecoder, parseTransparentDecoderConfig } from '../../gpu-server/models/transparent-decoder.ts';
 import { buildVaeDecoder, buildVaeEncoder, parseVaeConfig } from '../../gpu-server/models/vae.ts';
-import { graphFloat } from '../../gpu-server/model-folder/graphs.ts';
 import { shapeOnlyWeights, type GraphBuilder } from '../../gpu-server/onnx/graph.ts';
 import { OPSET } from '../../gpu-server/onnx/onnx-writer.ts';
 

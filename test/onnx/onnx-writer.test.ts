@@ -23,7 +23,7 @@ function build(precision: 'float32' | 'float16') {
   const g = new GraphBuilder('writer_test', precision, weightsOf());
   const x = g.input('x', 'float', [1, 'S', D]);
   const h = nn.linear(g, x, 'proj', D, D);
-  const a = nn.attention(g, h, h, h, H);
+  const a = nn.attention(g, h, h, h, H, { headDim: D / H });
   const wide = g.op('MatMul', [a, g.weight('big.weight', [D, 1024])]);
   g.output(wide, 'y', 'float', [1, 'S', 1024]);
   return g;

@@ -18,6 +18,7 @@ const machine = (backends: string[], cuda: boolean, vulkan: boolean): ProviderDe
   backends: () => backends.map((name) => ({ name })),
   cudaInstalled: () => cuda,
   webgpuPossible: () => vulkan,
+  webgpu: async () => ({ usable: true, fusedAttentionExact: true, attentionError: 0 }),
 });
 const ALL = ['cpu', 'webgpu', 'cuda', 'dml'];
 
@@ -38,7 +39,9 @@ function recording(refuse: string[], detect: ProviderDetection) {
   const calls: { path: string; providers: string[] }[] = [];
   const factory: SessionFactory = {
     detect,
-    async create(path, options) {
+    async create(model, options) {
+      if (typeof model !== 'string') throw new Error('these machines report exact fused attention: the model is opened by path');
+      const path = model;
       const providers = (options.executionProviders ?? []).map((p) => (typeof p === 'string' ? p : p.name));
       calls.push({ path, providers });
       const wanted = providers[0];

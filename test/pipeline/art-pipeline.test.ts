@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { LayoutError } from '../../domain/layout.ts';
 import { ModelFolderError } from '../../gpu-server/model-folder/manifest.ts';
 import { writeTinyModel } from '../../gpu-server/model-folder/tiny.ts';
 import { createPipeline, ParamsError } from '../../gpu-server/pipeline/art-pipeline.ts';
-import { LayoutError } from '../../gpu-server/pipeline/layout-tokens.ts';
 import type { ArtPipeline, GenerateParams, LayerImage, Progress } from '../../gpu-server/pipeline/types.ts';
 
 let root: string;
@@ -108,6 +108,12 @@ test('bad layouts and parameters are refused with clear errors', async () => {
   await assert.rejects(pipeline.generate(params({ steps: 0 })), (e: unknown) => e instanceof ParamsError && /steps/.test(e.message));
   await assert.rejects(pipeline.generate(params({ guidance: Number.NaN })), (e: unknown) => e instanceof ParamsError && /guidance/.test(e.message));
   await assert.rejects(pipeline.generate(params({ seed: -3 })), (e: unknown) => e instanceof ParamsError && /seed/.test(e.message));
+  // One set of limits with the bridge (domain/params.ts): true CFG below 1, guidance above 20, a
+  // seed past 32 bits and a blank prompt are refused here too.
+  await assert.rejects(pipeline.generate(params({ trueCfg: 0.5 })), (e: unknown) => e instanceof ParamsError && /trueCfg/.test(e.message));
+  await assert.rejects(pipeline.generate(params({ guidance: 21 })), (e: unknown) => e instanceof ParamsError && /guidance/.test(e.message));
+  await assert.rejects(pipeline.generate(params({ seed: 2 ** 32 })), (e: unknown) => e instanceof ParamsError && /seed/.test(e.message));
+  await assert.rejects(pipeline.generate(params({ prompt: ' \u200b ' })), (e: unknown) => e instanceof ParamsError && /prompt is empty/.test(e.message));
 });
 
 test('a missing model folder and a corrupt manifest fail createPipeline clearly', async () => {
@@ -122,6 +128,6 @@ test('a prompt is reported as cut only when T5 (512 tokens) cuts it, not for CLI
   const words = (n: number) => Array.from({ length: n }, (_, i) => ['poster', 'title', 'sale', 'red'][i % 4]).join(' ');
   const long = await pipeline.generate(params({ prompt: words(150), steps: 1 }));
   assert.equal(long.promptTruncated, false);
-  const tooLong = await pipeline.generate(params({ prompt: words(1200), steps: 1 }));
+  const tooLong = await pipeline.generate(params({ prompt: words(700), steps: 1 }));
   assert.equal(tooLong.promptTruncated, true);
 });

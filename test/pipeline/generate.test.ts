@@ -12,8 +12,7 @@ import { DEFAULT_LAYOUT_FILE, DEFAULT_OUT, layoutAt, parseGenerateArgs, readLayo
 import { composite, layerOnCanvas, writeGenerateOutputs } from '../../gpu-server/pipeline/generate-output.ts';
 import type { ArtPipeline, LayerImage } from '../../gpu-server/pipeline/types.ts';
 
-const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'art-validation-layouts.json');
-const fixtureText = readFileSync(FIXTURE, 'utf8');
+const fixtureText = readFileSync(DEFAULT_LAYOUT_FILE, 'utf8');
 const fixtureCases = (JSON.parse(fixtureText) as { cases: Record<string, { caption: string; boxes: number[][] }[]> }).cases;
 const files: Record<string, string> = {
   'fixture.json': fixtureText,
@@ -73,8 +72,13 @@ const errors: [string, RegExp][] = [
   ['--layout one.json --case 512/0 --out o', /single layout/],
   ['--layout sized.json --out o', /no prompt/],
   ['--layout one.json --steps 0 --out o', /--steps must be an integer from 1 to 100/],
-  ['--layout one.json --seed=-1 --out o', /--seed must be a non-negative integer/],
+  ['--layout one.json --seed=-1 --out o', /--seed must be an integer from 0 to 4294967295/],
+  ['--layout one.json --seed 4294967296 --out o', /--seed must be an integer from 0 to 4294967295/],
   ['--layout one.json --guidance x --out o', /--guidance must be/],
+  // The limits the bridge takes (domain/params.ts), not merely non-negative numbers.
+  ['--layout one.json --guidance 20.5 --out o', /--guidance must be a number from 0 to 20, got "20.5"/],
+  ['--layout one.json --true-cfg 0.5 --out o', /--true-cfg must be a number from 1 to 20, got "0.5"/],
+  ['--layout one.json --prompt=\u200b\u00a0 --out o', /--prompt: prompt is empty/],
   ['--layout one.json --resolution 4000 --out o', /--resolution must be/],
   ['--layout one.json --provider tpu --out o', /--provider must be/],
   ['--layout one.json --memory swap --out o', /--memory must be resident or text-on-demand/],

@@ -1,8 +1,8 @@
 /** Reading the bundled golden cases in tests. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { BoxTuple, Layout } from '../../domain/layout.ts';
 import { loadAll, toFloat32 } from '../../gpu-server/onnx/safetensors.ts';
-import type { BoxTuple, Layout } from '../../gpu-server/pipeline/types.ts';
 
 export const GOLDEN = join(import.meta.dirname, '..', 'fixtures', 'golden');
 

@@ -8,14 +8,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { KeepError, type KeepProblem, checkKeep } from '../../domain/keep.ts';
+import type { BoxTuple, Layout } from '../../domain/layout.ts';
 import { PACKED_CHANNELS } from '../../gpu-server/constants.ts';
 import { writeTinyModel } from '../../gpu-server/model-folder/tiny.ts';
 import { createPipeline } from '../../gpu-server/pipeline/art-pipeline.ts';
 import { denoise, type NoisePredictor } from '../../gpu-server/pipeline/denoise.ts';
-import { checkKeep, checkLatents, holdKept, KeepError, keptTokens, type KeepProblem } from '../../gpu-server/pipeline/keep.ts';
+import { checkLatents, holdKept, keptTokens } from '../../gpu-server/pipeline/keep.ts';
 import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
 import { fluxSchedule } from '../../gpu-server/pipeline/scheduler.ts';
-import type { ArtPipeline, BoxTuple, CleanLatents, GenerateParams, GenerateResult, Layout } from '../../gpu-server/pipeline/types.ts';
+import type { ArtPipeline, CleanLatents, GenerateParams, GenerateResult } from '../../gpu-server/pipeline/types.ts';
 
 const W = 128, H = 96;
 const whole: BoxTuple = [0, 0, W, H];

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MAX_LAYERS } from '../../gpu-server/constants.ts';
-import { LayoutError, latentTokens, snapLayout, transformerTokens, validateLayout } from '../../gpu-server/pipeline/layout-tokens.ts';
-import type { BoxTuple, Layout } from '../../gpu-server/pipeline/types.ts';
+import { type BoxTuple, type Layout, LayoutError, MAX_LAYERS, snapLayout, validateLayout } from '../../domain/layout.ts';
+import { latentTokens, transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
 import { goldenLayout, goldenTensors } from './golden-data.ts';
 
 const canvas = (boxes: BoxTuple[], width = 128, height = 128): Layout => ({ width, height, boxes: [[0, 0, width, height], [0, 0, width, height], ...boxes] });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { after, before, test } from 'node:test';
-import { MAX_LAYERS } from '../../gpu-server/constants.ts';
+import { type BoxTuple, MAX_LAYERS } from '../../domain/layout.ts';
 import { runGraphOnce } from '../../gpu-server/golden/case.ts';
 import { compareLevels } from '../../gpu-server/golden/compare.ts';
 import { writeTinyModel } from '../../gpu-server/model-folder/tiny.ts';
@@ -21,7 +21,7 @@ import { createPipeline } from '../../gpu-server/pipeline/art-pipeline.ts';
 import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
 import { streamNoise } from '../../gpu-server/pipeline/noise.ts';
 import { ropeTables } from '../../gpu-server/pipeline/rope.ts';
-import type { ArtPipeline, BoxTuple } from '../../gpu-server/pipeline/types.ts';
+import type { ArtPipeline } from '../../gpu-server/pipeline/types.ts';
 import { GOLDEN } from './golden-data.ts';
 import { fiftyTwoLayers, ReferenceGenerator } from './reference-generation.ts';
 

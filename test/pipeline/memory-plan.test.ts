@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { Layout } from '../../domain/layout.ts';
 import { createPipeline } from '../../gpu-server/pipeline/art-pipeline.ts';
 import { HEADROOM, planMemory } from '../../gpu-server/pipeline/memory-plan.ts';
-import type { Layout } from '../../gpu-server/pipeline/types.ts';
 
 const GB = 1024 ** 3;
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { BoxTuple, Layout } from '../../domain/layout.ts';
 import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
 import { streamNoise, tokenNoise } from '../../gpu-server/pipeline/noise.ts';
-import type { BoxTuple, Layout } from '../../gpu-server/pipeline/types.ts';
 
 const layout = (child: BoxTuple): Layout => ({ width: 256, height: 256, boxes: [[0, 0, 256, 256], [0, 0, 256, 256], child, [32, 32, 160, 96]] });
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { Layout } from '../../domain/layout.ts';
 import { LATENT_CHANNELS } from '../../gpu-server/constants.ts';
 import { createPipeline } from '../../gpu-server/pipeline/art-pipeline.ts';
 import { denoise } from '../../gpu-server/pipeline/denoise.ts';
@@ -7,7 +8,7 @@ import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
 import { packLatent } from '../../gpu-server/pipeline/packing.ts';
 import { CALIBRATION_TILE, CALIBRATION_TILES, calibrationColors, fitLatentRgb, mergedPreview } from '../../gpu-server/pipeline/preview.ts';
 import { fluxSchedule } from '../../gpu-server/pipeline/scheduler.ts';
-import type { Layout, RgbImage } from '../../gpu-server/pipeline/types.ts';
+import type { RgbImage } from '../../gpu-server/pipeline/types.ts';
 
 const VAE = { scalingFactor: 0.5, shiftFactor: 0.1 };
 

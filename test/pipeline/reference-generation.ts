@@ -1,5 +1,5 @@
 /**
- * A generation composed in the test, independently of `createPipeline`, `ArtRunner`,
+ * A generation composed in the test, independently of `createPipeline`, `Denoiser`,
  * `TextEncoder`, `transformerPredictor`, `denoise` and `decode.ts`: raw onnxruntime sessions on a
  * model folder's graphs, driven with the official semantics written out here
  * (`CustomFluxPipelineCfg.__call__` as `test/fixtures/golden/README.md` documents it):
@@ -20,7 +20,8 @@
  */
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import { BACKGROUND_LAYER, LATENT_CHANNELS, MAX_LAYERS, MERGED_LAYER, PACKED_CHANNELS } from '../../gpu-server/constants.ts';
+import { BACKGROUND_LAYER, type BoxTuple, type Layout, MAX_LAYERS, MERGED_LAYER } from '../../domain/layout.ts';
+import { LATENT_CHANNELS, PACKED_CHANNELS } from '../../gpu-server/constants.ts';
 import { loadManifest, type Manifest } from '../../gpu-server/model-folder/manifest.ts';
 import { patchesToLayerImages } from '../../gpu-server/models/transparent-decoder.ts';
 import { latentTokens, transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
@@ -28,7 +29,7 @@ import { tokenNoise } from '../../gpu-server/pipeline/noise.ts';
 import { gatherCells, scatterTokens } from '../../gpu-server/pipeline/packing.ts';
 import { ropeTables } from '../../gpu-server/pipeline/rope.ts';
 import { fluxSchedule } from '../../gpu-server/pipeline/scheduler.ts';
-import type { BoxTuple, GenerateParams, LayerImage, Layout } from '../../gpu-server/pipeline/types.ts';
+import type { GenerateParams, LayerImage } from '../../gpu-server/pipeline/types.ts';
 import { loadClipTokenizer } from '../../gpu-server/text/clip-tokenizer.ts';
 import { loadT5Tokenizer } from '../../gpu-server/text/t5-tokenizer.ts';
 

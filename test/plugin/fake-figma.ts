@@ -80,7 +80,8 @@ export interface Box {
   height: number;
 }
 
-function rotatedBox(x: number, y: number, width: number, height: number, rotation: number): Box {
+/** Axis-aligned bounds of a `width` x `height` node at (x, y), rotated `rotation` degrees around that corner. */
+export function rotatedBox(x: number, y: number, width: number, height: number, rotation: number): Box {
   const a = (rotation * Math.PI) / 180;
   const cos = Math.cos(a);
   const sin = Math.sin(a);
@@ -98,7 +99,8 @@ function rotatedBox(x: number, y: number, width: number, height: number, rotatio
   return { x: minX, y: minY, width: Math.max(...xs) - minX, height: Math.max(...ys) - minY };
 }
 
-function unionBox(boxes: Box[]): Box {
+/** The smallest box holding every one of `boxes` (a group's bounds, in Figma). */
+export function unionBox(boxes: Box[]): Box {
   const x = Math.min(...boxes.map((r) => r.x));
   const y = Math.min(...boxes.map((r) => r.y));
   return {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GRID, MAX_CHILD_LAYERS, MAX_LAYERS, RESOLUTIONS } from '../../gpu-server/constants.ts';
+import { GRID, MAX_CHILD_LAYERS, MAX_LAYERS, RESOLUTIONS } from '../../domain/layout.ts';
 import { canvasSize, frameLayout, skippedSummary, type FrameLayout } from '../../plugin/layout.ts';
 import type { PlainNode } from '../../plugin/scene.ts';
 import { frame, node, rect, text } from './trees.ts';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GRID } from '../../gpu-server/constants.ts';
-import { checkKeep } from '../../gpu-server/pipeline/keep.ts';
+import { checkKeep } from '../../domain/keep.ts';
+import { GRID } from '../../domain/layout.ts';
 import { frameBox } from '../../plugin/insert.ts';
 import { frameLayout, type FrameLayout } from '../../plugin/layout.ts';
 import { redrawnLayers, regeneratePlan, type EditedChild, type EditedResultFrame, type RegeneratePlan } from '../../plugin/regenerate.ts';

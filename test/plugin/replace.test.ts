@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PNG } from 'pngjs';
-import { BACKGROUND_LAYER, MERGED_LAYER } from '../../gpu-server/constants.ts';
+import { BACKGROUND_LAYER, MERGED_LAYER } from '../../domain/layout.ts';
 import { exactImageFill, frameBox, insertLayers, type JobInfo } from '../../plugin/insert.ts';
 import { frameLayout } from '../../plugin/layout.ts';
 import { readFrame, readResultFrame } from '../../plugin/read-scene.ts';

@@ -85,7 +85,7 @@ export async function startFrontDoor(redis: TestRedis, limits: { jobsPerClient?:
     allowOrigins: [],
     outputs,
     keepJobs: 50,
-    runner: { kind: 'queue', target: parsed.target, checkMs: CHECK_MS, stalledMs },
+    executor: { kind: 'queue', target: parsed.target, checkMs: CHECK_MS, stalledMs },
     cancelOnShutdown: true,
     limits: { jobsPerClient: 8, ...limits },
     version: 'test',

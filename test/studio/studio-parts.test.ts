@@ -10,11 +10,11 @@ import { parseRedisUrl, describeTarget, redisOptions } from '../../bridge/studio
 import { parseWorkerCli } from '../../bridge/studio/worker-args.ts';
 import { parseCli } from '../../bridge/cli-args.ts';
 import { idleWorkers } from '../../bridge/studio/capacity.ts';
-import { LayerUpload, putResult, takeLayer, takeResult, putJob, takeJob } from '../../bridge/studio/transport.ts';
+import { RedisLayerStream, putResult, takeLayer, takeResult, putJob, takeJob } from '../../bridge/studio/transport.ts';
 import { keys, MAX_LAYER_BYTES, MAX_PENDING_LAYERS, RESULT_TTL_MS } from '../../bridge/studio/keys.ts';
 import type { LayerRef, WorkerRecord } from '../../bridge/studio/wire.ts';
-import type { LayerPng } from '../../bridge/job-store.ts';
-import type { JobResult } from '../../bridge/runner.ts';
+import type { LayerPng } from '../../bridge/job-archive.ts';
+import type { JobResult } from '../../bridge/executor.ts';
 import { TestRedis, REDIS_PASSWORD } from './redis-server.ts';
 
 let server: TestRedis;
@@ -80,7 +80,7 @@ test('command lines: the worker needs --queue and checks its numbers; the front 
 });
 
 test('dispatch count: one job per idle worker with the model, less foreign and own jobs; none without such a worker', () => {
-  const info = (model: string) => ({ model, provider: 'cuda', tiny: false, maxLayers: 52, resolutions: [512, 1024] });
+  const info = (model: string) => ({ model, provider: 'cuda', tiny: false, maxLayers: 52, resolutions: [512, 1024], jobs: ['generate' as const] });
   const w = (name: string, model: string, jobId?: string): WorkerRecord => ({ name, info: info(model), host: 'h', pid: 1, startedAt: '', ...(jobId ? { jobId } : {}) });
   const workers = [w('a', 'art'), w('b', 'art', 'mine-1'), w('c', 'art', 'foreign'), w('d', 'other')];
   assert.equal(idleWorkers(workers, 'art', new Set()), 1, 'b and c are busy with jobs that are not this front door\'s');
@@ -115,7 +115,7 @@ const until = async (ok: () => boolean) => {
 
 test('streamed layers: written with an expiry and announced in order; never more than MAX_PENDING_LAYERS untaken in Redis; taken byte for byte, once', async () => {
   const announced: LayerRef[] = [];
-  const upload = new LayerUpload(redis, 'job-s', 'run-1', async (ref) => void announced.push(ref), () => false);
+  const upload = new RedisLayerStream(redis, 'job-s', 'run-1', async (ref) => void announced.push(ref), () => false);
   const sent = Array.from({ length: MAX_PENDING_LAYERS + 2 }, (_, i) => layer(i, 100 + i));
   sent.forEach((l) => upload.add(l));
   await until(() => announced.length >= MAX_PENDING_LAYERS);
@@ -137,7 +137,7 @@ test('streamed layers: written with an expiry and announced in order; never more
 
   let cancelled = false;
   let written = 0;
-  const stuck = new LayerUpload(redis, 'job-c', 'run-1', async () => void written++, () => cancelled);
+  const stuck = new RedisLayerStream(redis, 'job-c', 'run-1', async () => void written++, () => cancelled);
   for (let i = 0; i <= MAX_PENDING_LAYERS; i++) stuck.add(layer(i, 50));
   await until(() => written >= MAX_PENDING_LAYERS);
   assert.equal(written, MAX_PENDING_LAYERS);
@@ -155,7 +155,7 @@ test('a malformed or oversized layer entry in Redis is refused with a clear erro
   await assert.rejects(takeLayer(redis, 'job-m', 'run-1', ref(120)), /has 100 bytes, its reference says 120; refused/);
   await redis.set(key, Buffer.alloc(100, 7));
   await assert.rejects(takeLayer(redis, 'job-m', 'run-1', ref(100)), /layer 2 of job job-m is not a PNG; refused/);
-  const big = new LayerUpload(redis, 'job-m', 'run-2', async () => {}, () => false);
+  const big = new RedisLayerStream(redis, 'job-m', 'run-2', async () => {}, () => false);
   big.add({ ...layer(1, 8), png: new Uint8Array(MAX_LAYER_BYTES + 1) });
   await assert.rejects(big.done(), /layer 1 is 6\.0 MiB, over the 6\.0 MiB a layer may send through Redis/);
   assert.equal(await redis.exists(keys.layer('job-m', 'run-2', 1)), 0, 'nothing written');
@@ -163,7 +163,7 @@ test('a malformed or oversized layer entry in Redis is refused with a clear erro
 
 test('results through Redis: the manifest names the layers (no PNG in it), the latents come back exactly; a missed layer event is made good from Redis; a result over the bound is refused', async () => {
   const sent = result(3, 1000);
-  const upload = new LayerUpload(redis, 'job-1', 'run-1', async () => {}, () => false);
+  const upload = new RedisLayerStream(redis, 'job-1', 'run-1', async () => {}, () => false);
   sent.layers.forEach((l) => upload.add(l));
   await upload.done();
   const manifest = await putResult(redis, 'job-1', 'run-1', 'w', sent);

@@ -15,7 +15,7 @@ import { TestRedis, REDIS_PASSWORD } from './redis-server.ts';
 import { WorkerProcess, startFrontDoor, starts, TIMINGS, type TestFrontDoor } from './studio-helpers.ts';
 import { KEY_PREFIX, keys, MAX_LAYER_BYTES, queueName } from '../../bridge/studio/keys.ts';
 import { CANCELLED_REASON, type RunEvent, type WorkerRecord } from '../../bridge/studio/wire.ts';
-import { LayerUpload, putResult, refOf } from '../../bridge/studio/transport.ts';
+import { RedisLayerStream, putResult, refOf } from '../../bridge/studio/transport.ts';
 
 const DECODE_MS = 2500;
 let server: TestRedis;
@@ -215,7 +215,7 @@ async function staleThenCurrent(job: Job, send: (e: RunEvent) => Promise<void>) 
   await redis.set(keys.layer(jobId, 'lost-run', 0), Buffer.from(lost.png), 'PX', 60_000);
   await send({ type: 'layer', run: 'lost-run', ...refOf(lost) });
   const layers = boxes.map((_, i) => layer('rogue-run', i));
-  const upload = new LayerUpload(redis, jobId, 'rogue-run', (ref) => send({ type: 'layer', run: 'rogue-run', ...ref }), () => false);
+  const upload = new RedisLayerStream(redis, jobId, 'rogue-run', (ref) => send({ type: 'layer', run: 'rogue-run', ...ref }), () => false);
   layers.forEach((l) => upload.add(l));
   await upload.done();
   const latents = { layout: { width: 128, height: 64, boxes }, tokens: new Float32Array(4) };
@@ -224,7 +224,7 @@ async function staleThenCurrent(job: Job, send: (e: RunEvent) => Promise<void>) 
 
 /** A worker of "another version" for model "rogue", in this process: it writes a bad layer entry and waits for its cancel. */
 async function startRogue(): Promise<void> {
-  const info = { model: 'rogue', provider: 'cpu', tiny: true, maxLayers: 52, resolutions: [128] };
+  const info = { model: 'rogue', provider: 'cpu', tiny: true, maxLayers: 52, resolutions: [128], jobs: ['generate' as const] };
   const record: WorkerRecord = { name: 'rogue', info, host: hostname(), pid: process.pid, startedAt: new Date().toISOString() };
   const beat = () => redis.multi().set(keys.worker('rogue'), JSON.stringify(record), 'PX', 3 * TIMINGS.heartbeatMs).hsetnx(keys.models, 'rogue', JSON.stringify(info)).exec();
   await beat();

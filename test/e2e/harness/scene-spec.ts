@@ -2,8 +2,8 @@
  * The e2e scene, described once as plain data: the browser harness builds fake Figma nodes
  * from it, and the test builds the same plain tree to compute the layout it expects.
  */
-import type { PlainNode, Rect } from '../../../plugin/scene.ts';
-import type { NodeInit } from '../../plugin/fake-figma.ts';
+import type { PlainNode } from '../../../plugin/scene.ts';
+import { rotatedBox, unionBox, type NodeInit } from '../../plugin/fake-figma.ts';
 
 /** A fake-Figma node (test/plugin/fake-figma.ts) with the fields the expectations need spelled out. */
 export type NodeSpec = Omit<NodeInit, 'children'> & {
@@ -17,49 +17,21 @@ export type NodeSpec = Omit<NodeInit, 'children'> & {
   children?: NodeSpec[];
 };
 
-/** Axis-aligned bounds of a node rotated around its top-left corner, in absolute coordinates. */
-export function absoluteBounds(spec: NodeSpec, originX: number, originY: number): Rect {
-  const x = originX + spec.x;
-  const y = originY + spec.y;
-  const a = ((spec.rotation ?? 0) * Math.PI) / 180;
-  const cos = Math.cos(a);
-  const sin = Math.sin(a);
-  // Figma's rotation is counter-clockwise on screen (y down): x' = x cos + y sin, y' = -x sin + y cos.
-  const corners = [
-    [0, 0],
-    [spec.width, 0],
-    [0, spec.height],
-    [spec.width, spec.height],
-  ].map(([u, v]) => [x + u * cos + v * sin, y - u * sin + v * cos]);
-  const xs = corners.map((c) => c[0]);
-  const ys = corners.map((c) => c[1]);
-  const minX = Math.min(...xs);
-  const minY = Math.min(...ys);
-  return { x: minX, y: minY, width: Math.max(...xs) - minX, height: Math.max(...ys) - minY };
-}
-
-function union(rects: Rect[]): Rect {
-  const x = Math.min(...rects.map((r) => r.x));
-  const y = Math.min(...rects.map((r) => r.y));
-  const right = Math.max(...rects.map((r) => r.x + r.width));
-  const bottom = Math.max(...rects.map((r) => r.y + r.height));
-  return { x, y, width: right - x, height: bottom - y };
-}
-
 export function toPlain(spec: NodeSpec, originX = 0, originY = 0): PlainNode {
   const plain: PlainNode = {
     id: spec.id,
     name: spec.name,
     type: spec.type,
     visible: spec.visible ?? true,
-    bounds: absoluteBounds(spec, originX, originY),
+    // Rotated around its top-left corner, in absolute coordinates: the fake Figma's own geometry.
+    bounds: rotatedBox(originX + spec.x, originY + spec.y, spec.width, spec.height, spec.rotation ?? 0),
   };
   if (spec.characters !== undefined) plain.characters = spec.characters;
   if (spec.children) {
     const kids = spec.children.map((c) => toPlain(c, originX + spec.x, originY + spec.y));
     plain.children = kids;
     // A group is as big as what it holds, as in Figma.
-    if (spec.type === 'GROUP' && kids.length) plain.bounds = union(kids.map((k) => k.bounds!));
+    if (spec.type === 'GROUP' && kids.length) plain.bounds = unionBox(kids.map((k) => k.bounds!));
   }
   return plain;
 }

@@ -4,7 +4,8 @@
  * the boxes, the transparent decoder for every layer's RGBA, the VAE for merged and background).
  * No text encoders, no PRNG, no I/O: those live around it.
  */
-import { BACKGROUND_LAYER, LATENT_CHANNELS, MERGED_LAYER } from '../constants.ts';
+import { BACKGROUND_LAYER, type Layout, MERGED_LAYER } from '../../domain/layout.ts';
+import { LATENT_CHANNELS } from '../constants.ts';
 import { patchesToLayerImages } from '../models/transparent-decoder.ts';
 import { decoderLatents, greyFromMean, latentSize, vaeToUnit, type VaeScaling } from './decode.ts';
 import { denoise, type DenoiseOptions } from './denoise.ts';
@@ -14,8 +15,8 @@ import { gatherCells } from './packing.ts';
 import { calibrationImage, fitLatentRgb, type LatentRgbMap } from './preview.ts';
 import { ropeTables } from './rope.ts';
 import { fluxSchedule, type Schedule, type SchedulerConfig } from './scheduler.ts';
-import { transformerPredictor, type TextEmbeddings } from './transformer-runner.ts';
-import type { LayerImage, Layout } from './types.ts';
+import { transformerPredictor, type TextEmbeddings } from './noise-predictor.ts';
+import type { LayerImage } from './types.ts';
 
 export interface ModelSettings {
   vae: VaeScaling;
@@ -57,7 +58,7 @@ export interface Decoded {
   background: Float32Array;
 }
 
-export class ArtRunner {
+export class Denoiser {
   private readonly greyCache = new Map<string, Promise<Float32Array>>();
   private previewFit: Promise<LatentRgbMap> | undefined;
 

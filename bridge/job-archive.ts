@@ -8,18 +8,21 @@
 import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { JOB_ID_PATTERN, type Timings, type WireBase, type WireGenerateParams } from './protocol.ts';
+import { type BoxTuple, type Layout, validateLayout } from '../domain/layout.ts';
+import { JOB_ID_PATTERN } from './protocol/limits.ts';
+import type { Timings, WireBase, WireGenerateParams } from './protocol/messages.ts';
 import { PACKED_CHANNELS } from '../gpu-server/constants.ts';
-import { transformerTokens, validateLayout } from '../gpu-server/pipeline/layout-tokens.ts';
+import { transformerTokens } from '../gpu-server/pipeline/layout-tokens.ts';
 import { checkLatents } from '../gpu-server/pipeline/keep.ts';
-import type { BoxTuple, CleanLatents, Layout } from '../gpu-server/pipeline/types.ts';
+import type { CleanLatents } from '../gpu-server/pipeline/types.ts';
 
 export const MANIFEST_FORMAT = 1;
 const TMP_PREFIX = '.tmp-';
+const MANIFEST_FILE = 'manifest.json';
 /** Raw float32, little-endian (the byte order of every platform onnxruntime-node ships for). */
 const LATENTS_FILE = 'latents.f32';
 
-export interface StoredLayer {
+export interface ArchivedLayer {
   index: number;
   box: BoxTuple;
   width: number;
@@ -42,7 +45,7 @@ export interface JobManifest {
   timings: Timings;
   createdAt: string;
   finishedAt: string;
-  layers: StoredLayer[];
+  layers: ArchivedLayer[];
   /** The clean latents: `values` float32 in LATENTS_FILE, the token grid of `layout`. Absent in jobs stored before they were kept. */
   latents?: { file: string; values: number };
   /** Lineage: the job this one was made from, and the layers it kept. */
@@ -57,10 +60,11 @@ export interface LayerPng {
   png: Uint8Array;
 }
 
-export interface StoredJob {
-  manifest: JobManifest;
-  layers: LayerPng[];
-}
+/** A stored job's manifest, or why there is none to read. */
+export type ManifestRead = { ok: true; manifest: JobManifest } | { ok: false; why: string };
+
+/** Why a job id has no manifest when its folder is not there. */
+export const NOT_ARCHIVED = 'it is not in the job archive (never existed, or pruned)';
 
 /** A stored job read as a base: its manifest, clean latents and the PNGs of the layers asked for. */
 export type BaseRead =
@@ -69,13 +73,13 @@ export type BaseRead =
 
 export const layerFile = (index: number) => `layer-${String(index).padStart(2, '0')}.png`;
 
-export class JobStore {
+export class JobArchive {
   /** @param keep how many finished jobs to keep; older ones are deleted after each save. */
   constructor(
     readonly root: string,
     private readonly keep: number,
   ) {
-    if (!Number.isInteger(keep) || keep < 1) throw new Error(`job store limit must be a positive integer, got ${keep}`);
+    if (!Number.isInteger(keep) || keep < 1) throw new Error(`job archive limit must be a positive integer, got ${keep}`);
   }
 
   /** Creates the folder and removes temporary folders a crash left behind. */
@@ -90,7 +94,7 @@ export class JobStore {
     const tmp = join(this.root, `${TMP_PREFIX}${jobId}-${randomBytes(4).toString('hex')}`);
     await mkdir(tmp);
     try {
-      const stored: StoredLayer[] = [];
+      const stored: ArchivedLayer[] = [];
       for (const layer of layers) {
         const file = layerFile(layer.index);
         await writeFile(join(tmp, file), layer.png);
@@ -99,7 +103,7 @@ export class JobStore {
       const { tokens } = latents;
       await writeFile(join(tmp, LATENTS_FILE), new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength));
       const full: JobManifest = { format: MANIFEST_FORMAT, ...manifest, layers: stored, latents: { file: LATENTS_FILE, values: tokens.length } };
-      await writeFile(join(tmp, 'manifest.json'), JSON.stringify(full, null, 2));
+      await writeFile(join(tmp, MANIFEST_FILE), JSON.stringify(full, null, 2));
       await rename(tmp, join(this.root, jobId));
       await this.prune();
       return full;
@@ -109,23 +113,17 @@ export class JobStore {
     }
   }
 
-  /** The stored job, or undefined if this store has no (complete) job with that id. */
-  async load(jobId: string): Promise<StoredJob | undefined> {
-    const manifest = await this.manifest(jobId);
-    if (!manifest) return undefined;
-    const layers: LayerPng[] = [];
-    for (const l of manifest.layers)
-      layers.push({ index: l.index, box: l.box, width: l.width, height: l.height, png: await this.readLayer(jobId, l.index) });
-    return { manifest, layers };
-  }
-
-  /** A stored job's manifest, or undefined if this store has no (complete) job with that id. */
-  async manifest(jobId: string): Promise<JobManifest | undefined> {
-    if (!JOB_ID_PATTERN.test(jobId)) return undefined;
+  /**
+   * A stored job's manifest: the one place `manifest.json` is read. No folder (never there, or
+   * pruned, even while this reads) and a manifest that is not JSON give `ok: false` with the reason.
+   */
+  async manifest(jobId: string): Promise<ManifestRead> {
+    if (!JOB_ID_PATTERN.test(jobId)) return { ok: false, why: 'it is not a job id' };
     try {
-      return JSON.parse(await readFile(join(this.root, jobId, 'manifest.json'), 'utf8')) as JobManifest;
+      return { ok: true, manifest: JSON.parse(await readFile(join(this.root, jobId, MANIFEST_FILE), 'utf8')) as JobManifest };
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: false, why: NOT_ARCHIVED };
+      if (error instanceof SyntaxError) return { ok: false, why: `its ${MANIFEST_FILE} is not valid JSON` };
       throw error;
     }
   }
@@ -152,27 +150,17 @@ export class JobStore {
     }
   }
 
-  /** A stored job's manifest alone, or undefined if there is none (or it is unreadable). */
-  async loadManifest(jobId: string): Promise<JobManifest | undefined> {
-    if (!JOB_ID_PATTERN.test(jobId)) return undefined;
-    try {
-      return JSON.parse(await readFile(join(this.root, jobId, 'manifest.json'), 'utf8')) as JobManifest;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT' || error instanceof SyntaxError) return undefined;
-      throw error;
-    }
-  }
-
   /**
    * Reads a stored job as the base of a new one: manifest, latents (checked against the size its
    * layout needs) and the PNGs of `layers`. Any file missing (never there, or pruned while this
    * reads) or of the wrong size gives `ok: false` with the reason, never a partial base.
    */
   async loadBase(jobId: string, layers: readonly number[]): Promise<BaseRead> {
-    if (!JOB_ID_PATTERN.test(jobId)) return { ok: false, why: 'not a job id' };
+    const read = await this.manifest(jobId);
+    if (!read.ok) return read;
+    const { manifest } = read;
     const dir = join(this.root, jobId);
     try {
-      const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as JobManifest;
       if (!manifest.latents) return { ok: false, why: 'it was stored before the bridge kept latents' };
       const damaged = problem(() => validateLayout(manifest.layout));
       if (damaged) return { ok: false, why: `its stored layout is damaged (${damaged})` };
@@ -195,8 +183,7 @@ export class JobStore {
       return { ok: true, manifest, latents: { layout: manifest.layout, tokens }, layers: pngs };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return { ok: false, why: 'it is not in the job store (never existed, or pruned)' };
-      if (error instanceof SyntaxError) return { ok: false, why: 'its manifest is not valid JSON' };
+      if (code === 'ENOENT') return { ok: false, why: NOT_ARCHIVED };
       throw error;
     }
   }
@@ -206,12 +193,8 @@ export class JobStore {
     const jobs: { id: string; finishedAt: string }[] = [];
     for (const name of await readdir(this.root)) {
       if (!JOB_ID_PATTERN.test(name)) continue;
-      try {
-        const m = JSON.parse(await readFile(join(this.root, name, 'manifest.json'), 'utf8')) as JobManifest;
-        jobs.push({ id: name, finishedAt: m.finishedAt });
-      } catch {
-        jobs.push({ id: name, finishedAt: '' }); // unreadable: oldest
-      }
+      const read = await this.manifest(name).catch(() => undefined);
+      jobs.push({ id: name, finishedAt: read?.ok ? read.manifest.finishedAt : '' }); // unreadable: oldest
     }
     jobs.sort((a, b) => (a.finishedAt < b.finishedAt ? 1 : a.finishedAt > b.finishedAt ? -1 : 0));
     const removed = jobs.slice(this.keep).map((j) => j.id);

@@ -1,18 +1,20 @@
 /**
- * The job lifecycle: queue a generate request, start jobs in fair order as the runner has idle
- * pipelines for them, forward their progress, previews and layers (each as soon as it is
- * encoded: layer-feed.ts), store each result before `done`, cancel, and replay stored jobs on `fetch`. Knows nothing of sockets (it talks to
- * `Subscriber`s) nor of where jobs run (it talks to a `JobRunner`).
+ * The job lifecycle: queue a generate request, start jobs in fair order as the executor has idle
+ * pipelines for them, forward their progress, previews and layers (each as soon as it is encoded:
+ * client-layer-stream.ts), store each result before `done`, cancel, and replay stored jobs on `fetch`. A
+ * job's base and kept layers are kept-layers.ts's. Knows nothing of sockets (it talks to
+ * `Subscriber`s) nor of where jobs run (it talks to a `JobExecutor`).
  */
 import { randomUUID } from 'node:crypto';
-import { MERGED_LAYER } from '../gpu-server/constants.ts';
-import { checkKeep, KeepError } from '../gpu-server/pipeline/keep.ts';
+import { MERGED_LAYER } from '../domain/layout.ts';
 import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
-import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader, type BridgeMessage, type ErrorCode, type GenerateMessage, type Timings } from './protocol.ts';
-import { doneMessage, LayerFeed, layerMessage } from './layer-feed.ts';
+import type { BridgeMessage, ErrorCode, GenerateMessage, Timings } from './protocol/messages.ts';
+import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader } from './protocol/image-frame.ts';
+import { doneMessage, ClientLayerStream, layerMessage } from './client-layer-stream.ts';
 import { JobQueue } from './queue.ts';
-import { JobStore, type JobManifest, type LayerPng, type StoredLayer } from './job-store.ts';
-import { JobAborted, type JobRun, type JobRunner, type StartCheck } from './runner.ts';
+import { JobArchive, NOT_ARCHIVED, type JobManifest, type LayerPng, type ArchivedLayer } from './job-archive.ts';
+import { baseRefusal, KeptLayers, readBase } from './kept-layers.ts';
+import { JobAborted, JobRefused, type JobResult, type JobRun, type JobExecutor, type RunEvents, type StartCheck } from './executor.ts';
 import { modelMisfit } from './model-fit.ts';
 import { shouldSendProgress, type LastSent } from './progress-throttle.ts';
 
@@ -35,12 +37,12 @@ export interface JobLimits {
   progressIntervalMs: number;
 }
 
-export interface JobsOptions {
-  /** Job store folder and how many finished jobs it keeps. */
+export interface JobLifecycleOptions {
+  /** Job archive folder and how many finished jobs it keeps. */
   outputs: string;
   keepJobs: number;
   /** Where jobs run (chosen at start-up); `Jobs` disposes it. */
-  runner: JobRunner;
+  executor: JobExecutor;
   /** At shutdown, cancel the running jobs instead of letting them finish. */
   cancelOnShutdown: boolean;
   limits: JobLimits;
@@ -54,7 +56,6 @@ interface Job {
   message: GenerateMessage;
   /** The model the job was made for; none yet: the default, once a studio's first worker announces one. */
   model: string | undefined;
-  params: GenerateParams;
   subscribers: Set<Subscriber>;
   queuedAt: number;
   createdAt: string;
@@ -64,25 +65,13 @@ interface Job {
   cancelRequested: boolean;
   lastProgress?: LastSent;
   /** Its layers on their way to the subscribers, from when it starts running. */
-  feed?: LayerFeed;
+  feed?: ClientLayerStream;
 }
-
-/** A job refused with a code before or while it runs (e.g. its base was pruned meanwhile). */
-class JobRefused extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-type Refusal = { code: ErrorCode; message: string };
 
 /** Why a job without a model waits, and what a studio front door's welcome says before its first worker. */
 export const NO_MODEL_YET = 'no GPU worker has announced a model yet; jobs wait for the first one (npm run worker -- --queue <url> --model <dir>)';
 
-export class Jobs {
+export class JobLifecycle {
   private readonly queue: JobQueue<Job>;
   /** Waiting and running jobs by id. */
   private readonly active = new Map<string, Job>();
@@ -90,43 +79,41 @@ export class Jobs {
   /** Finished jobs still being sent to their subscribers (shutdown lets them finish). */
   private readonly deliveries = new Set<Promise<void>>();
   private closing = false;
-  /** A starting job is reading its base from the store (see run). */
-  private readingBase = false;
-  private readonly runner: JobRunner;
+  private readonly executor: JobExecutor;
 
   private constructor(
-    private readonly options: JobsOptions,
-    private readonly store: JobStore,
+    private readonly options: JobLifecycleOptions,
+    private readonly store: JobArchive,
   ) {
-    this.runner = options.runner;
+    this.executor = options.executor;
     this.queue = new JobQueue<Job>({ perClient: options.limits.jobsPerClient, global: options.limits.queueLength });
-    this.runner.onCapacity(() => {
+    this.executor.onCapacity(() => {
       this.adoptDefaultModel();
       if (!this.closing) this.pump();
       this.updatePositions();
     });
   }
 
-  /** Opens the job store; the runner is already started. */
-  static async open(options: JobsOptions): Promise<Jobs> {
-    const store = new JobStore(options.outputs, options.keepJobs);
+  /** Opens the job archive; the executor is already started. */
+  static async open(options: JobLifecycleOptions): Promise<JobLifecycle> {
+    const store = new JobArchive(options.outputs, options.keepJobs);
     await store.open();
-    return new Jobs(options, store);
+    return new JobLifecycle(options, store);
   }
 
-  /** The default model: what a job is made for unless it names another (the first the runner offers); none before a studio's first worker. */
+  /** The default model: what a job is made for unless it names another (the first the executor offers); none before a studio's first worker. */
   defaultModel(): PipelineInfo | undefined {
-    return this.runner.models()[0];
+    return this.executor.models()[0];
   }
 
   /** Every model jobs can be made for, the default first. */
   models(): PipelineInfo[] {
-    return this.runner.models();
+    return this.executor.models();
   }
 
   /** What `/health` shows about where jobs run. */
-  runnerHealth(): Record<string, unknown> {
-    return this.runner.health();
+  executorHealth(): Record<string, unknown> {
+    return this.executor.health();
   }
 
   get shuttingDown(): boolean {
@@ -143,9 +130,11 @@ export class Jobs {
    */
   submit(client: Subscriber, message: GenerateMessage, model: string | undefined): void {
     if (!message.base) return this.enqueue(client, message, model);
-    const { requestId } = message;
     if (model === undefined) throw new Error('a request with a base names its model');
-    this.baseRefusal(message, model).then(
+    const { requestId } = message;
+    const { jobId } = message.base;
+    const activeState = this.active.has(jobId) ? (this.queue.position(jobId) === undefined ? 'running' : 'waiting') : undefined;
+    baseRefusal(this.store, { layout: message.layout, base: message.base }, model, activeState, this.options.keepJobs).then(
       (refusal) => {
         if (refusal) return client.send({ type: 'error', ...refusal, requestId });
         if (this.closing) return client.send({ type: 'error', code: 'shutting_down', message: 'the bridge is shutting down; start it again', requestId });
@@ -153,33 +142,6 @@ export class Jobs {
       },
       (error: unknown) => client.send({ type: 'error', code: 'internal', message: `could not read the base job: ${String(error)}; try again`, requestId }),
     );
-  }
-
-  /** Why a request's base cannot be used, or undefined: unknown, still running, another model or canvas, a bad keep list. */
-  private async baseRefusal(message: GenerateMessage, model: string): Promise<Refusal | undefined> {
-    if (!message.base) return undefined;
-    const { jobId, keep } = message.base;
-    const active = this.active.get(jobId);
-    if (active)
-      return {
-        code: 'base_running',
-        message: `base job ${jobId} is still ${this.queue.position(jobId) === undefined ? 'running' : 'waiting'}; wait for its done, then regenerate from it`,
-      };
-    const manifest = await this.store.loadManifest(jobId);
-    if (!manifest || !manifest.latents)
-      return {
-        code: 'base_not_found',
-        message: manifest
-          ? `base job ${jobId} was stored before the bridge kept latents, so its layers cannot be kept; generate anew`
-          : `base job ${jobId} is not in the job store (never existed, or pruned: the bridge keeps the last ${this.options.keepJobs} jobs, see --keep-jobs); generate anew`,
-      };
-    try {
-      checkKeep(message.layout, { model: manifest.model, layout: manifest.layout }, keep, model);
-    } catch (error) {
-      if (!(error instanceof KeepError)) throw error;
-      return { code: error.code === 'base_latents' ? 'base_not_found' : error.code, message: error.message };
-    }
-    return undefined;
   }
 
   private enqueue(client: Subscriber, message: GenerateMessage, model: string | undefined): void {
@@ -190,14 +152,6 @@ export class Jobs {
       clientId: client.id,
       message,
       model,
-      params: {
-        prompt: message.prompt,
-        layout: message.layout,
-        steps: message.params.steps,
-        guidance: message.params.guidance,
-        trueCfg: message.params.trueCfg,
-        seed: message.params.seed,
-      },
       subscribers: new Set([client]),
       queuedAt: Date.now(),
       createdAt: new Date().toISOString(),
@@ -240,7 +194,7 @@ export class Jobs {
     this.requestCancel(job);
   }
 
-  /** Follows a job still waiting or running, or replays a finished one from the job store. */
+  /** Follows a job still waiting or running, or replays a finished one from the job archive. */
   async fetch(client: Subscriber, jobId: string): Promise<void> {
     const active = this.active.get(jobId);
     if (active) {
@@ -250,16 +204,25 @@ export class Jobs {
       this.follow(active, client);
       return;
     }
-    const manifest = await this.store.manifest(jobId);
-    if (!manifest)
-      return client.send({ type: 'error', code: 'unknown_job', message: `no finished job ${jobId} in the job store (never existed, pruned, or lost because the bridge restarted before it finished: generate it again)`, jobId });
+    const read = await this.store.manifest(jobId);
+    if (!read.ok)
+      return client.send({
+        type: 'error',
+        code: 'unknown_job',
+        message:
+          read.why === NOT_ARCHIVED
+            ? `no finished job ${jobId} in the job archive (never existed, pruned, or lost because the bridge restarted before it finished: generate it again)`
+            : `finished job ${jobId} cannot be replayed: ${read.why}; generate it again`,
+        jobId,
+      });
+    const { manifest } = read;
     // One layer at a time, read from disk straight into its frame, as fast as the client reads.
-    const frameOf = async (layer: StoredLayer) => {
+    const frameOf = async (layer: ArchivedLayer) => {
       const frame = await this.store.readLayer(jobId, layer.index, imageFrameHeaderBytes(jobId));
       writeImageFrameHeader(frame, { kind: 'layer', jobId, layerIndex: layer.index });
       return frame;
     };
-    await deliver(client, manifest, frameOf, true);
+    await replay(client, manifest, frameOf);
   }
 
   /** Adds a subscriber; once the job runs, it is sent every layer so far, then the rest as they come. */
@@ -300,25 +263,9 @@ export class Jobs {
     await Promise.all(this.deliveries);
   }
 
-  /** Stops the runner; call after `shutdown`. */
+  /** Stops the executor; call after `shutdown`. */
   dispose(): Promise<void> {
-    return this.runner.dispose();
-  }
-
-  /**
-   * Reads a job's base from the store as it starts (it may have been pruned since it was queued)
-   * into its params; returns the base's PNGs of the kept layers, by their new index.
-   */
-  private async attachBase(job: Job): Promise<Map<number, LayerPng>> {
-    const base = job.message.base;
-    if (!base) return new Map();
-    const read = await this.store.loadBase(base.jobId, base.keep.map((k) => k.from));
-    if (!read.ok) throw new JobRefused('base_not_found', `base job ${base.jobId} can no longer be read: ${read.why}; generate anew`);
-    job.params.base = { model: read.manifest.model, latents: read.latents, keep: base.keep };
-    return new Map(base.keep.map(({ from, to }) => {
-      const png = read.layers.get(from) as LayerPng;
-      return [to, { ...png, index: to }];
-    }));
+    return this.executor.dispose();
   }
 
   private requestCancel(job: Job): void {
@@ -327,7 +274,7 @@ export class Jobs {
   }
 
   private startCheck(job: Job): StartCheck {
-    return job.model === undefined ? { ok: false, why: NO_MODEL_YET } : this.runner.canStart(job.model);
+    return job.model === undefined ? { ok: false, why: NO_MODEL_YET } : this.executor.canStart(job.model);
   }
 
   /** Waiting jobs made before any model was known take the default once there is one; one that does not fit it fails. */
@@ -361,10 +308,10 @@ export class Jobs {
     }
   }
 
-  /** Starts waiting jobs, in fair order, while the runner has an idle pipeline for them. */
+  /** Starts waiting jobs, in fair order, while the executor has an idle pipeline for them. */
   private pump(): void {
     for (;;) {
-      const next = this.queue.start((job) => !this.readingBase && this.startCheck(job).ok);
+      const next = this.queue.start((job) => this.startCheck(job).ok);
       if (!next) break;
       const running: Promise<void> = this.run(next.item).finally(() => {
         this.queue.finish(next.id);
@@ -380,101 +327,106 @@ export class Jobs {
 
   /** Runs one job to its end; never rejects (failures go to the subscribers as errors). */
   private async run(job: Job): Promise<void> {
-    const { limits, log } = this.options;
     if (job.lastPosition !== 0) broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position: 0 });
     job.lastPosition = 0;
     const startedAt = Date.now();
     // Each layer goes out as soon as it is encoded, to every subscriber at its own pace; `done` once stored.
-    const feed = new LayerFeed(job.id);
+    const feed = new ClientLayerStream(job.id);
     job.feed = feed;
     for (const c of job.subscribers) this.track(feed.follow(c));
     try {
-      const onProgress = (progress: Progress) => {
-        const now = Date.now();
-        if (!shouldSendProgress(job.lastProgress, progress, now, limits.progressIntervalMs)) return;
-        job.lastProgress = { stage: progress.stage, at: now };
-        broadcast(job, { type: 'progress', jobId: job.id, ...progress });
-      };
-      const onPreview = (png: Uint8Array) => {
-        const frame = encodeImageFrame({ kind: 'preview', jobId: job.id, layerIndex: MERGED_LAYER, png });
-        job.subscribers.forEach((c) => c.sendFrame(frame));
-      };
-      const onNote = (note: string) => broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position: 0, note });
-      let kept = new Map<number, LayerPng>();
-      if (job.message.base) {
-        // No other job starts while this one reads its base: the runner is not yet told it is busy.
-        this.readingBase = true;
-        try {
-          kept = await this.attachBase(job);
-        } finally {
-          this.readingBase = false;
-        }
-      }
-      // Kept layers carry the base's PNG bytes, byte for byte (a runner need not encode them):
-      // each goes out in index order, before the first streamed layer above it.
-      const keptOrder = [...kept.keys()].sort((a, b) => a - b);
-      const onLayer = (layer: LayerPng) => {
-        for (const k of keptOrder) if (k < layer.index && !feed.has(k)) feed.push(kept.get(k) as LayerPng);
-        feed.push(kept.get(layer.index) ?? layer);
-      };
+      // The base is read while the job already holds its place on the executor; other jobs start meanwhile.
+      let kept = new KeptLayers();
+      const base = job.message.base
+        ? readBase(this.store, job.message.base).then((read) => {
+            kept = read.kept;
+            return read.base;
+          })
+        : undefined;
+      const onLayer = (layer: LayerPng) => kept.before(layer, (index) => feed.has(index)).forEach((l) => feed.push(l));
       if (job.model === undefined) throw new Error('never: a job starts only once its model is known (startCheck)');
-      job.run = this.runner.start({ jobId: job.id, model: job.model, params: job.params }, { onProgress, onPreview, onNote, onLayer });
-      if (job.message.base && !this.closing) this.pump();
+      job.run = this.executor.start({ jobId: job.id, model: job.model, params: pipelineParams(job.message), base }, this.runEvents(job, onLayer));
       if (job.cancelRequested) job.run.cancel();
       const result = await job.run.result;
-      job.params.base = undefined; // the base's latents are not needed any more
       if (job.cancelRequested) throw new JobAborted('cancelled after the last step');
-      const byIndex = new Map(result.layers.map((l) => [l.index, l]));
-      for (const [index, png] of kept) byIndex.set(index, png);
-      const layers = [...byIndex.values()].sort((a, b) => a.index - b.index);
-      // Layers a runner did not stream go out now, in index order.
+      const layers = kept.merge(result.layers);
+      // Layers a executor did not stream go out now, in index order.
       for (const layer of layers) if (!feed.has(layer.index)) feed.push(layer);
-      const finished = Date.now();
-      const timings: Timings = { ...result.timings, queue: startedAt - job.queuedAt, total: finished - job.queuedAt };
-      const manifest = await this.store.save(
-        {
-          jobId: job.id,
-          requestId: job.requestId,
-          prompt: job.message.prompt,
-          layout: job.message.layout,
-          params: job.message.params,
-          seed: result.seed,
-          model: result.model,
-          provider: result.provider,
-          tiny: result.tiny,
-          promptTruncated: result.promptTruncated,
-          timings,
-          createdAt: job.createdAt,
-          finishedAt: new Date(finished).toISOString(),
-          ...(job.message.base ? { base: job.message.base } : {}),
-        },
-        layers,
-        result.latents,
-      );
-      log(`job ${job.id} done in ${timings.total} ms (${layers.length} layers${kept.size ? `, ${kept.size} kept from ${job.message.base?.jobId}` : ''})`);
+      const manifest = await this.save(job, result, layers, startedAt);
+      this.options.log(`job ${job.id} done in ${manifest.timings.total} ms (${layers.length} layers${kept.size ? `, ${kept.size} kept from ${job.message.base?.jobId}` : ''})`);
       feed.finish(manifest);
     } catch (error) {
       feed.abort();
-      if (error instanceof JobRefused) {
-        log(`job ${job.id} refused: ${error.message}`);
-        broadcast(job, { type: 'error', code: error.code, message: error.message, requestId: job.requestId, jobId: job.id });
-      } else if (error instanceof JobAborted || job.cancelRequested) {
-        const why = this.closing && this.options.cancelOnShutdown ? 'the bridge is shutting down' : 'cancel was requested';
-        log(`job ${job.id} cancelled`);
-        broadcast(job, { type: 'error', code: 'cancelled', message: `job cancelled: ${why}`, requestId: job.requestId, jobId: job.id });
-      } else {
-        const message = error instanceof Error ? error.message : String(error);
-        log(`job ${job.id} failed: ${message}`);
-        broadcast(job, {
-          type: 'error',
-          code: 'generation_failed',
-          message: `generation failed: ${message}. Check the bridge's console; try again or restart the bridge.`,
-          requestId: job.requestId,
-          jobId: job.id,
-        });
-      }
+      const cancelWhy = this.closing && this.options.cancelOnShutdown ? 'the bridge is shutting down' : 'cancel was requested';
+      const failure = failureOf(error, job.cancelRequested, cancelWhy);
+      this.options.log(`job ${job.id} ${failure.log}`);
+      broadcast(job, { type: 'error', code: failure.code, message: failure.message, requestId: job.requestId, jobId: job.id });
     }
   }
+
+  /** What a running job tells its subscribers: progress (throttled), previews, notes; its layers go to `onLayer`. */
+  private runEvents(job: Job, onLayer: (layer: LayerPng) => void): RunEvents {
+    const { progressIntervalMs } = this.options.limits;
+    return {
+      onProgress: (progress: Progress) => {
+        const now = Date.now();
+        if (!shouldSendProgress(job.lastProgress, progress, now, progressIntervalMs)) return;
+        job.lastProgress = { stage: progress.stage, at: now };
+        broadcast(job, { type: 'progress', jobId: job.id, ...progress });
+      },
+      onPreview: (png: Uint8Array) => {
+        const frame = encodeImageFrame({ kind: 'preview', jobId: job.id, layerIndex: MERGED_LAYER, png });
+        job.subscribers.forEach((c) => c.sendFrame(frame));
+      },
+      onNote: (note: string) => broadcast(job, { type: 'queued', requestId: job.requestId, jobId: job.id, position: 0, note }),
+      onLayer,
+    };
+  }
+
+  /** Stores a finished job (before its `done`); returns its manifest. */
+  private save(job: Job, result: JobResult, layers: LayerPng[], startedAt: number): Promise<JobManifest> {
+    const finished = Date.now();
+    const timings: Timings = { ...result.timings, queue: startedAt - job.queuedAt, total: finished - job.queuedAt };
+    const { message } = job;
+    return this.store.save(
+      {
+        jobId: job.id,
+        requestId: job.requestId,
+        prompt: message.prompt,
+        layout: message.layout,
+        params: message.params,
+        seed: result.seed,
+        model: result.model,
+        provider: result.provider,
+        tiny: result.tiny,
+        promptTruncated: result.promptTruncated,
+        timings,
+        createdAt: job.createdAt,
+        finishedAt: new Date(finished).toISOString(),
+        ...(message.base ? { base: message.base } : {}),
+      },
+      layers,
+      result.latents,
+    );
+  }
+}
+
+/** The pipeline's parameters of a request, its base aside (kept-layers.ts reads that). */
+function pipelineParams(message: GenerateMessage): Omit<GenerateParams, 'base'> {
+  const { steps, guidance, trueCfg, seed } = message.params;
+  return { prompt: message.prompt, layout: message.layout, steps, guidance, trueCfg, seed };
+}
+
+/** The error a failed run sends, and the log line's end: refused with a code, cancelled, or failed. */
+function failureOf(error: unknown, cancelRequested: boolean, cancelWhy: string): { code: ErrorCode; message: string; log: string } {
+  if (error instanceof JobRefused) return { code: error.code, message: error.message, log: `refused: ${error.message}` };
+  if (error instanceof JobAborted || cancelRequested) return { code: 'cancelled', message: `job cancelled: ${cancelWhy}`, log: 'cancelled' };
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    code: 'generation_failed',
+    message: `generation failed: ${message}. Check the bridge's console; try again or restart the bridge.`,
+    log: `failed: ${message}`,
+  };
 }
 
 function broadcast(job: Job, message: BridgeMessage): void {
@@ -482,11 +434,11 @@ function broadcast(job: Job, message: BridgeMessage): void {
 }
 
 /**
- * Replays a stored job: each layer's header then its PNG frame, then `done`. Waits before each
- * layer until the client has read what was sent (see Subscriber.drained), so a client that does
- * not read costs at most a high-water mark of memory, never a whole job per request.
+ * Replays a stored job: each layer's header then its PNG frame, then `done` (`fetched: true`).
+ * Waits before each layer until the client has read what was sent (see Subscriber.drained), so a
+ * client that does not read costs at most a high-water mark of memory, never a whole job per request.
  */
-async function deliver(client: Subscriber, manifest: JobManifest, frameOf: (layer: StoredLayer) => Promise<Uint8Array>, fetched: boolean): Promise<void> {
+async function replay(client: Subscriber, manifest: JobManifest, frameOf: (layer: ArchivedLayer) => Promise<Uint8Array>): Promise<void> {
   for (const layer of manifest.layers) {
     if (!(await client.drained())) return;
     const frame = await frameOf(layer);
@@ -494,5 +446,5 @@ async function deliver(client: Subscriber, manifest: JobManifest, frameOf: (laye
     client.send(layerMessage(manifest.jobId, layer, frame));
     client.sendFrame(frame);
   }
-  client.send(doneMessage(manifest, fetched));
+  client.send(doneMessage(manifest, true));
 }
