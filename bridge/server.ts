@@ -13,7 +13,7 @@ import { MAX_PROMPT_CHARS } from '../domain/params.ts';
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 import { disableOnnxTelemetry } from '../gpu-server/onnx/telemetry.ts';
 import { Admission, type AdmissionLimits } from './admission.ts';
-import { Connection, type ConnectionLimits } from './connection.ts';
+import { CLOSE, Connection, type ConnectionLimits } from './connection.ts';
 import { Dispatch, type DispatchLimits } from './dispatch.ts';
 import { JobLifecycle, NO_MODEL_YET, type JobLimits } from './job-lifecycle.ts';
 import { openExecutor, type ExecutorChoice } from './open-executor.ts';
@@ -136,7 +136,14 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     handshakeDone(socket);
     if (jobs.shuttingDown) return refuse(socket, '503 Service Unavailable', SHUTDOWN_REASON);
     const verdict = admission.admit(req);
-    if (!verdict.ok) return refuse(socket, verdict.status, verdict.why);
+    if (verdict.kind === 'refuse') return refuse(socket, verdict.status, verdict.why);
+    if (verdict.kind === 'full') {
+      // Opened only to be closed with a code and a reason; never counted as a connection.
+      return wss.handleUpgrade(req, socket, head, (ws) => {
+        ws.on('error', () => {});
+        new Connection(ws, 'full', limits).close(CLOSE.tryAgainLater, verdict.why);
+      });
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const client = new Connection(ws, verdict.address, limits, log);
       admission.add(client);
@@ -178,7 +185,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     log('shutting down: no new connections or jobs');
     clearInterval(heartbeat);
     await jobs.shutdown();
-    for (const client of admission.connections()) client.close(1001, SHUTDOWN_REASON);
+    for (const client of admission.connections()) client.close(CLOSE.goingAway, SHUTDOWN_REASON);
     await jobs.dispose();
     await new Promise<void>((resolve) => {
       wss.close(() => resolve());
