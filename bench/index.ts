@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other (they would disturb each other's timings
  * if run together), each printing its table and how to read it. `npm run bench -- crop bridge`
- * runs only the ones named (crop, bridge, png, plugin, figma, studio, failover, regenerate, stages, precision, ceiling).
+ * runs only the ones named (crop, bridge, png, plugin, figma, studio, failover, regenerate, upload, stages, precision, ceiling).
  */
 import { main as cropVsFull } from './crop-vs-full.ts';
 import { main as bridge } from './bridge.ts';
@@ -15,6 +15,7 @@ import { main as figma } from './figma-delivery.ts';
 import { main as studio } from './studio.ts';
 import { main as studioFailover } from './studio-failover.ts';
 import { main as regenerate } from './regenerate.ts';
+import { main as upload } from './flat-image.ts';
 import { fixed, machineLine } from './stats.ts';
 
 const BENCHES: Record<string, () => Promise<unknown>> = {
@@ -29,6 +30,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   studio: () => studio(),
   failover: () => studioFailover(),
   regenerate: () => regenerate(),
+  upload: () => upload(),
   ceiling: () => ceiling(),
   stages: () => stages(),
   precision: () => precision(),

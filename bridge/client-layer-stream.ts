@@ -8,8 +8,8 @@ import type { BridgeMessage } from './protocol/messages.ts';
 import { encodeImageFrame, imageFrameHeaderBytes } from './protocol/image-frame.ts';
 import type { JobManifest, LayerPng, ArchivedLayer } from './job-archive.ts';
 
-/** What a feed needs of a connection (a `Subscriber` of job-lifecycle.ts). */
-export interface FeedClient {
+/** What a stream needs of a connection (a `Subscriber` of job-lifecycle.ts). */
+export interface StreamClient {
   readonly open: boolean;
   send(message: BridgeMessage): void;
   sendFrame(frame: Uint8Array): void;
@@ -35,6 +35,7 @@ export function doneMessage(manifest: JobManifest, fetched: boolean): BridgeMess
     timings: manifest.timings,
     fetched,
     ...(manifest.base ? { base: manifest.base } : {}),
+    ...(manifest.job === 'decompose' ? { job: manifest.job } : {}),
   };
 }
 
@@ -74,7 +75,7 @@ export class ClientLayerStream {
   }
 
   /** Sends every layer, from the first, then `done`; resolves when done is sent or sending stopped. */
-  async follow(client: FeedClient): Promise<void> {
+  async follow(client: StreamClient): Promise<void> {
     for (let i = 0; ; i++) {
       while (i >= this.frames.length && !this.manifest && !this.ended) await new Promise<void>((resolve) => this.waiting.push(resolve));
       if (this.ended) return;

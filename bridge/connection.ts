@@ -4,9 +4,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
+import { MAX_FLAT_IMAGE_BYTES } from '../domain/layout.ts';
 import type { BridgeMessage, ErrorCode } from './protocol/messages.ts';
 import { TokenBucket } from './rate-limit.ts';
 import type { Subscriber } from './job-lifecycle.ts';
+import type { PendingUpload } from './upload.ts';
 
 export interface ConnectionLimits {
   /** Messages a connection may send at once, and per second after that. */
@@ -57,6 +59,8 @@ export class Connection implements Subscriber {
   private readonly drops: TokenBucket;
   private lastRateWarning = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** What the next frame must be: the image a `decompose` announced (see upload.ts). */
+  private upload: { pending: PendingUpload; timer: NodeJS.Timeout } | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -71,6 +75,7 @@ export class Connection implements Subscriber {
     ws.on('close', () => {
       for (const t of this.timers) clearTimeout(t);
       this.timers.clear();
+      this.takeUpload(); // a pending image dies with its connection: nothing of it is kept
     });
   }
 
@@ -80,7 +85,9 @@ export class Connection implements Subscriber {
 
   /** A hello with the right token (again, for a paired one). A refused connection stays refused. */
   pair(): void {
-    if (this.pairing !== 'refused') this.pairing = 'paired';
+    if (this.pairing === 'refused') return;
+    this.pairing = 'paired';
+    if (!this.allowFrames(MAX_FLAT_IMAGE_BYTES)) this.log('this ws version has no per-socket frame limit: uploads over 1 MiB will be refused (1009)');
   }
 
   /** A failed hello: nothing more is read from this connection. */
@@ -113,6 +120,16 @@ export class Connection implements Subscriber {
     setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 
+  /**
+   * Closes with `code` without waiting for the client's close frame, as ws does for a frame over
+   * its own limit (a client that sends too much is not owed a handshake).
+   */
+  closeNow(code: number, reason: string): void {
+    this.ws.close(code, reason);
+    const timer = setTimeout(() => this.ws.terminate(), 20);
+    timer.unref();
+  }
+
   /** Runs `fn` after `ms` unless the connection closed first. */
   later(ms: number, fn: () => void): void {
     const timer = setTimeout(() => {
@@ -120,6 +137,41 @@ export class Connection implements Subscriber {
       if (this.ws.readyState !== WebSocket.CLOSED) fn();
     }, ms);
     this.timers.add(timer);
+  }
+
+  /**
+   * The next frame is the image of a `decompose` (`pending`); `onLate` runs if no frame came within
+   * `ms`. Replaces an earlier pending upload (the caller answered it).
+   */
+  expectUpload(pending: PendingUpload, ms: number, onLate: (pending: PendingUpload) => void): void {
+    this.takeUpload();
+    const timer = setTimeout(() => {
+      const late = this.takeUpload();
+      if (late && this.ws.readyState !== WebSocket.CLOSED) onLate(late);
+    }, ms);
+    this.upload = { pending, timer };
+  }
+
+  /** The pending upload, which the frame now arriving settles (or undefined); the connection expects none after. */
+  takeUpload(): PendingUpload | undefined {
+    const upload = this.upload;
+    if (!upload) return undefined;
+    clearTimeout(upload.timer);
+    this.upload = undefined;
+    return upload.pending;
+  }
+
+  /**
+   * Lets this (paired) connection send frames of up to `bytes`: uploads are bigger than any text
+   * message, and a stranger must not be able to make the bridge buffer that much. ws has one
+   * `maxPayload` per server; its per-socket copy is the receiver's `_maxPayload` (ws 8,
+   * lib/receiver.js), checked as each frame's length arrives. Returns false if ws has no such field.
+   */
+  private allowFrames(bytes: number): boolean {
+    const receiver = (this.ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver;
+    if (!receiver || typeof receiver._maxPayload !== 'number') return false;
+    receiver._maxPayload = bytes;
+    return true;
   }
 
   /** One heartbeat: a client that did not answer the previous ping is dropped. */

@@ -5,7 +5,7 @@
  * which.
  */
 import type { Stage } from '../domain/stage.ts';
-import type { BaseJob, CleanLatents, GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
+import type { BaseJob, CleanLatents, DecomposeParams, GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import type { LayerPng } from './job-archive.ts';
 import type { ErrorCode } from './protocol/messages.ts';
 
@@ -39,23 +39,39 @@ export interface JobResult {
   latents: CleanLatents;
 }
 
-export interface ExecutorJob {
+/** What a job asks of the pipeline: a generation, or a decomposition of a flat image. */
+export type JobRequest = { kind: 'generate'; params: GenerateParams } | { kind: 'decompose'; params: DecomposeParams };
+
+export type ExecutorJob = {
   jobId: string;
   /** The model the job was made for (a pipeline's `info.model`). */
   model: string;
-  /** The job's parameters, its base aside. */
-  params: Omit<GenerateParams, 'base'>;
-  /**
-   * The base whose layers it keeps, still being read from the job archive: the job holds its place
-   * on the executor meanwhile, and other jobs start as the executor has room. A failed read rejects
-   * the run with its error (a JobRefused).
-   */
-  base?: Promise<BaseJob>;
+} & (
+  | {
+      kind: 'generate';
+      /** The generation's parameters, its base aside. */
+      params: Omit<GenerateParams, 'base'>;
+      /**
+       * The base whose layers it keeps, still being read from the job archive: the job holds its
+       * place on the executor meanwhile, and other jobs start as the executor has room. A failed
+       * read rejects the run with its error (a JobRefused).
+       */
+      base?: Promise<BaseJob>;
+    }
+  | { kind: 'decompose'; params: DecomposeParams }
+);
+
+/** An executor job for a request whose base, if any, is read already (a GPU worker's, from Redis). */
+export function executorJob(jobId: string, model: string, request: JobRequest): ExecutorJob {
+  if (request.kind === 'decompose') return { jobId, model, ...request };
+  const { base, ...params } = request.params;
+  return { jobId, model, kind: 'generate', params, ...(base ? { base: Promise.resolve(base) } : {}) };
 }
 
-/** A executor job's full parameters, once its base is read. */
-export async function jobParams(job: ExecutorJob): Promise<GenerateParams> {
-  return job.base ? { ...job.params, base: await job.base } : job.params;
+/** What an executor job asks of the pipeline, once its base (if any) is read. */
+export async function jobRequest(job: ExecutorJob): Promise<JobRequest> {
+  if (job.kind === 'decompose') return { kind: 'decompose', params: job.params };
+  return { kind: 'generate', params: job.base ? { ...job.params, base: await job.base } : job.params };
 }
 
 export interface RunEvents {
@@ -78,7 +94,7 @@ export interface JobRun {
   cancel(): void;
 }
 
-/** Why a job cannot start now, or undefined when it can. */
+/** Whether a job can start now; if not, why, when there is something to tell (for `queued`). */
 export type StartCheck = { ok: true } | { ok: false; why?: string };
 
 export interface JobExecutor {

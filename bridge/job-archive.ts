@@ -1,6 +1,7 @@
 /**
  * Finished jobs on disk: `<outputs>/<jobId>/layer-<i>.png`, `latents.f32` (the clean latents a
- * later job can keep layers of) and `manifest.json`. A job is written to a temporary folder and
+ * later job can keep layers of), `image.png` (a decomposition's uploaded flat image, as received)
+ * and `manifest.json`. A job is written to a temporary folder and
  * renamed, so a folder with a job id is always complete; pruning deletes whole folders, and a
  * read that loses a file to it reports the job as gone, never half of it. Job ids are generated
  * by the bridge and checked against JOB_ID_PATTERN before any path is built from one.
@@ -10,17 +11,18 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { type BoxTuple, type Layout, validateLayout } from '../domain/layout.ts';
 import { JOB_ID_PATTERN } from './protocol/limits.ts';
-import type { Timings, WireBase, WireGenerateParams } from './protocol/messages.ts';
+import type { Timings, WireBase, WireDecomposeParams, WireGenerateParams } from './protocol/messages.ts';
 import { PACKED_CHANNELS } from '../gpu-server/constants.ts';
 import { transformerTokens } from '../gpu-server/pipeline/layout-tokens.ts';
 import { checkLatents } from '../gpu-server/pipeline/keep.ts';
-import type { CleanLatents } from '../gpu-server/pipeline/types.ts';
+import type { CleanLatents, JobKind } from '../gpu-server/pipeline/types.ts';
 
 export const MANIFEST_FORMAT = 1;
 const TMP_PREFIX = '.tmp-';
 const MANIFEST_FILE = 'manifest.json';
 /** Raw float32, little-endian (the byte order of every platform onnxruntime-node ships for). */
 const LATENTS_FILE = 'latents.f32';
+const IMAGE_FILE = 'image.png';
 
 export interface ArchivedLayer {
   index: number;
@@ -36,7 +38,10 @@ export interface JobManifest {
   requestId?: string;
   prompt: string;
   layout: Layout;
-  params: WireGenerateParams;
+  /** A decomposition's carry `conditioningScale` too. */
+  params: WireGenerateParams | WireDecomposeParams;
+  /** What made the layers. */
+  job: JobKind;
   seed: number;
   model: string;
   provider: string;
@@ -46,10 +51,12 @@ export interface JobManifest {
   createdAt: string;
   finishedAt: string;
   layers: ArchivedLayer[];
-  /** The clean latents: `values` float32 in LATENTS_FILE, the token grid of `layout`. Absent in jobs stored before they were kept. */
-  latents?: { file: string; values: number };
+  /** The clean latents: `values` float32 in LATENTS_FILE, the token grid of `layout`. */
+  latents: { file: string; values: number };
   /** Lineage: the job this one was made from, and the layers it kept. */
   base?: WireBase;
+  /** A decomposition's uploaded flat image: `bytes` bytes of PNG in IMAGE_FILE. */
+  image?: { file: string; bytes: number };
 }
 
 export interface LayerPng {
@@ -89,7 +96,8 @@ export class JobArchive {
       if (name.startsWith(TMP_PREFIX)) await rm(join(this.root, name), { recursive: true, force: true });
   }
 
-  async save(manifest: Omit<JobManifest, 'layers' | 'format' | 'latents'>, layers: LayerPng[], latents: CleanLatents): Promise<JobManifest> {
+  /** `image`: a decomposition's uploaded PNG, kept with its job (`readImage`). */
+  async save(manifest: Omit<JobManifest, 'layers' | 'format' | 'latents' | 'image'>, layers: LayerPng[], latents: CleanLatents, image?: Uint8Array): Promise<JobManifest> {
     const jobId = checkedId(manifest.jobId);
     const tmp = join(this.root, `${TMP_PREFIX}${jobId}-${randomBytes(4).toString('hex')}`);
     await mkdir(tmp);
@@ -102,7 +110,14 @@ export class JobArchive {
       }
       const { tokens } = latents;
       await writeFile(join(tmp, LATENTS_FILE), new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength));
-      const full: JobManifest = { format: MANIFEST_FORMAT, ...manifest, layers: stored, latents: { file: LATENTS_FILE, values: tokens.length } };
+      if (image) await writeFile(join(tmp, IMAGE_FILE), image);
+      const full: JobManifest = {
+        format: MANIFEST_FORMAT,
+        ...manifest,
+        layers: stored,
+        latents: { file: LATENTS_FILE, values: tokens.length },
+        ...(image ? { image: { file: IMAGE_FILE, bytes: image.length } } : {}),
+      };
       await writeFile(join(tmp, MANIFEST_FILE), JSON.stringify(full, null, 2));
       await rename(tmp, join(this.root, jobId));
       await this.prune();
@@ -161,7 +176,6 @@ export class JobArchive {
     const { manifest } = read;
     const dir = join(this.root, jobId);
     try {
-      if (!manifest.latents) return { ok: false, why: 'it was stored before the bridge kept latents' };
       const damaged = problem(() => validateLayout(manifest.layout));
       if (damaged) return { ok: false, why: `its stored layout is damaged (${damaged})` };
       const expected = transformerTokens(manifest.layout).count * PACKED_CHANNELS;

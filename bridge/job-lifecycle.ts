@@ -7,14 +7,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { MERGED_LAYER } from '../domain/layout.ts';
-import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
-import type { BridgeMessage, ErrorCode, GenerateMessage, Timings } from './protocol/messages.ts';
+import type { DecomposeParams, GenerateParams, PipelineInfo, Progress, SourceImage } from '../gpu-server/pipeline/types.ts';
+import type { BridgeMessage, DecomposeMessage, ErrorCode, GenerateMessage, JobMessage, Timings } from './protocol/messages.ts';
 import { encodeImageFrame, imageFrameHeaderBytes, writeImageFrameHeader } from './protocol/image-frame.ts';
 import { doneMessage, ClientLayerStream, layerMessage } from './client-layer-stream.ts';
 import { JobQueue } from './queue.ts';
 import { JobArchive, NOT_ARCHIVED, type JobManifest, type LayerPng, type ArchivedLayer } from './job-archive.ts';
 import { baseRefusal, KeptLayers, readBase } from './kept-layers.ts';
-import { JobAborted, JobRefused, type JobResult, type JobRun, type JobExecutor, type RunEvents, type StartCheck } from './executor.ts';
+import { JobAborted, JobRefused, type ExecutorJob, type JobRequest, type JobResult, type JobRun, type JobExecutor, type RunEvents, type StartCheck } from './executor.ts';
 import { modelMisfit } from './model-fit.ts';
 import { shouldSendProgress, type LastSent } from './progress-throttle.ts';
 
@@ -53,9 +53,13 @@ interface Job {
   id: string;
   requestId: string;
   clientId: string;
-  message: GenerateMessage;
+  message: JobMessage;
   /** The model the job was made for; none yet: the default, once a studio's first worker announces one. */
   model: string | undefined;
+  /** What it asks of the pipeline; a generation's base is read when it starts (kept-layers.ts). */
+  request: QueuedRequest;
+  /** A decomposition's uploaded PNG, as received (checked): stored with the job. */
+  image?: Uint8Array;
   subscribers: Set<Subscriber>;
   queuedAt: number;
   createdAt: string;
@@ -65,7 +69,7 @@ interface Job {
   cancelRequested: boolean;
   lastProgress?: LastSent;
   /** Its layers on their way to the subscribers, from when it starts running. */
-  feed?: ClientLayerStream;
+  stream?: ClientLayerStream;
 }
 
 /** Why a job without a model waits, and what a studio front door's welcome says before its first worker. */
@@ -83,7 +87,7 @@ export class JobLifecycle {
 
   private constructor(
     private readonly options: JobLifecycleOptions,
-    private readonly store: JobArchive,
+    private readonly archive: JobArchive,
   ) {
     this.executor = options.executor;
     this.queue = new JobQueue<Job>({ perClient: options.limits.jobsPerClient, global: options.limits.queueLength });
@@ -96,9 +100,9 @@ export class JobLifecycle {
 
   /** Opens the job archive; the executor is already started. */
   static async open(options: JobLifecycleOptions): Promise<JobLifecycle> {
-    const store = new JobArchive(options.outputs, options.keepJobs);
-    await store.open();
-    return new JobLifecycle(options, store);
+    const archive = new JobArchive(options.outputs, options.keepJobs);
+    await archive.open();
+    return new JobLifecycle(options, archive);
   }
 
   /** The default model: what a job is made for unless it names another (the first the executor offers); none before a studio's first worker. */
@@ -129,22 +133,33 @@ export class JobLifecycle {
    * with a base is first checked against the stored base job (answers its coded error).
    */
   submit(client: Subscriber, message: GenerateMessage, model: string | undefined): void {
-    if (!message.base) return this.enqueue(client, message, model);
+    const request: QueuedRequest = { kind: 'generate', params: generateParams(message) };
+    if (!message.base) return this.enqueue(client, message, model, request);
     if (model === undefined) throw new Error('a request with a base names its model');
     const { requestId } = message;
     const { jobId } = message.base;
     const activeState = this.active.has(jobId) ? (this.queue.position(jobId) === undefined ? 'running' : 'waiting') : undefined;
-    baseRefusal(this.store, { layout: message.layout, base: message.base }, model, activeState, this.options.keepJobs).then(
+    baseRefusal(this.archive, { layout: message.layout, base: message.base }, model, activeState, this.options.keepJobs).then(
       (refusal) => {
         if (refusal) return client.send({ type: 'error', ...refusal, requestId });
         if (this.closing) return client.send({ type: 'error', code: 'shutting_down', message: 'the bridge is shutting down; start it again', requestId });
-        this.enqueue(client, message, model);
+        this.enqueue(client, message, model, request);
       },
       (error: unknown) => client.send({ type: 'error', code: 'internal', message: `could not read the base job: ${String(error)}; try again`, requestId }),
     );
   }
 
-  private enqueue(client: Subscriber, message: GenerateMessage, model: string | undefined): void {
+  /**
+   * Queues a decomposition whose image was received and checked (`png` as uploaded, `image` its
+   * pixels); answers `queued` or `queue_full`. A refused one keeps nothing of the image.
+   */
+  submitDecompose(client: Subscriber, message: DecomposeMessage, model: string, png: Uint8Array, image: SourceImage): void {
+    const { prompt, layout, params } = message;
+    const { steps, guidance, trueCfg, seed, conditioningScale } = params;
+    this.enqueue(client, message, model, { kind: 'decompose', params: { image, prompt, layout, steps, guidance, trueCfg, seed, conditioningScale } }, png);
+  }
+
+  private enqueue(client: Subscriber, message: JobMessage, model: string | undefined, request: QueuedRequest, image?: Uint8Array): void {
     const { requestId } = message;
     const job: Job = {
       id: randomUUID(),
@@ -152,6 +167,8 @@ export class JobLifecycle {
       clientId: client.id,
       message,
       model,
+      request,
+      ...(image ? { image } : {}),
       subscribers: new Set([client]),
       queuedAt: Date.now(),
       createdAt: new Date().toISOString(),
@@ -204,7 +221,7 @@ export class JobLifecycle {
       this.follow(active, client);
       return;
     }
-    const read = await this.store.manifest(jobId);
+    const read = await this.archive.manifest(jobId);
     if (!read.ok)
       return client.send({
         type: 'error',
@@ -218,7 +235,7 @@ export class JobLifecycle {
     const { manifest } = read;
     // One layer at a time, read from disk straight into its frame, as fast as the client reads.
     const frameOf = async (layer: ArchivedLayer) => {
-      const frame = await this.store.readLayer(jobId, layer.index, imageFrameHeaderBytes(jobId));
+      const frame = await this.archive.readLayer(jobId, layer.index, imageFrameHeaderBytes(jobId));
       writeImageFrameHeader(frame, { kind: 'layer', jobId, layerIndex: layer.index });
       return frame;
     };
@@ -229,7 +246,7 @@ export class JobLifecycle {
   private follow(job: Job, client: Subscriber): void {
     if (job.subscribers.has(client)) return;
     job.subscribers.add(client);
-    if (job.feed) this.track(job.feed.follow(client));
+    if (job.stream) this.track(job.stream.follow(client));
   }
 
   /** Keeps a delivery in `deliveries` until it ends (shutdown waits for them). */
@@ -331,34 +348,37 @@ export class JobLifecycle {
     job.lastPosition = 0;
     const startedAt = Date.now();
     // Each layer goes out as soon as it is encoded, to every subscriber at its own pace; `done` once stored.
-    const feed = new ClientLayerStream(job.id);
-    job.feed = feed;
-    for (const c of job.subscribers) this.track(feed.follow(c));
+    const stream = new ClientLayerStream(job.id);
+    job.stream = stream;
+    for (const c of job.subscribers) this.track(stream.follow(c));
     try {
       // The base is read while the job already holds its place on the executor; other jobs start meanwhile.
       let kept = new KeptLayers();
-      const base = job.message.base
-        ? readBase(this.store, job.message.base).then((read) => {
+      const wireBase = job.message.type === 'generate' ? job.message.base : undefined;
+      const base = wireBase
+        ? readBase(this.archive, wireBase).then((read) => {
             kept = read.kept;
             return read.base;
           })
         : undefined;
-      const onLayer = (layer: LayerPng) => kept.before(layer, (index) => feed.has(index)).forEach((l) => feed.push(l));
-      if (job.model === undefined) throw new Error('never: a job starts only once its model is known (startCheck)');
-      job.run = this.executor.start({ jobId: job.id, model: job.model, params: pipelineParams(job.message), base }, this.runEvents(job, onLayer));
+      const onLayer = (layer: LayerPng) => kept.before(layer, (index) => stream.has(index)).forEach((l) => stream.push(l));
+      const { id: jobId, model, request } = job;
+      if (model === undefined) throw new Error('never: a job starts only once its model is known (startCheck)');
+      const executorJob: ExecutorJob = request.kind === 'generate' ? { jobId, model, ...request, ...(base ? { base } : {}) } : { jobId, model, ...request };
+      job.run = this.executor.start(executorJob, this.runEvents(job, onLayer));
       if (job.cancelRequested) job.run.cancel();
       const result = await job.run.result;
       if (job.cancelRequested) throw new JobAborted('cancelled after the last step');
       const layers = kept.merge(result.layers);
       // Layers a executor did not stream go out now, in index order.
-      for (const layer of layers) if (!feed.has(layer.index)) feed.push(layer);
+      for (const layer of layers) if (!stream.has(layer.index)) stream.push(layer);
       const manifest = await this.save(job, result, layers, startedAt);
-      this.options.log(`job ${job.id} done in ${manifest.timings.total} ms (${layers.length} layers${kept.size ? `, ${kept.size} kept from ${job.message.base?.jobId}` : ''})`);
-      feed.finish(manifest);
+      this.options.log(`job ${job.id} done in ${manifest.timings.total} ms (${request.kind === 'decompose' ? 'decomposed, ' : ''}${layers.length} layers${kept.size ? `, ${kept.size} kept from ${wireBase?.jobId}` : ''})`);
+      stream.finish(manifest);
     } catch (error) {
-      feed.abort();
+      stream.abort();
       const cancelWhy = this.closing && this.options.cancelOnShutdown ? 'the bridge is shutting down' : 'cancel was requested';
-      const failure = failureOf(error, job.cancelRequested, cancelWhy);
+      const failure = failureOf(error, job.cancelRequested, cancelWhy, job.request.kind);
       this.options.log(`job ${job.id} ${failure.log}`);
       broadcast(job, { type: 'error', code: failure.code, message: failure.message, requestId: job.requestId, jobId: job.id });
     }
@@ -388,7 +408,7 @@ export class JobLifecycle {
     const finished = Date.now();
     const timings: Timings = { ...result.timings, queue: startedAt - job.queuedAt, total: finished - job.queuedAt };
     const { message } = job;
-    return this.store.save(
+    return this.archive.save(
       {
         jobId: job.id,
         requestId: job.requestId,
@@ -403,28 +423,33 @@ export class JobLifecycle {
         timings,
         createdAt: job.createdAt,
         finishedAt: new Date(finished).toISOString(),
-        ...(message.base ? { base: message.base } : {}),
+        job: job.request.kind,
+        ...(message.type === 'generate' && message.base ? { base: message.base } : {}),
       },
       layers,
       result.latents,
+      job.image,
     );
   }
 }
 
-/** The pipeline's parameters of a request, its base aside (kept-layers.ts reads that). */
-function pipelineParams(message: GenerateMessage): Omit<GenerateParams, 'base'> {
+/** A job's request as it waits: a generation's base is read when it starts (kept-layers.ts). */
+type QueuedRequest = { kind: 'generate'; params: Omit<GenerateParams, 'base'> } | { kind: 'decompose'; params: DecomposeParams };
+
+/** A generate message's pipeline parameters, its base aside. */
+function generateParams(message: GenerateMessage): Omit<GenerateParams, 'base'> {
   const { steps, guidance, trueCfg, seed } = message.params;
   return { prompt: message.prompt, layout: message.layout, steps, guidance, trueCfg, seed };
 }
 
 /** The error a failed run sends, and the log line's end: refused with a code, cancelled, or failed. */
-function failureOf(error: unknown, cancelRequested: boolean, cancelWhy: string): { code: ErrorCode; message: string; log: string } {
+function failureOf(error: unknown, cancelRequested: boolean, cancelWhy: string, kind: JobRequest['kind']): { code: ErrorCode; message: string; log: string } {
   if (error instanceof JobRefused) return { code: error.code, message: error.message, log: `refused: ${error.message}` };
   if (error instanceof JobAborted || cancelRequested) return { code: 'cancelled', message: `job cancelled: ${cancelWhy}`, log: 'cancelled' };
   const message = error instanceof Error ? error.message : String(error);
   return {
     code: 'generation_failed',
-    message: `generation failed: ${message}. Check the bridge's console; try again or restart the bridge.`,
+    message: `${kind === 'decompose' ? 'decomposition' : 'generation'} failed: ${message}. Check the bridge's console; try again or restart the bridge.`,
     log: `failed: ${message}`,
   };
 }

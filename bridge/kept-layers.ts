@@ -19,7 +19,7 @@ export type Refusal = { code: ErrorCode; message: string };
  * not stored, another model or canvas, a bad keep list.
  */
 export async function baseRefusal(
-  store: JobArchive,
+  archive: JobArchive,
   request: { layout: Layout; base: WireBase },
   model: string,
   activeState: 'waiting' | 'running' | undefined,
@@ -27,7 +27,7 @@ export async function baseRefusal(
 ): Promise<Refusal | undefined> {
   const { jobId, keep } = request.base;
   if (activeState) return { code: 'base_running', message: `base job ${jobId} is still ${activeState}; wait for its done, then regenerate from it` };
-  const read = await store.manifest(jobId);
+  const read = await archive.manifest(jobId);
   if (!read.ok)
     return {
       code: 'base_not_found',
@@ -50,11 +50,11 @@ export interface ReadBase {
 }
 
 /**
- * Reads a job's base from the store as the job starts (it may have been pruned since it was
+ * Reads a job's base from the archive as the job starts (it may have been pruned since it was
  * queued); rejects with a JobRefused (`base_not_found`) when it can no longer be read.
  */
-export async function readBase(store: JobArchive, base: WireBase): Promise<ReadBase> {
-  const read = await store.loadBase(base.jobId, base.keep.map((k) => k.from));
+export async function readBase(archive: JobArchive, base: WireBase): Promise<ReadBase> {
+  const read = await archive.loadBase(base.jobId, base.keep.map((k) => k.from));
   if (!read.ok) throw new JobRefused('base_not_found', `base job ${base.jobId} can no longer be read: ${read.why}; generate anew`);
   const pngs = new Map(
     base.keep.map(({ from, to }): [number, LayerPng] => {

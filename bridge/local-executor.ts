@@ -4,7 +4,7 @@
  */
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 import { PipelineHost } from './pipeline-host.ts';
-import { jobParams, type JobRun, type JobExecutor, type RunEvents, type ExecutorJob, type StartCheck } from './executor.ts';
+import { jobRequest, type JobRun, type JobExecutor, type RunEvents, type ExecutorJob, type StartCheck } from './executor.ts';
 import type { PipelineFactoryOptions } from './worker-messages.ts';
 
 export interface LocalPipeline {
@@ -47,12 +47,12 @@ export class LocalExecutor implements JobExecutor {
     let seq: number | undefined;
     let cancelled = false;
     const result = (async () => {
-      const params = await jobParams(job);
+      const request = await jobRequest(job);
       if (!this.host.alive) {
         this.log('pipeline worker is gone; starting a new one');
         this.host = await PipelineHost.start(this.pipeline.factory, this.pipeline.options);
       }
-      const run = this.host.generate(params, events.onProgress, events.onPreview, events.onLayer);
+      const run = this.host.run(request, events.onProgress, events.onPreview, events.onLayer);
       seq = run.seq;
       if (cancelled) this.host.cancel(run.seq);
       return run.result;

@@ -6,12 +6,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { ArtPipeline, GenerateParams, LayerImage } from '../gpu-server/pipeline/types.ts';
+import type { ArtPipeline, GenerateOptions, LayerImage } from '../gpu-server/pipeline/types.ts';
 import { encodePng, rgbToRgba } from '../gpu-server/pipeline/png.ts';
 import { keptIndices } from './kept-layers.ts';
 import { ThreadLayerStream } from './thread-layer-stream.ts';
 import { PngPool } from './png-pool.ts';
 import { type FromWorker, PREVIEW_INTERVAL_MS, type ToWorker, type WorkerInit, type WorkerResult } from './worker-messages.ts';
+import type { JobRequest } from './executor.ts';
 
 const port = parentPort;
 if (!port) throw new Error('pipeline-worker.ts must run in a worker thread');
@@ -34,7 +35,7 @@ const pngPool = new PngPool();
 
 const controllers = new Map<number, AbortController>();
 
-async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): Promise<void> {
+async function run(pipeline: ArtPipeline, seq: number, request: JobRequest): Promise<void> {
   const controller = new AbortController();
   controllers.set(seq, controller);
   const checkCancel = () => {
@@ -45,10 +46,10 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
   // Each layer is encoded and posted as soon as it is decoded, in index order (the main thread sends it on).
   const stream = new ThreadLayerStream(pngPool, (layer) => post({ type: 'layer', seq, layer }, [layer.png.buffer as ArrayBuffer]));
   // Kept layers carry the base's PNG bytes (kept-layers.ts adds them): only the others are encoded and sent.
-  const kept = keptIndices(params.base);
+  const kept = keptIndices(request.kind === 'generate' ? request.params.base : undefined);
   const addFresh = (layers: readonly LayerImage[]) => stream.add(layers.filter((l) => !kept.has(l.index)));
   try {
-    const result = await pipeline.generate(params, {
+    const options: GenerateOptions = {
       onLayers: addFresh,
       signal: controller.signal,
       onProgress: (progress) => {
@@ -62,7 +63,8 @@ async function run(pipeline: ArtPipeline, seq: number, params: GenerateParams): 
         const png = encodePng(image.width, image.height, rgbToRgba(image.rgb));
         post({ type: 'preview', seq, step, png }, [png.buffer as ArrayBuffer]);
       },
-    });
+    };
+    const result = request.kind === 'generate' ? await pipeline.generate(request.params, options) : await pipeline.decompose(request.params, options);
     checkCancel();
     if (controller.signal.aborted) throw new DOMException('cancelled', 'AbortError');
     // A pipeline that does not stream its layers hands them all over here.
@@ -100,8 +102,8 @@ try {
   // Jobs run one at a time; the bridge sends the next only after this one's answer.
   port.on('message', (message: ToWorker) => {
     switch (message.type) {
-      case 'generate':
-        void run(pipeline, message.seq, message.params);
+      case 'run':
+        void run(pipeline, message.seq, message.request);
         break;
       case 'cancel':
         controllers.get(message.seq)?.abort();

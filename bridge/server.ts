@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
-import { GRID, MAX_CANVAS_SIDE, MAX_LAYERS, RESOLUTIONS } from '../domain/layout.ts';
+import { GRID, MAX_CANVAS_SIDE, MAX_FLAT_IMAGE_BYTES, MAX_LAYERS, RESOLUTIONS } from '../domain/layout.ts';
 import { MAX_PROMPT_CHARS } from '../domain/params.ts';
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 import { disableOnnxTelemetry } from '../gpu-server/onnx/telemetry.ts';
@@ -22,9 +22,6 @@ import { PROTOCOL_VERSION, type WelcomeMessage } from './protocol/messages.ts';
 
 /** Every limit of the bridge; each unit documents its own. */
 export interface BridgeLimits extends JobLimits, PairingLimits, AdmissionLimits, ConnectionLimits, DispatchLimits {
-  /** Frames above this close the connection outright (ws code 1009); between
-   *  MAX_MESSAGE_BYTES and this the client gets a `message_too_large` error. */
-  maxFrameBytes: number;
   /** TCP connections the HTTP server accepts at once (upgraded ones included). */
   maxSockets: number;
   /** HTTP request headers (an upgrade request included) must arrive within this. */
@@ -54,6 +51,7 @@ export const DEFAULT_LIMITS: BridgeLimits = {
   drainTimeoutMs: 30_000,
   maxBufferedBytes: 64 * 2 ** 20,
   fetchesPerClient: 2,
+  uploadTimeoutMs: 10_000,
 };
 
 export interface BridgeOptions {
@@ -255,7 +253,8 @@ function welcome(models: PipelineInfo[], jobsPerClient: number): WelcomeMessage 
     grid: GRID,
     maxPromptChars: MAX_PROMPT_CHARS,
     jobsPerClient,
-    models: models.map((m) => ({ model: m.model, tiny: m.tiny, maxLayers: m.maxLayers, resolutions: m.resolutions })),
+    models: models.map((m) => ({ model: m.model, tiny: m.tiny, maxLayers: m.maxLayers, resolutions: m.resolutions, jobs: m.jobs })),
+    maxImageBytes: MAX_FLAT_IMAGE_BYTES,
   };
 }
 
@@ -266,7 +265,8 @@ function health(version: string, jobs: JobLifecycle) {
     name: 'art-for-figma bridge',
     version,
     protocol: PROTOCOL_VERSION,
-    ...(info ? { model: info.model, provider: info.provider, tiny: info.tiny, maxLayers: info.maxLayers } : { model: null }),
+    ...(info ? { model: info.model, provider: info.provider, tiny: info.tiny, maxLayers: info.maxLayers, jobs: info.jobs } : { model: null }),
+    models: jobs.models().map((m) => ({ model: m.model, jobs: m.jobs })),
     queue: jobs.counts,
     shuttingDown: jobs.shuttingDown,
     ...jobs.executorHealth(),

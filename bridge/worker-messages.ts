@@ -1,9 +1,9 @@
 /** Messages between the bridge's main thread and its pipeline worker (structured clone). */
-import type { GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
+import type { PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import type { Provider } from '../gpu-server/constants.ts';
 import type { MemoryMode } from '../gpu-server/pipeline/memory-plan.ts';
 import type { LayerPng } from './job-archive.ts';
-import type { JobResult } from './executor.ts';
+import type { JobRequest, JobResult } from './executor.ts';
 
 /** Options passed to the pipeline module's `createPipeline`; extra keys are for test doubles. */
 export interface PipelineFactoryOptions {
@@ -26,7 +26,7 @@ export interface WorkerInit {
 export const PREVIEW_INTERVAL_MS = 500;
 
 export type ToWorker =
-  | { type: 'generate'; seq: number; params: GenerateParams }
+  | { type: 'run'; seq: number; request: JobRequest }
   | { type: 'cancel'; seq: number }
   | { type: 'dispose' };
 

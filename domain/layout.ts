@@ -20,6 +20,12 @@ export const RESOLUTIONS = [512, 1024] as const;
 export type Resolution = (typeof RESOLUTIONS)[number];
 /** Largest canvas side accepted anywhere. */
 export const MAX_CANVAS_SIDE = 1024;
+/**
+ * Largest flat image (PNG file) a decomposition reads, at the largest canvas: a 1024 x 1024 RGBA
+ * image of incompressible pixels is 4 MiB + 1 KiB of filtered rows (stored deflate blocks add 5
+ * bytes per 64 KiB); the rest is room for the ancillary chunks an exporter adds (an ICC profile, text).
+ */
+export const MAX_FLAT_IMAGE_BYTES = 4 * 1024 * 1024 + 256 * 1024;
 
 /** A box in canvas pixels, `[x1, y1, x2, y2]`, x2/y2 exclusive, as the official layouts write them. */
 export type BoxTuple = [number, number, number, number];

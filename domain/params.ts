@@ -45,6 +45,12 @@ export const guidanceSchema = finite().min(MIN_GUIDANCE).max(MAX_GUIDANCE);
 export const trueCfgSchema = finite().min(MIN_TRUE_CFG).max(MAX_TRUE_CFG);
 export const seedSchema = z.number().int().min(0).max(MAX_SEED);
 
+/** The adapter's weight in a decomposition: its residuals are multiplied by it (CLD's inference: 0.9; 0 ignores the image). */
+export const MIN_CONDITIONING_SCALE = 0;
+export const MAX_CONDITIONING_SCALE = 2;
+export const DEFAULT_CONDITIONING_SCALE = 0.9;
+export const conditioningScaleSchema = finite().min(MIN_CONDITIONING_SCALE).max(MAX_CONDITIONING_SCALE);
+
 /** The sampling settings of one generation. */
 export const samplingSchema = z
   .object({ steps: stepsSchema, guidance: guidanceSchema, trueCfg: trueCfgSchema, seed: seedSchema })

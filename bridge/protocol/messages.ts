@@ -6,15 +6,17 @@
  */
 import { z } from 'zod';
 import { keepListSchema } from '../../domain/keep.ts';
-import { type BoxTuple, GRID, layoutSchema, MAX_CANVAS_SIDE } from '../../domain/layout.ts';
-import { promptSchema, samplingSchema } from '../../domain/params.ts';
+import { type BoxTuple, GRID, layoutSchema, MAX_CANVAS_SIDE, MAX_FLAT_IMAGE_BYTES } from '../../domain/layout.ts';
+import { conditioningScaleSchema, promptSchema, samplingSchema } from '../../domain/params.ts';
 import type { Stage } from '../../domain/stage.ts';
+import type { JobKind } from '../../gpu-server/pipeline/types.ts';
 import { JOB_ID_PATTERN, MAX_CLIENT_NAME_CHARS, MAX_MODEL_NAME_CHARS, MAX_TOKEN_CHARS, REQUEST_ID_PATTERN } from './limits.ts';
 
 /**
- * Bumped on any change. The plugin and the bridge ship together from one checkout, so the bridge
- * speaks this version only and answers any other `hello` with `protocol_version` (update the
- * plugin, or the bridge).
+ * Bumped on any change to an existing message. The plugin and the bridge ship together from one
+ * checkout, so the bridge speaks this version only and answers any other `hello` with
+ * `protocol_version` (update the plugin, or the bridge). A job kind a model can run (`decompose`)
+ * is not a version: the welcome's `models[].jobs` says which jobs each model runs.
  */
 export const PROTOCOL_VERSION = 2;
 
@@ -72,6 +74,27 @@ const generateSchema = z
   })
   .strict();
 
+/** A decomposition's parameters: generation's, plus the adapter's weight. */
+export const decomposeParamsSchema = generateParamsSchema.extend({ conditioningScale: conditioningScaleSchema }).strict();
+export type WireDecomposeParams = z.infer<typeof decomposeParamsSchema>;
+
+/**
+ * Decompose a flat image into the layers `layout` marks; `prompt` is a caption of the whole image
+ * (CLD is trained with one). The image is not in the message: it is the next frame the client
+ * sends, binary, of exactly `image.bytes` bytes (a PNG of the canvas' size; see `decodeFlatImage`
+ * in gpu-server/pipeline/flat-image.ts for what is accepted).
+ */
+const decomposeSchema = generateSchema
+  .omit({ type: true, params: true, base: true })
+  .extend({
+    type: z.literal('decompose'),
+    params: decomposeParamsSchema,
+    image: z
+      .object({ bytes: z.number().int().min(1).max(MAX_FLAT_IMAGE_BYTES, `the image may be at most ${MAX_FLAT_IMAGE_BYTES} bytes`) })
+      .strict(),
+  })
+  .strict();
+
 const cancelSchema = z.object({ type: z.literal('cancel'), jobId }).strict();
 const fetchSchema = z.object({ type: z.literal('fetch'), jobId }).strict();
 const pingSchema = z
@@ -79,9 +102,9 @@ const pingSchema = z
   .strict();
 
 export const clientMessageSchema = z
-  .discriminatedUnion('type', [helloSchema, generateSchema, cancelSchema, fetchSchema, pingSchema])
+  .discriminatedUnion('type', [helloSchema, generateSchema, decomposeSchema, cancelSchema, fetchSchema, pingSchema])
   .superRefine((msg, ctx) => {
-    if (msg.type !== 'generate') return;
+    if (msg.type !== 'generate' && msg.type !== 'decompose') return;
     const longest = Math.max(msg.layout.width, msg.layout.height);
     if (longest !== msg.params.resolution)
       ctx.addIssue({
@@ -93,11 +116,14 @@ export const clientMessageSchema = z
 
 export type HelloMessage = z.infer<typeof helloSchema>;
 export type GenerateMessage = z.infer<typeof generateSchema>;
+export type DecomposeMessage = z.infer<typeof decomposeSchema>;
+/** A message that makes a job. */
+export type JobMessage = GenerateMessage | DecomposeMessage;
 export type CancelMessage = z.infer<typeof cancelSchema>;
 export type FetchMessage = z.infer<typeof fetchSchema>;
 export type PingMessage = z.infer<typeof pingSchema>;
 export type ClientMessage = z.infer<typeof clientMessageSchema>;
-export const CLIENT_MESSAGE_TYPES = ['hello', 'generate', 'cancel', 'fetch', 'ping'] as const;
+export const CLIENT_MESSAGE_TYPES = ['hello', 'generate', 'decompose', 'cancel', 'fetch', 'ping'] as const;
 
 // ---- bridge -> client ---------------------------------------------------------------------------
 
@@ -110,7 +136,7 @@ export const ERROR_CODES = [
   /** Too many wrong tokens or too many messages; wait and retry. */
   'rate_limited',
   'malformed_json',
-  /** The client sent a binary frame; clients send JSON text only. */
+  /** The client sent a binary frame that no `decompose` announced (a client's only binary frame is a decompose's image). */
   'binary_not_allowed',
   'message_too_large',
   'unknown_type',
@@ -127,7 +153,7 @@ export const ERROR_CODES = [
   'cancelled',
   /** The pipeline failed while running the job. */
   'generation_failed',
-  /** `generate.base` names a job this bridge does not have (never existed, pruned, or made before latents were kept). */
+  /** `generate.base` names a job this bridge does not have (never existed, or pruned). */
   'base_not_found',
   /** `generate.base` names a job still waiting or running; wait for its `done`. */
   'base_running',
@@ -137,6 +163,22 @@ export const ERROR_CODES = [
   'invalid_keep',
   /** A kept layer's box differs from its box in the base (moved or resized layers are regenerated, not kept). */
   'keep_box_mismatch',
+  /** `decompose` for a model that cannot decompose (its `welcome.models[].jobs` lacks it). */
+  'job_unsupported',
+  /** The image a `decompose` announced did not come as the next frame (a text frame came first, or none within the deadline). */
+  'image_missing',
+  /** The image is over MAX_FLAT_IMAGE_BYTES, longer than announced, or its data inflates beyond what its header says (a bomb). */
+  'image_too_large',
+  /** The image is not a PNG file. */
+  'image_not_png',
+  /** The image ends early: shorter than announced, or inside a chunk, or before IEND (an upload cut off). */
+  'image_truncated',
+  /** A CRC, the compressed data or a row filter of the image is wrong. */
+  'image_corrupt',
+  /** The image's width and height (its PNG header) differ from the layout's canvas. */
+  'image_size_mismatch',
+  /** A PNG this bridge does not read: palette, greyscale, 16-bit or interlaced (8-bit RGB or RGBA only). */
+  'image_unsupported',
   'shutting_down',
   'internal',
 ] as const;
@@ -161,6 +203,8 @@ export interface WelcomeMessage {
   jobsPerClient: number;
   /** Every model this bridge offers, the default (`model` above) first; a studio front door may offer several. */
   models: ModelOffer[];
+  /** Largest PNG a `decompose` may upload. */
+  maxImageBytes: number;
   /** Only when `models` is empty (a studio front door before any GPU worker announced a model):
    *  why, for a person. `model` and `provider` are then empty, `tiny` false, `maxLayers` and
    *  `resolutions` the bridge's own bounds; a job sent without `model` waits for the first model. */
@@ -172,6 +216,8 @@ export interface ModelOffer {
   tiny: boolean;
   maxLayers: number;
   resolutions: number[];
+  /** The jobs this model runs: every model `generate`s; one with an adapter also `decompose`s. */
+  jobs: JobKind[];
 }
 
 export interface QueuedMessage {
@@ -223,6 +269,8 @@ export interface DoneMessage {
   fetched: boolean;
   /** Lineage: the job this one was made from and the layers it kept (absent for a plain job). */
   base?: WireBase;
+  /** What made the layers: `decompose` for a decomposition of an uploaded image; absent for a generation. */
+  job?: JobKind;
 }
 
 export interface ErrorMessage {

@@ -9,7 +9,8 @@ import { CLIENT_MESSAGE_TYPES, clientMessageSchema, helloSchema, type ClientMess
 
 export type ParseResult =
   | { ok: true; message: ClientMessage }
-  | { ok: false; code: ErrorCode; message: string; requestId?: string };
+  /** `type`: the message's type when it named a known one (a refused `decompose` still owns the frame after it). */
+  | { ok: false; code: ErrorCode; message: string; requestId?: string; type?: ClientMessage['type'] };
 
 /**
  * Parses one client text frame. The caller checks the frame's byte size against
@@ -40,12 +41,13 @@ export function parseClientMessage(text: string): ParseResult {
       echoedId,
     );
   const tooMuch = shapeProblem(raw);
-  if (tooMuch) return fail(codeForPath(tooMuch.path), `${tooMuch.path.join('.') || record.type}: ${tooMuch.message}`, echoedId);
+  const type = record.type as ClientMessage['type'];
+  if (tooMuch) return { ...fail(codeForPath(tooMuch.path), `${tooMuch.path.join('.') || record.type}: ${tooMuch.message}`, echoedId), type };
   const parsed = clientMessageSchema.safeParse(raw);
   if (parsed.success) return { ok: true, message: parsed.data };
   const issue = parsed.error.issues[0];
   const where = issue.path.length ? issue.path.join('.') : record.type;
-  return fail(codeForPath(issue.path), `${where}: ${issue.message}`, echoedId);
+  return { ...fail(codeForPath(issue.path, issue.code === 'too_big'), `${where}: ${issue.message}`, echoedId), type };
 }
 
 export type HelloParse =
@@ -110,7 +112,8 @@ export function shapeProblem(value: unknown): { path: (string | number)[]; messa
   return walk(value, []);
 }
 
-function codeForPath(path: (string | number)[]): ErrorCode {
+/** `tooBig`: the issue is a value over its maximum (an announced image over the cap has its own code). */
+function codeForPath(path: (string | number)[], tooBig = false): ErrorCode {
   switch (path[0]) {
     case 'protocol':
       return 'protocol_version';
@@ -124,11 +127,13 @@ function codeForPath(path: (string | number)[]): ErrorCode {
       return 'invalid_params';
     case 'base':
       return path[1] === 'keep' ? 'invalid_keep' : 'invalid_message';
+    case 'image':
+      return tooBig ? 'image_too_large' : 'invalid_message';
     default:
       return 'invalid_message';
   }
 }
 
-function fail(code: ErrorCode, message: string, requestId?: string): ParseResult {
+function fail(code: ErrorCode, message: string, requestId?: string): Extract<ParseResult, { ok: false }> {
   return requestId === undefined ? { ok: false, code, message } : { ok: false, code, message, requestId };
 }

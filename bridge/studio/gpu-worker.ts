@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { PipelineInfo, Progress } from '../../gpu-server/pipeline/types.ts';
 import { LocalExecutor, type LocalPipeline } from '../local-executor.ts';
-import { JobAborted, type JobRun } from '../executor.ts';
+import { executorJob, JobAborted, type JobRun } from '../executor.ts';
 import { shouldSendProgress, type LastSent } from '../progress-throttle.ts';
 import { redisOptions, type RedisTarget } from './redis-target.ts';
 import { heartbeatTtl, KEY_PREFIX, keys, queueName, type StudioTimings } from './keys.ts';
@@ -97,7 +97,7 @@ export async function startGpuWorker(o: GpuWorkerOptions): Promise<GpuWorker> {
       if (await redis.exists(keys.cancel(data.jobId))) throw new JobAborted('cancelled before it started');
       report({ type: 'started', run, worker: name, attempt: job.attemptsStarted });
       log(`job ${data.jobId}: started (attempt ${job.attemptsStarted})`);
-      const params = await takeJob(redis, data);
+      const request = await takeJob(redis, data);
       let last: LastSent | undefined;
       const onProgress = (progress: Progress) => {
         const now = Date.now();
@@ -108,7 +108,7 @@ export async function startGpuWorker(o: GpuWorkerOptions): Promise<GpuWorker> {
       const onPreview = (png: Uint8Array, step: number) => report({ type: 'preview', run, step, png: Buffer.from(png).toString('base64') });
       // Events go out in the order they are sent (one connection), so each layer's event follows `started`.
       const upload = new RedisLayerStream(redis, data.jobId, run, (ref) => job.updateProgress({ type: 'layer', run, ...ref } satisfies RunEvent), () => state.cancelled);
-      state.run = executor.start({ jobId: data.jobId, model: data.model, params }, { onProgress, onPreview, onNote: () => {}, onLayer: (layer) => upload.add(layer) });
+      state.run = executor.start(executorJob(data.jobId, data.model, request), { onProgress, onPreview, onNote: () => {}, onLayer: (layer) => upload.add(layer) });
       if (state.cancelled) state.run.cancel();
       const result = await state.run.result;
       await upload.done();

@@ -21,7 +21,7 @@ export const keys = {
   workerPattern: `${KEY_PREFIX}:worker:*`,
   /** Every model a worker ever announced: model name -> PipelineInfo JSON. */
   models: `${KEY_PREFIX}:models`,
-  /** A job's binary input (a base job's latents), written by the front door. */
+  /** A job's binary input (a base job's latents, a decomposition's RGB image), written by the front door. */
   input: (jobId: string, part: string) => `${KEY_PREFIX}:input:${jobId}:${part}`,
   /** One run's binary result parts (its latents), written by the worker; `run` is unique per attempt. */
   result: (jobId: string, run: string, part: string) => `${KEY_PREFIX}:result:${jobId}:${run}:${part}`,

@@ -9,7 +9,7 @@
 import { Redis } from 'ioredis';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import type { PipelineInfo } from '../../gpu-server/pipeline/types.ts';
-import { JobAborted, jobParams, type JobResult, type JobRun, type JobExecutor, type RunEvents, type ExecutorJob, type StartCheck } from '../executor.ts';
+import { JobAborted, jobRequest, type JobRequest, type JobResult, type JobRun, type JobExecutor, type RunEvents, type ExecutorJob, type StartCheck } from '../executor.ts';
 import { describeTarget, redisOptions, type RedisTarget } from './redis-target.ts';
 import { CANCEL_TTL_MS, DEFAULT_STUDIO_TIMINGS, KEY_PREFIX, keys, queueName } from './keys.ts';
 import { dropJobInput, putJob, takeLayer, takeResult } from './transport.ts';
@@ -182,15 +182,15 @@ export class QueueExecutor implements JobExecutor {
 
   private async submit(flight: Flight): Promise<void> {
     const { job } = flight;
-    let params;
+    let request: JobRequest;
     try {
-      params = await jobParams(job); // the flight holds its worker meanwhile (canStart counts it)
+      request = await jobRequest(job); // the flight holds its worker meanwhile (canStart counts it)
     } catch (error) {
       return this.end(flight, error instanceof Error ? error : new Error(String(error)));
     }
     try {
-      const data = await putJob(this.redis, job.jobId, job.model, params);
-      await this.queueFor(job.model).queue.add('generate', data, {
+      const data = await putJob(this.redis, job.jobId, job.model, request);
+      await this.queueFor(job.model).queue.add(job.kind, data, {
         jobId: job.jobId,
         // A failure of the pipeline is not retried (the same input fails the same way); a worker
         // that dies is handled by BullMQ's stalled-job check (maxStalledCount, on the workers).

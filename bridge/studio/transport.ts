@@ -1,13 +1,13 @@
 /**
  * Binary parts through Redis: each layer's PNG as soon as it is encoded and a finished run's
- * latents (worker -> front door), and a job's base latents (front door -> worker). Each part is
+ * latents (worker -> front door), and a job's input (front door -> worker): a base's latents, a
+ * decomposition's image. Each part is
  * one Redis string with an expiry; BullMQ's events and return value carry only references to
  * them. Sizes are checked before anything is written, and against the reference when read.
  */
 import type { Redis } from 'ioredis';
-import type { GenerateParams } from '../../gpu-server/pipeline/types.ts';
 import type { LayerPng } from '../job-archive.ts';
-import { JobAborted, type JobResult } from '../executor.ts';
+import { JobAborted, type JobRequest, type JobResult } from '../executor.ts';
 import { INPUT_TTL_MS, keys, LAYER_TAKE_TIMEOUT_MS, MAX_LAYER_BYTES, MAX_PENDING_LAYERS, MAX_RESULT_BYTES, RESULT_TTL_MS } from './keys.ts';
 import type { JobData, LayerRef, ResultManifest } from './wire.ts';
 
@@ -155,25 +155,48 @@ export async function takeResult(redis: Redis, jobId: string, m: ResultManifest,
   };
 }
 
-/** The job's BullMQ data, writing its base latents (if any) as an input part first. */
-export async function putJob(redis: Redis, jobId: string, model: string, params: GenerateParams): Promise<JobData> {
-  const { base, ...plain } = params;
-  if (!base) return { jobId, model, params: plain };
+/**
+ * The job's BullMQ data, writing its binary input first as expiring input parts: a generation's
+ * base latents, a decomposition's image (RGB of the canvas, at most 1024 x 1024 x 3 bytes).
+ */
+export async function putJob(redis: Redis, jobId: string, model: string, request: JobRequest): Promise<JobData> {
+  if (request.kind === 'decompose') {
+    const { image, ...plain } = request.params;
+    if (image.channels !== 3 || image.pixels.length !== image.width * image.height * 3)
+      throw new Error(`job ${jobId}'s image is not 8-bit RGB of ${image.width}x${image.height}`);
+    await redis.set(keys.input(jobId, 'image'), bytesOf(image.pixels), 'PX', INPUT_TTL_MS);
+    return { jobId, model, kind: 'decompose', image: { width: image.width, height: image.height }, params: plain };
+  }
+  const { base, ...plain } = request.params;
+  if (!base) return { jobId, model, kind: 'generate', params: plain };
   await redis.set(keys.input(jobId, 'latents'), bytesOf(base.latents.tokens), 'PX', INPUT_TTL_MS);
-  return { jobId, model, params: { ...plain, base: { model: base.model, layout: base.latents.layout, keep: base.keep, latentValues: base.latents.tokens.length } } };
+  return { jobId, model, kind: 'generate', params: { ...plain, base: { model: base.model, layout: base.latents.layout, keep: base.keep, latentValues: base.latents.tokens.length } } };
 }
 
-/** The job's pipeline parameters, reading its base latents (if any) back. */
-export async function takeJob(redis: Redis, data: JobData): Promise<GenerateParams> {
-  const { base, ...plain } = data.params;
-  if (!base) return plain;
+/** What the job asks of the pipeline, reading its input parts back (sizes checked against the data). */
+export async function takeJob(redis: Redis, data: JobData): Promise<JobRequest> {
+  const { base, conditioningScale, ...plain } = data.params;
+  if (data.kind === 'decompose') {
+    if (!data.image || conditioningScale === undefined) throw new Error(`job ${data.jobId}'s data has no image or conditioningScale (jobDataSchema refuses that)`);
+    const { width, height } = data.image;
+    const key = keys.input(data.jobId, 'image');
+    const expected = width * height * 3;
+    // The length first: a value of another size is never pulled into this process.
+    const length = await redis.strlen(key);
+    if (length === 0) throw new Error(`the image of job ${data.jobId} is missing from Redis (expired after ${INPUT_TTL_MS / 60_000} min, or Redis restarted); decompose again`);
+    if (length !== expected) throw new Error(`the image of job ${data.jobId} in Redis has ${length} bytes, not the ${expected} of ${width}x${height} RGB; refused (a front door of another version?)`);
+    const pixels = await redis.getBuffer(key);
+    if (!pixels || pixels.byteLength !== expected) throw new Error(`the image of job ${data.jobId} changed or vanished while being read; decompose again`);
+    return { kind: 'decompose', params: { ...plain, conditioningScale, image: { width, height, channels: 3, pixels: new Uint8Array(pixels) } } };
+  }
+  if (!base) return { kind: 'generate', params: plain };
   const buf = await redis.getBuffer(keys.input(data.jobId, 'latents'));
   if (!buf) throw new Error(`the base latents of job ${data.jobId} are missing from Redis (expired, or Redis restarted); generate the base again`);
   if (buf.byteLength !== base.latentValues * 4) throw new Error(`the base latents of job ${data.jobId} have ${buf.byteLength} bytes, expected ${base.latentValues * 4}`);
-  return { ...plain, base: { model: base.model, keep: base.keep, latents: { layout: base.layout, tokens: floats(buf) } } };
+  return { kind: 'generate', params: { ...plain, base: { model: base.model, keep: base.keep, latents: { layout: base.layout, tokens: floats(buf) } } } };
 }
 
 /** Drops a job's input parts once it has ended. */
 export async function dropJobInput(redis: Redis, jobId: string): Promise<void> {
-  await redis.del(keys.input(jobId, 'latents'));
+  await redis.del(keys.input(jobId, 'latents'), keys.input(jobId, 'image'));
 }

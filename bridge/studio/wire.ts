@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { layoutSchema } from '../../domain/layout.ts';
-import { generateParamsSchema } from '../protocol/messages.ts';
+import { decomposeParamsSchema, generateParamsSchema } from '../protocol/messages.ts';
 import { JOB_KINDS, type PipelineInfo, type Progress } from '../../gpu-server/pipeline/types.ts';
 
 const STAGES = ['text', 'denoise', 'decode', 'encode'] as const;
@@ -25,10 +25,16 @@ const baseRefSchema = z
   })
   .strict();
 
+/** A decomposition's image, 8-bit RGB of the canvas (checked and composited over white at the front door): `width * height * 3` bytes in the input key `image`. */
+const imageRefSchema = z.object({ width: z.number().int().min(1), height: z.number().int().min(1) }).strict();
+
 export const jobDataSchema = z
   .object({
     jobId: z.string().min(1).max(100),
     model: name,
+    kind: z.enum(JOB_KINDS),
+    /** A decomposition's: see imageRefSchema. */
+    image: imageRefSchema.optional(),
     params: z
       .object({
         prompt: z.string().max(10_000),
@@ -38,10 +44,20 @@ export const jobDataSchema = z
         trueCfg: generateParamsSchema.shape.trueCfg,
         seed: generateParamsSchema.shape.seed,
         base: baseRefSchema.optional(),
+        conditioningScale: decomposeParamsSchema.shape.conditioningScale.optional(),
       })
       .strict(),
   })
-  .strict();
+  .strict()
+  .superRefine((data, ctx) => {
+    const decompose = data.kind === 'decompose';
+    // A decomposition has its image (of its canvas) and the adapter's weight, and no base; a generation neither.
+    const fits = decompose
+      ? data.image !== undefined && data.params.conditioningScale !== undefined && data.params.base === undefined &&
+        data.image.width === data.params.layout.width && data.image.height === data.params.layout.height
+      : data.image === undefined && data.params.conditioningScale === undefined;
+    if (!fits) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `a ${data.kind} job's data has ${decompose ? 'no image of its canvas, no conditioningScale, or a base' : 'an image or a conditioningScale'}` });
+  });
 export type JobData = z.infer<typeof jobDataSchema>;
 
 // ---- progress events (worker -> front door) -----------------------------------------------------

@@ -3,7 +3,7 @@
  * another job starts meanwhile when the executor has room (a studio with several GPU workers), and
  * a base that can no longer be read fails its own job only. Driven through `JobLifecycle` with a executor of
  * two slots that keeps the JobExecutor contract of bridge/executor.ts (start claims a slot at once,
- * `jobParams` awaits the base, capacity listeners are called after a job ends).
+ * `jobRequest` awaits the base, capacity listeners are called after a job ends).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +15,7 @@ import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
 import type { PipelineInfo } from '../../gpu-server/pipeline/types.ts';
 import { JobLifecycle, type Subscriber } from '../../bridge/job-lifecycle.ts';
 import type { BridgeMessage, GenerateMessage } from '../../bridge/protocol/messages.ts';
-import { jobParams, type JobResult, type JobRun, type JobExecutor, type RunEvents, type ExecutorJob, type StartCheck } from '../../bridge/executor.ts';
+import { jobRequest, type JobResult, type JobRun, type JobExecutor, type RunEvents, type ExecutorJob, type StartCheck } from '../../bridge/executor.ts';
 import { generateMessage } from './helpers.ts';
 
 const INFO: PipelineInfo = { model: 'two-slot', provider: 'cpu', tiny: true, maxLayers: 52, resolutions: [128], jobs: ['generate'] };
@@ -40,7 +40,9 @@ class TwoSlotExecutor implements JobExecutor {
     const name = job.params.prompt;
     this.log.push(`start ${name}`);
     const result = (async (): Promise<JobResult> => {
-      const params = await jobParams(job);
+      const request = await jobRequest(job);
+      if (request.kind !== 'generate') throw new Error('this executor generates only');
+      const { params } = request;
       if (params.base) this.log.push(`${name} has its base`);
       if (!this.released.has(name)) await new Promise<void>((resolve) => this.releases.set(name, resolve));
       const grid = transformerTokens(params.layout);

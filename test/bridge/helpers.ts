@@ -9,6 +9,7 @@ import type { BoxTuple } from '../../domain/layout.ts';
 import { startBridge, type Bridge, type BridgeLimits } from '../../bridge/server.ts';
 import { PROTOCOL_VERSION, type BridgeMessage } from '../../bridge/protocol/messages.ts';
 import { decodeImageFrame, type ImageFrame } from '../../bridge/protocol/image-frame.ts';
+import { encodePng } from '../../gpu-server/pipeline/png.ts';
 import type { FakeOptions } from './fake-pipeline.ts';
 
 export const TOKEN = 'test-token-0123456789abcdef';
@@ -180,4 +181,19 @@ export async function collectJob(client: TestClient, jobId: string, timeoutMs = 
 export function decodePng(png: Uint8Array): { width: number; height: number; data: Buffer } {
   const image = PNG.sync.read(Buffer.from(png));
   return { width: image.width, height: image.height, data: image.data };
+}
+
+/** A flat image for `decomposeMessage`'s 128 x 64 canvas: a pattern of colours, with its top-left pixel transparent. */
+export function flatImage(width = 128, height = 64): { rgba: Uint8Array; png: Uint8Array } {
+  const rgba = new Uint8Array(width * height * 4);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) rgba.set([(x * 2) & 255, (y * 4) & 255, (x + y) & 255, 255], (y * width + x) * 4);
+  rgba.set([10, 20, 30, 0], 0); // composited over white: (255, 255, 255)
+  return { rgba, png: encodePng(width, height, rgba) };
+}
+
+/** A `decompose` of generateMessage's layout; the image frame of `bytes` bytes must follow it. */
+export function decomposeMessage(requestId: string, bytes: number, overrides: { steps?: number; seed?: number; prompt?: string; conditioningScale?: number } = {}) {
+  const g = generateMessage(requestId, overrides);
+  return { ...g, type: 'decompose', params: { ...g.params, conditioningScale: overrides.conditioningScale ?? 0.9 }, image: { bytes } };
 }

@@ -24,6 +24,7 @@ const manifestFor = (jobId: string, finishedAt: string) => ({
   timings: {},
   createdAt: finishedAt,
   finishedAt,
+  job: 'generate' as const,
 });
 /** Zero latents of `layout`'s size (2 layers of 2 tokens). */
 const latents = { layout, tokens: new Float32Array(2 * 2 * 64) };

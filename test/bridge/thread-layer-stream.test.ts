@@ -126,7 +126,7 @@ function feedClient() {
 
 const manifestFor = (jobId: string, count: number): JobManifest => ({
   format: 1, jobId, requestId: 'r', prompt: '', layout: { width: 1, height: 1, boxes: [] }, params: { resolution: 512, steps: 1, guidance: 4, trueCfg: 3.5, seed: 1 },
-  seed: 1, model: 'm', provider: 'cpu', tiny: true, promptTruncated: false, timings: {}, createdAt: '', finishedAt: '',
+  seed: 1, model: 'm', provider: 'cpu', tiny: true, promptTruncated: false, timings: {}, createdAt: '', finishedAt: '', job: 'generate', latents: { file: '', values: 0 },
   layers: Array.from({ length: count }, (_, index) => ({ index, box: [0, 0, 1, 1] as BoxTuple, width: 1, height: 1, file: '' })),
 });
 const png = (index: number): LayerPng => ({ index, box: [0, 0, 1, 1], width: 1, height: 1, png: Uint8Array.of(index) });

@@ -10,9 +10,9 @@ import { parseRedisUrl, describeTarget, redisOptions } from '../../bridge/studio
 import { parseWorkerCli } from '../../bridge/studio/worker-args.ts';
 import { parseCli } from '../../bridge/cli-args.ts';
 import { idleWorkers } from '../../bridge/studio/capacity.ts';
-import { RedisLayerStream, putResult, takeLayer, takeResult, putJob, takeJob } from '../../bridge/studio/transport.ts';
-import { keys, MAX_LAYER_BYTES, MAX_PENDING_LAYERS, RESULT_TTL_MS } from '../../bridge/studio/keys.ts';
-import type { LayerRef, WorkerRecord } from '../../bridge/studio/wire.ts';
+import { RedisLayerStream, putResult, takeLayer, takeResult, putJob, takeJob, dropJobInput } from '../../bridge/studio/transport.ts';
+import { keys, INPUT_TTL_MS, MAX_LAYER_BYTES, MAX_PENDING_LAYERS, RESULT_TTL_MS } from '../../bridge/studio/keys.ts';
+import { jobDataSchema, type LayerRef, type WorkerRecord } from '../../bridge/studio/wire.ts';
 import type { LayerPng } from '../../bridge/job-archive.ts';
 import type { JobResult } from '../../bridge/executor.ts';
 import { TestRedis, REDIS_PASSWORD } from './redis-server.ts';
@@ -184,10 +184,34 @@ test('a base job\'s latents travel as an input part and come back exactly; a mis
   const tokens = Float32Array.from({ length: 64 * 3 }, (_, i) => i / 7);
   const layout = { width: 32, height: 32, boxes: [[0, 0, 32, 32], [0, 0, 32, 32]] as [number, number, number, number][] };
   const params = { prompt: 'p', layout, steps: 2, guidance: 4, trueCfg: 3.5, seed: 1, base: { model: 'fake', keep: [{ from: 1, to: 1 }], latents: { layout, tokens } } };
-  const data = await putJob(redis, 'job-b', 'fake', params);
+  const data = await putJob(redis, 'job-b', 'fake', { kind: 'generate', params });
   assert.ok(JSON.stringify(data).length < 2000, 'the latents are not in the job data');
   const back = await takeJob(redis, data);
-  assert.deepEqual([...(back.base?.latents.tokens ?? [])], [...tokens]);
+  assert.ok(back.kind === 'generate');
+  assert.deepEqual([...(back.params.base?.latents.tokens ?? [])], [...tokens]);
   await redis.del(keys.input('job-b', 'latents'));
   await assert.rejects(takeJob(redis, data), /base latents of job job-b are missing/);
+});
+
+test('a decomposition\'s image travels as an expiring input part, checked by length before it is read; a missing or resized one is a clear error', async () => {
+  const width = 64, height = 32;
+  const pixels = Uint8Array.from({ length: width * height * 3 }, (_, i) => (i * 31) & 255);
+  const layout = { width, height, boxes: [[0, 0, width, height], [0, 0, width, height], [16, 0, 48, 32]] as [number, number, number, number][] };
+  const params = { prompt: 'a poster', layout, steps: 2, guidance: 4, trueCfg: 3.5, seed: 3, conditioningScale: 0.9, image: { width, height, channels: 3 as const, pixels } };
+  const data = await putJob(redis, 'job-d', 'fake', { kind: 'decompose', params });
+  assert.ok(jobDataSchema.safeParse(data).success, 'the worker accepts it');
+  assert.ok(JSON.stringify(data).length < 2000, 'the image is not in the job data');
+  const ttl = await redis.pttl(keys.input('job-d', 'image'));
+  assert.ok(ttl > 0 && ttl <= INPUT_TTL_MS, `the image expires (${ttl} ms)`);
+  const back = await takeJob(redis, data);
+  assert.ok(back.kind === 'decompose');
+  assert.deepEqual([back.params.conditioningScale, back.params.image.width, back.params.image.height, back.params.image.channels], [0.9, width, height, 3]);
+  assert.deepEqual(back.params.image.pixels, pixels);
+  // Data that does not hang together is refused before any Redis read.
+  assert.equal(jobDataSchema.safeParse({ ...data, image: { width: 32, height: 32 } }).success, false, 'an image of another size than its canvas');
+  assert.equal(jobDataSchema.safeParse({ ...data, kind: 'generate' }).success, false, 'a generation with an image');
+  await redis.set(keys.input('job-d', 'image'), Buffer.alloc(10));
+  await assert.rejects(takeJob(redis, data), /has 10 bytes, not the 6144 of 64x32 RGB; refused/);
+  await dropJobInput(redis, 'job-d');
+  await assert.rejects(takeJob(redis, data), /image of job job-d is missing from Redis/);
 });

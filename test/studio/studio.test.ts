@@ -6,9 +6,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Queue } from 'bullmq';
-import { TestClient, TOKEN, generateMessage, collectJob, decodePng, type Received } from '../bridge/helpers.ts';
+import { TestClient, TOKEN, generateMessage, collectJob, decodePng, decomposeMessage, flatImage, type Received } from '../bridge/helpers.ts';
 import { PROTOCOL_VERSION } from '../../bridge/protocol/messages.ts';
-import { fakePixel } from '../bridge/fake-pipeline.ts';
+import { decomposedPixel, fakePixel } from '../bridge/fake-pipeline.ts';
 import { TestRedis, REDIS_PASSWORD } from './redis-server.ts';
 import { WorkerProcess, startFrontDoor, starts, type TestFrontDoor } from './studio-helpers.ts';
 import { KEY_PREFIX, queueName } from '../../bridge/studio/keys.ts';
@@ -24,7 +24,7 @@ before(async () => {
   [w1, w2, w3] = await Promise.all([
     WorkerProcess.start(redis, 'w1'),
     WorkerProcess.start(redis, 'w2'),
-    WorkerProcess.start(redis, 'w3', { model: 'other' }),
+    WorkerProcess.start(redis, 'w3', { model: 'other', jobs: ['generate'] }),
   ]);
   door = await startFrontDoor(redis);
 });
@@ -120,6 +120,30 @@ test('welcome and /health list the models and workers; a job for the other model
   c.send({ ...generateMessage('n1'), model: 'no-such-model' });
   const e = await c.error('invalid_params');
   assert.match(e.message, /offers "fake", "other", not "no-such-model"/);
+  c.close();
+});
+
+test('decompose through the studio: welcome says which model decomposes; the image reaches a worker through Redis and its layers come back; the other model refuses', async () => {
+  const c = await TestClient.paired(door.url);
+  const welcome = c.received.find((m) => m.type === 'welcome');
+  assert.ok(welcome?.type === 'welcome');
+  assert.deepEqual(welcome.models.map((m) => [m.model, m.jobs]), [['fake', ['generate', 'decompose']], ['other', ['generate']]]);
+  const { png } = flatImage();
+  c.send(decomposeMessage('sd1', png.length, { steps: 2, seed: 12 }));
+  c.ws.send(png);
+  const id = await jobIdOf(c, 'sd1');
+  const { done, messages } = await collectJob(c, id, 20_000);
+  assert.ok(done.type === 'done' && done.job === 'decompose' && done.model === 'fake');
+  const layer2 = messages.find((m) => m.type === 'binary' && m.frame.layerIndex === 2);
+  assert.ok(layer2?.type === 'binary');
+  const pixels = decodePng(layer2.frame.png).data;
+  // Layer 2's box starts at (16, 16); the flat image's pixel there is (32, 64, 32), opaque.
+  const image = { width: 128, height: 64, channels: 3 as const, pixels: new Uint8Array(128 * 64 * 3) };
+  image.pixels.set([32, 64, 32], (16 * 128 + 16) * 3);
+  assert.deepEqual([...pixels.subarray(0, 4)], decomposedPixel(image, 12, 2, 16, 16, 0, 0));
+  c.send({ ...decomposeMessage('sd2', png.length), model: 'other' });
+  c.ws.send(png);
+  assert.equal((await c.error()).code, 'job_unsupported');
   c.close();
 });
 
