@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other (they would disturb each other's timings
  * if run together), each printing its table and how to read it. `npm run bench -- crop bridge`
- * runs only the ones named (crop, bridge, png, plugin, figma, studio, failover, regenerate, upload, stages, precision, ceiling).
+ * runs only the ones named (crop, bridge, png, plugin, figma, studio, failover, regenerate, upload, decompose, stages, precision, ceiling, jobs, webgpu).
  */
 import { main as cropVsFull } from './crop-vs-full.ts';
 import { main as bridge } from './bridge.ts';
@@ -16,6 +16,9 @@ import { main as studio } from './studio.ts';
 import { main as studioFailover } from './studio-failover.ts';
 import { main as regenerate } from './regenerate.ts';
 import { main as upload } from './flat-image.ts';
+import { main as decompose } from './decompose.ts';
+import { main as jobSwitch } from './job-switch.ts';
+import { main as webgpu } from './webgpu-swiftshader.ts';
 import { fixed, machineLine } from './stats.ts';
 
 const BENCHES: Record<string, () => Promise<unknown>> = {
@@ -31,9 +34,12 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   failover: () => studioFailover(),
   regenerate: () => regenerate(),
   upload: () => upload(),
+  decompose: () => decompose(),
   ceiling: () => ceiling(),
   stages: () => stages(),
   precision: () => precision(),
+  jobs: () => jobSwitch(),
+  webgpu: () => webgpu(),
 };
 
 const asked = process.argv.slice(2).filter((a) => a !== '--');

@@ -51,6 +51,8 @@ export class Connection implements Subscriber {
   private pairing: PairingState = 'unpaired';
   /** Answered the last heartbeat ping. */
   alive = true;
+  /** Uploaded images of this client on the decoder's thread. */
+  decoding = 0;
   /** `fetch`es of stored jobs this client has in flight. */
   fetching = 0;
   private readonly bucket: TokenBucket;

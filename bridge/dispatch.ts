@@ -12,7 +12,8 @@ import { MAX_MESSAGE_BYTES } from './protocol/limits.ts';
 import type { ClientMessage, DecomposeMessage, ErrorCode, GenerateMessage, JobMessage } from './protocol/messages.ts';
 import { parseClientMessage } from './protocol/parse.ts';
 import { modelMisfit } from './model-fit.ts';
-import { receiveImage, type PendingUpload } from './upload.ts';
+import { frameRefusal, type PendingUpload } from './upload.ts';
+import type { ImageDecoder } from './image-decoder.ts';
 
 export interface DispatchLimits {
   /** Replays of stored jobs (`fetch`) one connection may have in flight. */
@@ -24,6 +25,8 @@ export interface DispatchLimits {
   maxFrameBytes: number;
   /** A `decompose`'s image must arrive (as the next frame) within this. */
   uploadTimeoutMs: number;
+  /** Jobs one connection may have waiting or running: also the most images it may have being decoded. */
+  jobsPerClient: number;
 }
 
 export class Dispatch {
@@ -31,6 +34,7 @@ export class Dispatch {
     private readonly jobs: JobLifecycle,
     private readonly pairing: Pairing,
     private readonly limits: DispatchLimits,
+    private readonly decoder: ImageDecoder,
   ) {}
 
   /** One frame; its handling time is billed to the connection's budget. */
@@ -107,7 +111,10 @@ export class Dispatch {
     });
   }
 
-  /** The frame a `decompose` announced: checked and decoded (bounded), then queued; nothing is kept of a refused one. */
+  /**
+   * The frame a `decompose` announced: its length and header checked here (O(1)), then decoded
+   * (bounded) on the decoder's thread, then queued; nothing is kept of a refused one.
+   */
   private onImage(client: Connection, frame: Uint8Array): void {
     const pending = client.takeUpload();
     if (!pending)
@@ -115,11 +122,22 @@ export class Dispatch {
     if (!pending.accepted) return; // its decompose was refused and answered: the image goes unread
     const { message, model } = pending.accepted;
     const { requestId } = message;
-    const received = receiveImage(message, frame);
-    if (!received.ok) return client.sendError(received.code, received.message, { requestId });
-    if (this.jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
-    // A copy of its own: a frame may be a view into a larger socket buffer.
-    this.jobs.submitDecompose(client, message, model, new Uint8Array(received.png), received.image);
+    const refusal = frameRefusal(message, frame);
+    if (refusal) return client.sendError(refusal.code, refusal.message, { requestId });
+    if (client.decoding >= this.limits.jobsPerClient)
+      return client.sendError('rate_limited', `${client.decoding} images from this connection are still being checked; send the next decompose after their queued`, { requestId });
+    client.decoding++;
+    // A copy of its own (a frame may be a view into a larger socket buffer), moved to the decoder's thread.
+    void this.decoder
+      .decode(new Uint8Array(frame), message.layout)
+      .then(({ png, result }) => {
+        if (!client.open) return; // gone meanwhile: nothing is kept
+        if (!result.ok) return client.sendError(result.code, result.message, { requestId });
+        if (this.jobs.shuttingDown) return client.sendError('shutting_down', 'the bridge is shutting down; start it again', { requestId });
+        this.jobs.submitDecompose(client, message, model, png, result.image);
+      })
+      .catch((error: unknown) => client.sendError('internal', `the image could not be checked: ${String(error)}; send decompose and its image again`, { requestId }))
+      .finally(() => client.decoding--);
   }
 
   /** The model a job message may run on, or undefined when it was refused (answered). */

@@ -15,6 +15,7 @@ import { disableOnnxTelemetry } from '../gpu-server/onnx/telemetry.ts';
 import { Admission, type AdmissionLimits } from './admission.ts';
 import { CLOSE, Connection, type ConnectionLimits } from './connection.ts';
 import { Dispatch, type DispatchLimits } from './dispatch.ts';
+import { ImageDecoder } from './image-decoder.ts';
 import { JobLifecycle, NO_MODEL_YET, type JobLimits } from './job-lifecycle.ts';
 import { openExecutor, type ExecutorChoice } from './open-executor.ts';
 import { Pairing, type PairingLimits } from './pairing.ts';
@@ -107,7 +108,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const refusalLog = new LogThrottle(log);
   const admission = new Admission(limits, options.allowOrigins, (line) => refusalLog.note(line));
   const pairing = new Pairing(options.token, limits, () => welcome(jobs.models(), limits.jobsPerClient));
-  const dispatch = new Dispatch(jobs, pairing, limits);
+  const decoder = new ImageDecoder();
+  const dispatch = new Dispatch(jobs, pairing, limits, decoder);
 
   const http = createServer(
     // Slow or half-sent requests (an upgrade included) are cut off; Node checks each connection
@@ -184,7 +186,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     clearInterval(heartbeat);
     await jobs.shutdown();
     for (const client of admission.connections()) client.close(CLOSE.goingAway, SHUTDOWN_REASON);
-    await jobs.dispose();
+    await Promise.all([jobs.dispose(), decoder.close()]);
     await new Promise<void>((resolve) => {
       wss.close(() => resolve());
     });

@@ -1,12 +1,12 @@
 /**
  * A decomposition's upload: the `decompose` message announces its image, and the connection's
  * next frame must be that image, binary, of the announced size. What a connection expects next
- * (`PendingUpload`), and the check of the frame when it comes: its length against the
- * announcement, then the PNG against the layout's canvas (gpu-server/pipeline/flat-image.ts:
- * header first, bounded inflate). Nothing here keeps the bytes: a refused upload is dropped.
+ * (`PendingUpload`), and the checks on the frame that cost nothing whatever it holds: its length
+ * against the announcement, then the PNG's header against the layout's canvas
+ * (gpu-server/pipeline/flat-image.ts `checkPngHeader`). The bounded decode comes after, on the
+ * image decoder's thread (image-decoder.ts). Nothing here keeps the bytes.
  */
-import { decodeFlatImage } from '../gpu-server/pipeline/flat-image.ts';
-import type { SourceImage } from '../gpu-server/pipeline/types.ts';
+import { checkPngHeader } from '../gpu-server/pipeline/flat-image.ts';
 import type { DecomposeMessage, ErrorCode } from './protocol/messages.ts';
 
 /**
@@ -18,15 +18,13 @@ export interface PendingUpload {
   accepted?: { message: DecomposeMessage; model: string };
 }
 
-export type ReceivedImage = { ok: true; png: Uint8Array; image: SourceImage } | { ok: false; code: ErrorCode; message: string };
-
-/** Checks an uploaded frame against its `decompose` and decodes it (bounded; see flat-image.ts). */
-export function receiveImage(message: DecomposeMessage, frame: Uint8Array): ReceivedImage {
+/** Why an uploaded frame is refused before it is decoded, or undefined. O(1) work. */
+export function frameRefusal(message: DecomposeMessage, frame: Uint8Array): { code: ErrorCode; message: string } | undefined {
   const announced = message.image.bytes;
   if (frame.length < announced)
-    return { ok: false, code: 'image_truncated', message: `the image frame has ${frame.length} of the ${announced} bytes decompose announced: the upload was cut off; send decompose and the whole PNG again` };
+    return { code: 'image_truncated', message: `the image frame has ${frame.length} of the ${announced} bytes decompose announced: the upload was cut off; send decompose and the whole PNG again` };
   if (frame.length > announced)
-    return { ok: false, code: 'image_too_large', message: `the image frame has ${frame.length} bytes, decompose announced ${announced}: announce the PNG's exact size` };
-  const decoded = decodeFlatImage(frame, message.layout);
-  return decoded.ok ? { ok: true, png: frame, image: decoded.image } : decoded;
+    return { code: 'image_too_large', message: `the image frame has ${frame.length} bytes, decompose announced ${announced}: announce the PNG's exact size` };
+  const header = checkPngHeader(frame, message.layout);
+  return header.ok ? undefined : header;
 }

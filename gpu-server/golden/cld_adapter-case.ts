@@ -11,7 +11,7 @@ import { adapterSamples, buildAdapter, checkAdapterFits, parseAdapterConfig, wit
 import { buildTransformer, doubleSampleName, parseTransformerConfig, sampleForBlock, singleSampleName, type TransformerConfig } from '../models/transformer.ts';
 import { checkpointWeights } from '../onnx/graph.ts';
 import { Checkpoint } from '../onnx/safetensors.ts';
-import { ort } from '../onnx/session.ts';
+import { ort, type Provider } from '../onnx/session.ts';
 import { PACKED_CONDITION, tokenCondition } from '../pipeline/condition.ts';
 import { transformerTokens } from '../pipeline/layout-tokens.ts';
 import { scatterTokens } from '../pipeline/packing.ts';
@@ -52,12 +52,16 @@ const conditioningScaleOf = (c: CaseJson, file: string): number => {
   return c.conditioning_scale;
 };
 
+/** Runs one graph on the case's feeds; its outputs by name. */
+export type CldRun = (feeds: Record<string, ort.Tensor>) => Promise<Record<string, Float32Array>>;
+
 /**
  * Runs the adapter and the transformer with its residuals on `inputsDir`'s inputs (a
  * `cld_adapter` folder) and compares with `outputsFile`: every `adapter_block_samples.<i>` /
- * `adapter_single_block_samples.<i>` it holds, and `noise_pred` inside the boxes.
+ * `adapter_single_block_samples.<i>` it holds, and `noise_pred` inside the boxes. `run` replaces
+ * the graphs built from `models` (a converted model folder's sessions).
  */
-export async function checkCld(kind: string, dir: string, inputsDir: string, models: CldModels, outputsFile: string): Promise<GoldenReport> {
+export async function checkCld(kind: string, dir: string, inputsDir: string, models: CldModels, outputsFile: string, run?: { adapter: CldRun; transformer: CldRun }, provider: Provider = 'cpu'): Promise<GoldenReport> {
   const c = readCase(dir);
   const caseFile = join(dir, 'case.json');
   const layout = caseLayout(c, caseFile);
@@ -83,7 +87,9 @@ export async function checkCld(kind: string, dir: string, inputsDir: string, mod
 
   const feeds = fluxFeeds(grid, rope, latents.data, inputs, inputsFile, transformer.config.guidanceEmbeds);
   const cond = need(inputs, 'adapter_cond', inputsFile);
-  const samples = await runGraphOnce(buildAdapter(adapter.config, withLayerPe(adapter.weights, transformer.weights), transformer.config.maxLayerNum), {
+  const runAdapter: CldRun = run?.adapter ?? ((f) => runGraphOnce(buildAdapter(adapter.config, withLayerPe(adapter.weights, transformer.weights), transformer.config.maxLayerNum), f, provider));
+  const runTransformer: CldRun = run?.transformer ?? ((f) => runGraphOnce(buildTransformer(transformer.config, transformer.weights, 'float32', { residuals: counts }), f, provider));
+  const samples = await runAdapter({
     ...feeds,
     condition: new ort.Tensor('float32', tokenCondition(cond.data, grid), [1, grid.count, PACKED_CONDITION]),
     conditioning_scale: new ort.Tensor('float32', Float32Array.of(scale), [1]),
@@ -100,7 +106,7 @@ export async function checkCld(kind: string, dir: string, inputsDir: string, mod
   compareSamples(counts.double, doubleSampleName, 'adapter_block_samples');
   compareSamples(counts.single, singleSampleName, 'adapter_single_block_samples');
 
-  const result = await runGraphOnce(buildTransformer(transformer.config, transformer.weights, 'float32', { residuals: counts }), { ...feeds, ...sampleFeeds });
+  const result = await runTransformer({ ...feeds, ...sampleFeeds });
   const full = new Float32Array(latents.data.length);
   scatterTokens(result.noise_pred, grid, full);
   const mask = scatterTokens(new Float32Array(grid.count * 64).fill(1), grid, new Float32Array(latents.data.length));
@@ -108,6 +114,6 @@ export async function checkCld(kind: string, dir: string, inputsDir: string, mod
   return { kind, dir, comparisons };
 }
 
-export function check(dir: string): Promise<GoldenReport> {
-  return checkCld('cld_adapter', dir, dir, cldModels(dir), join(dir, 'outputs.safetensors'));
+export function check(dir: string, provider: Provider = 'cpu'): Promise<GoldenReport> {
+  return checkCld('cld_adapter', dir, dir, cldModels(dir), join(dir, 'outputs.safetensors'), undefined, provider);
 }

@@ -5,12 +5,13 @@
  */
 import { buildClipTextEncoder, type ClipTextConfig } from '../models/clip-text.ts';
 import { buildT5Encoder, type T5Config } from '../models/t5-encoder.ts';
-import { buildTransformer, type TransformerConfig } from '../models/transformer.ts';
+import { adapterSamples, buildAdapter, type AdapterConfig } from '../models/adapter.ts';
+import { buildTransformer, type JobSwitch, type TransformerConfig } from '../models/transformer.ts';
 import { buildTransparentDecoder, type TransparentDecoderConfig } from '../models/transparent-decoder.ts';
 import { buildVaeDecoder, buildVaeEncoder, type VaeConfig } from '../models/vae.ts';
 import type { GraphBuilder, WeightSource } from '../onnx/graph.ts';
 import { writeModel, type WriteProgress } from '../onnx/onnx-writer.ts';
-import type { GraphName, Precision } from './manifest.ts';
+import type { AnyGraphName, Precision } from './manifest.ts';
 
 export const graphFloat = (p: Precision): 'float32' | 'float16' => (p === 'fp32' ? 'float32' : 'float16');
 
@@ -20,7 +21,13 @@ export interface Component<C> {
 }
 
 export interface ModelComponents {
-  transformer: Component<TransformerConfig>;
+  /** `jobs`: the transformer serves generation and decomposition (one graph, switched per job). */
+  transformer: Component<TransformerConfig> & { jobs?: JobSwitch };
+  /**
+   * Decomposition (CLD): the adapter, its weights serving the `layer_pe` it borrows (decomposition's).
+   * Its residuals go into the one transformer graph above.
+   */
+  decompose?: { adapter: Component<AdapterConfig> };
   vae: Component<VaeConfig>;
   transparentDecoder: Component<TransparentDecoderConfig>;
   clip: Component<ClipTextConfig>;
@@ -28,11 +35,17 @@ export interface ModelComponents {
 }
 
 /** A builder per graph name, for the components given. */
-export function graphBuilders(c: Partial<ModelComponents>, precision: Precision): Partial<Record<GraphName, () => GraphBuilder>> {
+export function graphBuilders(c: Partial<ModelComponents>, precision: Precision): Partial<Record<AnyGraphName, () => GraphBuilder>> {
   const f = graphFloat(precision);
-  const out: Partial<Record<GraphName, () => GraphBuilder>> = {};
+  const out: Partial<Record<AnyGraphName, () => GraphBuilder>> = {};
   const { transformer, vae, transparentDecoder, clip, t5 } = c;
-  if (transformer) out.transformer = () => buildTransformer(transformer.config, transformer.weights, f, { quantize: precision === 'int4' ? 'int4' : 'none' });
+  const adapter = c.decompose?.adapter;
+  // With an adapter, the transformer takes its residual samples (generation feeds zeros, see JobSwitch).
+  if (transformer) {
+    const options = { quantize: precision === 'int4' ? ('int4' as const) : ('none' as const), ...(adapter ? { residuals: adapterSamples(adapter.config) } : {}), ...(transformer.jobs ? { jobs: transformer.jobs } : {}) };
+    out.transformer = () => buildTransformer(transformer.config, transformer.weights, f, options);
+    if (adapter) out.adapter = () => buildAdapter(adapter.config, adapter.weights, transformer.config.maxLayerNum, f);
+  }
   if (vae) {
     out.vae_encoder = () => buildVaeEncoder(vae.config, vae.weights, f);
     out.vae_decoder = () => buildVaeDecoder(vae.config, vae.weights, f);
@@ -44,10 +57,10 @@ export function graphBuilders(c: Partial<ModelComponents>, precision: Precision)
 }
 
 /** File names of a graph inside the folder. */
-export const graphFiles = (name: GraphName) => ({ file: `${name}.onnx`, data: [`${name}.onnx.data`] });
+export const graphFiles = (name: AnyGraphName) => ({ file: `${name}.onnx`, data: [`${name}.onnx.data`] });
 
 /** Builds and writes one graph as `<dir>/<name>.onnx` (+ `.data`). */
-export function writeGraph(dir: string, name: GraphName, build: () => GraphBuilder, onProgress?: (p: WriteProgress) => void): { file: string; data: string[] } {
+export function writeGraph(dir: string, name: AnyGraphName, build: () => GraphBuilder, onProgress?: (p: WriteProgress) => void): { file: string; data: string[] } {
   writeModel(build(), `${dir}/${name}.onnx`, onProgress);
   return graphFiles(name);
 }

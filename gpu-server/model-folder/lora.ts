@@ -25,7 +25,9 @@
  * Anything else (LoKr, LoHa, DoRA, a LoRA for another base such as SDXL, text-encoder LoRAs) is
  * refused, naming the format and a few keys.
  */
-import { basename } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { JobKind } from '../constants.ts';
 import type { WeightSource } from '../onnx/graph.ts';
 import { Checkpoint, readHeader } from '../onnx/safetensors.ts';
 import { ModelFolderError, sha256File } from './manifest.ts';
@@ -53,7 +55,7 @@ export interface LoraUpdate {
   scale: number;
 }
 
-/** What the manifest records per fused file. */
+/** What the manifest records per LoRA file. */
 export interface FusedLora {
   order: number;
   file: string;
@@ -62,6 +64,10 @@ export interface FusedLora {
   format: LoraFormat;
   /** Weight keys it changed. */
   modules: number;
+  /** The graph it changes. */
+  into: 'transformer' | 'adapter';
+  /** The jobs it applies to, when not all of the folder's (kept beside the weights, switched per job). */
+  jobs?: JobKind[];
 }
 
 export interface LoadedLora {
@@ -76,12 +82,23 @@ export function parseLoraArg(arg: string): LoraSpec {
   const colon = arg.lastIndexOf(':');
   const tail = colon > 0 ? arg.slice(colon + 1) : '';
   // A colon followed by a path separator is part of the path (C:\...), not a scale.
-  if (colon <= 0 || tail.includes('/') || tail.includes('\\')) return { file: arg, scale: 1 };
+  if (colon <= 0 || tail.includes('/') || tail.includes('\\')) return { file: loraFileIn(arg), scale: 1 };
   const scale = Number(tail);
   if (tail.trim() === '' || !Number.isFinite(scale)) {
     throw new ModelFolderError(`--lora ${arg}: the scale "${tail}" is not a finite number; write --lora <file>:<scale>, e.g. --lora style.safetensors:0.8`);
   }
-  return { file: arg.slice(0, colon), scale };
+  return { file: loraFileIn(arg.slice(0, colon)), scale };
+}
+
+/** The file diffusers' `save_lora_weights` writes into a folder (thuteam/CLD ships folders of one). */
+export const DIFFUSERS_LORA_FILE = 'pytorch_lora_weights.safetensors';
+
+/** A LoRA given as its file, or as the folder holding `pytorch_lora_weights.safetensors`. */
+export function loraFileIn(path: string): string {
+  if (!existsSync(path) || !statSync(path).isDirectory()) return path;
+  const file = join(path, DIFFUSERS_LORA_FILE);
+  if (!existsSync(file)) throw new ModelFolderError(`${path} is a folder without ${DIFFUSERS_LORA_FILE}; give the LoRA file itself`);
+  return file;
 }
 
 /** kohya (BFL) module names within a block -> diffusers modules, with their row split. */
@@ -375,12 +392,17 @@ export function fusedWeights(base: WeightSource, loras: readonly LoadedLora[]): 
   };
 }
 
+/** The manifest's record of one loaded LoRA. */
+export function recordOf(l: LoadedLora, order: number, into: FusedLora['into'], jobs?: JobKind[]): FusedLora {
+  return { order, file: basename(l.spec.file), sha256: l.sha256, scale: l.spec.scale, format: l.format, modules: new Set(l.updates.map((u) => u.target)).size, into, ...(jobs ? { jobs } : {}) };
+}
+
 /** Loads every `--lora` in order against the base weights; the manifest's record of them. */
 export function loadLoras(specs: readonly LoraSpec[], base: WeightSource): { loras: LoadedLora[]; record: FusedLora[] } {
   const loras = specs.map((spec) => loadLora(spec, (key) => base.shape(key)));
   return {
     loras,
-    record: loras.map((l, i) => ({ order: i + 1, file: basename(l.spec.file), sha256: l.sha256, scale: l.spec.scale, format: l.format, modules: new Set(l.updates.map((u) => u.target)).size })),
+    record: loras.map((l, i) => recordOf(l, i + 1, 'transformer')),
   };
 }
 

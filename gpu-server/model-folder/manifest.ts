@@ -8,13 +8,29 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, normalize, sep } from 'node:path';
 import { z } from 'zod';
+import { JOB_KINDS, type JobKind } from '../constants.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'art-model-folder';
 export const MANIFEST_VERSION = 1;
 
+/** The graphs every model folder has. */
 export const GRAPH_NAMES = ['transformer', 'vae_encoder', 'vae_decoder', 'transparent_decoder', 'clip_text', 't5_encoder'] as const;
 export type GraphName = (typeof GRAPH_NAMES)[number];
+/**
+ * The graphs a folder has only when it decomposes: CLD's adapter, which reads the flat image.
+ * Decomposition's transformer is the folder's one transformer graph (its `job` input switches
+ * what differs), so the shared weights are in memory once.
+ */
+export const DECOMPOSE_GRAPH_NAMES = ['adapter'] as const;
+export type DecomposeGraphName = (typeof DECOMPOSE_GRAPH_NAMES)[number];
+export type AnyGraphName = GraphName | DecomposeGraphName;
+
+/** The graphs a job runs. */
+export const JOB_GRAPHS: Readonly<Record<JobKind, readonly AnyGraphName[]>> = {
+  generate: GRAPH_NAMES,
+  decompose: [...GRAPH_NAMES, ...DECOMPOSE_GRAPH_NAMES],
+};
 
 /** fp32 (CPU, tests), fp16 (GPU), int4 (GPU with 12-16 GB: 4-bit weight-only transformer, fp16 elsewhere). */
 export const PRECISIONS = ['fp32', 'fp16', 'int4'] as const;
@@ -66,11 +82,34 @@ export const manifestSchema = z.object({
   }),
   transparentDecoder: z.object({ axesDimsRope: z.array(positiveInt).length(3), ropeTheta: z.number().positive() }),
   text: z.object({ clipTokens: positiveInt, t5Tokens: positiveInt }),
-  graphs: z.object(Object.fromEntries(GRAPH_NAMES.map((n) => [n, graphEntry])) as Record<GraphName, typeof graphEntry>),
+  graphs: z.object({
+    ...(Object.fromEntries(GRAPH_NAMES.map((n) => [n, graphEntry])) as Record<GraphName, typeof graphEntry>),
+    ...(Object.fromEntries(DECOMPOSE_GRAPH_NAMES.map((n) => [n, graphEntry.optional()])) as Record<DecomposeGraphName, z.ZodOptional<typeof graphEntry>>),
+  }),
+  /**
+   * The jobs the folder runs (absent in folders from before decomposition: generation). A folder
+   * for both has one transformer graph taking `job`, and the adapter graph.
+   */
+  jobs: z.array(z.enum(JOB_KINDS)).min(1).default(['generate']),
+  /** CLD's adapter, when the folder decomposes: its residual samples per block kind. */
+  adapter: z.object({ doubleSamples: z.number().int().nonnegative(), singleSamples: z.number().int().nonnegative() }).optional(),
   tokenizers: z.object({ clip: relPath, t5: relPath }),
-  /** LoRAs fused into the transformer at conversion, in the order applied (absent: none). */
+  /** LoRAs applied at conversion, in the order applied (absent: none). */
   loras: z
-    .array(z.object({ order: positiveInt, file: z.string().min(1), sha256: z.string().regex(/^[0-9a-f]{64}$/), scale: z.number().finite(), format: z.enum(['diffusers_peft', 'kohya_flux']), modules: z.number().int().nonnegative() }))
+    .array(
+      z.object({
+        order: positiveInt,
+        file: z.string().min(1),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/),
+        scale: z.number().finite(),
+        format: z.enum(['diffusers_peft', 'kohya_flux']),
+        modules: z.number().int().nonnegative(),
+        /** The graph it changes. */
+        into: z.enum(['transformer', 'adapter']).default('transformer'),
+        /** The jobs it applies to: fused when all the folder's jobs, else kept beside the weights and switched per job. */
+        jobs: z.array(z.enum(JOB_KINDS)).min(1).optional(),
+      }),
+    )
     .optional(),
   /** Every graph and weight file with its size and sha256. */
   files: z.record(relPath, fileEntry),
@@ -100,13 +139,34 @@ export function parseManifest(text: string, where: string): Manifest {
   if (m.formatVersion !== MANIFEST_VERSION) {
     throw new ModelFolderError(`${where}: format version ${m.formatVersion}, but this program reads version ${MANIFEST_VERSION}; re-convert the model with this version`);
   }
-  for (const name of GRAPH_NAMES) {
-    const g = m.graphs[name];
+  const decomposes = m.jobs.includes('decompose');
+  if (decomposes !== (m.graphs.adapter !== undefined) || decomposes !== (m.adapter !== undefined)) {
+    throw new ModelFolderError(`${where}: ${decomposes ? 'jobs include decompose but the adapter graph or its "adapter" entry is missing' : 'an adapter but jobs do not include decompose'} (manifest inconsistent); re-run the conversion`);
+  }
+  for (const name of folderGraphs(m)) {
+    const g = graphOf(m, name);
     for (const f of [g.file, ...g.data]) {
       if (!m.files[f]) throw new ModelFolderError(`${where}: graph "${name}" uses ${f}, which "files" does not list (manifest inconsistent); re-run the conversion`);
     }
   }
   return m;
+}
+
+/** The graphs of a folder: those of every job it runs. */
+export function folderGraphs(m: Pick<Manifest, 'jobs'>): AnyGraphName[] {
+  return [...new Set(m.jobs.flatMap((job) => JOB_GRAPHS[job]))];
+}
+
+/** A graph's entry; throws when the folder has no such graph (a job it does not run). */
+export function graphOf(m: Pick<Manifest, 'graphs' | 'name'>, name: AnyGraphName): { file: string; data: string[] } {
+  const g = m.graphs[name];
+  if (!g) throw new ModelFolderError(`model "${m.name}" has no ${name} graph: it was converted without decomposition; convert it with --adapter (see README "Decompose an image")`);
+  return g;
+}
+
+/** The jobs a folder's model can run (its manifest's `jobs`). */
+export function manifestJobs(m: Pick<Manifest, 'jobs'>): JobKind[] {
+  return m.jobs;
 }
 
 /**

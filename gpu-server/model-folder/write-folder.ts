@@ -6,10 +6,12 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { WriteProgress } from '../onnx/onnx-writer.ts';
+import type { JobKind } from '../constants.ts';
 import type { SchedulerConfig } from '../pipeline/scheduler.ts';
 import { graphBuilders, writeGraph, type ModelComponents } from './graphs.ts';
 import type { FusedLora } from './lora.ts';
-import { describeFile, GRAPH_NAMES, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, ModelFolderError, parseManifest, type GraphName, type Manifest, type Precision } from './manifest.ts';
+import { adapterSamples } from '../models/adapter.ts';
+import { describeFile, folderGraphs, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, ModelFolderError, parseManifest, type AnyGraphName, type Manifest, type Precision } from './manifest.ts';
 
 export interface FolderSpec {
   name: string;
@@ -18,15 +20,17 @@ export interface FolderSpec {
   resolutions: number[];
   maxLayers: number;
   components: ModelComponents;
+  /** The jobs the folder runs (default: generation); decomposition needs the adapter component. */
+  jobs?: JobKind[];
   scheduler: SchedulerConfig;
-  /** LoRAs fused into the transformer (recorded in the manifest). */
+  /** LoRAs applied at conversion (recorded in the manifest). */
   loras?: FusedLora[];
   /** Writes the CLIP and T5 tokenizer files into the two folders given (they exist). */
   writeTokenizers: (clipDir: string, t5Dir: string) => void;
 }
 
 export interface FolderProgress extends WriteProgress {
-  graph: GraphName;
+  graph: AnyGraphName;
   /** 1-based index of the graph, and the graph count. */
   index: number;
   total: number;
@@ -41,7 +45,7 @@ export interface WriteFolderOptions {
 }
 
 const TOKENIZERS = { clip: 'tokenizer', t5: 'tokenizer_2' } as const;
-const doneMarker = (dir: string, name: GraphName) => join(dir, `${name}.done.json`);
+const doneMarker = (dir: string, name: AnyGraphName) => join(dir, `${name}.done.json`);
 
 interface DoneMarker {
   /** What was built (precision + source name): a marker of another build is not reused. */
@@ -49,7 +53,7 @@ interface DoneMarker {
   files: Record<string, { bytes: number; sha256: string }>;
 }
 
-function readDone(dir: string, name: GraphName, build: string): DoneMarker | null {
+function readDone(dir: string, name: AnyGraphName, build: string): DoneMarker | null {
   const file = doneMarker(dir, name);
   if (!existsSync(file)) return null;
   try {
@@ -89,10 +93,12 @@ export function writeModelFolder(out: string, spec: FolderSpec, options: WriteFo
   const builders = graphBuilders(spec.components, spec.precision);
   const files: Record<string, { bytes: number; sha256: string }> = {};
   const graphs = {} as Manifest['graphs'];
+  const jobs = spec.jobs ?? ['generate'];
+  const names = folderGraphs({ jobs });
   // The name says which LoRAs at which scales; their checksums make a marker of other files stale.
-  const build = `${spec.precision} ${spec.name} ${(spec.loras ?? []).map((l) => l.sha256).join(',')}`;
-  GRAPH_NAMES.forEach((name, i) => {
-    const report = (p: WriteProgress, resumed: boolean) => options.onProgress?.({ ...p, graph: name, index: i + 1, total: GRAPH_NAMES.length, resumed });
+  const build = `${spec.precision} ${spec.name} ${jobs.join('+')} ${(spec.loras ?? []).map((l) => l.sha256).join(',')}`;
+  names.forEach((name, i) => {
+    const report = (p: WriteProgress, resumed: boolean) => options.onProgress?.({ ...p, graph: name, index: i + 1, total: names.length, resumed });
     const done = readDone(partial, name, build);
     let entry: { file: string; data: string[] };
     if (done) {
@@ -138,13 +144,15 @@ export function writeModelFolder(out: string, spec: FolderSpec, options: WriteFo
     transparentDecoder: { axesDimsRope: c.transparentDecoder.config.ropeAxes, ropeTheta: c.transparentDecoder.config.ropeTheta },
     text: { clipTokens: c.clip.config.positions, t5Tokens: c.t5.seqLen },
     graphs,
+    jobs,
+    ...(c.decompose ? { adapter: (({ double, single }) => ({ doubleSamples: double, singleSamples: single }))(adapterSamples(c.decompose.adapter.config)) } : {}),
     tokenizers: { clip: TOKENIZERS.clip, t5: TOKENIZERS.t5 },
     ...(spec.loras && spec.loras.length > 0 ? { loras: spec.loras } : {}),
     files,
   };
   const text = JSON.stringify(manifest, null, 1);
   parseManifest(text, join(partial, MANIFEST_FILE)); // what we write must load
-  for (const name of GRAPH_NAMES) rmSync(doneMarker(partial, name), { force: true });
+  for (const name of names) rmSync(doneMarker(partial, name), { force: true });
   writeFileSync(join(partial, MANIFEST_FILE), text);
   renameSync(partial, out);
   return manifest;

@@ -8,13 +8,15 @@
  *          encoder_hidden_states [B,T,joint], pooled_projections [B,pooled], timestep [B] and
  *          guidance [B] (what the pipeline passes: t/1000 and the guidance scale; float32 always),
  *          rope_cos / rope_sin [T+N, head_dim] (text ids first, from `pipeline/rope.ts`).
+ *          job [1] int64, only in a graph built for both jobs (0 generate, 1 decompose).
  * Output:  noise_pred [B,N,64].
  */
 import { MAX_LAYERS } from '../../domain/layout.ts';
 import { GraphError, GraphBuilder, type Value, type WeightSource } from '../onnx/graph.ts';
 import * as nn from '../onnx/nn.ts';
 import { int } from '../onnx/graph.ts';
-import { PACKED_CHANNELS } from '../constants.ts';
+import { PACKED_CHANNELS, type JobKind } from '../constants.ts';
+import { attachLoraBranch, checkBranchApplied, type LowRankUpdate } from '../onnx/lora-branch.ts';
 
 export interface TransformerConfig {
   inChannels: number;
@@ -184,7 +186,26 @@ export interface TransformerBuildOptions {
    * generation graph, with no such inputs and no extra nodes.
    */
   residuals?: ResidualCounts;
+  /**
+   * Generation and decomposition in one graph over one copy of the shared weights (see JobSwitch;
+   * with `residuals`, which generation feeds as zeros).
+   */
+  jobs?: JobSwitch;
 }
+
+/**
+ * What decomposition changes in the transformer, kept beside the shared weights: its own
+ * `layer_pe` (the weight source's key `layerPe`) and its "layer" LoRA, applied unfused as CLD
+ * applies it. The graph takes `job` (0 generate, 1 decompose): it picks the layer_pe table and
+ * switches the LoRA.
+ */
+export interface JobSwitch {
+  layerPe: string;
+  layerLora: ReadonlyMap<string, readonly LowRankUpdate[]>;
+}
+
+/** The job a graph built with JobSwitch runs, as its `job` input. */
+export const JOB_INDEX: Readonly<Record<JobKind, number>> = { generate: 0, decompose: 1 };
 
 /** Input names of the residual samples (the adapter's output names). */
 export const doubleSampleName = (j: number): string => `adapter_block_sample_${j}`;
@@ -248,6 +269,17 @@ export function layerEmbedding(g: GraphBuilder, c: TransformerConfig, tokenLayer
   return g.op('Gather', [layerPe, tokenLayer], { axis: int(0) });
 }
 
+/**
+ * Both jobs' layer_pe in one table, the generation's rows first; `job` offsets each token's index
+ * (an exact pick, no blend).
+ */
+function jobLayerEmbedding(g: GraphBuilder, c: TransformerConfig, tokenLayer: Value, job: Value, decomposeKey: string): Value {
+  const dim = innerDim(c);
+  const table = (key: string) => nn.reshape(g, g.weight(key, [1, c.maxLayerNum, 1, 1, dim]), [c.maxLayerNum, dim]);
+  const index = nn.add(g, tokenLayer, nn.mul(g, job, g.i64([c.maxLayerNum])));
+  return g.op('Gather', [nn.concat(g, [table('layer_pe'), table(decomposeKey)], 0), index], { axis: int(0) });
+}
+
 /** Called after each block with its output; returns what the next block gets. */
 export interface BlockHooks {
   afterDouble?: (i: number, img: Value) => Value;
@@ -275,11 +307,15 @@ export function fluxBlocks(x: Ctx, img: Value, txt: Value, tembAct: Value, hooks
 
 export function buildTransformer(c: TransformerConfig, weights: WeightSource, precision: TransformerPrecision = 'float32', options: TransformerBuildOptions = {}): GraphBuilder {
   const g = new GraphBuilder('art_transformer', precision, weights, options.quantize ?? 'none');
+  const job = options.jobs ? g.input('job', 'int64', [1]) : undefined;
+  const branch = options.jobs && job ? { on: job, updates: options.jobs.layerLora, applied: new Set<string>() } : undefined;
+  if (branch) attachLoraBranch(g, branch);
   const { x, hidden, tokenLayer, temb, tembAct, txt } = fluxStem(g, c);
   const { dim } = x;
 
   // Image tokens: x_embedder, plus the learned embedding of each token's layer.
-  const img = nn.add(g, nn.linear(g, hidden, 'x_embedder', c.inChannels, dim), layerEmbedding(g, c, tokenLayer));
+  const layers = options.jobs && job ? jobLayerEmbedding(g, c, tokenLayer, job, options.jobs.layerPe) : layerEmbedding(g, c, tokenLayer);
+  const img = nn.add(g, nn.linear(g, hidden, 'x_embedder', c.inChannels, dim), layers);
   if (options.intermediates) {
     g.output(temb, 'temb', 'float', ['batch', dim]);
     g.output(img, 'packed_hidden_after_crop', 'float', ['batch', 'tokens', dim]);
@@ -292,6 +328,7 @@ export function buildTransformer(c: TransformerConfig, weights: WeightSource, pr
   const [scale, shift] = nn.split(g, nn.unsqueeze(g, nn.linear(g, tembAct, 'norm_out.linear', dim, 2 * dim), [1]), 2, [dim, dim]);
   const normed = nn.add(g, nn.mul(g, nn.layerNorm(g, out, dim, LN_EPS, null), nn.add(g, scale, g.scalar(1))), shift);
   g.output(nn.linear(g, normed, 'proj_out', dim, c.inChannels), 'noise_pred', 'float', ['batch', 'tokens', c.inChannels]);
+  if (branch) checkBranchApplied(branch, `${weights.describe}: the "layer" LoRA`);
   return g;
 }
 

@@ -6,16 +6,18 @@
 import { type GraphBuilder, type Value, float, int, ints, str } from './graph.ts';
 import { float32ToHalves } from './half.ts';
 import { INT4_BLOCK, type Int4Weight, quantizeInt4 } from './int4.ts';
+import { withLoraBranch } from './lora-branch.ts';
 import { MS_DOMAIN } from './onnx-writer.ts';
 
 /**
  * torch `nn.Linear` under `prefix` (`prefix.weight [out,in]`, `prefix.bias [out]`). In an int4
- * build the weight is stored as 4-bit blocks and multiplied by the fused `MatMulNBits`.
+ * build the weight is stored as 4-bit blocks and multiplied by the fused `MatMulNBits`. A LoRA
+ * branch attached to the graph adds its low-rank path after the bias, as peft does.
  */
 export function linear(g: GraphBuilder, x: Value, prefix: string, inFeatures: number, outFeatures: number, bias = true): Value {
-  const y = g.quantize === 'int4' && inFeatures % INT4_BLOCK === 0 ? matMulInt4(g, x, `${prefix}.weight`, inFeatures, outFeatures) : g.op('MatMul', [x, g.weight(`${prefix}.weight`, [outFeatures, inFeatures], 'transpose')]);
-  if (!bias) return y;
-  return g.op('Add', [y, g.weight(`${prefix}.bias`, [outFeatures])]);
+  const key = `${prefix}.weight`;
+  const y = g.quantize === 'int4' && inFeatures % INT4_BLOCK === 0 ? matMulInt4(g, x, key, inFeatures, outFeatures) : g.op('MatMul', [x, g.weight(key, [outFeatures, inFeatures], 'transpose')]);
+  return withLoraBranch(g, x, bias ? g.op('Add', [y, g.weight(`${prefix}.bias`, [outFeatures])]) : y, key);
 }
 
 function matMulInt4(g: GraphBuilder, x: Value, key: string, k: number, n: number): Value {

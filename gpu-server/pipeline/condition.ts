@@ -6,6 +6,7 @@
 import { LATENT_CHANNELS } from '../constants.ts';
 import { greyFromMean, type VaeScaling } from './decode.ts';
 import type { TokenGrid } from './layout-tokens.ts';
+import { overWhite } from './flat-image.ts';
 import { packLatent } from './packing.ts';
 import type { SourceImage } from './types.ts';
 
@@ -27,8 +28,7 @@ export function imageToVaeInput(image: SourceImage): Float32Array {
     const a = channels === 4 ? pixels[i * 4 + 3] : 255;
     for (let c = 0; c < 3; c++) {
       const v = pixels[i * channels + c];
-      // Over white: v * a + 255 * (1 - a), rounded to a level as an 8-bit flatten would.
-      const level = a === 255 ? v : Math.round((v * a + 255 * (255 - a)) / 255);
+      const level = overWhite(v, a);
       out[c * px + i] = Math.fround(Math.fround(level / 255) * 2 - 1);
     }
   }

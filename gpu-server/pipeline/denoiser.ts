@@ -1,12 +1,15 @@
 /**
- * The numeric core of a generation, shared by the ArtPipeline and the golden pipeline case:
- * denoise packed tokens from given noise and text embeddings, then decode (grey latent outside
- * the boxes, the transparent decoder for every layer's RGBA, the VAE for merged and background).
- * No text encoders, no PRNG, no I/O: those live around it.
+ * The numeric core of a generation or a decomposition, shared by the ArtPipeline and the golden
+ * pipeline cases: denoise packed tokens from given noise and text embeddings (for a
+ * decomposition, with the adapter's residuals from the flat image's condition), then decode (grey
+ * latent outside the boxes, the transparent decoder for every layer's RGBA, the VAE only for the
+ * images shown: merged and background, or the background alone for a decomposition, whose merged
+ * image is composited). No text encoders, no PRNG, no I/O: those live around it.
  */
 import { BACKGROUND_LAYER, type Layout, MERGED_LAYER } from '../../domain/layout.ts';
 import { LATENT_CHANNELS } from '../constants.ts';
 import { patchesToLayerImages } from '../models/transparent-decoder.ts';
+import { imageToVaeInput, packCondition, tokenCondition } from './condition.ts';
 import { decoderLatents, greyFromMean, latentSize, vaeToUnit, type VaeScaling } from './decode.ts';
 import { denoise, type DenoiseOptions } from './denoise.ts';
 import type { GraphSession } from './graph-session.ts';
@@ -15,8 +18,8 @@ import { gatherCells } from './packing.ts';
 import { calibrationImage, fitLatentRgb, type LatentRgbMap } from './preview.ts';
 import { ropeTables } from './rope.ts';
 import { fluxSchedule, type Schedule, type SchedulerConfig } from './scheduler.ts';
-import { transformerPredictor, type TextEmbeddings } from './noise-predictor.ts';
-import type { LayerImage } from './types.ts';
+import { adapterResiduals, transformerPredictor, type AdapterJob, type TextEmbeddings } from './noise-predictor.ts';
+import type { LayerImage, SourceImage } from './types.ts';
 
 export interface ModelSettings {
   vae: VaeScaling;
@@ -32,6 +35,12 @@ export interface DecoderGraphs {
   transparentDecoder: GraphSession;
 }
 
+/** A decomposition's graphs: the adapter and the transformer that takes its residuals. */
+export interface DecomposeGraphs {
+  adapter: GraphSession;
+  transformer: GraphSession;
+}
+
 export interface DenoiseJob {
   grid: TokenGrid;
   /** Packed in-box noise `[N, 64]`. */
@@ -44,6 +53,8 @@ export interface DenoiseJob {
   signal?: AbortSignal;
   hold?: DenoiseOptions['hold'];
   onStep?: DenoiseOptions['onStep'];
+  /** A decomposition: the flat image's condition for the adapter (`conditionTokens`). */
+  adapter?: AdapterJob;
 }
 
 export interface Decoded {
@@ -53,16 +64,17 @@ export interface Decoded {
   patches: Float32Array;
   /** Per layer, RGBA cropped to its box. */
   layers: LayerImage[];
-  /** VAE images of the merged and background layers, `[3, H, W]` in [0, 1]. */
-  merged: Float32Array;
+  /** VAE image of the background layer, `[3, H, W]` in [0, 1]. */
   background: Float32Array;
+  /** VAE image of the merged layer (a generation); a decomposition composites its merged image instead. */
+  merged?: Float32Array;
 }
 
 export class Denoiser {
   private readonly greyCache = new Map<string, Promise<Float32Array>>();
   private previewFit: Promise<LatentRgbMap> | undefined;
 
-  constructor(readonly graphs: DecoderGraphs, readonly settings: ModelSettings) {}
+  constructor(readonly graphs: DecoderGraphs, readonly settings: ModelSettings, readonly decomposeGraphs?: DecomposeGraphs) {}
 
   schedule(steps: number, grid: TokenGrid): Schedule {
     // mu uses the total number of cropped tokens, as the official pipeline does.
@@ -70,14 +82,19 @@ export class Denoiser {
   }
 
   async denoise(job: DenoiseJob): Promise<Float32Array> {
-    const predictor = transformerPredictor(this.graphs.transformer, {
+    const text = {
       grid: job.grid,
       positive: job.positive,
       negative: job.negative,
       guidance: job.guidance,
       axesDimsRope: this.settings.transformer.axesDimsRope,
       ropeTheta: this.settings.transformer.ropeTheta,
-    });
+    };
+    const cld = job.adapter && this.decomposeGraphs;
+    if (job.adapter && !cld) throw new Error('this model folder has no adapter: it cannot decompose images');
+    const predictor = cld && job.adapter
+      ? transformerPredictor(cld.transformer, { ...text, residuals: adapterResiduals(cld.adapter, text, job.adapter) })
+      : transformerPredictor(this.graphs.transformer, text);
     return denoise(job.initial, predictor, { schedule: this.schedule(job.steps, job.grid), trueCfg: job.trueCfg, signal: job.signal, hold: job.hold, onStep: job.onStep });
   }
 
@@ -106,16 +123,35 @@ export class Denoiser {
     return grey;
   }
 
-  /** Decodes denoised tokens: transparent RGBA for every layer, VAE images for merged and background. */
-  async decode(layout: Layout, grid: TokenGrid, tokens: Float32Array, onPart?: (done: number, total: number) => void, onLayers?: (layers: LayerImage[]) => void): Promise<Decoded> {
+  /**
+   * The flat image's condition `[(H/16)(W/16), 68]`: the VAE encoder's mean of the image, scaled,
+   * plus a mask channel of ones, packed 2x2.
+   */
+  async condition(image: SourceImage): Promise<Float32Array> {
+    const { width, height } = image;
+    const out = await this.graphs.vaeEncoder.run({ image: { data: imageToVaeInput(image), dims: [1, 3, height, width] } }, ['mean']);
+    const { h, w } = latentSize(width, height);
+    return packCondition(out.mean.data, h, w, this.settings.vae);
+  }
+
+  /** The condition row of every token of `grid` `[N, 68]` (the same condition for every layer). */
+  async conditionTokens(image: SourceImage, grid: TokenGrid): Promise<Float32Array> {
+    return tokenCondition(await this.condition(image), grid);
+  }
+
+  /**
+   * Decodes denoised tokens: transparent RGBA for every layer, then the VAE images shown: merged
+   * and background, or (`vaeMerged` false: a decomposition) the background only.
+   */
+  async decode(layout: Layout, grid: TokenGrid, tokens: Float32Array, onPart?: (done: number, total: number) => void, onLayers?: (layers: LayerImage[]) => void, vaeMerged = true): Promise<Decoded> {
     const latents = await this.decoderLatents(layout, grid, tokens);
     const patches = await this.transparentPatches(layout, latents);
     const layers = patchesToLayerImages(patches, layout);
     onPart?.(1, 2);
     onLayers?.(layers);
-    const [merged, background] = await this.vaeImages(layout, latents, [MERGED_LAYER, BACKGROUND_LAYER]);
+    const images = await this.vaeImages(layout, latents, vaeMerged ? [BACKGROUND_LAYER, MERGED_LAYER] : [BACKGROUND_LAYER]);
     onPart?.(2, 2);
-    return { latents, patches, layers, merged, background };
+    return { latents, patches, layers, background: images[0], ...(vaeMerged ? { merged: images[1] } : {}) };
   }
 
   /** `[L, 16, h, w]` for the decoders: grey latent outside each box, unscaled. */

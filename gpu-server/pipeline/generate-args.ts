@@ -34,10 +34,8 @@ export const USAGE = `usage: npm run generate -- [--layout layout.json] [--out d
   --seed n              noise seed, 0..${MAX_SEED} (default ${DEFAULT_SEED})
   --out dir             (default ${DEFAULT_OUT}) where layer_<i>.png, merged.png, background.png, merged_rgba.png, result.json go`;
 
-export interface GenerateJob {
-  prompt: string;
-  layout: Layout;
-  layoutFile: string;
+/** The knobs `npm run generate` and `npm run decompose` share. */
+export interface Knobs {
   model?: string;
   provider: Provider | 'auto';
   memory?: MemoryMode;
@@ -46,6 +44,37 @@ export interface GenerateJob {
   trueCfg: number;
   seed: number;
   out: string;
+}
+
+export interface GenerateJob extends Knobs {
+  prompt: string;
+  layout: Layout;
+  layoutFile: string;
+}
+
+/** The `parseArgs` options of the shared knobs (plus --prompt and --help). */
+export const KNOB_OPTIONS = {
+  prompt: { type: 'string' }, model: { type: 'string' }, provider: { type: 'string' }, memory: { type: 'string' }, steps: { type: 'string' },
+  guidance: { type: 'string' }, 'true-cfg': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' },
+} as const;
+
+type KnobValues = { [K in Exclude<keyof typeof KNOB_OPTIONS, 'help' | 'prompt'>]?: string };
+
+/** The shared knobs from parsed flags; throws an Error naming a bad flag. */
+export function readKnobs(values: KnobValues, defaultOut: string): Knobs {
+  if (values.memory !== undefined && !(MEMORY_MODES as readonly string[]).includes(values.memory)) throw new Error(`--memory must be ${MEMORY_MODES.join(' or ')}, got "${values.memory}"`);
+  const provider = values.provider ?? 'auto';
+  if (provider !== 'auto' && !(PROVIDERS as readonly string[]).includes(provider)) throw new Error(`--provider must be ${PROVIDERS.join(', ')} or auto, got "${provider}"`);
+  return {
+    model: values.model,
+    provider: provider as Knobs['provider'],
+    memory: values.memory as MemoryMode | undefined,
+    steps: number('steps', values.steps, DEFAULT_STEPS, stepsSchema, `an integer from ${MIN_STEPS} to ${MAX_STEPS}`),
+    guidance: number('guidance', values.guidance, DEFAULT_GUIDANCE, guidanceSchema, `a number from ${MIN_GUIDANCE} to ${MAX_GUIDANCE}`),
+    trueCfg: number('true-cfg', values['true-cfg'], DEFAULT_TRUE_CFG, trueCfgSchema, `a number from ${MIN_TRUE_CFG} to ${MAX_TRUE_CFG}`),
+    seed: number('seed', values.seed, DEFAULT_SEED, seedSchema, `an integer from 0 to ${MAX_SEED}`),
+    out: values.out ?? defaultOut,
+  };
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -111,7 +140,7 @@ export function layoutAt(c: LayoutFileCase, resolution: number | undefined): Lay
 }
 
 /** A numeric flag, checked against the same schema the bridge and the pipeline use (domain/params.ts). */
-const number = (name: string, raw: string | undefined, fallback: number, schema: z.ZodType<number>, what: string): number => {
+export const number = (name: string, raw: string | undefined, fallback: number, schema: z.ZodType<number>, what: string): number => {
   if (raw === undefined) return fallback;
   const n = Number(raw);
   if (raw.trim() === '' || !schema.safeParse(n).success) throw new Error(`--${name} must be ${what}, got "${raw}"`);
@@ -125,11 +154,7 @@ export function parseGenerateArgs(argv: string[], readFile: (path: string) => st
   try {
     const { values } = parseArgs({
       args: argv.filter((a) => a !== '--'),
-      options: {
-        prompt: { type: 'string' }, layout: { type: 'string' }, case: { type: 'string' }, model: { type: 'string' },
-        provider: { type: 'string' }, memory: { type: 'string' }, resolution: { type: 'string' }, steps: { type: 'string' }, guidance: { type: 'string' },
-        'true-cfg': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' },
-      },
+      options: { ...KNOB_OPTIONS, layout: { type: 'string' }, case: { type: 'string' }, resolution: { type: 'string' } },
       strict: true,
     });
     if (values.help) return { ok: false, error: USAGE };
@@ -137,10 +162,7 @@ export function parseGenerateArgs(argv: string[], readFile: (path: string) => st
       values.layout = DEFAULT_LAYOUT_FILE;
       values.case ??= DEFAULT_CASE;
     }
-    values.out ??= DEFAULT_OUT;
-    if (values.memory !== undefined && !(MEMORY_MODES as readonly string[]).includes(values.memory)) return { ok: false, error: `--memory must be ${MEMORY_MODES.join(' or ')}, got "${values.memory}"` };
-    const provider = values.provider ?? 'auto';
-    if (provider !== 'auto' && !(PROVIDERS as readonly string[]).includes(provider)) return { ok: false, error: `--provider must be ${PROVIDERS.join(', ')} or auto, got "${provider}"` };
+    const knobs = readKnobs(values, DEFAULT_OUT);
     let text: string;
     try {
       text = readFile(values.layout);
@@ -164,19 +186,7 @@ export function parseGenerateArgs(argv: string[], readFile: (path: string) => st
     if (!promptCheck.success) return { ok: false, error: `--prompt: ${promptCheck.error.issues[0].message}` };
     return {
       ok: true,
-      value: {
-        prompt,
-        layout,
-        layoutFile: values.layout,
-        model: values.model,
-        provider: provider as GenerateJob['provider'],
-        memory: values.memory as MemoryMode | undefined,
-        steps: number('steps', values.steps, DEFAULT_STEPS, stepsSchema, `an integer from ${MIN_STEPS} to ${MAX_STEPS}`),
-        guidance: number('guidance', values.guidance, DEFAULT_GUIDANCE, guidanceSchema, `a number from ${MIN_GUIDANCE} to ${MAX_GUIDANCE}`),
-        trueCfg: number('true-cfg', values['true-cfg'], DEFAULT_TRUE_CFG, trueCfgSchema, `a number from ${MIN_TRUE_CFG} to ${MAX_TRUE_CFG}`),
-        seed: number('seed', values.seed, DEFAULT_SEED, seedSchema, `an integer from 0 to ${MAX_SEED}`),
-        out: values.out,
-      },
+      value: { ...knobs, prompt, layout, layoutFile: values.layout },
     };
   } catch (e) {
     return { ok: false, error: (e as Error).message };

@@ -1,13 +1,14 @@
 /**
- * What `npm run generate` writes: every layer as a whole-canvas RGBA PNG, the VAE's merged and
- * background images, the background with the layers composited over it in order, and
- * `result.json` describing the run.
+ * What `npm run generate` and `npm run decompose` write: every layer as a whole-canvas RGBA PNG,
+ * the merged image (the VAE's, or a decomposition's composite) and the VAE's background, the
+ * background with the layers composited over it in order, and `result.json` describing the run.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BACKGROUND_LAYER, type Layout, MERGED_LAYER } from '../../domain/layout.ts';
+import { type Layout } from '../../domain/layout.ts';
+import { composite } from './composite.ts';
 import { encodePng, rgbToRgba } from './png.ts';
-import type { GenerateResult, LayerImage, RgbImage } from './types.ts';
+import type { GenerateResult, LayerImage } from './types.ts';
 
 /** A layer cropped to its box, placed on a transparent canvas. */
 export function layerOnCanvas(layer: LayerImage, width: number, height: number): Uint8Array {
@@ -19,31 +20,6 @@ export function layerOnCanvas(layer: LayerImage, width: number, height: number):
   return out;
 }
 
-/** The opaque background with each child layer (index 2 and up) drawn over it in order ("over" operator). */
-export function composite(background: RgbImage, layers: LayerImage[]): Uint8Array {
-  const { width, height } = background;
-  const out = new Float64Array(width * height * 3);
-  for (let i = 0; i < out.length; i++) out[i] = background.rgb[i];
-  for (const layer of layers) {
-    if (layer.index === MERGED_LAYER || layer.index === BACKGROUND_LAYER) continue;
-    const [x1, y1] = layer.box;
-    for (let y = 0; y < layer.height; y++) {
-      for (let x = 0; x < layer.width; x++) {
-        const s = (y * layer.width + x) * 4;
-        const a = layer.rgba[s + 3] / 255;
-        const d = ((y1 + y) * width + x1 + x) * 3;
-        for (let c = 0; c < 3; c++) out[d + c] = layer.rgba[s + c] * a + out[d + c] * (1 - a);
-      }
-    }
-  }
-  const rgba = new Uint8Array(width * height * 4);
-  for (let p = 0; p < width * height; p++) {
-    for (let c = 0; c < 3; c++) rgba[p * 4 + c] = Math.round(out[p * 3 + c]);
-    rgba[p * 4 + 3] = 255;
-  }
-  return rgba;
-}
-
 export interface RunDescription {
   prompt: string;
   layout: Layout;
@@ -51,6 +27,9 @@ export interface RunDescription {
   guidance: number;
   trueCfg: number;
   layoutFile?: string;
+  /** A decomposition's flat image and adapter weight. */
+  imageFile?: string;
+  conditioningScale?: number;
 }
 
 /** Writes every output file into `dir`; returns their names. */
@@ -65,7 +44,7 @@ export function writeGenerateOutputs(dir: string, result: GenerateResult, run: R
   for (const layer of result.layers) put(`layer_${layer.index}.png`, encodePng(width, height, layerOnCanvas(layer, width, height)));
   put('merged.png', encodePng(width, height, rgbToRgba(result.merged.rgb)));
   put('background.png', encodePng(width, height, rgbToRgba(result.background.rgb)));
-  put('merged_rgba.png', encodePng(width, height, composite(result.background, result.layers)));
+  put('merged_rgba.png', encodePng(width, height, rgbToRgba(composite(result.background, result.layers).rgb)));
   const description = {
     ...(result.tiny ? { warning: 'TINY MODEL: random weights, these images are noise. Convert real ART weights with `npm run convert`.' } : {}),
     model: result.model,
@@ -74,6 +53,7 @@ export function writeGenerateOutputs(dir: string, result: GenerateResult, run: R
     prompt: run.prompt,
     promptTruncated: result.promptTruncated,
     layoutFile: run.layoutFile,
+    ...(run.imageFile !== undefined ? { imageFile: run.imageFile, conditioningScale: run.conditioningScale } : {}),
     width,
     height,
     boxes: run.layout.boxes,

@@ -24,6 +24,10 @@ export class GraphSession {
     return this.inputTypes.has(name);
   }
 
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
   /** Runs the graph; returns the requested float outputs as float32 with their dims. */
   async run(feeds: Record<string, Feed>, outputs: readonly string[]): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
     const tensors: Record<string, ort.Tensor> = {};
@@ -48,6 +52,11 @@ export class GraphSession {
 
   release(): Promise<void> {
     return this.session.release();
+  }
+
+  /** The graph's inputs with their declared dims (symbolic ones as names). */
+  inputs(): Array<{ name: string; dims: ReadonlyArray<number | string> }> {
+    return this.session.inputMetadata.filter((m) => m.isTensor).map((m) => ({ name: m.name, dims: m.isTensor ? m.shape : [] }));
   }
 
   private halvesOnce(data: Float32Array, dims: number[]): ort.Tensor {

@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { freemem } from 'node:os';
+import type { JobKind } from '../constants.ts';
 import type { Provider } from '../onnx/session.ts';
 
 export const MEMORY_MODES = ['resident', 'text-on-demand'] as const;
@@ -50,6 +51,31 @@ export function planMemory(textBytes: number, restBytes: number, freeBytes: numb
       ? `memory plan: all graphs resident on ${device} (${why})`
       : `memory plan: text encoders (${gb(textBytes)}) loaded per new prompt and released before the transformer; the rest (${gb(restBytes)}) resident on ${device} (${why})`;
   return { mode, textBytes, restBytes, freeBytes, device, summary };
+}
+
+/** A graph's weight bytes and the jobs that run it. */
+export interface GraphWeights {
+  name: string;
+  bytes: number;
+  jobs: readonly JobKind[];
+}
+
+/**
+ * For a folder that runs more than one job: each graph counted once with the jobs it serves, and
+ * what each job alone would hold, so the banner shows the shared transformer in memory once.
+ */
+export function sharingLine(graphs: readonly GraphWeights[]): string | undefined {
+  const kinds = [...new Set(graphs.flatMap((g) => g.jobs))];
+  if (kinds.length < 2) return undefined;
+  const sum = (gs: readonly GraphWeights[]) => gs.reduce((n, g) => n + g.bytes, 0);
+  const list = (gs: readonly GraphWeights[]) => [...gs].sort((a, b) => b.bytes - a.bytes).map((g) => `${g.name} ${gb(g.bytes)}`).join(', ');
+  const shared = graphs.filter((g) => g.jobs.length === kinds.length);
+  const own = kinds.map((k) => [k, graphs.filter((g) => g.jobs.length === 1 && g.jobs[0] === k)] as const).filter(([, gs]) => gs.length > 0);
+  return [
+    `weights by job: ${kinds.join(' + ')} share ${list(shared)} (one copy each)`,
+    ...own.map(([k, gs]) => `${k} only: ${list(gs)}`),
+    `${kinds.map((k) => `${k} alone would hold ${gb(sum(graphs.filter((g) => g.jobs.includes(k))))}`).join(', ')}, both jobs hold ${gb(sum(graphs))}`,
+  ].join('; ');
 }
 
 /** Free memory of the device a provider runs on: host RAM for the CPU, nvidia-smi for CUDA. */

@@ -3,6 +3,7 @@
  * out (RGBA layers cropped to their boxes). Plain data; the bridge and the CLI speak these. The
  * layout, keep list and parameter rules every side shares are in domain/.
  */
+import { JOB_KINDS, type JobKind } from '../constants.ts';
 import type { KeepEntry } from '../../domain/keep.ts';
 import type { BoxTuple, Layout } from '../../domain/layout.ts';
 import type { Sampling } from '../../domain/params.ts';
@@ -62,9 +63,7 @@ export interface DecomposeParams extends Sampling {
   conditioningScale: number;
 }
 
-/** The jobs a model folder can run: every model generates; one with an adapter also decomposes. */
-export const JOB_KINDS = ['generate', 'decompose'] as const;
-export type JobKind = (typeof JOB_KINDS)[number];
+export { JOB_KINDS, type JobKind };
 
 export interface Progress {
   stage: Stage;

@@ -194,6 +194,56 @@ test('upload attack: a flood of uploads (valid headers, bad data) is refused and
   });
 });
 
+/** The longest witness ping round trip while `uploader` sends 3 rounds of 4 uploads of `png` (for a 1024 x 1024 layout), each round answered. */
+async function pingsDuring(png: Uint8Array, code: string): Promise<number> {
+  const uploader = await TestClient.paired(tb.url);
+  const pinger = await TestClient.paired(tb.url);
+  const message = (id: string) => ({ ...decomposeMessage(id, png.length), layout: { width: 1024, height: 1024, boxes: [[0, 0, 1024, 1024], [0, 0, 1024, 1024]] }, params: { ...decomposeMessage(id, 0).params, resolution: 1024 } });
+  let worst = 0;
+  let pinging = true;
+  const pings = (async () => {
+    for (let i = 0; pinging; i++) {
+      const t0 = performance.now();
+      pinger.send({ type: 'ping', id: i });
+      await pinger.next((m) => m.type === 'pong' && m.id === i, 30_000);
+      worst = Math.max(worst, performance.now() - t0);
+      await sleep(50); // 20 a second: within the message budget
+    }
+  })();
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 4; i++) {
+      uploader.send(message(`p${round}-${i}`));
+      uploader.ws.send(png);
+    }
+    for (let i = 0; i < 4; i++) assert.equal((await uploader.error(undefined, 30_000)).code, code);
+  }
+  pinging = false;
+  await pings;
+  uploader.close();
+  pinger.close();
+  return worst;
+}
+
+test('upload attack: decoding uploads (1024 px, refused at their last row) holds up no one: pings meanwhile as after header-refused ones of the same size', async () => {
+  // Made inside the attack: the test's own 12 MB must not count as what the bridge kept.
+  await attack('decoding uploads', async () => {
+    // Incompressible rows, the last one's filter type invalid: the whole file is inflated and unfiltered, then refused.
+    const rows = new Uint8Array(1024 * (1 + 1024 * 4));
+    let seed = 7;
+    for (let i = 0; i < rows.length; i++) rows[i] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    for (let y = 0; y < 1024; y++) rows[y * (1 + 4096)] = y === 1023 ? 9 : 4;
+    const worst = pngFile(1024, 1024, 6, deflateSync(rows, { level: 1 }));
+    // The same bytes with a header of another size: refused before anything is inflated.
+    const harmless = new Uint8Array(worst);
+    harmless.set(pngFile(1008, 1024, 6, new Uint8Array(0)).subarray(0, 33));
+    const baseline = await pingsDuring(harmless, 'image_size_mismatch');
+    const decoding = await pingsDuring(worst, 'image_corrupt');
+    // Decoded on the main thread, each upload held the loop for its whole decode (40-250 ms here).
+    const ratio = decoding / Math.max(baseline, 20);
+    assert.ok(ratio < 4, `longest ping while decoding ${decoding.toFixed(0)} ms vs ${baseline.toFixed(0)} ms while refusing headers = ${ratio.toFixed(1)}x`);
+  });
+});
+
 test('upload attack: before pairing a frame over 1 MiB closes the socket (1009); once paired, an image up to the cap is read', async () => {
   const stranger = await RawWebSocket.open(tb.bridge.port);
   stranger.write(clientFrame(0x2, Buffer.alloc(2 * MiB)));

@@ -9,9 +9,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { checkConversion } from '../../gpu-server/model-folder/convert.ts';
+import { checkConversion, planConversion } from '../../gpu-server/model-folder/convert.ts';
+import { graphBuilders } from '../../gpu-server/model-folder/graphs.ts';
 import { ModelFolderError } from '../../gpu-server/model-folder/manifest.ts';
-import { t5Shapes, transformerShapes, writeStandInFolders, writeStandInShard } from './flux-dev-stand-in.ts';
+import { STAND_IN_ADAPTER_BLOCKS, t5Shapes, transformerShapes, writeStandInCld, writeStandInFolders, writeStandInShard } from './flux-dev-stand-in.ts';
 
 let root: string;
 let dirs: { flux: string; art: string; layerPe: string };
@@ -91,6 +92,37 @@ test('--check names the first problem of a broken folder', () => {
   }
   // /proc has no free space: the 64.5 GiB of fp32 weights (17.3 B parameters) do not fit there.
   assert.throws(() => checkConversion({ art: dirs.art, flux: dirs.flux }, 'fp32', '/proc/nowhere'), /not enough disk space for \/proc\/nowhere: need about 64\.5 GiB/);
+});
+
+test('--check plans both jobs at full size from the decomposition downloads: one transformer graph taking job and the adapter\'s samples, the adapter graph, in seconds', () => {
+  const cldRoot = mkdtempSync(join(tmpdir(), 'art-check-cld-'));
+  try {
+    const cld = writeStandInCld(cldRoot);
+    const sources = { flux: dirs.flux, transformerBase: dirs.flux, layerPe: dirs.layerPe, transpVae: TRANSP(), adapter: cld.adapter, adapterLora: cld.adapterLora, layerLora: cld.layerLora, decomposeLayerPe: cld.layerPe };
+    const t0 = performance.now();
+    const lines = checkConversion(sources, 'fp16');
+    const seconds = (performance.now() - t0) / 1000;
+    const text = lines.join('\n');
+    assert.match(lines[0], /^plan: FLUX\.1-dev \+ ART layer_pe \+ CLD adapter \+ LoRA pytorch_lora_weights\.safetensors@1 \(decompose\) \(fp16\)/);
+    assert.match(text, /jobs: generate, decompose \(one transformer graph for both/);
+    // CLD's targets: 8 Linears in each of 19 double blocks, 4 in each of 38 single blocks; the adapter's 8 in each of its blocks.
+    assert.match(text, /LoRA 1: pytorch_lora_weights\.safetensors \(diffusers_peft\) into the transformer, scale 1, 304 weights changed, applied in-graph for decompose only/);
+    assert.match(text, new RegExp(`LoRA 2: pytorch_lora_weights\\.safetensors \\(diffusers_peft\\) into the adapter, scale 1, ${8 * STAND_IN_ADAPTER_BLOCKS} weights changed, fused`));
+    assert.match(text, new RegExp(`adapter \\(FLUX\\.1-dev-Controlnet-Inpainting-Alpha, ${STAND_IN_ADAPTER_BLOCKS} \\+ 0 blocks\\)`));
+    for (const g of ['transformer', 'adapter']) assert.match(text, new RegExp(`graph ${g}: \\d+ nodes`));
+    assert.ok(seconds < 120, `${seconds} s`);
+    // The structure the bridge will open: the transformer takes job and one sample per adapter block.
+    const plan = planConversion(sources, 'fp16');
+    const graph = graphBuilders(plan.components, 'fp16').transformer!();
+    const inputs = graph.inputs.map((i) => i.name);
+    assert.ok(inputs.includes('job'));
+    assert.deepEqual(inputs.filter((n) => n.startsWith('adapter_')), Array.from({ length: STAND_IN_ADAPTER_BLOCKS }, (_, j) => `adapter_block_sample_${j}`));
+    // Both layer_pe tables and every LoRA module's A and B beside the shared weights, nothing fused into them.
+    assert.ok(graph.initializers.has('decompose.layer_pe') && graph.initializers.has('layer_pe'));
+    assert.equal([...graph.initializers.keys()].filter((k) => k.includes('.lora_branch.')).length, 2 * 304);
+  } finally {
+    rmSync(cldRoot, { recursive: true, force: true });
+  }
 });
 
 function readFileSyncText(file: string): string {

@@ -122,3 +122,61 @@ function writeFileJson(file: string, value: unknown): void {
     closeSync(fd);
   }
 }
+
+/** Alimama's Inpainting-Alpha ControlNet blocks in the stand-in (the real config.json's count is read, whatever it is). */
+export const STAND_IN_ADAPTER_BLOCKS = 6;
+/** The stand-in LoRAs' rank (CLD trains rank 64; the rank changes no structure, only the test's memory). */
+export const STAND_IN_LORA_RANK = 8;
+
+/** CLD's LoRA targets (set_lora_into_transformer) in `blocks` double and `single` single blocks, as diffusers names them. */
+function cldLoraModules(blocks: number, single: number): string[] {
+  const double = ['attn.to_q', 'attn.to_k', 'attn.to_v', 'attn.to_out.0', 'attn.add_q_proj', 'attn.add_k_proj', 'attn.add_v_proj', 'attn.to_add_out'];
+  return [
+    ...Array.from({ length: blocks }, (_, i) => double.map((m) => `transformer_blocks.${i}.${m}`)).flat(),
+    ...Array.from({ length: single }, (_, i) => ['attn.to_q', 'attn.to_k', 'attn.to_v', 'proj_out'].map((m) => `single_transformer_blocks.${i}.${m}`)).flat(),
+  ];
+}
+
+/** A diffusers LoRA file over `modules` of `shapes` (the `transformer.` prefix, no alphas), data as holes. */
+function writeStandInLora(file: string, modules: string[], shapes: Shapes): void {
+  const out: Shapes = {};
+  for (const m of modules) {
+    const [rows, cols] = shapes[`${m}.weight`];
+    out[`transformer.${m}.lora_A.weight`] = [STAND_IN_LORA_RANK, cols];
+    out[`transformer.${m}.lora_B.weight`] = [rows, STAND_IN_LORA_RANK];
+  }
+  writeStandInShard(file, out, 'F32');
+}
+
+/**
+ * `<root>/FLUX.1-dev-Controlnet-Inpainting-Alpha` (a FluxControlNetModel folder: the FLUX
+ * transformer's embedders and first blocks by the reference's names and shapes, the
+ * controlnet_* Linears, config.json with a diffusers FluxControlNetModel's fields) and
+ * `<root>/CLD/ckpt/decouple_LoRA` (the adapter and transformer LoRAs over CLD's targets,
+ * `layer_pe`), at full size with holes for data.
+ */
+export function writeStandInCld(root: string): { adapter: string; adapterLora: string; layerLora: string; layerPe: string } {
+  const t = reference.transformer;
+  const d = (t.config.num_attention_heads as number) * (t.config.attention_head_dim as number);
+  const adapter = join(root, 'FLUX.1-dev-Controlnet-Inpainting-Alpha');
+  mkdirSync(adapter, { recursive: true });
+  const config = { _class_name: 'FluxControlNetModel', _diffusers_version: '0.30.0.dev0', ...Object.fromEntries(Object.entries(t.config).filter(([k]) => k !== 'max_layer_num')), conditioning_embedding_channels: null, extra_condition_channels: 4, num_layers: STAND_IN_ADAPTER_BLOCKS, num_mode: null, num_single_layers: 0 };
+  writeFileJson(join(adapter, 'config.json'), config);
+  const shapes: Shapes = {};
+  for (const [name, shape] of Object.entries(t.keys)) {
+    const block = /^transformer_blocks\.(\d+)\./.exec(name);
+    const stem = /^(x_embedder|context_embedder|time_text_embed)\./.test(name);
+    if (stem || (block && Number(block[1]) < STAND_IN_ADAPTER_BLOCKS)) shapes[name] = shape;
+  }
+  for (let i = 0; i < STAND_IN_ADAPTER_BLOCKS; i++) Object.assign(shapes, { [`controlnet_blocks.${i}.weight`]: [d, d], [`controlnet_blocks.${i}.bias`]: [d] });
+  Object.assign(shapes, { 'controlnet_x_embedder.weight': [d, 64 + 4], 'controlnet_x_embedder.bias': [d] });
+  writeStandInShard(join(adapter, 'diffusion_pytorch_model.safetensors'), shapes);
+
+  const decouple = join(root, 'CLD', 'ckpt', 'decouple_LoRA');
+  for (const part of ['adapter', 'transformer']) mkdirSync(join(decouple, part), { recursive: true });
+  writeStandInLora(join(decouple, 'adapter', 'pytorch_lora_weights.safetensors'), cldLoraModules(STAND_IN_ADAPTER_BLOCKS, 0), shapes);
+  writeStandInLora(join(decouple, 'transformer', 'pytorch_lora_weights.safetensors'), cldLoraModules(t.config.num_layers as number, t.config.num_single_layers as number), t.keys);
+  const layerPe = join(decouple, 'layer_pe.safetensors');
+  writeStandInShard(layerPe, { layer_pe: t.keys.layer_pe }, 'F32');
+  return { adapter, adapterLora: join(decouple, 'adapter'), layerLora: join(decouple, 'transformer'), layerPe };
+}
