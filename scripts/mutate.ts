@@ -33,6 +33,9 @@ export const SCOPE: Record<string, string[]> = {
   'plugin/insert.ts': ['test/plugin/insert.test.ts'],
   'plugin/regenerate.ts': ['test/plugin/regenerate.test.ts', 'test/plugin/replace.test.ts'],
   'plugin/replace.ts': ['test/plugin/replace.test.ts'],
+  'plugin/job-images.ts': ['test/plugin/job-images.test.ts', 'test/ui/job-desk.test.ts'],
+  'ui/job-desk.ts': ['test/ui/job-desk.test.ts'],
+  'ui/jobs.ts': ['test/ui/jobs.test.ts', 'test/ui/job-desk.test.ts'],
 };
 
 const root = join(import.meta.dirname, '..');

@@ -14,7 +14,7 @@ import { parseTransparentDecoderConfig, patchesToRgba } from '../models/transpar
 import { parseVaeConfig } from '../models/vae.ts';
 import { checkpointWeights } from '../onnx/graph.ts';
 import { Checkpoint, loadAll } from '../onnx/safetensors.ts';
-import { openSession } from '../onnx/session.ts';
+import { openSession, type Provider } from '../onnx/session.ts';
 import { Denoiser } from '../pipeline/denoiser.ts';
 import { GraphSession } from '../pipeline/graph-session.ts';
 import { transformerTokens } from '../pipeline/layout-tokens.ts';
@@ -43,7 +43,7 @@ const component = <C>(dir: string, parse: (json: unknown) => C) => ({
   weights: checkpointWeights(Checkpoint.open(join(dir, 'weights.safetensors'))),
 });
 
-export async function check(dir: string): Promise<GoldenReport> {
+export async function check(dir: string, provider: Provider = 'cpu'): Promise<GoldenReport> {
   const c = readCase(dir);
   const caseFile = join(dir, 'case.json');
   const layout = caseLayout(c, caseFile);
@@ -88,7 +88,7 @@ export async function check(dir: string): Promise<GoldenReport> {
       const build = builders[name];
       if (!build) throw new GoldenError(`no builder for ${name}`);
       writeGraph(scratch, name, build);
-      return new GraphSession(name, (await openSession(join(scratch, `${name}.onnx`), 'cpu')).session);
+      return new GraphSession(name, (await openSession(join(scratch, `${name}.onnx`), provider)).session);
     };
     const graphs = {
       transformer: await open('transformer'),
