@@ -24,6 +24,8 @@ test('parseCli: defaults, and each bad flag says what is wrong', () => {
     [full.options.port, full.options.provider, full.options.memory, full.options.allowOrigins, full.options.cancelOnShutdown, full.options.build],
     [9000, 'cuda', 'text-on-demand', ['https://a.example', 'http://b:3000'], true, false],
   );
+  const door = parseCli(['--queue', 'redis://127.0.0.1:6379', '--stalled-ms', '2500']);
+  assert.ok(door.ok && door.options.stalledMs === 2500);
   for (const [args, words] of [
     [['--port', 'x'], /--port/],
     [['--port', '70000'], /--port/],
@@ -32,6 +34,8 @@ test('parseCli: defaults, and each bad flag says what is wrong', () => {
     [['--allow-origin', 'https://a.example/path'], /--allow-origin/],
     [['--keep-jobs', '0'], /--keep-jobs/],
     [['--bogus'], /bogus/],
+    [['--stalled-ms', '2000'], /--stalled-ms is a studio front door's option: it needs --queue/],
+    [['--queue', 'redis://127.0.0.1:6379', '--stalled-ms', '0'], /--stalled-ms must be a positive integer/],
   ] as const) {
     const r = parseCli([...args]);
     assert.ok(!r.ok && words.test(r.error), `${args.join(' ')} -> ${JSON.stringify(r)}`);

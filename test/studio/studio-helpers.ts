@@ -28,14 +28,26 @@ export class WorkerProcess {
     return this.child.exited;
   }
 
-  /** Starts `npm run worker` (as node + tsx) and waits until it says it is ready. */
-  static async start(redis: TestRedis, name: string, fake: FakeOptions = {}): Promise<WorkerProcess> {
+  /**
+   * Starts `npm run worker` (as node + tsx) and waits until it says it is ready. `factory` null:
+   * the real pipeline (the tiny model); `timings` other lock and check times (benchmarks);
+   * `nodeArgs` go before the script (a preloaded probe).
+   */
+  static async start(
+    redis: TestRedis,
+    name: string,
+    fake: FakeOptions = {},
+    factory: string | null = FAKE_FACTORY,
+    o: { timings?: Partial<typeof TIMINGS>; nodeArgs?: string[] } = {},
+  ): Promise<WorkerProcess> {
+    const t = { ...TIMINGS, ...o.timings };
     const child = TestChild.spawn(
       process.execPath,
       [
-        '--import', 'tsx', 'bridge/studio/worker-cli.ts',
-        '--queue', redis.url, '--name', name, '--pipeline', FAKE_FACTORY, '--pipeline-options', JSON.stringify({ stepMs: 40, ...fake }),
-        '--lock-ms', String(TIMINGS.lockMs), '--stalled-ms', String(TIMINGS.stalledMs), '--heartbeat-ms', String(TIMINGS.heartbeatMs),
+        '--import', 'tsx', ...(o.nodeArgs ?? []), 'bridge/studio/worker-cli.ts',
+        '--queue', redis.url, '--name', name,
+        ...(factory === null ? [] : ['--pipeline', factory, '--pipeline-options', JSON.stringify({ stepMs: 40, ...fake })]),
+        '--lock-ms', String(t.lockMs), '--stalled-ms', String(t.stalledMs), '--heartbeat-ms', String(t.heartbeatMs),
       ],
       { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ART_REDIS_PASSWORD: REDIS_PASSWORD } },
     );
@@ -61,7 +73,7 @@ export interface TestFrontDoor {
   close(): Promise<void>;
 }
 
-export async function startFrontDoor(redis: TestRedis, limits: { jobsPerClient?: number; queueLength?: number } = {}): Promise<TestFrontDoor> {
+export async function startFrontDoor(redis: TestRedis, limits: { jobsPerClient?: number; queueLength?: number } = {}, stalledMs = TIMINGS.stalledMs): Promise<TestFrontDoor> {
   const outputs = await mkdtemp(join(tmpdir(), 'art-frontdoor-test-'));
   const parsed = parseRedisUrl(redis.url, { ART_REDIS_PASSWORD: REDIS_PASSWORD });
   if (!parsed.ok) throw new Error(parsed.error);
@@ -69,7 +81,7 @@ export async function startFrontDoor(redis: TestRedis, limits: { jobsPerClient?:
   const bridge = await startBridge(
     bridgeOptions(outputs, {
       keepJobs: 50,
-      executor: { kind: 'queue', target: parsed.target, checkMs: CHECK_MS },
+      executor: { kind: 'queue', target: parsed.target, checkMs: CHECK_MS, stalledMs },
       cancelOnShutdown: true,
       limits: { jobsPerClient: 8, ...limits },
       log: (line) => {

@@ -27,6 +27,9 @@ before(async () => {
     WorkerProcess.start(redis, 'w3', { model: 'other', jobs: ['generate'] }),
   ]);
   door = await startFrontDoor(redis);
+  // The front door listens at once and learns its workers at its first check: the fair-order test
+  // below needs its first jobs to start as they are sent, not all at once when the models appear.
+  await waitFor(async () => (await workersInHealth()).length === 3, 'the front door to see its 3 workers');
 });
 
 after(async () => {
