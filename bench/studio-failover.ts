@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { TestClient, collectJob } from '../test/bridge/helpers.ts';
+import { TestClient, collectJob } from '../test/support/bridge.ts';
 import { TestRedis } from '../test/studio/redis-server.ts';
 import { WorkerProcess, startFrontDoor, starts } from '../test/studio/studio-helpers.ts';
 import { DEFAULT_STUDIO_TIMINGS } from '../bridge/studio/keys.ts';

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { PROTOCOL_VERSION } from '../../bridge/protocol/messages.ts';
-import { startTestBridge, TOKEN } from './helpers.ts';
+import { startTestBridge, TOKEN } from '../support/bridge.ts';
 
 interface Outcome {
   welcomed: boolean;

@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Queue } from 'bullmq';
-import { TestClient, generateMessage, collectJob } from '../bridge/helpers.ts';
+import { TestClient, generateMessage, collectJob } from '../support/bridge.ts';
 import { TestRedis, REDIS_PASSWORD } from './redis-server.ts';
 import { TIMINGS, WorkerProcess, startFrontDoor, starts, type TestFrontDoor } from './studio-helpers.ts';
 import { KEY_PREFIX, queueName } from '../../bridge/studio/keys.ts';

@@ -6,7 +6,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestClient, generateMessage, collectJob } from '../bridge/helpers.ts';
+import { TestClient, generateMessage, collectJob } from '../support/bridge.ts';
 import { TestRedis } from './redis-server.ts';
 import { WorkerProcess, startFrontDoor, type TestFrontDoor } from './studio-helpers.ts';
 
