@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other (they would disturb each other's timings
  * if run together), each printing its table and how to read it. `npm run bench -- crop bridge`
- * runs only the ones named (crop, bridge, png, plugin, figma, studio, regenerate, upload, decompose, stages, precision, ceiling, jobs).
+ * runs only the ones named (crop, bridge, png, plugin, figma, studio, regenerate, upload, decompose, stages, precision, ceiling, jobs, webgpu).
  */
 import { main as cropVsFull } from './crop-vs-full.ts';
 import { main as bridge } from './bridge.ts';
@@ -17,6 +17,7 @@ import { main as regenerate } from './regenerate.ts';
 import { main as upload } from './flat-image.ts';
 import { main as decompose } from './decompose.ts';
 import { main as jobSwitch } from './job-switch.ts';
+import { main as webgpu } from './webgpu-swiftshader.ts';
 import { fixed, machineLine } from './stats.ts';
 
 const BENCHES: Record<string, () => Promise<unknown>> = {
@@ -36,6 +37,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   stages: () => stages(),
   precision: () => precision(),
   jobs: () => jobSwitch(),
+  webgpu: () => webgpu(),
 };
 
 const asked = process.argv.slice(2).filter((a) => a !== '--');

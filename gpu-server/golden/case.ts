@@ -9,7 +9,7 @@ import type { Layout } from '../../domain/layout.ts';
 import type { GraphBuilder } from '../onnx/graph.ts';
 import { writeModel } from '../onnx/onnx-writer.ts';
 import { loadAll, toFloat32 } from '../onnx/safetensors.ts';
-import { floatsOf, openSession, type ort } from '../onnx/session.ts';
+import { floatsOf, openSession, type ort, type Provider } from '../onnx/session.ts';
 import type { GoldenReport } from './compare.ts';
 
 export const GOLDEN_KINDS = ['transformer', 'transp_vae', 'vae', 'clip_text', 't5_encoder', 'scheduler', 'pipeline', 'cld_adapter', 'cld_pipeline', 'cld_lora'] as const;
@@ -82,14 +82,15 @@ export async function withScratch<T>(fn: (dir: string) => Promise<T>): Promise<T
 }
 
 /**
- * Writes `graph` to a scratch folder, opens it on the CPU provider, runs it once with `feeds` and
- * returns every output (float outputs as float32). Each golden check goes through here.
+ * Writes `graph` to a scratch folder, opens it on `provider` (the CPU unless asked: the golden
+ * bar), runs it once with `feeds` and returns every output (float outputs as float32). Each
+ * golden check goes through here.
  */
-export async function runGraphOnce(graph: GraphBuilder, feeds: Record<string, ort.Tensor>): Promise<Record<string, Float32Array>> {
+export async function runGraphOnce(graph: GraphBuilder, feeds: Record<string, ort.Tensor>, provider: Provider = 'cpu'): Promise<Record<string, Float32Array>> {
   return withScratch(async (scratch) => {
     const path = join(scratch, `${graph.name}.onnx`);
     writeModel(graph, path);
-    const { session } = await openSession(path, 'cpu');
+    const { session } = await openSession(path, provider);
     try {
       const out = await session.run(feeds);
       return Object.fromEntries(Object.entries(out).map(([name, t]) => [name, floatsOf(t)]));
@@ -99,8 +100,9 @@ export async function runGraphOnce(graph: GraphBuilder, feeds: Record<string, or
   });
 }
 
-export async function checkCase(dir: string): Promise<GoldenReport> {
+/** Checks a case folder with its kind's checker, its graphs run on `provider`. */
+export async function checkCase(dir: string, provider: Provider = 'cpu'): Promise<GoldenReport> {
   const c = readCase(dir);
-  const mod = (await import(`./${c.kind}-case.ts`)) as { check(dir: string): Promise<GoldenReport> };
-  return mod.check(dir);
+  const mod = (await import(`./${c.kind}-case.ts`)) as { check(dir: string, provider: Provider): Promise<GoldenReport> };
+  return mod.check(dir, provider);
 }

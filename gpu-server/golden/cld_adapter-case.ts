@@ -11,7 +11,7 @@ import { adapterSamples, buildAdapter, checkAdapterFits, parseAdapterConfig, wit
 import { buildTransformer, doubleSampleName, parseTransformerConfig, sampleForBlock, singleSampleName, type TransformerConfig } from '../models/transformer.ts';
 import { checkpointWeights } from '../onnx/graph.ts';
 import { Checkpoint } from '../onnx/safetensors.ts';
-import { ort } from '../onnx/session.ts';
+import { ort, type Provider } from '../onnx/session.ts';
 import { PACKED_CONDITION, tokenCondition } from '../pipeline/condition.ts';
 import { transformerTokens } from '../pipeline/layout-tokens.ts';
 import { scatterTokens } from '../pipeline/packing.ts';
@@ -61,7 +61,7 @@ export type CldRun = (feeds: Record<string, ort.Tensor>) => Promise<Record<strin
  * `adapter_single_block_samples.<i>` it holds, and `noise_pred` inside the boxes. `run` replaces
  * the graphs built from `models` (a converted model folder's sessions).
  */
-export async function checkCld(kind: string, dir: string, inputsDir: string, models: CldModels, outputsFile: string, run?: { adapter: CldRun; transformer: CldRun }): Promise<GoldenReport> {
+export async function checkCld(kind: string, dir: string, inputsDir: string, models: CldModels, outputsFile: string, run?: { adapter: CldRun; transformer: CldRun }, provider: Provider = 'cpu'): Promise<GoldenReport> {
   const c = readCase(dir);
   const caseFile = join(dir, 'case.json');
   const layout = caseLayout(c, caseFile);
@@ -87,8 +87,8 @@ export async function checkCld(kind: string, dir: string, inputsDir: string, mod
 
   const feeds = fluxFeeds(grid, rope, latents.data, inputs, inputsFile, transformer.config.guidanceEmbeds);
   const cond = need(inputs, 'adapter_cond', inputsFile);
-  const runAdapter: CldRun = run?.adapter ?? ((f) => runGraphOnce(buildAdapter(adapter.config, withLayerPe(adapter.weights, transformer.weights), transformer.config.maxLayerNum), f));
-  const runTransformer: CldRun = run?.transformer ?? ((f) => runGraphOnce(buildTransformer(transformer.config, transformer.weights, 'float32', { residuals: counts }), f));
+  const runAdapter: CldRun = run?.adapter ?? ((f) => runGraphOnce(buildAdapter(adapter.config, withLayerPe(adapter.weights, transformer.weights), transformer.config.maxLayerNum), f, provider));
+  const runTransformer: CldRun = run?.transformer ?? ((f) => runGraphOnce(buildTransformer(transformer.config, transformer.weights, 'float32', { residuals: counts }), f, provider));
   const samples = await runAdapter({
     ...feeds,
     condition: new ort.Tensor('float32', tokenCondition(cond.data, grid), [1, grid.count, PACKED_CONDITION]),
@@ -114,6 +114,6 @@ export async function checkCld(kind: string, dir: string, inputsDir: string, mod
   return { kind, dir, comparisons };
 }
 
-export function check(dir: string): Promise<GoldenReport> {
-  return checkCld('cld_adapter', dir, dir, cldModels(dir), join(dir, 'outputs.safetensors'));
+export function check(dir: string, provider: Provider = 'cpu'): Promise<GoldenReport> {
+  return checkCld('cld_adapter', dir, dir, cldModels(dir), join(dir, 'outputs.safetensors'), undefined, provider);
 }

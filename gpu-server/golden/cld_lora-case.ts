@@ -11,6 +11,7 @@ import { readLayerPe } from '../model-folder/convert.ts';
 import { fusedWeights, loadLoras } from '../model-folder/lora.ts';
 import { innerDim } from '../models/transformer.ts';
 import type { WeightSource } from '../onnx/graph.ts';
+import type { Provider } from '../onnx/session.ts';
 import { GoldenError, readCase } from './case.ts';
 import { checkCld, cldModels } from './cld_adapter-case.ts';
 import type { GoldenReport } from './compare.ts';
@@ -27,7 +28,7 @@ function replaced(base: WeightSource, key: string, tensor: { shape: number[]; da
   };
 }
 
-export function check(dir: string): Promise<GoldenReport> {
+export function check(dir: string, provider: Provider = 'cpu'): Promise<GoldenReport> {
   const caseFile = join(dir, 'case.json');
   const parsed = caseSchema.safeParse(readCase(dir));
   if (!parsed.success) throw new GoldenError(`${caseFile}: a cld_lora case needs "base", "loras" ({ file: { into, fused_scale } }) and "layer_pe" (${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message})`);
@@ -43,5 +44,5 @@ export function check(dir: string): Promise<GoldenReport> {
   };
   const transformer = { config: { ...models.transformer.config, maxLayerNum: pe.shape[1] }, weights: fuse('transformer', replaced(models.transformer.weights, 'layer_pe', pe)) };
   const adapter = { config: models.adapter.config, weights: fuse('adapter', models.adapter.weights) };
-  return checkCld('cld_lora', dir, baseDir, { transformer, adapter }, join(dir, 'outputs.safetensors'));
+  return checkCld('cld_lora', dir, baseDir, { transformer, adapter }, join(dir, 'outputs.safetensors'), undefined, provider);
 }

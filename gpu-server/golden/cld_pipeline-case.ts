@@ -14,6 +14,7 @@ import { parseTransparentDecoderConfig } from '../models/transparent-decoder.ts'
 import { parseVaeConfig } from '../models/vae.ts';
 import { checkpointWeights } from '../onnx/graph.ts';
 import { Checkpoint, loadAll } from '../onnx/safetensors.ts';
+import type { Provider } from '../onnx/session.ts';
 import { tokenCondition } from '../pipeline/condition.ts';
 import { transformerTokens } from '../pipeline/layout-tokens.ts';
 import { gatherTokens } from '../pipeline/packing.ts';
@@ -33,7 +34,7 @@ const caseSchema = z.object({
 /** CLD's adapter condition tolerance (README: `adapter_cond` 1e-5 relative). */
 const CONDITION_TOLERANCE = 1e-5;
 
-export async function check(dir: string): Promise<GoldenReport> {
+export async function check(dir: string, provider: Provider = 'cpu'): Promise<GoldenReport> {
   const c = readCase(dir);
   const caseFile = join(dir, 'case.json');
   const layout = caseLayout(c, caseFile);
@@ -65,7 +66,7 @@ export async function check(dir: string): Promise<GoldenReport> {
   const comparisons: Comparison[] = [];
 
   await withScratch((scratch) =>
-    withGoldenDenoiser(scratch, models, async (denoiser) => {
+    withGoldenDenoiser(scratch, models, provider, async (denoiser) => {
       const condition = await denoiser.condition(image);
       comparisons.push(compareFloat('adapter_cond', condition, output('adapter_cond'), CONDITION_TOLERANCE));
       const schedule = denoiser.schedule(p.steps, grid);

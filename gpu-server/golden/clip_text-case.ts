@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import { buildClipTextEncoder, parseClipTextConfig } from '../models/clip-text.ts';
 import { checkpointWeights } from '../onnx/graph.ts';
 import { Checkpoint } from '../onnx/safetensors.ts';
-import { ort } from '../onnx/session.ts';
+import { ort, type Provider } from '../onnx/session.ts';
 import { need, readFloats, readInt64, readJson, runGraphOnce } from './case.ts';
 import { compareFloat, type GoldenReport } from './compare.ts';
 
 
-export async function check(dir: string): Promise<GoldenReport> {
+export async function check(dir: string, provider: Provider = 'cpu'): Promise<GoldenReport> {
   const configFile = join(dir, 'config.json');
   const config = parseClipTextConfig(readJson(configFile), configFile);
   const inputsFile = join(dir, 'inputs.safetensors');
@@ -17,7 +17,7 @@ export async function check(dir: string): Promise<GoldenReport> {
   const outputs = readFloats(outputsFile);
 
   const graph = buildClipTextEncoder(config, checkpointWeights(Checkpoint.open(join(dir, 'weights.safetensors'))), 'float32');
-  const result = await runGraphOnce(graph, { input_ids: new ort.Tensor('int64', ids.data, ids.shape) });
+  const result = await runGraphOnce(graph, { input_ids: new ort.Tensor('int64', ids.data, ids.shape) }, provider);
   return {
     kind: 'clip_text',
     dir,

@@ -79,8 +79,8 @@ export function compareLevels(name: string, actual: ArrayLike<number>, expected:
   };
 }
 
-export function formatReport(report: GoldenReport): string {
-  const lines = [`${report.kind}  ${report.dir}`];
+export function formatReport(report: GoldenReport, provider = 'cpu'): string {
+  const lines = [`${report.kind}  ${report.dir}${provider === 'cpu' ? '' : `  (on ${provider})`}`];
   for (const c of report.comparisons) {
     const bar = c.metric === 'relative' ? `rel <= ${c.tolerance.toExponential(0)}` : `<= ${c.tolerance} levels`;
     lines.push(

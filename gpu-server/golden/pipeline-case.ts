@@ -9,6 +9,7 @@ import type { ModelComponents } from '../model-folder/graphs.ts';
 import { parseTransformerConfig } from '../models/transformer.ts';
 import { parseTransparentDecoderConfig } from '../models/transparent-decoder.ts';
 import { parseVaeConfig } from '../models/vae.ts';
+import type { Provider } from '../onnx/session.ts';
 import { transformerTokens } from '../pipeline/layout-tokens.ts';
 import { gatherTokens } from '../pipeline/packing.ts';
 import { caseLayout, GoldenError, need, readCase, readFloats, withScratch } from './case.ts';
@@ -22,7 +23,7 @@ interface PipelineCase {
   models: { transformer: string; vae: string; transp_vae: string };
 }
 
-export async function check(dir: string): Promise<GoldenReport> {
+export async function check(dir: string, provider: Provider = 'cpu'): Promise<GoldenReport> {
   const c = readCase(dir);
   const caseFile = join(dir, 'case.json');
   const layout = caseLayout(c, caseFile);
@@ -47,7 +48,7 @@ export async function check(dir: string): Promise<GoldenReport> {
   const comparisons: Comparison[] = [];
 
   await withScratch((scratch) =>
-    withGoldenDenoiser(scratch, models, async (denoiser) => {
+    withGoldenDenoiser(scratch, models, provider, async (denoiser) => {
       const schedule = denoiser.schedule(p.steps, grid);
       comparisons.push(compareFloat('timesteps', schedule.timesteps, extraOf('timesteps')));
       comparisons.push(compareFloat('sigmas', schedule.sigmas, extraOf('sigmas')));

@@ -10,7 +10,7 @@ import type { AnyGraphName } from '../model-folder/manifest.ts';
 import { patchesToRgba } from '../models/transparent-decoder.ts';
 import { checkpointWeights } from '../onnx/graph.ts';
 import { Checkpoint, loadAll } from '../onnx/safetensors.ts';
-import { openSession } from '../onnx/session.ts';
+import { openSession, type Provider } from '../onnx/session.ts';
 import type { DenoiseOptions } from '../pipeline/denoise.ts';
 import { Denoiser } from '../pipeline/denoiser.ts';
 import { GraphSession } from '../pipeline/graph-session.ts';
@@ -36,17 +36,17 @@ export function caseText(inputs: Map<string, { shape: number[]; data: Float32Arr
 type PipelineModels = Pick<ModelComponents, 'transformer' | 'vae' | 'transparentDecoder' | 'decompose'>;
 
 /**
- * Builds the models' graphs into `scratch`, opens them on the CPU and runs `fn` with a Denoiser
+ * Builds the models' graphs into `scratch`, opens them on `provider` and runs `fn` with a Denoiser
  * over them (with the adapter, when the models have one, on the one transformer); releases them.
  */
-export async function withGoldenDenoiser<T>(scratch: string, models: PipelineModels, fn: (denoiser: Denoiser) => Promise<T>): Promise<T> {
+export async function withGoldenDenoiser<T>(scratch: string, models: PipelineModels, provider: Provider, fn: (denoiser: Denoiser) => Promise<T>): Promise<T> {
   const builders = graphBuilders(models, 'fp32');
   const opened: GraphSession[] = [];
   const open = async (name: AnyGraphName) => {
     const build = builders[name];
     if (!build) throw new GoldenError(`no builder for ${name}`);
     writeGraph(scratch, name, build);
-    const g = new GraphSession(name, (await openSession(join(scratch, `${name}.onnx`), 'cpu')).session);
+    const g = new GraphSession(name, (await openSession(join(scratch, `${name}.onnx`), provider)).session);
     opened.push(g);
     return g;
   };

@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import { bucketTable, buildT5Encoder, parseT5Config, type T5Config } from '../models/t5-encoder.ts';
 import { checkpointWeights } from '../onnx/graph.ts';
 import { Checkpoint } from '../onnx/safetensors.ts';
-import { ort } from '../onnx/session.ts';
+import { ort, type Provider } from '../onnx/session.ts';
 import { need, readFloats, readInt64, readJson, runGraphOnce } from './case.ts';
 import { compareFloat, type GoldenReport } from './compare.ts';
 
-export async function check(dir: string): Promise<GoldenReport> {
+export async function check(dir: string, provider: Provider = 'cpu'): Promise<GoldenReport> {
   const configFile = join(dir, 'config.json');
   const config = parseT5Config(readJson(configFile), configFile);
   const inputsFile = join(dir, 'inputs.safetensors');
@@ -17,7 +17,7 @@ export async function check(dir: string): Promise<GoldenReport> {
 
   const weights = Checkpoint.open(join(dir, 'weights.safetensors'));
   const graph = buildT5Encoder(config, checkpointWeights(weights), 'float32', { seqLen: ids.shape[1] });
-  const result = await runGraphOnce(graph, { input_ids: new ort.Tensor('int64', ids.data, ids.shape) });
+  const result = await runGraphOnce(graph, { input_ids: new ort.Tensor('int64', ids.data, ids.shape) }, provider);
   return {
     kind: 't5_encoder',
     dir,

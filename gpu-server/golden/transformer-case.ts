@@ -7,7 +7,7 @@ import { fusedWeights, loadLoras, type LoraSpec } from '../model-folder/lora.ts'
 import { buildTransformer, parseTransformerConfig } from '../models/transformer.ts';
 import { checkpointWeights, type WeightSource } from '../onnx/graph.ts';
 import { Checkpoint } from '../onnx/safetensors.ts';
-import { floatTensor, ort } from '../onnx/session.ts';
+import { floatTensor, ort, type Provider } from '../onnx/session.ts';
 import { transformerTokens, type TokenGrid } from '../pipeline/layout-tokens.ts';
 import { gatherTokens, scatterTokens } from '../pipeline/packing.ts';
 import { ropeTables, type RopeTables } from '../pipeline/rope.ts';
@@ -31,7 +31,7 @@ export type TransformerRun = (feeds: Record<string, ort.Tensor>) => Promise<Reco
  * Runs one build of the case's graph; `weights` replaces the case's own (e.g. dequantized copies),
  * `run` replaces the graph (e.g. the transformer.onnx of a converted model folder).
  */
-export async function runCase(dir: string, variant: TransformerVariant = FP32_VARIANT, weights?: WeightSource, run?: TransformerRun) {
+export async function runCase(dir: string, variant: TransformerVariant = FP32_VARIANT, weights?: WeightSource, run?: TransformerRun, provider: Provider = 'cpu') {
   const c = readCase(dir);
   const layout = caseLayout(c, join(dir, 'case.json'));
   validateLayout(layout);
@@ -54,7 +54,7 @@ export async function runCase(dir: string, variant: TransformerVariant = FP32_VA
   const feeds = fluxFeeds(grid, rope, latents.data, inputs, inputsFile, config.guidanceEmbeds, variant.precision);
   const result = run
     ? await run(feeds)
-    : await runGraphOnce(buildTransformer(config, weights ?? caseWeights(dir, c).weights, variant.precision, { intermediates: true, quantize: variant.quantize }), feeds);
+    : await runGraphOnce(buildTransformer(config, weights ?? caseWeights(dir, c).weights, variant.precision, { intermediates: true, quantize: variant.quantize }), feeds, provider);
 
   const full = new Float32Array(latents.data.length);
   scatterTokens(result.noise_pred, grid, full);
@@ -116,9 +116,9 @@ function fusedWeightComparisons(dir: string, c: CaseJson): Comparison[] {
 }
 const FUSED_WEIGHT_TOLERANCE = 1e-6;
 
-export async function check(dir: string, variant: TransformerVariant = FP32_VARIANT): Promise<GoldenReport> {
+export async function check(dir: string, provider: Provider = 'cpu', variant: TransformerVariant = FP32_VARIANT): Promise<GoldenReport> {
   const fused = fusedWeightComparisons(dir, readCase(dir));
-  const { comparisons, result, noisePred, mask, outputs, outputsFile } = await runCase(dir, variant);
+  const { comparisons, result, noisePred, mask, outputs, outputsFile } = await runCase(dir, variant, undefined, undefined, provider);
   comparisons.push(...fused);
   const tol = variant.tolerance;
   comparisons.push(compareFloat('temb', result.temb, need(outputs, 'temb', outputsFile).data, tol));

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { buildTransparentDecoder, parseTransparentDecoderConfig, patchesToRgba, unpatchify } from '../models/transparent-decoder.ts';
 import { checkpointWeights, type WeightSource } from '../onnx/graph.ts';
 import { Checkpoint, loadAll } from '../onnx/safetensors.ts';
-import { ort } from '../onnx/session.ts';
+import { ort, type Provider } from '../onnx/session.ts';
 import { latentTokens } from '../pipeline/layout-tokens.ts';
 import { gatherCells } from '../pipeline/packing.ts';
 import { ropeTables } from '../pipeline/rope.ts';
@@ -22,7 +22,7 @@ function readUint8(file: string, name: string): Uint8Array {
 }
 
 /** `weights` replaces the case's own (e.g. the same tensors read from a torch checkpoint). */
-export async function check(dir: string, weights?: WeightSource): Promise<GoldenReport> {
+export async function check(dir: string, provider: Provider = 'cpu', weights?: WeightSource): Promise<GoldenReport> {
   const layout = caseLayout(readCase(dir), join(dir, 'case.json'));
   const config = parseTransparentDecoderConfig(readJson(join(dir, 'config.json')));
   const inputsFile = join(dir, 'inputs.safetensors');
@@ -40,7 +40,7 @@ export async function check(dir: string, weights?: WeightSource): Promise<Golden
     tokens: new ort.Tensor('float32', tokens, [1, grid.count, config.inChannels]),
     rope_cos: new ort.Tensor('float32', rope.cos, [rope.rows, rope.dim]),
     rope_sin: new ort.Tensor('float32', rope.sin, [rope.rows, rope.dim]),
-  });
+  }, provider);
   const { fg, alpha } = unpatchify(patches, layout);
   const extraOf = (name: string): Float32Array => need(extra, name, extraFile).data;
   return {

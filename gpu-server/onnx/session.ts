@@ -79,6 +79,26 @@ const cudaInstalled = (): boolean => cudaProviderPath() !== undefined;
 
 let toldWhyNotWebGpu = false;
 
+/**
+ * What a WebGPU session opens: probed first (once per process, in a child), so a machine without a
+ * usable adapter never shows Vulkan's messages (`auto` says once why it skipped WebGPU); where the
+ * adapter's fused attention is wrong, the model's bytes with attention restated, its external
+ * weights read from its own folder.
+ */
+async function webgpuModel(modelPath: string, auto: boolean, factory: SessionFactory, detect: ProviderDetection): Promise<{ model: string | Uint8Array; folder?: string }> {
+  const probe = await detect.webgpu();
+  if (!probe.usable) {
+    if (auto && !toldWhyNotWebGpu) {
+      toldWhyNotWebGpu = true;
+      (factory.notice ?? ((line) => console.error(line)))(`WebGPU not used: ${probe.reason}`);
+    }
+    throw new Error(probe.reason);
+  }
+  if (probe.fusedAttentionExact) return { model: modelPath };
+  const restated = unfuseAttention(readFileSync(modelPath), modelPath);
+  return restated.rewritten ? { model: restated.bytes, folder: dirname(modelPath) } : { model: modelPath };
+}
+
 export async function openSession(modelPath: string, choice: ProviderChoice = 'cpu', options: ort.InferenceSession.SessionOptions = {}, factory: SessionFactory = {}): Promise<OpenSession> {
   const detect = factory.detect ?? systemDetection;
   const candidates = choice === 'auto' ? availableProviders(detect) : [choice];
@@ -86,29 +106,12 @@ export async function openSession(modelPath: string, choice: ProviderChoice = 'c
   const errors: string[] = [];
   for (const provider of candidates) {
     try {
-      let model: string | Uint8Array = modelPath;
-      let extra = options.extra;
-      if (provider === 'webgpu') {
-        // Probed before the first WebGPU session, so a machine without a usable adapter never
-        // shows Vulkan's messages; where the fused attention is wrong, the model is restated.
-        const probe = await detect.webgpu();
-        if (!probe.usable) {
-          if (choice === 'auto' && !toldWhyNotWebGpu) {
-            toldWhyNotWebGpu = true;
-            (factory.notice ?? ((line) => console.error(line)))(`WebGPU not used: ${probe.reason}`);
-          }
-          throw new Error(probe.reason);
-        }
-        if (!probe.fusedAttentionExact) {
-          const restated = unfuseAttention(readFileSync(modelPath), modelPath);
-          if (restated.rewritten) {
-            model = restated.bytes;
-            extra = { ...extra, session: { ...(extra?.session as object | undefined), model_external_initializers_file_folder_path: dirname(modelPath) } };
-          }
-        }
-      }
+      const { model, folder } = provider === 'webgpu' ? await webgpuModel(modelPath, choice === 'auto', factory, detect) : { model: modelPath };
+      const extra = folder ? { ...options.extra, session: { ...(options.extra?.session as object | undefined), model_external_initializers_file_folder_path: folder } } : options.extra;
       const session = await create(model, {
         graphOptimizationLevel: 'all',
+        // Errors only: WebGPU sessions warn that shape ops run on the CPU, which is by design.
+        logSeverityLevel: 3,
         ...options,
         ...(extra ? { extra } : {}),
         executionProviders: [provider],

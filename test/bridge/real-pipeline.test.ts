@@ -4,9 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestClient, collectJob, decodePng, startTestBridge } from './helpers.ts';
+import { TestClient, collectJob, decodePng, decomposeMessage, flatImage, startTestBridge } from './helpers.ts';
 
 test('real tiny model: a full job (valid PNGs of each box size, pings never held for a session run), then cancel mid-denoise', async () => {
   const { bridge, outputs, close } = await startTestBridge({ real: true, keepJobs: 5, cancelOnShutdown: true });
@@ -66,6 +66,29 @@ test('real tiny model: a full job (valid PNGs of each box size, pings never held
     assert.equal(cancelled.code, 'cancelled');
     assert.equal(cancelled.jobId, second.jobId);
     assert.equal(existsSync(join(outputs, second.jobId)), false);
+    client.close();
+  } finally {
+    await close();
+  }
+});
+
+test('real tiny model: a decomposition of an uploaded image through the bridge (each box\'s size, the upload stored with the job)', async (t) => {
+  const { bridge, outputs, close } = await startTestBridge({ real: true, keepJobs: 5 });
+  try {
+    // The tiny folder gains its adapter with the decomposition pipeline (issue 21, item 1); until then its jobs say so.
+    if (!bridge.info.jobs.includes('decompose')) return t.skip(`the tiny model runs ${bridge.info.jobs.join(', ')} only`);
+    const client = await TestClient.paired(`ws://127.0.0.1:${bridge.port}`);
+    const { png } = flatImage(512, 256);
+    const layout = { width: 512, height: 256, boxes: [[0, 0, 512, 256], [0, 0, 512, 256], [32, 32, 256, 128], [288, 64, 480, 224]] as [number, number, number, number][] };
+    const message = { ...decomposeMessage('real-d', png.length, { steps: 2, seed: 9, conditioningScale: 0.9 }), layout, params: { resolution: 512, steps: 2, guidance: 4, trueCfg: 3.5, seed: 9, conditioningScale: 0.9 } };
+    client.send(message);
+    client.ws.send(png);
+    const queued = (await client.next((m) => m.type === 'queued', 60_000)) as { jobId: string };
+    const { done, messages } = await collectJob(client, queued.jobId, 300_000);
+    assert.ok(done.type === 'done' && done.job === 'decompose' && done.tiny);
+    const sizes = messages.flatMap((m) => (m.type === 'binary' && m.frame.kind === 'layer' ? [[m.frame.layerIndex, decodePng(m.frame.png).width, decodePng(m.frame.png).height]] : []));
+    assert.deepEqual(sizes, layout.boxes.map(([x1, y1, x2, y2], i) => [i, x2 - x1, y2 - y1]));
+    assert.deepEqual(new Uint8Array(readFileSync(join(outputs, queued.jobId, 'image.png'))), png);
     client.close();
   } finally {
     await close();

@@ -12,7 +12,7 @@ import { Checkpoint } from '../../gpu-server/onnx/safetensors.ts';
 const dir = new URL('../fixtures/golden/transformer/', import.meta.url).pathname;
 
 test('the fp16 transformer graph matches the official fp32 output within the fp16 bar', async () => {
-  const report = await check(dir, { precision: 'float16', quantize: 'none', tolerance: FP16_TOLERANCE });
+  const report = await check(dir, 'cpu', { precision: 'float16', quantize: 'none', tolerance: FP16_TOLERANCE });
   // Measured 5.6e-4 (CPU provider, which computes many fp16 ops in fp32; a GPU figure may differ).
   for (const c of report.comparisons) assert.ok(c.pass, `${c.name}: ${c.maxRel}`);
   const config = parseTransformerConfig(JSON.parse(readFileSync(dir + 'config.json', 'utf8')));

@@ -6,7 +6,8 @@
  * CUDA provider library or a Vulkan device is missing), and the next candidate is tried.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -105,4 +106,29 @@ test('createPipeline: the first graph decides the provider, every other graph op
   } finally {
     await p2.dispose();
   }
+});
+
+test('auto skips a WebGPU that cannot start, saying why once in its own words; Vulkan writes nothing to the terminal', async () => {
+  const notices: string[] = [];
+  const detect = { ...machine(ALL, false, true), webgpu: async () => ({ usable: false as const, reason: 'no WebGPU adapter: (as the probe words it)' }) };
+  const r = recording([], detect);
+  const factory = { ...r.factory, notice: (line: string) => notices.push(line) };
+  for (let i = 0; i < 2; i++) assert.equal((await openSession(join(model, 'vae_decoder.onnx'), 'auto', {}, factory)).provider, 'cpu');
+  assert.deepEqual(notices, ['WebGPU not used: no WebGPU adapter: (as the probe words it)']);
+  assert.ok(r.calls.every((c) => c.providers[0] === 'cpu'), 'no WebGPU session was attempted in this process');
+  await assert.rejects(openSession(join(model, 'vae_decoder.onnx'), 'webgpu', {}, factory), /webgpu: no WebGPU adapter/);
+
+  // The real probe, in a child with a Vulkan driver Dawn refuses (Mesa's llvmpipe, where installed)
+  // or none at all, and no XDG_RUNTIME_DIR: both make Vulkan write to stderr when asked in-process.
+  const lvp = '/usr/share/vulkan/icd.d/lvp_icd.x86_64.json';
+  const script = join(root, 'auto.mts');
+  writeFileSync(script, `import { openSession } from ${JSON.stringify(new URL('../../gpu-server/onnx/session.ts', import.meta.url).pathname)};\nconst s = await openSession(${JSON.stringify(join(model, 'vae_decoder.onnx'))}, 'auto');\nconsole.log(s.provider);\nawait s.session.release();\n`);
+  const env: NodeJS.ProcessEnv = { ...process.env, VK_ICD_FILENAMES: existsSync(lvp) ? lvp : join(root, 'no-such-driver.json') };
+  delete env.XDG_RUNTIME_DIR;
+  const child = spawnSync(process.execPath, ['--import', 'tsx', script], { env, encoding: 'utf8' });
+  assert.equal(child.stdout.trim(), 'cpu', child.stderr);
+  if (!systemDetection.webgpuPossible()) return assert.equal(child.stderr, '', 'no Vulkan loader: WebGPU is not even tried');
+  const lines = child.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, child.stderr);
+  assert.match(lines[0], /^WebGPU not used: no WebGPU adapter: Vulkan found no device that WebGPU \(Dawn\) accepts\. Install your GPU's Vulkan driver \(Linux\), or use --provider cpu\./);
 });

@@ -121,6 +121,6 @@ test('damaged files are refused with the problem named', () => {
 });
 
 test('the transp_vae golden passes with its weights read from the .pt', async () => {
-  const report = await checkTranspVae(join(GOLDEN, 'transp_vae'), checkpointWeights(TorchCheckpoint.open(join(DIR, 'transp_vae_golden.pt#model'))));
+  const report = await checkTranspVae(join(GOLDEN, 'transp_vae'), 'cpu', checkpointWeights(TorchCheckpoint.open(join(DIR, 'transp_vae_golden.pt#model'))));
   assert.ok(reportPasses(report), formatReport(report));
 });
