@@ -2,7 +2,7 @@
  * `npm run bench -- plugin`: what a finished job costs the plugin's main thread (Figma's
  * sandbox, a WebAssembly VM with little memory) on a 52-layer 1024 px job with noise layers like
  * the tiny model's (noise does not compress, so these are the largest PNGs a job of that layout
- * sends): one `layer-image` message per layer, createImage each, then an insert of hashes. (The
+ * sends): one `layer-image` message per layer, createImage each, then the job's `insert`. (The
  * way before it, one message with every PNG, is gone; its figures are in docs/performance.md.)
  *
  * Traffic is the structured-clone size of each message (what postMessage copies). The main
@@ -23,7 +23,7 @@ import { serialize, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { encodePng } from '../gpu-server/pipeline/png.ts';
 import { frameLayout, type FrameLayout } from '../plugin/layout.ts';
-import type { InsertRequestMessage, PluginToUi, UiToPlugin } from '../plugin/messages.ts';
+import type { InsertMessage, PluginToUi, UiToPlugin } from '../plugin/messages.ts';
 import { readFrame } from '../plugin/read-scene.ts';
 import { FakeDocument, withWindowApi, type NodeInit } from '../test/plugin/fake-figma.ts';
 import { fixed, median, mib, table } from './stats.ts';
@@ -75,19 +75,17 @@ function peakOf(base: number, steps: Array<() => unknown>): number {
 }
 
 /** One message per layer; each is dropped once Figma holds its image. */
-async function streamed(pngs: readonly Uint8Array[]): Promise<{ peak: number; insert: number }> {
+async function streamed(pngs: readonly Uint8Array[]): Promise<number> {
   const doc = new FakeDocument();
   const base = await held();
-  const hashes: string[] = [];
-  const peak = peakOf(
+  return peakOf(
     base,
     pngs.map((png) => () => {
       const arrived = structuredClone({ png });
-      hashes.push(doc.createImage(arrived.png).hash);
+      doc.createImage(arrived.png);
       return null;
     }),
   );
-  return { peak, insert: serialize({ type: 'insert', layers: hashes.map((hash, index) => ({ index, hash })) }).byteLength };
 }
 
 // ---- insertion through the plugin's main thread ---------------------------------------------------
@@ -105,6 +103,8 @@ interface MainThread {
   /** Delivers one UI -> main message (a structured clone, as postMessage makes) and resolves with the answer of
    *  `type` (rejects on main.ts's insert-failed or layer-refused). */
   send<T extends PluginToUi['type']>(message: UiToPlugin, answer: T): Promise<Extract<PluginToUi, { type: T }>>;
+  /** Delivers one UI -> main message that has no answer (a structured clone). */
+  post(message: UiToPlugin): void;
   layout: FrameLayout;
 }
 
@@ -136,6 +136,9 @@ async function startMainThread(): Promise<MainThread> {
   if (!layout.ok) throw new Error(`the bench's source frame has no layout: ${layout.message}`);
   return {
     layout: layout.value,
+    post(message) {
+      onmessage?.(structuredClone(message));
+    },
     send(message, answer) {
       return new Promise((resolve, reject) => {
         waiting.push((m) => {
@@ -151,17 +154,17 @@ async function startMainThread(): Promise<MainThread> {
 }
 
 /** Inserts through main.ts and checks it made a new frame of every layer (else the time would mean nothing). */
-async function insertJob(main: MainThread, jobId: string, hashes: string[]): Promise<void> {
-  const answer = await main.send(insertMessage(main, jobId, hashes), 'inserted');
+async function insertJob(main: MainThread, jobId: string): Promise<void> {
+  const answer = await main.send(insertMessage(main.layout, jobId), 'inserted');
   const layers = main.layout.regions.length - 2;
   if (answer.already || answer.layerCount !== layers)
     throw new Error(`main.ts answered ${JSON.stringify(answer)} for job ${jobId}, expected a new frame of ${layers} layers`);
 }
 
-function insertMessage(main: MainThread, jobId: string, hashes: string[]): InsertRequestMessage {
+function insertMessage(layout: FrameLayout, jobId: string): InsertMessage {
   return {
-    type: 'insert', requestId: jobId, jobId, layout: main.layout, seed: 1, model: 'bench', prompt: 'a poster', tiny: true,
-    layers: hashes.map((hash, index) => ({ index, hash })), place: 'beside', selectionStamp: 0, asNew: false,
+    type: 'insert', requestId: jobId, jobId, layout, seed: 1, model: 'bench', prompt: 'a poster', tiny: true,
+    edit: null, asNew: false, place: 'beside', selectionStamp: 0,
   };
 }
 
@@ -174,13 +177,13 @@ interface InsertTimes {
 
 async function insertStreamed(main: MainThread, pngs: readonly Uint8Array[], jobId: string): Promise<InsertTimes> {
   const t0 = performance.now();
-  const hashes: string[] = [];
   for (const [index, png] of pngs.entries()) {
-    const stored = await main.send({ type: 'layer-image', requestId: jobId, index, png }, 'layer-stored');
-    hashes.push(stored.hash);
+    main.post({ type: 'layer-image', requestId: jobId, index, png });
+    // Each message is its own task in Figma: the next one comes after this one's handler.
+    await new Promise((resolve) => setImmediate(resolve));
   }
   const last = performance.now();
-  await insertJob(main, jobId, hashes);
+  await insertJob(main, jobId);
   const end = performance.now();
   return { totalMs: end - t0, tailMs: end - last };
 }
@@ -200,7 +203,10 @@ export async function main(): Promise<void> {
   console.log(`\nplugin traffic: a 52-layer 1024 px job, ${mib(total)} of PNGs (noise, as from the tiny model)`);
 
   const sizes = pngs.map((png, index) => serialize({ type: 'layer-image', requestId: 'r1', index, png }).byteLength);
-  const { peak, insert } = await streamed(pngs);
+  const peak = await streamed(pngs);
+  const source = frameLayout(readFrame(new FakeDocument([[SOURCE]]).node(SOURCE_ID)), 1024);
+  if (!source.ok) throw new Error(source.message);
+  const insert = serialize(insertMessage(source.value, 'r1')).byteLength;
   // What Figma's image store holds in any case: one copy of every image.
   const store = total;
   console.log(
@@ -210,7 +216,7 @@ export async function main(): Promise<void> {
     ),
   );
   console.log(
-    `The insert message itself is ${fixed(insert / 1024, 1)} KiB (hashes and indices). The job's bytes travel in ${pngs.length}\n` +
+    `The insert message itself is ${fixed(insert / 1024, 1)} KiB (the layout and where the job goes, no image). The job's bytes travel in ${pngs.length}\n` +
       'messages, none larger than one PNG; the peak is the image store plus one layer in flight.',
   );
 

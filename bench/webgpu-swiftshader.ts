@@ -5,7 +5,7 @@
  * path costs on a CPU, so that nobody mistakes it for GPU speed. Also times the fused
  * MultiHeadAttention (wrong on SwiftShader, docs/webgpu.md) against the MatMul + Softmax + MatMul
  * restatement the project opens there, to show what the restatement costs.
- * Run: `npm run bench -- webgpu` (about a minute).
+ * Run: `npm run bench -- webgpu` (minutes on 2 cores: SwiftShader runs a step in 100 s here).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,19 +1,19 @@
 /**
  * The main thread's handle on the pipeline worker: start it, run a job, cancel it, stop it.
- * One job at a time (the queue guarantees it).
+ * One job at a time (LocalExecutor's `busy` guarantees it).
  */
 import type { Worker } from 'node:worker_threads';
 import type { PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import { startTsWorker } from './ts-worker.ts';
 import type { FromWorker, PipelineFactoryOptions, ToWorker, WorkerInit } from './worker-messages.ts';
-import type { LayerPng } from './job-store.ts';
-import { JobAborted, type JobRequest, type JobResult } from './runner.ts';
+import type { LayerPng } from './job-archive.ts';
+import { JobAborted, type JobRequest, type JobResult } from './executor.ts';
 
 interface Pending {
   seq: number;
   onProgress: (progress: Progress) => void;
-  onPreview?: (png: Uint8Array, step: number) => void;
-  onLayer?: (layer: LayerPng) => void;
+  onPreview: (png: Uint8Array, step: number) => void;
+  onLayer: (layer: LayerPng) => void;
   layers: LayerPng[];
   resolve: (result: JobResult) => void;
   reject: (error: Error) => void;
@@ -81,8 +81,8 @@ export class PipelineHost {
   run(
     request: JobRequest,
     onProgress: (p: Progress) => void,
-    onPreview?: (png: Uint8Array, step: number) => void,
-    onLayer?: (layer: LayerPng) => void,
+    onPreview: (png: Uint8Array, step: number) => void,
+    onLayer: (layer: LayerPng) => void,
   ): { seq: number; result: Promise<JobResult> } {
     const seq = ++this.seq;
     const result = new Promise<JobResult>((resolve, reject) => {
@@ -126,12 +126,12 @@ export class PipelineHost {
         if (p?.seq === m.seq) p.onProgress(m.progress);
         break;
       case 'preview':
-        if (p?.seq === m.seq) p.onPreview?.(m.png, m.step);
+        if (p?.seq === m.seq) p.onPreview(m.png, m.step);
         break;
       case 'layer':
         if (p?.seq === m.seq) {
           p.layers.push(m.layer);
-          p.onLayer?.(m.layer);
+          p.onLayer(m.layer);
         }
         break;
       case 'result':

@@ -8,10 +8,11 @@ import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ArtPipeline, GenerateOptions, LayerImage } from '../gpu-server/pipeline/types.ts';
 import { encodePng, rgbToRgba } from '../gpu-server/pipeline/png.ts';
-import { LayerStream } from './layer-stream.ts';
+import { keptIndices } from './kept-layers.ts';
+import { ThreadLayerStream } from './thread-layer-stream.ts';
 import { PngPool } from './png-pool.ts';
 import { type FromWorker, PREVIEW_INTERVAL_MS, type ToWorker, type WorkerInit, type WorkerResult } from './worker-messages.ts';
-import type { JobRequest } from './runner.ts';
+import type { JobRequest } from './executor.ts';
 
 const port = parentPort;
 if (!port) throw new Error('pipeline-worker.ts must run in a worker thread');
@@ -43,9 +44,9 @@ async function run(pipeline: ArtPipeline, seq: number, request: JobRequest): Pro
   let lastPreview = -Infinity;
   const startedAt = performance.now();
   // Each layer is encoded and posted as soon as it is decoded, in index order (the main thread sends it on).
-  const stream = new LayerStream(pngPool, (layer) => post({ type: 'layer', seq, layer }, [layer.png.buffer as ArrayBuffer]));
-  // Kept layers carry the base's PNG bytes (jobs.ts adds them): only the others are encoded and sent.
-  const kept = new Set(request.kind === 'generate' ? request.params.base?.keep.map((k) => k.to) : []);
+  const stream = new ThreadLayerStream(pngPool, (layer) => post({ type: 'layer', seq, layer }, [layer.png.buffer as ArrayBuffer]));
+  // Kept layers carry the base's PNG bytes (kept-layers.ts adds them): only the others are encoded and sent.
+  const kept = keptIndices(request.kind === 'generate' ? request.params.base : undefined);
   const addFresh = (layers: readonly LayerImage[]) => stream.add(layers.filter((l) => !kept.has(l.index)));
   try {
     const options: GenerateOptions = {

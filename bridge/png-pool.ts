@@ -30,7 +30,7 @@ interface Queued {
   transfer: ArrayBuffer[];
 }
 
-/** Threads by default: the cores, at most 4 (beyond that the job store's disk writes dominate). */
+/** Threads by default: the cores, at most 4 (beyond that the job archive's disk writes dominate). */
 export const defaultPoolSize = (): number => Math.max(1, Math.min(4, availableParallelism()));
 
 export class PngPool {

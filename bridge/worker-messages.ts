@@ -2,8 +2,8 @@
 import type { PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
 import type { Provider } from '../gpu-server/constants.ts';
 import type { MemoryMode } from '../gpu-server/pipeline/memory-plan.ts';
-import type { LayerPng } from './job-store.ts';
-import type { JobRequest, JobResult } from './runner.ts';
+import type { LayerPng } from './job-archive.ts';
+import type { JobRequest, JobResult } from './executor.ts';
 
 /** Options passed to the pipeline module's `createPipeline`; extra keys are for test doubles. */
 export interface PipelineFactoryOptions {

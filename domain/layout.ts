@@ -67,7 +67,7 @@ export function boxProblem(box: BoxTuple, index: number, width: number, height: 
   }
   const placement = placementProblem(box, index, width, height);
   if (placement) return placement;
-  if (box.some((v) => v % GRID !== 0)) return `box ${index} [${box}] is off the ${GRID}-pixel grid; snap boxes outwards to it (snapLayout)`;
+  if (box.some((v) => v % GRID !== 0)) return `box ${index} [${box}] is off the ${GRID}-pixel grid; snap boxes outwards to it`;
   return null;
 }
 

@@ -1,6 +1,6 @@
 /**
- * Generated layers -> Figma nodes (DESIGN.md, data step 6): a new frame at a given spot of a given
- * container, the background as a locked bottom layer, every child layer an image rectangle where
+ * Generated layers -> Figma nodes (docs/design.md, "Data, end to end", step 6): a new frame at a
+ * given spot of a given container, the background as a locked bottom layer, every child layer an image rectangle where
  * its source node was, the merged preview hidden on top, each node carrying its plugin data
  * (plugin/result-data.ts). The images already exist: the UI streamed them one message per layer
  * and the main thread made each with `createImage`; the insert names them by hash. The source

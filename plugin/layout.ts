@@ -1,11 +1,12 @@
 /**
- * Frame -> ART layout (DESIGN.md, data step 1). The frame is scaled so its longest side is the
- * resolution, each visible direct child becomes one box snapped outwards to the token grid, and
- * every box remembers the node it came from so the generated layer can land back on it.
+ * Frame -> ART layout (docs/design.md, "Data, end to end", step 1). The frame is scaled so its
+ * longest side is the resolution, each visible direct child becomes one box snapped outwards to
+ * the token grid, and every box remembers the node it came from so the generated layer can land
+ * back on it.
  */
-import { type BoxTuple, GRID, type Layout, MAX_CHILD_LAYERS } from '../domain/layout.ts';
-import { intersection } from './read-scene.ts';
-import { FRAME_TYPES, type PlainNode, type Rect } from './scene.ts';
+import { z } from 'zod';
+import { type BoxTuple, GRID, type Layout, layoutSchema, MAX_CHILD_LAYERS } from '../domain/layout.ts';
+import { FRAME_TYPES, intersection, type PlainNode, type Rect } from './scene.ts';
 
 /** One box of the layout and where it came from (null for the merged and background layers). */
 export interface Region {
@@ -40,6 +41,24 @@ export interface FrameLayout {
   regions: Region[];
   skipped: SkippedNode[];
 }
+
+const SKIP_REASONS = ['hidden', 'outside', 'no-bounds', 'over-limit', 'slice', 'mask', 'masked-out'] as const satisfies readonly SkipReason[];
+const positive = () => z.number().finite().positive();
+
+/** A frame layout read back from storage (plugin/remembered-jobs.ts): one region per box. */
+export const frameLayoutSchema: z.ZodType<FrameLayout, z.ZodTypeDef, unknown> = z
+  .object({
+    frameId: z.string(),
+    frameName: z.string(),
+    frameWidth: positive(),
+    frameHeight: positive(),
+    scaleX: positive(),
+    scaleY: positive(),
+    layout: layoutSchema,
+    regions: z.array(z.object({ nodeId: z.string().nullable(), name: z.string(), box: z.tuple([z.number(), z.number(), z.number(), z.number()]) })),
+    skipped: z.array(z.object({ nodeId: z.string(), name: z.string(), reason: z.enum(SKIP_REASONS) })),
+  })
+  .refine((f) => f.regions.length === f.layout.boxes.length, 'one region per layout box');
 
 export type LayoutResult = { ok: true; value: FrameLayout } | { ok: false; message: string };
 

@@ -6,9 +6,10 @@
 import { captionDraft } from './caption.ts';
 import { insertLayers, insertSummary, type SceneApi } from './insert.ts';
 import { resolveTarget, type TargetApi } from './insert-target.ts';
-import { JobStore, withInserted, withJob, withoutJob } from './job-store.ts';
+import { RememberedJobs, withInserted, withJob, withoutJob } from './remembered-jobs.ts';
 import { frameLayout, skippedSummary } from './layout.ts';
-import type { InsertRequestMessage, PluginToUi, ReplaceRequestMessage, SelectionItem, UiToPlugin } from './messages.ts';
+import { JobImages, type Placement } from './job-images.ts';
+import type { PluginToUi, SelectionItem, UiToPlugin } from './messages.ts';
 import { readFrame, readResultFrame } from './read-scene.ts';
 import { regeneratePlan } from './regenerate.ts';
 import { replaceLayers, replaceSummary, type ReplaceApi, type ReplaceFrame } from './replace.ts';
@@ -28,7 +29,7 @@ const asReplaceFrame = (frame: FrameNode): ReplaceFrame<RectangleNode> => frame;
 export const MAX_SELECTED_FRAMES = 20;
 
 let settings: Settings = DEFAULT_SETTINGS;
-const jobs = new JobStore(figma.clientStorage);
+const remembered = new RememberedJobs(figma.clientStorage);
 
 /** The designer's selection changes, and what the plugin selected itself (plugin/reveal.ts). */
 let selectionState: SelectionState = { stamp: 0, own: [] };
@@ -135,10 +136,10 @@ function reveal(frame: FrameNode, page: BaseNode, stamp: number): void {
   if (plan.zoom) figma.viewport.scrollAndZoomIntoView([frame]);
 }
 
-async function insert(message: InsertRequestMessage): Promise<void> {
+async function insert({ job: message, images }: Extract<Placement, { kind: 'insert' }>): Promise<void> {
   const { layout } = message;
   const layerCount = layout.regions.length - 2;
-  const stored = (await jobs.list()).find((j) => j.jobId === message.jobId);
+  const stored = (await remembered.list()).find((j) => j.jobId === message.jobId);
   if (stored?.insertedFrameId && !message.asNew) {
     const existing = await figma.getNodeByIdAsync(stored.insertedFrameId);
     if (existing && !existing.removed) {
@@ -164,12 +165,12 @@ async function insert(message: InsertRequestMessage): Promise<void> {
     position: target.position,
     layout,
     job: { jobId: message.jobId, model: message.model, seed: message.seed, prompt: message.prompt },
-    layers: message.layers,
+    layers: images,
   });
 
   // The frame is in the document now: nothing below may report the insert as failed.
   try {
-    await jobs.update((list) => withInserted(list, message.jobId, frame.id));
+    await remembered.update((list) => withInserted(list, message.jobId, frame.id));
   } catch (error) {
     console.warn('ART for Figma: could not mark the job inserted:', error);
   }
@@ -191,20 +192,20 @@ async function insert(message: InsertRequestMessage): Promise<void> {
   });
 }
 
-async function replace(message: ReplaceRequestMessage): Promise<void> {
-  const node = await figma.getNodeByIdAsync(message.target.frameId);
+async function replace({ job: message, target, images }: Extract<Placement, { kind: 'replace' }>): Promise<void> {
+  const node = await figma.getNodeByIdAsync(target.frameId);
   if (!node || node.removed || node.type !== 'FRAME')
     throw new Error('The result frame this job was made for is gone. Insert the result as a new frame instead.');
   const summary = replaceLayers(editor, asReplaceFrame(node), {
-    baseJobId: message.target.baseJobId,
+    baseJobId: target.baseJobId,
     layout: message.layout,
-    layers: message.target.layers,
-    images: message.layers,
+    layers: target.layers,
+    images,
     job: { jobId: message.jobId, model: message.model, seed: message.seed, prompt: message.prompt },
   });
   // The frame shows the new job now: nothing below may report the replace as failed.
   try {
-    await jobs.update((list) => withInserted(list, message.jobId, node.id));
+    await remembered.update((list) => withInserted(list, message.jobId, node.id));
   } catch (error) {
     console.warn('ART for Figma: could not mark the job inserted:', error);
   }
@@ -213,8 +214,26 @@ async function replace(message: ReplaceRequestMessage): Promise<void> {
   postSelection(); // the selected result frame now offers edits of the new job
 }
 
-/** Inserts run one at a time: two inserts of one job cannot both pass the "inserted already?" check. */
-let inserting: Promise<void> = Promise.resolve();
+/** Each job's layer images until it is placed. */
+const arriving = new JobImages();
+
+/** Placements run one at a time: two inserts of one job cannot both pass the "inserted already?" check. */
+let placing: Promise<void> = Promise.resolve();
+
+/** Puts a job whose images are all held on the canvas, after any placement already under way. */
+async function place(placement: Placement | null): Promise<void> {
+  if (!placement) return;
+  const run = placing.then(() => (placement.kind === 'insert' ? insert(placement) : replace(placement)));
+  placing = run.catch(() => undefined);
+  try {
+    await run;
+    arriving.placed(placement.job.requestId);
+  } catch (error) {
+    const text = error instanceof Error ? error.message : String(error);
+    notifyError(text);
+    post({ type: 'insert-failed', requestId: placement.job.requestId, message: text });
+  }
+}
 
 function notifyError(text: string): void {
   figma.notify(text.length > 99 ? `${text.slice(0, 98)}…` : text, { error: true });
@@ -224,7 +243,7 @@ async function handle(message: UiToPlugin): Promise<void> {
   switch (message.type) {
     case 'ready': {
       settings = await loadSettings(figma.clientStorage);
-      post({ type: 'init', settings, jobs: (await jobs.list()).filter((j) => !j.insertedFrameId) });
+      post({ type: 'init', settings, jobs: (await remembered.list()).filter((j) => !j.insertedFrameId) });
       postSelection();
       return;
     }
@@ -236,37 +255,28 @@ async function handle(message: UiToPlugin): Promise<void> {
     }
     case 'layer-image': {
       // One image per message: the PNG is dropped as soon as Figma holds it.
+      let hash: string;
       try {
-        const image = figma.createImage(message.png);
-        post({ type: 'layer-stored', requestId: message.requestId, index: message.index, hash: image.hash });
+        hash = figma.createImage(message.png).hash;
       } catch (error) {
+        arriving.refused(message.requestId);
         const why = error instanceof Error ? error.message : String(error);
         post({ type: 'layer-refused', requestId: message.requestId, index: message.index, message: why });
+        return;
       }
-      return;
+      return place(arriving.stored(message.requestId, message.index, hash));
     }
     case 'insert':
-    case 'replace': {
-      const run = inserting.then(() => (message.type === 'insert' ? insert(message) : replace(message)));
-      inserting = run.catch(() => undefined);
-      try {
-        await run;
-      } catch (error) {
-        const text = error instanceof Error ? error.message : String(error);
-        notifyError(text);
-        post({ type: 'insert-failed', requestId: message.requestId, message: text });
-      }
-      return;
-    }
+      return place(arriving.asked(message));
     case 'remember-job':
       try {
-        await jobs.update((list) => withJob(list, message.job));
+        await remembered.update((list) => withJob(list, message.job));
       } catch (error) {
         console.warn('ART for Figma: could not store the job for later:', error);
       }
       return;
     case 'forget-job':
-      await jobs.update((list) => withoutJob(list, message.jobId));
+      await remembered.update((list) => withoutJob(list, message.jobId));
       return;
     case 'notify':
       figma.notify(message.message.slice(0, 99), { error: message.error });

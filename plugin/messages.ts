@@ -1,13 +1,13 @@
 /**
  * What the plugin's main thread and its UI iframe say to each other over postMessage. One file,
  * imported by both sides, so a message cannot change on one side only. Plain data (structured
- * clone): PNG bytes travel as Uint8Array, one layer per message (plugin/result-data.ts).
+ * clone): PNG bytes travel as Uint8Array, one layer per message (LayerImageMessage).
  */
 import type { FrameLayout } from './layout.ts';
-import type { PlannedLayer, RegenerateResult } from './regenerate.ts';
-import type { LayerHash, LayerImageMessage, LayerRefusedMessage, LayerStoredMessage, ResultFrameData } from './result-data.ts';
+import type { EditTarget, RegenerateResult } from './regenerate.ts';
+import type { ResultFrameData } from './result-data.ts';
 import type { Settings } from './settings.ts';
-import type { StoredJob } from './job-store.ts';
+import type { RememberedJob } from './remembered-jobs.ts';
 
 /**
  * One selected node: a frame with its layout and caption draft, a result frame this plugin made
@@ -33,21 +33,12 @@ export interface ResultSelection {
   variations: RegenerateResult;
 }
 
-/** Where a regeneration's images go: the result frame it was made from, onto these nodes. */
-export interface EditTarget {
-  frameId: string;
-  /** The job the frame showed when Regenerate was clicked (the bridge's `generate.base.jobId`). */
-  baseJobId: string;
-  /** Aligned with the new job's layout regions. */
-  layers: PlannedLayer[];
-}
-
 export type PluginToUi =
-  | { type: 'init'; settings: Settings; jobs: StoredJob[] }
-  /** `stamp` counts the designer's selection changes (not the plugin's own), see InsertRequestMessage. */
+  | { type: 'init'; settings: Settings; jobs: RememberedJob[] }
+  /** `stamp` counts the designer's selection changes (not the plugin's own), see InsertMessage. */
   | { type: 'selection'; items: SelectionItem[]; resolution: number; stamp: number }
-  | LayerStoredMessage
-  | LayerRefusedMessage
+  /** Figma refused the layer's image (not a PNG, over 4096 px, ...): the job cannot be inserted. */
+  | { type: 'layer-refused'; requestId: string; index: number; message: string }
   | {
       type: 'inserted';
       requestId: string;
@@ -75,8 +66,14 @@ export type PluginToUi =
 /** `beside`: next to the source frame (its page or section); `page`: at the top level of the current page, in view. */
 export type InsertPlace = 'beside' | 'page';
 
-/** What an insert and a replace both carry: the finished job, and layer images Figma already holds. */
-interface JobImages {
+/**
+ * UI -> main: a finished job, to put on the canvas once every layer image it needs has come as
+ * a `layer-image` message (before or after this one). The main thread decides how: a regeneration
+ * (`edit`) replaces the images of the frame it was made from, unless `asNew`; anything else becomes
+ * a new frame at `place` (plugin/job-images.ts).
+ */
+export interface InsertMessage {
+  type: 'insert';
   requestId: string;
   jobId: string;
   /** The layout the job was generated from (the frame may have changed since). */
@@ -85,33 +82,33 @@ interface JobImages {
   model: string;
   prompt: string;
   tiny: boolean;
-  /** The images made earlier by `layer-image` messages: every layer for an insert, the regenerated ones for a replace. */
-  layers: LayerHash[];
-}
-
-export interface InsertRequestMessage extends JobImages {
-  type: 'insert';
-  place: InsertPlace;
-  /** The selection stamp when Generate was clicked: the result is selected only if it is still current. */
-  selectionStamp: number;
-  /** Insert even if this job was inserted before (an earlier version, inserted again as a new frame). */
+  /** A regeneration: the result frame and nodes its images go to; null for a generation. */
+  edit: EditTarget | null;
+  /** A new frame even for a regeneration or a job inserted before (an earlier version, inserted again). */
   asNew: boolean;
+  place: InsertPlace;
+  /** The selection stamp when Generate was clicked: a new frame is selected only if it is still current. */
+  selectionStamp: number;
 }
 
-/** A regeneration's images onto the result frame it was made from (plugin/replace.ts). */
-export interface ReplaceRequestMessage extends JobImages {
-  type: 'replace';
-  target: EditTarget;
+/**
+ * UI -> main: one layer's PNG, sent as soon as the bridge delivers it (one message per layer, so
+ * no message ever holds every PNG at once); the main thread makes it a Figma image at once.
+ */
+export interface LayerImageMessage {
+  type: 'layer-image';
+  requestId: string;
+  index: number;
+  png: Uint8Array;
 }
 
 export type UiToPlugin =
   | { type: 'ready' }
   | { type: 'save-settings'; settings: Settings }
   | LayerImageMessage
-  | InsertRequestMessage
-  | ReplaceRequestMessage
+  | InsertMessage
   /** Sent at `queued`: what inserting needs, kept in clientStorage so a closed window loses nothing. */
-  | { type: 'remember-job'; job: StoredJob }
+  | { type: 'remember-job'; job: RememberedJob }
   /** The bridge no longer has the job, or the designer dismissed it. */
   | { type: 'forget-job'; jobId: string }
   | { type: 'notify'; message: string; error: boolean };

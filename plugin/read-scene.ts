@@ -6,7 +6,7 @@
  */
 import type { EditedResultFrame } from './regenerate.ts';
 import { LAYER_NODE_KEY, parseLayerNodeData, type ResultFrameData } from './result-data.ts';
-import type { PlainNode, Rect } from './scene.ts';
+import { intersection, union, type PlainNode, type Rect } from './scene.ts';
 
 /** Most text nodes the caption draft reads (it keeps ~600 characters anyway). */
 export const MAX_CAPTION_TEXTS = 60;
@@ -36,20 +36,6 @@ export interface ReadableNode {
 
 function plainRect(r: Rect): Rect {
   return { x: r.x, y: r.y, width: r.width, height: r.height };
-}
-
-export function union(a: Rect, b: Rect): Rect {
-  const x = Math.min(a.x, b.x);
-  const y = Math.min(a.y, b.y);
-  return { x, y, width: Math.max(a.x + a.width, b.x + b.width) - x, height: Math.max(a.y + a.height, b.y + b.height) - y };
-}
-
-export function intersection(a: Rect, b: Rect): Rect | null {
-  const x = Math.max(a.x, b.x);
-  const y = Math.max(a.y, b.y);
-  const right = Math.min(a.x + a.width, b.x + b.width);
-  const bottom = Math.min(a.y + a.height, b.y + b.height);
-  return right < x || bottom < y ? null : { x, y, width: right - x, height: bottom - y };
 }
 
 /**

@@ -5,6 +5,7 @@
  * design's current z-order; the plugin data on each child (`art.layer`) says which base layer it
  * was. Pure: the main thread reads the nodes into plain data, this decides.
  */
+import { z } from 'zod';
 import type { KeepEntry } from '../domain/keep.ts';
 import { BACKGROUND_LAYER, type BoxTuple, MERGED_LAYER } from '../domain/layout.ts';
 import { canvasSize, frameLayout, type FrameLayout } from './layout.ts';
@@ -50,6 +51,22 @@ export interface PlannedLayer {
   /** True when the new job keeps the base layer (its image is already in place, byte for byte). */
   kept: boolean;
 }
+
+/** Where a regeneration's images go: the result frame it was made from, onto these nodes. */
+export interface EditTarget {
+  frameId: string;
+  /** The job the frame showed when Regenerate was clicked (the bridge's `generate.base.jobId`). */
+  baseJobId: string;
+  /** Aligned with the new job's layout regions. */
+  layers: PlannedLayer[];
+}
+
+/** An edit target read back from storage (plugin/remembered-jobs.ts); `layers` is checked against the layout there. */
+export const editTargetSchema: z.ZodType<EditTarget, z.ZodTypeDef, unknown> = z.object({
+  frameId: z.string(),
+  baseJobId: z.string(),
+  layers: z.array(z.object({ nodeId: z.string().nullable(), baseIndex: z.number().int().min(0).nullable(), kept: z.boolean() })),
+});
 
 export interface RegeneratePlan {
   layout: FrameLayout;

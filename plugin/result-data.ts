@@ -1,16 +1,15 @@
-import type { BoxTuple } from '../domain/layout.ts';
 /**
  * What a generated result carries, said once for the plugin, the UI and the edit loop: the plugin
- * data written on result frames and their layer nodes, and the per-layer messages that stream a
- * job's images from the UI to the main thread (one message per layer, then an insert that names
- * hashes and indices only, so no message ever holds every PNG at once).
+ * data written on result frames and their layer nodes.
  *
  * Plugin data is private to the plugin id and kept in the document (Figma: "Lets you store custom
  * information on any node or style, private to your plugin. The total size of your entry
  * (pluginId, key, value) cannot exceed 100 kB." — PluginDataMixin.setPluginData in
  * @figma/plugin-typings). Values are JSON strings with a version field; readers check every field
- * and treat anything else as "not ours".
+ * (one zod schema each) and treat anything else as "not ours".
  */
+import { z } from 'zod';
+import type { BoxTuple } from '../domain/layout.ts';
 
 /** On a result frame: `ResultFrameData` as JSON. */
 export const RESULT_FRAME_KEY = 'art.result';
@@ -37,7 +36,7 @@ export interface ResultFrameData {
   layerCount: number;
   /**
    * The jobs this frame showed before, oldest first ([] for a first generation): each
-   * regeneration in place appends the job it replaced. Absent in frames made before it existed.
+   * regeneration in place appends the job it replaced.
    */
   lineage: string[];
 }
@@ -55,109 +54,57 @@ export interface LayerNodeData {
   seed: number;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-const isString = (v: unknown): v is string => typeof v === 'string';
+const finite = () => z.number().finite();
+const version = z.literal(RESULT_DATA_VERSION);
 
-function parse(text: string): Record<string, unknown> | null {
+const resultFrameDataSchema: z.ZodType<ResultFrameData, z.ZodTypeDef, unknown> = z.object({
+  v: version,
+  jobId: z.string(),
+  sourceNodeId: z.string(),
+  model: z.string(),
+  seed: finite(),
+  prompt: z.string(),
+  canvas: z.object({ width: finite(), height: finite() }),
+  scaleX: finite(),
+  scaleY: finite(),
+  layerCount: finite(),
+  lineage: z.array(z.string()).transform((l) => l.slice(-MAX_LINEAGE)),
+});
+
+const layerNodeDataSchema: z.ZodType<LayerNodeData, z.ZodTypeDef, unknown> = z.object({
+  v: version,
+  jobId: z.string(),
+  index: z.number().int(),
+  sourceNodeId: z.string().nullable(),
+  box: z.tuple([finite(), finite(), finite(), finite()]),
+  model: z.string(),
+  seed: finite(),
+});
+
+/** The data in `text` if it is (a current version of) ours, else null. */
+function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, text: string): T | null {
   if (!text) return null;
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(text);
-    return isObject(value) && value.v === RESULT_DATA_VERSION ? value : null;
+    value = JSON.parse(text);
   } catch {
     return null;
   }
+  const parsed = schema.safeParse(value);
+  return parsed.success ? parsed.data : null;
 }
 
 /** Reads a result frame's data, or null if the text is not (a current version of) ours. */
 export function parseResultFrameData(text: string): ResultFrameData | null {
-  const r = parse(text);
-  if (!r) return null;
-  const canvas = r.canvas;
-  if (
-    !isString(r.jobId) ||
-    !isString(r.sourceNodeId) ||
-    !isString(r.model) ||
-    !isNumber(r.seed) ||
-    !isString(r.prompt) ||
-    !isObject(canvas) ||
-    !isNumber(canvas.width) ||
-    !isNumber(canvas.height) ||
-    !isNumber(r.scaleX) ||
-    !isNumber(r.scaleY) ||
-    !isNumber(r.layerCount) ||
-    !(r.lineage === undefined || (Array.isArray(r.lineage) && r.lineage.every(isString)))
-  )
-    return null;
-  return {
-    v: RESULT_DATA_VERSION,
-    jobId: r.jobId,
-    sourceNodeId: r.sourceNodeId,
-    model: r.model,
-    seed: r.seed,
-    prompt: r.prompt,
-    canvas: { width: canvas.width, height: canvas.height },
-    scaleX: r.scaleX,
-    scaleY: r.scaleY,
-    layerCount: r.layerCount,
-    lineage: ((r.lineage as string[] | undefined) ?? []).slice(-MAX_LINEAGE),
-  };
+  return parse(resultFrameDataSchema, text);
 }
 
 /** Reads a layer node's data, or null if the text is not (a current version of) ours. */
 export function parseLayerNodeData(text: string): LayerNodeData | null {
-  const r = parse(text);
-  if (!r) return null;
-  const box = r.box;
-  if (
-    !isString(r.jobId) ||
-    !Number.isInteger(r.index) ||
-    !(r.sourceNodeId === null || isString(r.sourceNodeId)) ||
-    !Array.isArray(box) ||
-    box.length !== 4 ||
-    !box.every(isNumber) ||
-    !isString(r.model) ||
-    !isNumber(r.seed)
-  )
-    return null;
-  return {
-    v: RESULT_DATA_VERSION,
-    jobId: r.jobId,
-    index: r.index as number,
-    sourceNodeId: r.sourceNodeId,
-    box: [box[0], box[1], box[2], box[3]],
-    model: r.model,
-    seed: r.seed,
-  };
+  return parse(layerNodeDataSchema, text);
 }
 
-// ---- the per-layer stream, UI -> main -> UI ----------------------------------------------------
-
-/** UI -> main: one layer's PNG, sent as soon as the bridge delivers it. */
-export interface LayerImageMessage {
-  type: 'layer-image';
-  requestId: string;
-  index: number;
-  png: Uint8Array;
-}
-
-/** Main -> UI: the layer became a Figma image (`createImage`); the UI keeps the hash for the insert. */
-export interface LayerStoredMessage {
-  type: 'layer-stored';
-  requestId: string;
-  index: number;
-  hash: string;
-}
-
-/** Main -> UI: Figma refused the layer's image (not a PNG, over 4096 px, ...). */
-export interface LayerRefusedMessage {
-  type: 'layer-refused';
-  requestId: string;
-  index: number;
-  message: string;
-}
-
-/** One layer of the final insert: its index in the job and the hash `layer-stored` gave. */
+/** One layer's image as Figma holds it: its index in the job and the hash `createImage` gave. */
 export interface LayerHash {
   index: number;
   hash: string;

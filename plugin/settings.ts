@@ -1,10 +1,20 @@
-import { RESOLUTIONS, type Resolution } from '../domain/layout.ts';
-import { DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TRUE_CFG } from '../domain/params.ts';
 /**
  * The designer's settings, kept in figma.clientStorage (per user, per machine). Stored data may
- * come from an older version or be damaged: `normalizeSettings` checks every field once and
- * falls back to the default for anything unusable.
+ * come from an older version or be damaged: `normalizeSettings` checks every field once against
+ * the house's limits (domain/params.ts) and falls back to the default for anything unusable.
  */
+import { z } from 'zod';
+import { RESOLUTIONS, type Resolution } from '../domain/layout.ts';
+import {
+  DEFAULT_GUIDANCE,
+  DEFAULT_SEED,
+  DEFAULT_STEPS,
+  DEFAULT_TRUE_CFG,
+  guidanceSchema,
+  seedSchema,
+  stepsSchema,
+  trueCfgSchema,
+} from '../domain/params.ts';
 
 export type SeedMode = 'fixed' | 'random';
 
@@ -37,30 +47,26 @@ export const DEFAULT_SETTINGS: Settings = {
   seed: DEFAULT_SEED,
 };
 
-function pick<T>(value: unknown, valid: (v: unknown) => v is T, fallback: T): T {
-  return valid(value) ? value : fallback;
-}
+/** Longest address or token kept. */
+const MAX_SETTING_CHARS = 500;
+const d = DEFAULT_SETTINGS;
 
-const isString = (v: unknown): v is string => typeof v === 'string' && v.length <= 500;
-const isFinite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-const isResolution = (v: unknown): v is Resolution => (RESOLUTIONS as readonly unknown[]).includes(v);
-const isSeedMode = (v: unknown): v is SeedMode => v === 'fixed' || v === 'random';
-const isSeed = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
-const isSteps = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 100;
+/** Each field on its own: one unusable field falls back to its default, the others are kept. */
+const settingsSchema: z.ZodType<Settings, z.ZodTypeDef, unknown> = z
+  .object({
+    bridgeUrl: z.string().min(1).max(MAX_SETTING_CHARS).catch(d.bridgeUrl),
+    token: z.string().max(MAX_SETTING_CHARS).catch(d.token),
+    resolution: z.custom<Resolution>((v) => (RESOLUTIONS as readonly unknown[]).includes(v)).catch(d.resolution),
+    steps: stepsSchema.catch(d.steps),
+    guidance: guidanceSchema.catch(d.guidance),
+    trueCfg: trueCfgSchema.catch(d.trueCfg),
+    seedMode: z.enum(['fixed', 'random']).catch(d.seedMode),
+    seed: seedSchema.catch(d.seed),
+  })
+  .catch(d);
 
 export function normalizeSettings(raw: unknown): Settings {
-  const r: Record<string, unknown> = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
-  const d = DEFAULT_SETTINGS;
-  return {
-    bridgeUrl: pick(r.bridgeUrl, isString, d.bridgeUrl) || d.bridgeUrl,
-    token: pick(r.token, isString, d.token),
-    resolution: pick(r.resolution, isResolution, d.resolution),
-    steps: pick(r.steps, isSteps, d.steps),
-    guidance: pick(r.guidance, isFinite, d.guidance),
-    trueCfg: pick(r.trueCfg, isFinite, d.trueCfg),
-    seedMode: pick(r.seedMode, isSeedMode, d.seedMode),
-    seed: pick(r.seed, isSeed, d.seed),
-  };
+  return settingsSchema.parse(raw);
 }
 
 /** The subset of figma.clientStorage used here. */

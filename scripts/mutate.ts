@@ -32,11 +32,14 @@ export const SCOPE: Record<string, string[]> = {
   'bridge/protocol/image-frame.ts': ['test/bridge/protocol.test.ts'],
   'domain/layout.ts': ['test/pipeline/layout-tokens.test.ts', 'test/bridge/bad-input.test.ts'],
   'domain/params.ts': ['test/bridge/protocol.test.ts', 'test/bridge/bad-input.test.ts', 'test/pipeline/generate.test.ts'],
-  'bridge/jobs.ts': ['test/bridge/job.test.ts', 'test/bridge/queue.test.ts', 'test/bridge/lifecycle.test.ts'],
+  'bridge/job-lifecycle.ts': ['test/bridge/job.test.ts', 'test/bridge/queue.test.ts', 'test/bridge/lifecycle.test.ts'],
   'plugin/layout.ts': ['test/plugin/layout.test.ts'],
   'plugin/insert.ts': ['test/plugin/insert.test.ts'],
   'plugin/regenerate.ts': ['test/plugin/regenerate.test.ts', 'test/plugin/replace.test.ts'],
   'plugin/replace.ts': ['test/plugin/replace.test.ts'],
+  'plugin/job-images.ts': ['test/plugin/job-images.test.ts', 'test/ui/job-desk.test.ts'],
+  'ui/job-desk.ts': ['test/ui/job-desk.test.ts'],
+  'ui/jobs.ts': ['test/ui/jobs.test.ts', 'test/ui/job-desk.test.ts'],
 };
 
 const root = join(import.meta.dirname, '..');

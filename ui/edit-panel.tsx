@@ -4,9 +4,7 @@
  * the rest byte for byte; "Variations" keeps only the background and draws every layer anew.
  */
 import type { ResultSelection } from '../plugin/messages.ts';
-import { redrawnLayers, type RegeneratePlan } from '../plugin/regenerate.ts';
-
-export type EditMode = 'selected' | 'variations';
+import { redrawnLayers, type RegenerateMode, type RegeneratePlan } from '../plugin/regenerate.ts';
 
 /** The names of the layers a plan draws anew (merged preview left out: it always is). */
 export function regeneratedNames(plan: RegeneratePlan): string[] {
@@ -34,7 +32,7 @@ export function EditPanel({
   /** Why no edit can be sent now (not paired, prompt too long, this frame already being edited), or null. */
   blocker: string | null;
   tiny: boolean;
-  onEdit: (item: ResultSelection, mode: EditMode) => void;
+  onEdit: (item: ResultSelection, mode: RegenerateMode) => void;
 }) {
   const own = regenerateBlocker(item);
   const names = item.regenerate.ok ? regeneratedNames(item.regenerate.value) : [];

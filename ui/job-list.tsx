@@ -1,16 +1,32 @@
 /** Running jobs with their progress and preview, then this session's results with thumbnails. */
 import type { InsertPlace } from '../plugin/messages.ts';
 import { redrawnLayers } from '../plugin/regenerate.ts';
-import type { Job } from './jobs.ts';
-import { isActive, versionOf } from './jobs.ts';
+import { isActive, versionOf, type Job, type JobIn } from './jobs.ts';
 import { remainingMs, seconds, stageText } from './words.ts';
 
-function Progress({ job, preview, tiny }: { job: Job; preview?: string; tiny: boolean }) {
-  const fraction = job.total > 0 ? job.step / job.total : 0;
-  const left =
-    job.stage === 'denoise' && job.denoiseFrom
-      ? remainingMs(job.denoiseFrom, { step: job.step, total: job.total, elapsedMs: job.elapsedMs })
-      : null;
+type ActiveJob = JobIn<'held' | 'sending' | 'restored' | 'refetching' | 'queued' | 'running'>;
+
+function Stage({ progress }: { progress: JobIn<'running'>['progress'] }) {
+  const { stage, step, total, elapsedMs, denoiseFrom } = progress;
+  const fraction = total > 0 ? step / total : 0;
+  const left = stage === 'denoise' && denoiseFrom ? remainingMs(denoiseFrom, { step, total, elapsedMs }) : null;
+  return (
+    <div>
+      <p data-testid="job-stage">
+        {stage ? stageText(stage) : 'Starting'}
+        {total > 0 && ` · step ${step}/${total}`}
+        <span class="muted">
+          {' '}
+          · {seconds(elapsedMs)}
+          {left !== null && ` · about ${seconds(left)} left`}
+        </span>
+      </p>
+      <progress max={1} value={fraction} />
+    </div>
+  );
+}
+
+function Progress({ job, preview, tiny }: { job: ActiveJob; preview?: string; tiny: boolean }) {
   return (
     <li class="job running" data-testid="job-running" data-status={job.status}>
       <div class="job-head">
@@ -26,26 +42,13 @@ function Progress({ job, preview, tiny }: { job: Job; preview?: string; tiny: bo
           Waiting: {job.position} job{job.position === 1 ? '' : 's'} ahead
         </p>
       )}
-      {job.status === 'running' && (
-        <div>
-          <p data-testid="job-stage">
-            {job.stage ? stageText(job.stage) : 'Starting'}
-            {job.total > 0 && ` · step ${job.step}/${job.total}`}
-            <span class="muted">
-              {' '}
-              · {seconds(job.elapsedMs)}
-              {left !== null && ` · about ${seconds(left)} left`}
-            </span>
-          </p>
-          <progress max={1} value={fraction} />
-        </div>
-      )}
-      {job.note && (
+      {job.status === 'running' && <Stage progress={job.progress} />}
+      {(job.status === 'queued' || job.status === 'running') && job.note && (
         <p class="muted" data-testid="job-note">
           {job.note}
         </p>
       )}
-      {job.cancelRequested && <p class="muted">Cancelling…</p>}
+      {'cancelRequested' in job && job.cancelRequested && <p class="muted">Cancelling…</p>}
       {preview && (
         <figure class="preview-figure">
           <img class="preview" src={preview} alt={`Preview of ${job.frameName}`} data-testid="job-preview" />
@@ -56,8 +59,9 @@ function Progress({ job, preview, tiny }: { job: Job; preview?: string; tiny: bo
   );
 }
 
-type OnInsert = (job: Job, place: InsertPlace) => void;
-type OnInsertAsNew = (job: Job) => void;
+type OnInsert = (job: JobIn<'ready' | 'insert-failed'>, place: InsertPlace) => void;
+type OnInsertAsNew = (job: JobIn<'ready' | 'insert-failed' | 'inserted'>) => void;
+type EndedJob = Exclude<Job, ActiveJob>;
 
 /** `v1 → v2 → v3`: the versions of the result frame up to this job. */
 function Lineage({ job }: { job: Job }) {
@@ -80,7 +84,7 @@ function Result({
   onInsert,
   onInsertAsNew,
 }: {
-  job: Job;
+  job: EndedJob;
   thumb?: string;
   /** A later version replaced this one in its frame. */
   superseded: boolean;
@@ -93,7 +97,7 @@ function Result({
       {thumb && <img class="thumb" src={thumb} alt={`Result for ${job.frameName}`} />}
       <div class="job-body">
         <div class="job-head">
-          <strong>{job.insertedName ?? job.frameName}</strong>
+          <strong>{job.status === 'inserted' ? job.insertedName : job.frameName}</strong>
           <span class="muted"> · v{versionOf(job)}</span>
         </div>
         <Lineage job={job} />
@@ -121,8 +125,8 @@ function Result({
         {job.status === 'inserted' && (
           <p class="muted">
             {job.layout.regions.length - 2} layers · seed {job.seed}
-            {job.totalMs !== null && ` · ${seconds(job.totalMs)}`}
-            {job.tiny && ' · tiny test model (noise)'}
+            {job.result.totalMs !== null && ` · ${seconds(job.result.totalMs)}`}
+            {job.result.tiny && ' · tiny test model (noise)'}
           </p>
         )}
         {job.status === 'inserted' && superseded && (
@@ -131,12 +135,12 @@ function Result({
             <button onClick={() => onInsertAsNew(job)}>Insert v{versionOf(job)} as a new frame</button>
           </div>
         )}
-        {job.error && job.status === 'inserted' && (
+        {job.status === 'inserted' && job.error && (
           <p class="error" role="alert">
             {job.error}
           </p>
         )}
-        {job.promptTruncated && <p class="warning">The prompt was too long for the model and was cut.</p>}
+        {'result' in job && job.result.promptTruncated && <p class="warning">The prompt was too long for the model and was cut.</p>}
         {job.status === 'cancelled' && <p class="muted">Cancelled.</p>}
         {job.status === 'failed' && (
           <p class="error" role="alert">
@@ -163,10 +167,10 @@ export function JobList({
   onInsertAsNew: OnInsertAsNew;
 }) {
   const replaced = new Set(
-    jobs.filter((j) => j.status === 'inserted' && j.edit && !j.asNew).map((j) => j.edit!.baseJobId),
+    jobs.flatMap((j) => (j.status === 'inserted' && j.edit && !j.asNew ? [j.edit.baseJobId] : [])),
   );
   const active = jobs.filter(isActive);
-  const finished = jobs.filter((j) => !isActive(j));
+  const finished = jobs.filter((j): j is EndedJob => !isActive(j));
   if (jobs.length === 0) return null;
   return (
     <section class="panel" aria-label="Jobs">

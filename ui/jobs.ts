@@ -1,61 +1,33 @@
 /**
- * The UI's record of this session's jobs and how bridge events move them along. Pure: each
- * function returns the next job list; images live outside (they are bytes, not view state).
+ * The UI's record of one job and how bridge messages move it along: one shape per status, so a
+ * field exists exactly where it means something (a job id once the bridge queued it, a result once
+ * it is done). Pure: each function returns the next job list; images live in ui/job-desk.ts.
  */
 import type { Stage } from '../domain/stage.ts';
 import type { BridgeMessage } from '../bridge/protocol/messages.ts';
-import type { StoredJob } from '../plugin/job-store.ts';
+import type { RememberedJob } from '../plugin/remembered-jobs.ts';
 import type { FrameLayout } from '../plugin/layout.ts';
-import type { EditTarget } from '../plugin/messages.ts';
+import type { EditTarget } from '../plugin/regenerate.ts';
 import { errorText } from './words.ts';
 
 /**
- * `restored`: remembered from an earlier session, asked of the bridge again; `ready`: finished
- * while the plugin was closed, waiting for the designer's Insert; `insert-failed`: the layers are
- * kept and the insert can be tried again (Insert on page); `refetching`: an inserted job's layers
- * asked of the bridge again, to insert that version as a new frame; `held`: not sent yet, because
- * this window already has as many jobs at the bridge as it takes from one connection.
+ * What the designer asked for. Every kind turns into the same layers on the canvas; a new kind
+ * (a decomposition of a flat image) adds its name here and its own submit in ui/job-desk.ts.
  */
-export type JobStatus =
-  | 'held'
-  | 'sending'
-  | 'restored'
-  | 'refetching'
-  | 'queued'
-  | 'running'
-  | 'inserting'
-  | 'ready'
-  | 'inserted'
-  | 'insert-failed'
-  | 'failed'
-  | 'cancelled';
+export type JobKind = 'generate';
 
-export interface Job {
+/** What every job carries, whatever its status. */
+interface JobBase {
+  kind: JobKind;
   requestId: string;
-  jobId: string | null;
   frameName: string;
+  /** The layout the layers land on: the source frame's, or the result frame's for a regeneration. */
   layout: FrameLayout;
   prompt: string;
   seed: number;
-  status: JobStatus;
-  position: number | null;
-  stage: Stage | null;
-  step: number;
-  total: number;
-  elapsedMs: number;
-  /** First denoising progress seen, for the pace estimate. */
-  denoiseFrom: { step: number; elapsedMs: number } | null;
-  cancelRequested: boolean;
-  tiny: boolean;
-  promptTruncated: boolean;
-  error: string | null;
-  insertedName: string | null;
-  totalMs: number | null;
-  /** From the bridge's `done`. */
-  model: string | null;
   /** The selection stamp at Generate (plugin/messages.ts); -1 for restored jobs: never select. */
   selectionStamp: number;
-  /** Remembered from an earlier session of the plugin. */
+  /** Remembered from an earlier session of the plugin: queued by another connection. */
   restored: boolean;
   /** A regeneration: the result frame and nodes its images replace in place; null for a generation. */
   edit: EditTarget | null;
@@ -63,14 +35,78 @@ export interface Job {
   lineage: string[];
   /** Insert as a new frame, even a regeneration or a job inserted before. */
   asNew: boolean;
-  /** The bridge's word on why the job waits (`queued.note`: no GPU worker free for its model, ...). */
-  note: string | null;
 }
+
+/** How far a running job is, from the bridge's `progress`. */
+export interface Progress {
+  stage: Stage | null;
+  step: number;
+  total: number;
+  elapsedMs: number;
+  /** First denoising progress seen, for the pace estimate. */
+  denoiseFrom: { step: number; elapsedMs: number } | null;
+}
+
+/** What the bridge's `done` said of a finished job. */
+export interface JobResult {
+  model: string;
+  tiny: boolean;
+  promptTruncated: boolean;
+  totalMs: number | null;
+}
+
+/**
+ * `held`: not sent yet, because this window already has as many jobs at the bridge as it takes
+ * from one connection; `restored`: remembered from an earlier session, asked of the bridge again;
+ * `refetching`: an inserted job's layers asked of the bridge again, to insert that version as a
+ * new frame; `ready`: finished while the plugin was closed, waiting for the designer's Insert;
+ * `insert-failed`: the layers are kept and the insert can be tried again. `cancelRequested`: the
+ * designer pressed Cancel and the bridge has not answered yet.
+ */
+export type Job = JobBase &
+  (
+    | { status: 'held' }
+    | { status: 'sending'; cancelRequested: boolean }
+    | { status: 'restored'; jobId: string; cancelRequested: boolean }
+    | { status: 'queued'; jobId: string; position: number; note: string | null; cancelRequested: boolean }
+    /** `note`: the bridge's word on why the job waits or started again (`queued.note`). */
+    | { status: 'running'; jobId: string; progress: Progress; note: string | null; cancelRequested: boolean }
+    | { status: 'refetching'; jobId: string; result: JobResult }
+    | { status: 'inserting'; jobId: string; result: JobResult }
+    | { status: 'ready'; jobId: string; result: JobResult }
+    /** `error`: a later try to insert it again could not start. */
+    | { status: 'inserted'; jobId: string; result: JobResult; insertedName: string; error: string | null }
+    | { status: 'insert-failed'; jobId: string; result: JobResult; error: string }
+    | { status: 'failed'; jobId: string | null; error: string }
+    | { status: 'cancelled'; jobId: string | null }
+  );
+
+export type JobStatus = Job['status'];
+export type JobIn<S extends JobStatus> = Extract<Job, { status: S }>;
+/** A job the bridge has finished, with its result. */
+export type FinishedJob = JobIn<'refetching' | 'inserting' | 'ready' | 'inserted' | 'insert-failed'>;
 
 export const ACTIVE: readonly JobStatus[] = ['held', 'sending', 'restored', 'refetching', 'queued', 'running'];
 
-/** The bridge's per-connection limit when its welcome does not say (bridges before `jobsPerClient`). */
-export const DEFAULT_JOBS_PER_CLIENT = 4;
+export function isActive(job: Job): job is JobIn<'held' | 'sending' | 'restored' | 'refetching' | 'queued' | 'running'> {
+  return ACTIVE.includes(job.status);
+}
+
+/** The bridge's job id, once it queued the job. */
+export function jobIdOf(job: Job): string | null {
+  return 'jobId' in job ? job.jobId : null;
+}
+
+/** The job's base, the fields every status carries (for moving it to another status). */
+export function baseOf(job: Job): JobBase {
+  const { kind, requestId, frameName, layout, prompt, seed, selectionStamp, restored, edit, lineage, asNew } = job;
+  return { kind, requestId, frameName, layout, prompt, seed, selectionStamp, restored, edit, lineage, asNew };
+}
+
+/** A finished job's base, id and result (for moving it to another finished status). */
+export function finishedBase(job: FinishedJob): JobBase & { jobId: string; result: JobResult } {
+  return { ...baseOf(job), jobId: job.jobId, result: job.result };
+}
 
 /**
  * How many held jobs may be sent now: the bridge refuses a connection more than `limit` jobs
@@ -82,52 +118,29 @@ export function roomAtBridge(jobs: readonly Job[], limit: number): number {
   return Math.max(0, limit - atBridge);
 }
 
-export function isActive(job: Job): boolean {
-  return ACTIVE.includes(job.status);
-}
-
+/** A new job, held until the bridge has room for it. */
 export function newJob(
   requestId: string,
   layout: FrameLayout,
   prompt: string,
   seed: number,
-  selectionStamp = -1,
+  selectionStamp: number,
   edit: { target: EditTarget; lineage: string[] } | null = null,
-): Job {
+): JobIn<'held'> {
   return {
+    kind: 'generate',
     requestId,
-    jobId: null,
     frameName: layout.frameName,
     layout,
     prompt,
     seed,
-    status: 'sending',
-    position: null,
-    stage: null,
-    step: 0,
-    total: 0,
-    elapsedMs: 0,
-    denoiseFrom: null,
-    cancelRequested: false,
-    tiny: false,
-    promptTruncated: false,
-    error: null,
-    insertedName: null,
-    totalMs: null,
-    model: null,
     selectionStamp,
     restored: false,
     edit: edit?.target ?? null,
     lineage: edit?.lineage ?? [],
     asNew: false,
-    note: null,
+    status: 'held',
   };
-}
-
-/** The layer indices whose images the main thread needs: a regeneration in place needs only the new ones. */
-export function neededLayers(job: Job): number[] {
-  const all = job.layout.regions.map((_, i) => i);
-  return job.edit && !job.asNew ? all.filter((i) => !job.edit!.layers[i].kept) : all;
 }
 
 /** Version numbers along a job's lineage, for the job list: `v1 → v2 → v3`. */
@@ -136,72 +149,72 @@ export function versionOf(job: Pick<Job, 'lineage'>): number {
 }
 
 /** A job remembered in clientStorage, to be fetched from the bridge again. */
-export function restoredJob(stored: StoredJob): Job {
+export function restoredJob(stored: RememberedJob): JobIn<'restored'> {
   const edit = stored.edit ? { target: stored.edit, lineage: stored.lineage } : null;
-  return { ...newJob(stored.requestId, stored.layout, stored.prompt, stored.seed, -1, edit), jobId: stored.jobId, status: 'restored', restored: true };
+  const base = newJob(stored.requestId, stored.layout, stored.prompt, stored.seed, -1, edit);
+  return { ...base, restored: true, status: 'restored', jobId: stored.jobId, cancelRequested: false };
 }
 
-function update(jobs: readonly Job[], match: (j: Job) => boolean, change: (j: Job) => Partial<Job>): Job[] {
-  return jobs.map((j) => (match(j) ? { ...j, ...change(j) } : j));
+/** Finds the job a bridge message is about: by job id, else by request id; none for a message about no job. */
+export function jobFor(jobs: readonly Job[], message: object): Job | undefined {
+  const byJobId = 'jobId' in message ? jobs.find((j) => jobIdOf(j) === message.jobId) : undefined;
+  return byJobId ?? ('requestId' in message ? jobs.find((j) => j.requestId === message.requestId) : undefined);
 }
 
-/** Finds the job a bridge message is about: by job id, else by request id. */
-export function jobFor(jobs: readonly Job[], ids: { jobId?: string; requestId?: string }): Job | undefined {
-  return (
-    (ids.jobId !== undefined ? jobs.find((j) => j.jobId === ids.jobId) : undefined) ??
-    (ids.requestId !== undefined ? jobs.find((j) => j.requestId === ids.requestId) : undefined)
-  );
-}
+const NO_PROGRESS: Progress = { stage: null, step: 0, total: 0, elapsedMs: 0, denoiseFrom: null };
 
-export function applyBridgeMessage(jobs: readonly Job[], message: BridgeMessage): Job[] {
+/** The job's next shape after one bridge message about it, or the job itself when the message changes nothing. */
+function next(job: Job, message: BridgeMessage): Job {
+  const base = baseOf(job);
+  const cancelRequested = 'cancelRequested' in job && job.cancelRequested;
   switch (message.type) {
     case 'queued': {
-      const job = jobFor(jobs, message);
-      if (!job || !isActive(job)) return [...jobs];
-      return update(jobs, (j) => j === job, () => ({
-        jobId: message.jobId,
-        position: message.position,
-        status: message.position === 0 ? 'running' : 'queued',
-        note: message.note ?? null,
-      }));
+      if (!isActive(job)) return job;
+      const note = message.note ?? null;
+      if (message.position > 0) return { ...base, status: 'queued', jobId: message.jobId, position: message.position, note, cancelRequested };
+      const progress = job.status === 'running' ? job.progress : NO_PROGRESS;
+      return { ...base, status: 'running', jobId: message.jobId, progress, note, cancelRequested };
     }
     case 'progress': {
-      const job = jobFor(jobs, message);
-      if (!job || !isActive(job)) return [...jobs];
-      return update(jobs, (j) => j === job, (j) => ({
-        status: 'running',
-        position: 0,
+      if (!isActive(job)) return job;
+      // The run's clock went back: the job started again on another worker (queued.note says
+      // so), and the pace is measured anew.
+      const was = job.status === 'running' && message.elapsedMs >= job.progress.elapsedMs ? job.progress : NO_PROGRESS;
+      const progress: Progress = {
         stage: message.stage,
         step: message.step,
         total: message.total,
         elapsedMs: message.elapsedMs,
-        denoiseFrom:
-          message.stage === 'denoise' ? (j.denoiseFrom ?? { step: message.step, elapsedMs: message.elapsedMs }) : j.denoiseFrom,
-      }));
+        denoiseFrom: message.stage === 'denoise' ? (was.denoiseFrom ?? { step: message.step, elapsedMs: message.elapsedMs }) : was.denoiseFrom,
+      };
+      const note = job.status === 'queued' || job.status === 'running' ? job.note : null;
+      return { ...base, status: 'running', jobId: message.jobId, progress, note, cancelRequested };
     }
     case 'done': {
-      const job = jobFor(jobs, message);
-      if (!job || !isActive(job)) return [...jobs];
-      return update(jobs, (j) => j === job, (j) => ({
-        // A job that finished while the plugin was closed waits for the designer to insert it.
-        status: j.restored && message.fetched ? 'ready' : 'inserting',
+      if (!isActive(job)) return job;
+      const result: JobResult = {
         model: message.model,
-        seed: message.seed,
         tiny: message.tiny,
         promptTruncated: message.promptTruncated,
         totalMs: message.timings.total ?? null,
-      }));
+      };
+      // A job that finished while the plugin was closed waits for the designer to insert it.
+      const status = job.restored && message.fetched ? 'ready' : 'inserting';
+      return { ...base, seed: message.seed, status, jobId: message.jobId, result };
     }
     case 'error': {
-      const job = jobFor(jobs, message);
-      if (!job) return [...jobs];
-      const cancelled = message.code === 'cancelled';
-      return update(jobs, (j) => j === job, () => ({
-        status: cancelled ? 'cancelled' : 'failed',
-        error: cancelled ? null : errorText(message),
-      }));
+      const jobId = jobIdOf(job);
+      if (message.code === 'cancelled') return { ...base, status: 'cancelled', jobId };
+      return { ...base, status: 'failed', jobId, error: errorText(message) };
     }
     default:
-      return [...jobs];
+      return job;
   }
+}
+
+/** The job list after one bridge message: the job it is about moves on, the others stay. */
+export function applyBridgeMessage(jobs: readonly Job[], message: BridgeMessage): Job[] {
+  if (message.type !== 'queued' && message.type !== 'progress' && message.type !== 'done' && message.type !== 'error') return [...jobs];
+  const job = jobFor(jobs, message);
+  return jobs.map((j) => (j === job ? next(j, message) : j));
 }

@@ -153,7 +153,7 @@ export const ERROR_CODES = [
   'cancelled',
   /** The pipeline failed while running the job. */
   'generation_failed',
-  /** `generate.base` names a job this bridge does not have (never existed, pruned, or made before latents were kept). */
+  /** `generate.base` names a job this bridge does not have (never existed, or pruned). */
   'base_not_found',
   /** `generate.base` names a job still waiting or running; wait for its `done`. */
   'base_running',
@@ -205,6 +205,10 @@ export interface WelcomeMessage {
   models: ModelOffer[];
   /** Largest PNG a `decompose` may upload. */
   maxImageBytes: number;
+  /** Only when `models` is empty (a studio front door before any GPU worker announced a model):
+   *  why, for a person. `model` and `provider` are then empty, `tiny` false, `maxLayers` and
+   *  `resolutions` the bridge's own bounds; a job sent without `model` waits for the first model. */
+  note?: string;
 }
 
 export interface ModelOffer {
@@ -261,7 +265,7 @@ export interface DoneMessage {
   promptTruncated: boolean;
   /** Milliseconds per pipeline stage, plus `queue` (waiting) and `total` (queued to done). */
   timings: Timings;
-  /** True when this is a replay from the job store (answer to `fetch`). */
+  /** True when this is a replay from the job archive (answer to `fetch`). */
   fetched: boolean;
   /** Lineage: the job this one was made from and the layers it kept (absent for a plain job). */
   base?: WireBase;

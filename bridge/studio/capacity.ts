@@ -2,7 +2,7 @@
  * How many more jobs the front door may hand BullMQ for a model: one per worker with that model,
  * less the workers busy with jobs that are not this front door's (another front door, or one
  * before a restart), less this front door's own jobs for the model (dispatched or running). Never
- * more, so the fair order decided in `jobs.ts` holds: BullMQ never holds a backlog to reorder.
+ * more, so the fair order decided in `job-lifecycle.ts` holds: BullMQ never holds a backlog to reorder.
  * Pure: worker records in, a count out.
  */
 import type { WorkerRecord } from './wire.ts';

@@ -10,12 +10,12 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { PipelineInfo, Progress } from '../../gpu-server/pipeline/types.ts';
-import { LocalRunner, type LocalPipeline } from '../local-runner.ts';
-import { JobAborted, type JobRun } from '../runner.ts';
+import { LocalExecutor, type LocalPipeline } from '../local-executor.ts';
+import { executorJob, JobAborted, type JobRun } from '../executor.ts';
 import { shouldSendProgress, type LastSent } from '../progress-throttle.ts';
 import { redisOptions, type RedisTarget } from './redis-target.ts';
 import { heartbeatTtl, KEY_PREFIX, keys, queueName, type StudioTimings } from './keys.ts';
-import { LayerUpload, putResult, takeJob } from './transport.ts';
+import { RedisLayerStream, putResult, takeJob } from './transport.ts';
 import { CANCELLED_REASON, jobDataSchema, type ResultManifest, type RunEvent, type WorkerRecord } from './wire.ts';
 
 export interface GpuWorkerOptions {
@@ -37,8 +37,8 @@ export interface GpuWorker {
 
 export async function startGpuWorker(o: GpuWorkerOptions): Promise<GpuWorker> {
   const { log, timings, name } = o;
-  const runner = await LocalRunner.start(o.pipeline, log);
-  const { info } = runner;
+  const executor = await LocalExecutor.start(o.pipeline, log);
+  const { info } = executor;
   const redis = new Redis(redisOptions(o.target));
   const sub = redis.duplicate();
   let redisDown = false;
@@ -107,8 +107,8 @@ export async function startGpuWorker(o: GpuWorkerOptions): Promise<GpuWorker> {
       };
       const onPreview = (png: Uint8Array, step: number) => report({ type: 'preview', run, step, png: Buffer.from(png).toString('base64') });
       // Events go out in the order they are sent (one connection), so each layer's event follows `started`.
-      const upload = new LayerUpload(redis, data.jobId, run, (ref) => job.updateProgress({ type: 'layer', run, ...ref } satisfies RunEvent), () => state.cancelled);
-      state.run = runner.start({ jobId: data.jobId, model: data.model, ...request }, { onProgress, onPreview, onNote: () => {}, onLayer: (layer) => upload.add(layer) });
+      const upload = new RedisLayerStream(redis, data.jobId, run, (ref) => job.updateProgress({ type: 'layer', run, ...ref } satisfies RunEvent), () => state.cancelled);
+      state.run = executor.start(executorJob(data.jobId, data.model, request), { onProgress, onPreview, onNote: () => {}, onLayer: (layer) => upload.add(layer) });
       if (state.cancelled) state.run.cancel();
       const result = await state.run.result;
       await upload.done();
@@ -154,7 +154,7 @@ export async function startGpuWorker(o: GpuWorkerOptions): Promise<GpuWorker> {
       await redis.del(keys.worker(name)).catch(() => {});
       sub.disconnect();
       redis.disconnect();
-      await runner.dispose();
+      await executor.dispose();
     },
   };
 }

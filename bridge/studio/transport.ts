@@ -6,8 +6,8 @@
  * them. Sizes are checked before anything is written, and against the reference when read.
  */
 import type { Redis } from 'ioredis';
-import type { LayerPng } from '../job-store.ts';
-import { JobAborted, type JobRequest, type JobResult, type RunnerJob } from '../runner.ts';
+import type { LayerPng } from '../job-archive.ts';
+import { JobAborted, type JobRequest, type JobResult } from '../executor.ts';
 import { INPUT_TTL_MS, keys, LAYER_TAKE_TIMEOUT_MS, MAX_LAYER_BYTES, MAX_PENDING_LAYERS, MAX_RESULT_BYTES, RESULT_TTL_MS } from './keys.ts';
 import type { JobData, LayerRef, ResultManifest } from './wire.ts';
 
@@ -31,7 +31,7 @@ export const refOf = (l: LayerPng): LayerRef => ({ index: l.index, box: [l.box[0
  * most MAX_PENDING_LAYERS of a run's layers; a front door that takes none for
  * LAYER_TAKE_TIMEOUT_MS fails the run (`done` rejects), and so does a cancel while it waits.
  */
-export class LayerUpload {
+export class RedisLayerStream {
   private chain: Promise<void> = Promise.resolve();
   private readonly written: number[] = [];
 
@@ -159,16 +159,15 @@ export async function takeResult(redis: Redis, jobId: string, m: ResultManifest,
  * The job's BullMQ data, writing its binary input first as expiring input parts: a generation's
  * base latents, a decomposition's image (RGB of the canvas, at most 1024 x 1024 x 3 bytes).
  */
-export async function putJob(redis: Redis, job: RunnerJob): Promise<JobData> {
-  const { jobId, model } = job;
-  if (job.kind === 'decompose') {
-    const { image, ...plain } = job.params;
+export async function putJob(redis: Redis, jobId: string, model: string, request: JobRequest): Promise<JobData> {
+  if (request.kind === 'decompose') {
+    const { image, ...plain } = request.params;
     if (image.channels !== 3 || image.pixels.length !== image.width * image.height * 3)
       throw new Error(`job ${jobId}'s image is not 8-bit RGB of ${image.width}x${image.height}`);
     await redis.set(keys.input(jobId, 'image'), bytesOf(image.pixels), 'PX', INPUT_TTL_MS);
     return { jobId, model, kind: 'decompose', image: { width: image.width, height: image.height }, params: plain };
   }
-  const { base, ...plain } = job.params;
+  const { base, ...plain } = request.params;
   if (!base) return { jobId, model, kind: 'generate', params: plain };
   await redis.set(keys.input(jobId, 'latents'), bytesOf(base.latents.tokens), 'PX', INPUT_TTL_MS);
   return { jobId, model, kind: 'generate', params: { ...plain, base: { model: base.model, layout: base.latents.layout, keep: base.keep, latentValues: base.latents.tokens.length } } };

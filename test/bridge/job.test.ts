@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge } from './helpers.ts';
-import { fakePixel } from './fake-pipeline.ts';
+import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge } from '../support/bridge.ts';
+import { fakePixel } from '../support/fake-pipeline.ts';
 import { PROTOCOL_VERSION } from '../../bridge/protocol/messages.ts';
 
 let tb: TestBridge;
@@ -20,7 +20,7 @@ test('a full job: queued, progress, one layer message + PNG frame per box, done;
   const queued = await client.next((m) => m.type === 'queued');
   assert.equal(queued.type === 'queued' && queued.requestId, 'full-1');
   const jobId = (queued as { jobId: string }).jobId;
-  // Layers leave as they are encoded; the job store is complete before `done`: check the disk then.
+  // Layers leave as they are encoded; the job archive is complete before `done`: check the disk then.
   let storedBeforeDone: boolean | undefined;
   client.ws.on('message', (data, isBinary) => {
     if (storedBeforeDone === undefined && !isBinary && String(data).includes('"type":"done"'))

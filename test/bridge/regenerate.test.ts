@@ -1,6 +1,6 @@
 /**
  * Protocol 2's `generate.base` through a real bridge: coded errors, lineage, kept PNG bytes, the
- * latents in the job store, pruned and damaged bases, and a version-1 client. The fake pipeline
+ * latents in the job archive, pruned and damaged bases, and a version-1 client. The fake pipeline
  * (fake-pipeline.ts) holds kept tokens as the real one ends (exactly the base's); the real tiny
  * model is checked at the end.
  */
@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { BoxTuple, Layout } from '../../domain/layout.ts';
 import { PACKED_CHANNELS } from '../../gpu-server/constants.ts';
 import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
-import { startTestBridge, TestClient, TOKEN, decodePng, layout, type Received, type TestBridge } from './helpers.ts';
+import { startTestBridge, TestClient, TOKEN, decodePng, layout, type Received, type TestBridge } from '../support/bridge.ts';
 
 type Done = Extract<Received, { type: 'done' }>;
 type Keep = { from: number; to: number }[];
@@ -85,7 +85,7 @@ after(async () => {
   await tb?.close();
 });
 
-test('a plain job stores its latents (the token grid of its layout) beside its PNGs; no lineage', async () => {
+test('a plain job archives its latents (the token grid of its layout) beside its PNGs; no lineage', async () => {
   const latents = await storedLatents(tb, base.jobId);
   assert.equal(latents.length, transformerTokens(baseLayout).count * PACKED_CHANNELS);
   const manifest = JSON.parse(await readFile(join(tb.outputs, base.jobId, 'manifest.json'), 'utf8'));
@@ -127,7 +127,7 @@ test('regenerate: kept layers carry the base PNG bytes exactly, others are new; 
 
 test('each coded error, with a message that says what to do; nothing stored for a refusal', async () => {
   const before = (await readdir(tb.outputs)).sort();
-  await refused(client, generate('nf', { base: { jobId: randomUUID(), keep: [] } }), 'base_not_found', /not in the job store.*--keep-jobs/);
+  await refused(client, generate('nf', { base: { jobId: randomUUID(), keep: [] } }), 'base_not_found', /not in the job archive.*--keep-jobs/);
   await refused(client, generate('k0', { base: { jobId: base.jobId, keep: [{ from: 0, to: 0 }] } }), 'invalid_keep', /layer 0 is the merged image/);
   await refused(client, generate('kto', { base: { jobId: base.jobId, keep: [{ from: 2, to: 5 }] } }), 'invalid_keep', /new layout has layers 1\.\.4/);
   await refused(client, generate('kfrom', { layout: layout(128, 64, [A, B, C, A]), base: { jobId: base.jobId, keep: [{ from: 5, to: 5 }] } }), 'invalid_keep', /base job has layers 1\.\.4/);
@@ -181,16 +181,16 @@ test('a pruned base: refused at once, or, pruned while the job waited, base_not_
   try {
     const first = await finished(c, generate('first', { seed: 1 }));
     // Two slow jobs run; a job on `first` waits behind them; the first one's save prunes `first`
-    // while the second runs (the runner may start the next job while the previous one is saved).
+    // while the second runs (the executor may start the next job while the previous one is saved).
     c.send(generate('slow1', { steps: 30, seed: 2 }));
     c.send(generate('slow', { steps: 30, seed: 3 }));
     const slow = await c.next<Extract<Received, { type: 'queued' }>>((m) => m.type === 'queued' && m.requestId === 'slow');
     const r = await runJob(c, generate('late', { base: { jobId: first.jobId, keep: [{ from: 1, to: 1 }] } }));
     assert.ok(r.error && r.jobId, `accepted, then refused as it starts: ${JSON.stringify(r.error)}`);
     assert.equal(r.error.type === 'error' && r.error.code, 'base_not_found');
-    assert.match(r.error.type === 'error' ? r.error.message : '', /can no longer be read: it is not in the job store/);
+    assert.match(r.error.type === 'error' ? r.error.message : '', /can no longer be read: it is not in the job archive/);
     await c.next((m) => m.type === 'done' && m.jobId === slow.jobId);
-    assert.deepEqual(await readdir(small.outputs), [slow.jobId], 'the refused job stored nothing');
+    assert.deepEqual(await readdir(small.outputs), [slow.jobId], 'the refused job archived nothing');
     await refused(c, generate('gone', { base: { jobId: first.jobId, keep: [] } }), 'base_not_found', /pruned/);
     await finished(c, generate('still-serves', { base: { jobId: slow.jobId, keep: [{ from: 3, to: 3 }] } }));
   } finally {

@@ -5,7 +5,7 @@ import { tmpdir, homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Layout } from '../../domain/layout.ts';
-import { JobStore, NOT_STORED } from '../../bridge/job-store.ts';
+import { JobArchive, NOT_ARCHIVED } from '../../bridge/job-archive.ts';
 import { configDir, loadOrCreateToken, tokenMatches, CONFIG_DIR_ENV } from '../../bridge/pairing-token.ts';
 import { GuessThrottle, TokenBucket } from '../../bridge/rate-limit.ts';
 import { originAllowed } from '../../bridge/origin.ts';
@@ -24,14 +24,15 @@ const manifestFor = (jobId: string, finishedAt: string) => ({
   timings: {},
   createdAt: finishedAt,
   finishedAt,
+  job: 'generate' as const,
 });
 /** Zero latents of `layout`'s size (2 layers of 2 tokens). */
 const latents = { layout, tokens: new Float32Array(2 * 2 * 64) };
 
-test('job store: save then read returns the manifest and the same PNG bytes; unknown, bad and corrupt ids say why; bad ids never reach the disk', async () => {
+test('job archive: save then read returns the manifest and the same PNG bytes; unknown, bad and corrupt ids say why; bad ids never reach the disk', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'art-store-'));
   try {
-    const store = new JobStore(dir, 10);
+    const store = new JobArchive(dir, 10);
     await store.open();
     const id = randomUUID();
     const png = new Uint8Array([9, 8, 7]);
@@ -41,7 +42,7 @@ test('job store: save then read returns the manifest and the same PNG bytes; unk
     assert.equal(read.manifest.jobId, id);
     assert.deepEqual(read.manifest.layers.map((l) => l.index), [3]);
     assert.deepEqual([...(await store.readLayer(id, 3, 2))], [0, 0, 9, 8, 7]);
-    assert.deepEqual(await store.manifest(randomUUID()), { ok: false, why: NOT_STORED });
+    assert.deepEqual(await store.manifest(randomUUID()), { ok: false, why: NOT_ARCHIVED });
     assert.deepEqual(await store.manifest('../' + id), { ok: false, why: 'it is not a job id' });
     await assert.rejects(store.save(manifestFor('../evil', ''), [], latents), /not a bridge job id/);
     assert.deepEqual(await readdir(dir), [id]);
@@ -53,11 +54,11 @@ test('job store: save then read returns the manifest and the same PNG bytes; unk
   }
 });
 
-test('job store: keeps the newest N jobs, and open() removes temporary folders a crash left', async () => {
+test('job archive: keeps the newest N jobs, and open() removes temporary folders a crash left', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'art-store-'));
   try {
     await mkdir(join(dir, '.tmp-leftover'));
-    const store = new JobStore(dir, 2);
+    const store = new JobArchive(dir, 2);
     await store.open();
     const ids = [randomUUID(), randomUUID(), randomUUID()];
     for (const [i, id] of ids.entries()) await store.save(manifestFor(id, `2025-01-0${i + 1}T00:00:00.000Z`), [], latents);

@@ -10,10 +10,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NodeInit } from '../plugin/fake-figma.ts';
 import { FRAME_GAP } from '../../plugin/placement.ts';
-import { JOBS_KEY, normalizeJobs } from '../../plugin/job-store.ts';
+import { REMEMBERED_JOBS_KEY, parseRememberedJobs } from '../../plugin/remembered-jobs.ts';
 import { RESULT_FRAME_KEY, parseResultFrameData } from '../../plugin/result-data.ts';
 import { SETTINGS_KEY } from '../../plugin/settings.ts';
-import { TOKEN } from '../bridge/helpers.ts';
+import { TOKEN } from '../support/bridge.ts';
 import { E2E_URL, e2eSetup } from './harness/e2e-setup.ts';
 import type { Session } from './harness/browser.ts';
 import type { DumpedNode } from './harness/fake-figma-env.ts';
@@ -222,9 +222,9 @@ test('closing the plugin mid-job and opening it again: the result is inserted on
     assert.equal(await s.ui.getByTestId('job-result').count(), 0);
     const stored = await s.page.evaluate(
       (key) => (window as unknown as { figma: { clientStorage: { getAsync(k: string): Promise<unknown> } } }).figma.clientStorage.getAsync(key),
-      JOBS_KEY,
+      REMEMBERED_JOBS_KEY,
     );
-    const jobs = normalizeJobs(stored);
+    const jobs = parseRememberedJobs(stored);
     assert.equal(jobs.length, 1);
     assert.equal(jobs[0].insertedFrameId, resultFor(again.pages[0], '15:1')[0].id);
   } finally {

@@ -55,4 +55,13 @@ test('npm run golden refuses a folder that is not a golden case, and an unknown 
   assert.match(run.stderr, /unknown kind "unet"/);
   run = cli([]);
   assert.equal(run.status, 2);
+  run = cli(['--provider', 'metal', join(root, 'clip_text')]);
+  assert.equal(run.status, 2);
+  assert.match(run.stderr, /--provider must be one of cuda, webgpu, cpu, got "metal"/);
+});
+
+test('npm run golden --provider cpu runs the case on the provider named and says so only when it is not the CPU', () => {
+  const run = cli(['--provider', 'cpu', join(root, 'clip_text')]);
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /^clip_text {2}\S+clip_text\n {2}ok {3}pooler_output/);
 });

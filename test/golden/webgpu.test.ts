@@ -2,9 +2,10 @@
  * The golden cases on onnxruntime's WebGPU provider, through SwiftShader (a CPU Vulkan that
  * Debian's chromium ships; docs/webgpu.md): the same WGSL kernels a GPU runs, held to the cases'
  * own bars. Skipped, saying why, where SwiftShader or a Vulkan loader is missing. SwiftShader has
- * no fp16, so the fp32 graphs only. Slow: about a minute of CPU for all cases.
+ * no fp16, so the fp32 graphs only. Slow: about 4 minutes of CPU for all cases, most of it the VAE.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,3 +65,10 @@ for (const name of cases) {
     assert.ok(reportPasses(report), formatReport(report, 'webgpu'));
   });
 }
+
+test('npm run golden -- --provider webgpu runs the case there and says so', { skip }, () => {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', 'gpu-server/golden/cli.ts', '--provider', 'webgpu', join(root, 'clip_text')], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stdout + run.stderr);
+  assert.match(run.stdout, /^clip_text {2}\S+clip_text {2}\(on webgpu\)\n {2}ok {3}pooler_output/);
+  assert.equal(run.stderr, '', 'nothing from Vulkan, Dawn or onnxruntime');
+});

@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { checkCld, cldModels, type CldRun } from '../../gpu-server/golden/cld_adapter-case.ts';
 import { convert, planConversion } from '../../gpu-server/model-folder/convert.ts';
 import { loadManifest, parseManifest, type Manifest } from '../../gpu-server/model-folder/manifest.ts';
-import { floatsOf, openSession, ort } from '../../gpu-server/onnx/session.ts';
+import { floatsOf, openSession, ort, type SessionFactory } from '../../gpu-server/onnx/session.ts';
 import { createPipeline } from '../../gpu-server/pipeline/art-pipeline.ts';
 import { CLD_ADAPTER, CLD_LORA, CLIP_WIDTH, cldSources, writeSyntheticCld, type CldDownloads } from './synthetic-cld.ts';
 
@@ -120,6 +120,40 @@ test('one bridge for both jobs: the pipeline on the both-jobs folder says it run
   } finally {
     await pipeline.dispose();
     await plain.dispose();
+  }
+});
+
+test('decomposing through the pipeline: the both-jobs folder opens its transformer once for both jobs and decomposes as the decompose-only folder does', async () => {
+  const onlyDir = join(root, 'decompose-only-pipeline');
+  convert({ ...cldSources(cld), layerPe: undefined, out: onlyDir, precision: 'fp32' });
+  const opened: string[] = [];
+  const sessions: SessionFactory = {
+    create: (model, opts) => {
+      if (typeof model === 'string') opened.push(basename(model));
+      return typeof model === 'string' ? ort.InferenceSession.create(model, opts) : ort.InferenceSession.create(model, opts);
+    },
+  };
+  const shared = await createPipeline({ modelDir: both.dir, provider: 'cpu', memory: 'resident', sessions });
+  const only = await createPipeline({ modelDir: onlyDir, provider: 'cpu', memory: 'resident' });
+  try {
+    const width = 64;
+    const height = 64;
+    const pixels = Uint8Array.from({ length: width * height * 3 }, (_, i) => (i * 37 + (i >> 7) * 11) & 255);
+    const params = { image: { width, height, channels: 3 as const, pixels }, prompt: 'a poster', layout: { width, height, boxes: [[0, 0, 64, 64], [0, 0, 64, 64], [16, 16, 48, 48]] as [number, number, number, number][] }, steps: 2, guidance: 3.5, trueCfg: 2, seed: 5, conditioningScale: 0.7 };
+    await shared.generate({ prompt: 'a poster', layout: params.layout, steps: 1, guidance: 3, trueCfg: 2, seed: 1 });
+    const a = await shared.decompose(params);
+    const b = await only.decompose(params);
+    // One session per graph file, the transformer's included, though both jobs ran.
+    assert.deepEqual(opened.filter((f) => f === 'transformer.onnx'), ['transformer.onnx']);
+    assert.ok(opened.includes('adapter.onnx'));
+    assert.equal(new Set(opened).size, opened.length, opened.join(', '));
+    // The layer LoRA switched on in-graph equals it fused (within float32), the layer_pe picked by the job.
+    const scale = Math.max(...b.latents.tokens.map(Math.abs));
+    const worst = Math.max(...a.latents.tokens.map((v, i) => Math.abs(v - b.latents.tokens[i])));
+    assert.ok(worst <= 1e-4 * scale, `decomposition latents differ by ${worst} (max ${scale})`);
+  } finally {
+    await shared.dispose();
+    await only.dispose();
   }
 });
 

@@ -153,7 +153,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 for (const precision of PRECISIONS) {
   test(`${precision}: every node of every graph as built has a CUDA and a WebGPU kernel for its input types`, () => {
     const tiny = Object.entries(graphBuilders(tinyComponents(), precision)).map(([name, build]) => fromBuilder(build!(), `tiny ${name} ${precision}`));
-    assert.equal(tiny.length, 6);
+    assert.equal(tiny.length, 7);
     assert.deepEqual(problems([...tiny, ...fullSize(precision)]), []);
   });
 

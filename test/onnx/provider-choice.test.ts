@@ -93,7 +93,7 @@ test('createPipeline: the first graph decides the provider, every other graph op
     assert.deepEqual(byGraph.slice(0, 2), ['transformer.onnx:cuda', 'transformer.onnx:webgpu']);
     assert.deepEqual(
       byGraph.slice(2).sort(),
-      ['clip_text.onnx:webgpu', 't5_encoder.onnx:webgpu', 'transparent_decoder.onnx:webgpu', 'vae_decoder.onnx:webgpu', 'vae_encoder.onnx:webgpu'],
+      ['adapter.onnx:webgpu', 'clip_text.onnx:webgpu', 't5_encoder.onnx:webgpu', 'transparent_decoder.onnx:webgpu', 'vae_decoder.onnx:webgpu', 'vae_encoder.onnx:webgpu'],
     );
   } finally {
     await pipeline.dispose();

@@ -43,4 +43,9 @@ test('damaged or old stored settings fall back field by field', () => {
   assert.deepEqual(normalizeSettings('nonsense'), DEFAULT_SETTINGS);
   const partial = normalizeSettings({ token: 'kept', resolution: 777, steps: 0, guidance: Number.NaN, seed: -1, seedMode: 'x', bridgeUrl: '' });
   assert.deepEqual(partial, { ...DEFAULT_SETTINGS, token: 'kept' });
+  // The house's limits (domain/params.ts): what the bridge would refuse is not kept.
+  const outOfRange = normalizeSettings({ ...DEFAULT_SETTINGS, guidance: 20.5, trueCfg: 0.5, steps: 101, seed: 2 ** 32, token: 'x'.repeat(501) });
+  assert.deepEqual(outOfRange, DEFAULT_SETTINGS);
+  const atLimits = { ...DEFAULT_SETTINGS, guidance: 20, trueCfg: 1, steps: 100, seed: 2 ** 32 - 1, seedMode: 'random' as const, resolution: 1024 as const };
+  assert.deepEqual(normalizeSettings(atLimits), atLimits);
 });

@@ -17,16 +17,6 @@ const productFolders = readdirSync(root)
   .filter((name) => !name.startsWith('.') && !NOT_PRODUCT.has(name) && statSync(join(root, name)).isDirectory())
   .filter((name) => sourceFiles(join(root, name)).length > 0);
 
-/**
- * Circles known and being removed on another branch of the same redesign (issue 20, item 5).
- * TODO(i20-ui): the plugin's circles go when i20-ui merges; then this list must be empty and is deleted.
- * An entry that no longer matches a circle fails the test, so the list cannot go stale.
- */
-const KNOWN_CIRCLES: string[] = [
-  'plugin/job-store.ts -> plugin/messages.ts -> plugin/job-store.ts',
-  'plugin/layout.ts -> plugin/read-scene.ts -> plugin/regenerate.ts -> plugin/layout.ts',
-];
-
 test('the product folders are found (bridge, gpu-server, plugin, ui, scripts)', () => {
   for (const folder of ['bridge', 'gpu-server', 'plugin', 'ui', 'scripts']) assert.ok(productFolders.includes(folder), `${folder}/ is not checked: ${productFolders.join(', ')}`);
 });
@@ -34,10 +24,35 @@ test('the product folders are found (bridge, gpu-server, plugin, ui, scripts)', 
 test('no import circle among product files', () => {
   const graph = importGraph(productFolders.flatMap((f) => sourceFiles(join(root, f))));
   const circles = importCircles(graph).map((c) => describeCircle(root, c));
-  const unknown = circles.filter((c) => !KNOWN_CIRCLES.includes(c));
-  assert.deepEqual(unknown, [], `import circles (arrows must only go down: move what both sides need into a module below both):\n${unknown.join('\n')}`);
-  const stale = KNOWN_CIRCLES.filter((c) => !circles.includes(c));
-  assert.deepEqual(stale, [], 'these known circles are gone: delete them from KNOWN_CIRCLES');
+  assert.deepEqual(circles, [], `import circles (arrows must only go down: move what both sides need into a module below both):\n${circles.join('\n')}`);
+});
+
+/**
+ * The house's arrows between folders (docs/design.md, "The house"): what each folder may import
+ * besides itself. A folder not listed fails the test until it is placed here and in the docs.
+ */
+const ARROWS: Record<string, string[]> = {
+  domain: [],
+  'gpu-server': ['domain'],
+  bridge: ['domain', 'gpu-server'],
+  plugin: ['domain'],
+  ui: ['domain', 'plugin', 'bridge/protocol'],
+  scripts: [],
+};
+
+test('arrows between folders go only where docs/design.md draws them', () => {
+  const graph = importGraph(productFolders.flatMap((f) => sourceFiles(join(root, f))));
+  const rel = (f: string) => f.slice(root.length + 1);
+  const unplaced = productFolders.filter((f) => !(f in ARROWS));
+  assert.deepEqual(unplaced, [], 'a product folder with no place in the house: add it to ARROWS and to docs/design.md');
+  const wrong = [...graph].flatMap(([from, to]) => {
+    const folder = rel(from).split('/')[0];
+    return to
+      .map(rel)
+      .filter((t) => t.split('/')[0] !== folder && !ARROWS[folder].some((allowed) => t.startsWith(`${allowed}/`)))
+      .map((t) => `${rel(from)} -> ${t}`);
+  });
+  assert.deepEqual(wrong, [], 'imports against the house\'s arrows (move what both need down into domain/, or the folder the arrow allows)');
 });
 
 test('no product file imports tests or benchmarks', () => {

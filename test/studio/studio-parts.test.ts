@@ -10,11 +10,11 @@ import { parseRedisUrl, describeTarget, redisOptions } from '../../bridge/studio
 import { parseWorkerCli } from '../../bridge/studio/worker-args.ts';
 import { parseCli } from '../../bridge/cli-args.ts';
 import { idleWorkers } from '../../bridge/studio/capacity.ts';
-import { LayerUpload, putResult, takeLayer, takeResult, putJob, takeJob, dropJobInput } from '../../bridge/studio/transport.ts';
+import { RedisLayerStream, putResult, takeLayer, takeResult, putJob, takeJob, dropJobInput } from '../../bridge/studio/transport.ts';
 import { keys, INPUT_TTL_MS, MAX_LAYER_BYTES, MAX_PENDING_LAYERS, RESULT_TTL_MS } from '../../bridge/studio/keys.ts';
 import { jobDataSchema, type LayerRef, type WorkerRecord } from '../../bridge/studio/wire.ts';
-import type { LayerPng } from '../../bridge/job-store.ts';
-import type { JobResult } from '../../bridge/runner.ts';
+import type { LayerPng } from '../../bridge/job-archive.ts';
+import type { JobResult } from '../../bridge/executor.ts';
 import { TestRedis, REDIS_PASSWORD } from './redis-server.ts';
 
 let server: TestRedis;
@@ -115,7 +115,7 @@ const until = async (ok: () => boolean) => {
 
 test('streamed layers: written with an expiry and announced in order; never more than MAX_PENDING_LAYERS untaken in Redis; taken byte for byte, once', async () => {
   const announced: LayerRef[] = [];
-  const upload = new LayerUpload(redis, 'job-s', 'run-1', async (ref) => void announced.push(ref), () => false);
+  const upload = new RedisLayerStream(redis, 'job-s', 'run-1', async (ref) => void announced.push(ref), () => false);
   const sent = Array.from({ length: MAX_PENDING_LAYERS + 2 }, (_, i) => layer(i, 100 + i));
   sent.forEach((l) => upload.add(l));
   await until(() => announced.length >= MAX_PENDING_LAYERS);
@@ -137,7 +137,7 @@ test('streamed layers: written with an expiry and announced in order; never more
 
   let cancelled = false;
   let written = 0;
-  const stuck = new LayerUpload(redis, 'job-c', 'run-1', async () => void written++, () => cancelled);
+  const stuck = new RedisLayerStream(redis, 'job-c', 'run-1', async () => void written++, () => cancelled);
   for (let i = 0; i <= MAX_PENDING_LAYERS; i++) stuck.add(layer(i, 50));
   await until(() => written >= MAX_PENDING_LAYERS);
   assert.equal(written, MAX_PENDING_LAYERS);
@@ -155,7 +155,7 @@ test('a malformed or oversized layer entry in Redis is refused with a clear erro
   await assert.rejects(takeLayer(redis, 'job-m', 'run-1', ref(120)), /has 100 bytes, its reference says 120; refused/);
   await redis.set(key, Buffer.alloc(100, 7));
   await assert.rejects(takeLayer(redis, 'job-m', 'run-1', ref(100)), /layer 2 of job job-m is not a PNG; refused/);
-  const big = new LayerUpload(redis, 'job-m', 'run-2', async () => {}, () => false);
+  const big = new RedisLayerStream(redis, 'job-m', 'run-2', async () => {}, () => false);
   big.add({ ...layer(1, 8), png: new Uint8Array(MAX_LAYER_BYTES + 1) });
   await assert.rejects(big.done(), /layer 1 is 6\.0 MiB, over the 6\.0 MiB a layer may send through Redis/);
   assert.equal(await redis.exists(keys.layer('job-m', 'run-2', 1)), 0, 'nothing written');
@@ -163,7 +163,7 @@ test('a malformed or oversized layer entry in Redis is refused with a clear erro
 
 test('results through Redis: the manifest names the layers (no PNG in it), the latents come back exactly; a missed layer event is made good from Redis; a result over the bound is refused', async () => {
   const sent = result(3, 1000);
-  const upload = new LayerUpload(redis, 'job-1', 'run-1', async () => {}, () => false);
+  const upload = new RedisLayerStream(redis, 'job-1', 'run-1', async () => {}, () => false);
   sent.layers.forEach((l) => upload.add(l));
   await upload.done();
   const manifest = await putResult(redis, 'job-1', 'run-1', 'w', sent);
@@ -184,7 +184,7 @@ test('a base job\'s latents travel as an input part and come back exactly; a mis
   const tokens = Float32Array.from({ length: 64 * 3 }, (_, i) => i / 7);
   const layout = { width: 32, height: 32, boxes: [[0, 0, 32, 32], [0, 0, 32, 32]] as [number, number, number, number][] };
   const params = { prompt: 'p', layout, steps: 2, guidance: 4, trueCfg: 3.5, seed: 1, base: { model: 'fake', keep: [{ from: 1, to: 1 }], latents: { layout, tokens } } };
-  const data = await putJob(redis, { jobId: 'job-b', model: 'fake', kind: 'generate', params });
+  const data = await putJob(redis, 'job-b', 'fake', { kind: 'generate', params });
   assert.ok(JSON.stringify(data).length < 2000, 'the latents are not in the job data');
   const back = await takeJob(redis, data);
   assert.ok(back.kind === 'generate');
@@ -198,7 +198,7 @@ test('a decomposition\'s image travels as an expiring input part, checked by len
   const pixels = Uint8Array.from({ length: width * height * 3 }, (_, i) => (i * 31) & 255);
   const layout = { width, height, boxes: [[0, 0, width, height], [0, 0, width, height], [16, 0, 48, 32]] as [number, number, number, number][] };
   const params = { prompt: 'a poster', layout, steps: 2, guidance: 4, trueCfg: 3.5, seed: 3, conditioningScale: 0.9, image: { width, height, channels: 3 as const, pixels } };
-  const data = await putJob(redis, { jobId: 'job-d', model: 'fake', kind: 'decompose', params });
+  const data = await putJob(redis, 'job-d', 'fake', { kind: 'decompose', params });
   assert.ok(jobDataSchema.safeParse(data).success, 'the worker accepts it');
   assert.ok(JSON.stringify(data).length < 2000, 'the image is not in the job data');
   const ttl = await redis.pttl(keys.input('job-d', 'image'));

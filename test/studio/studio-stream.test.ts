@@ -10,12 +10,12 @@ import { hostname } from 'node:os';
 import { readdir } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { TestClient, generateMessage, collectJob, type Received } from '../bridge/helpers.ts';
+import { TestClient, generateMessage, collectJob, type Received } from '../support/bridge.ts';
 import { TestRedis, REDIS_PASSWORD } from './redis-server.ts';
 import { WorkerProcess, startFrontDoor, starts, TIMINGS, type TestFrontDoor } from './studio-helpers.ts';
 import { KEY_PREFIX, keys, MAX_LAYER_BYTES, queueName } from '../../bridge/studio/keys.ts';
 import { CANCELLED_REASON, type RunEvent, type WorkerRecord } from '../../bridge/studio/wire.ts';
-import { LayerUpload, putResult, refOf } from '../../bridge/studio/transport.ts';
+import { RedisLayerStream, putResult, refOf } from '../../bridge/studio/transport.ts';
 
 const DECODE_MS = 2500;
 let server: TestRedis;
@@ -215,7 +215,7 @@ async function staleThenCurrent(job: Job, send: (e: RunEvent) => Promise<void>) 
   await redis.set(keys.layer(jobId, 'lost-run', 0), Buffer.from(lost.png), 'PX', 60_000);
   await send({ type: 'layer', run: 'lost-run', ...refOf(lost) });
   const layers = boxes.map((_, i) => layer('rogue-run', i));
-  const upload = new LayerUpload(redis, jobId, 'rogue-run', (ref) => send({ type: 'layer', run: 'rogue-run', ...ref }), () => false);
+  const upload = new RedisLayerStream(redis, jobId, 'rogue-run', (ref) => send({ type: 'layer', run: 'rogue-run', ...ref }), () => false);
   layers.forEach((l) => upload.add(l));
   await upload.done();
   const latents = { layout: { width: 128, height: 64, boxes }, tokens: new Float32Array(4) };

@@ -6,8 +6,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Queue } from 'bullmq';
-import { TestClient, generateMessage, collectJob, decodePng, decomposeMessage, flatImage, type Received } from '../bridge/helpers.ts';
-import { decomposedPixel, fakePixel } from '../bridge/fake-pipeline.ts';
+import { TestClient, TOKEN, generateMessage, collectJob, decodePng, decomposeMessage, flatImage, type Received } from '../support/bridge.ts';
+import { PROTOCOL_VERSION } from '../../bridge/protocol/messages.ts';
+import { decomposedPixel, fakePixel } from '../support/fake-pipeline.ts';
 import { TestRedis, REDIS_PASSWORD } from './redis-server.ts';
 import { WorkerProcess, startFrontDoor, starts, type TestFrontDoor } from './studio-helpers.ts';
 import { KEY_PREFIX, queueName } from '../../bridge/studio/keys.ts';
@@ -26,6 +27,9 @@ before(async () => {
     WorkerProcess.start(redis, 'w3', { model: 'other', jobs: ['generate'] }),
   ]);
   door = await startFrontDoor(redis);
+  // The front door listens at once and learns its workers at its first check: the fair-order test
+  // below needs its first jobs to start as they are sent, not all at once when the models appear.
+  await waitFor(async () => (await workersInHealth()).length === 3, 'the front door to see its 3 workers');
 });
 
 after(async () => {
@@ -90,20 +94,19 @@ test('two designers\' batches interleave across two workers; BullMQ never holds 
 });
 
 test('welcome and /health list the models and workers; a job for the other model runs only on its worker; an unknown model is refused', async () => {
-  const client = TestClient.open(door.url, { origin: 'null' });
-  const c = await client;
-  c.send({ type: 'hello', protocol: 2, token: (await import('../bridge/helpers.ts')).TOKEN });
+  const c = await TestClient.open(door.url, { origin: 'null' });
+  c.send({ type: 'hello', protocol: PROTOCOL_VERSION, token: TOKEN });
   const welcome = await c.next((m) => m.type === 'welcome');
   assert.ok(welcome.type === 'welcome');
   assert.equal(welcome.model, 'fake', 'the default model comes first');
   assert.deepEqual(welcome.models.map((m) => m.model), ['fake', 'other']);
 
-  type Health = { runner: string; workers: { name: string; model: string; provider: string; busy: boolean }[]; redis: { connected: boolean; address: string } };
+  type Health = { executor: string; workers: { name: string; model: string; provider: string; busy: boolean }[]; redis: { connected: boolean; address: string } };
   const read = async () => (await (await fetch(`http://127.0.0.1:${door.bridge.port}/health`)).json()) as Health;
   // Worker records are heartbeats: the last job's "busy" clears within a heartbeat.
   await waitFor(async () => (await read()).workers.every((w) => !w.busy), 'the workers to be idle in /health');
   const health = await read();
-  assert.equal(health.runner, 'queue');
+  assert.equal(health.executor, 'queue');
   assert.equal(health.redis.connected, true);
   assert.doesNotMatch(JSON.stringify(health), new RegExp(REDIS_PASSWORD), '/health never shows the Redis password');
   assert.deepEqual(

@@ -1,16 +1,28 @@
 /**
- * Where a job runs. The job lifecycle (`jobs.ts`) decides which job runs next and talks to
- * clients; a runner runs it: on this machine's pipeline thread (`local-runner.ts`), or on GPU
- * workers behind Redis (`queue-runner.ts`). The bridge picks one at start-up; job code never asks
+ * Where a job runs. The job lifecycle (`job-lifecycle.ts`) decides which job runs next and talks to
+ * clients; a executor runs it: on this machine's pipeline thread (`local-executor.ts`), or on GPU
+ * workers behind Redis (`queue-executor.ts`). The bridge picks one at start-up; job code never asks
  * which.
  */
 import type { Stage } from '../domain/stage.ts';
-import type { CleanLatents, DecomposeParams, GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
-import type { LayerPng } from './job-store.ts';
+import type { BaseJob, CleanLatents, DecomposeParams, GenerateParams, PipelineInfo, Progress } from '../gpu-server/pipeline/types.ts';
+import type { LayerPng } from './job-archive.ts';
+import type { ErrorCode } from './protocol/messages.ts';
 
 /** Rejection of a job that was cancelled. */
 export class JobAborted extends Error {
   override name = 'JobAborted';
+}
+
+/** Rejection of a job refused with a code while it starts (e.g. its base was pruned while it waited). */
+export class JobRefused extends Error {
+  override name = 'JobRefused';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** What a finished job hands back, wherever it ran: its layers as PNGs, what the manifest records, its latents. */
@@ -30,11 +42,37 @@ export interface JobResult {
 /** What a job asks of the pipeline: a generation, or a decomposition of a flat image. */
 export type JobRequest = { kind: 'generate'; params: GenerateParams } | { kind: 'decompose'; params: DecomposeParams };
 
-export type RunnerJob = {
+export type ExecutorJob = {
   jobId: string;
   /** The model the job was made for (a pipeline's `info.model`). */
   model: string;
-} & JobRequest;
+} & (
+  | {
+      kind: 'generate';
+      /** The generation's parameters, its base aside. */
+      params: Omit<GenerateParams, 'base'>;
+      /**
+       * The base whose layers it keeps, still being read from the job archive: the job holds its
+       * place on the executor meanwhile, and other jobs start as the executor has room. A failed
+       * read rejects the run with its error (a JobRefused).
+       */
+      base?: Promise<BaseJob>;
+    }
+  | { kind: 'decompose'; params: DecomposeParams }
+);
+
+/** An executor job for a request whose base, if any, is read already (a GPU worker's, from Redis). */
+export function executorJob(jobId: string, model: string, request: JobRequest): ExecutorJob {
+  if (request.kind === 'decompose') return { jobId, model, ...request };
+  const { base, ...params } = request.params;
+  return { jobId, model, kind: 'generate', params, ...(base ? { base: Promise.resolve(base) } : {}) };
+}
+
+/** What an executor job asks of the pipeline, once its base (if any) is read. */
+export async function jobRequest(job: ExecutorJob): Promise<JobRequest> {
+  if (job.kind === 'decompose') return { kind: 'decompose', params: job.params };
+  return { kind: 'generate', params: job.base ? { ...job.params, base: await job.base } : job.params };
+}
 
 export interface RunEvents {
   onProgress(progress: Progress): void;
@@ -43,7 +81,7 @@ export interface RunEvents {
   /** Something the client should know about its running job, in words (e.g. it started again elsewhere). */
   onNote(note: string): void;
   /**
-   * A layer's PNG as soon as it is ready, in index order, before the result. A runner may never
+   * A layer's PNG as soon as it is ready, in index order, before the result. A executor may never
    * call it: the job sends the result's layers it has not streamed.
    */
   onLayer(layer: LayerPng): void;
@@ -56,15 +94,15 @@ export interface JobRun {
   cancel(): void;
 }
 
-/** Why a job cannot start now, or undefined when it can. */
+/** Whether a job can start now; if not, why, when there is something to tell (for `queued`). */
 export type StartCheck = { ok: true } | { ok: false; why?: string };
 
-export interface JobRunner {
+export interface JobExecutor {
   /** The models jobs can be made for, the default first. Empty until a pipeline is known. */
   models(): PipelineInfo[];
   /** Whether a job for `model` can start now (an idle pipeline has it); if not, why, for `queued`. */
   canStart(model: string): StartCheck;
-  start(job: RunnerJob, events: RunEvents): JobRun;
+  start(job: ExecutorJob, events: RunEvents): JobRun;
   /** `listener` is called when a job that could not start may now start (a pipeline became idle or joined). */
   onCapacity(listener: () => void): void;
   /** What `/health` shows about where jobs run. */

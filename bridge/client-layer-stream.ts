@@ -1,22 +1,22 @@
 /**
  * A running job's layers on their way to its subscribers: each layer is framed once, as soon as
- * the runner hands it over, and every subscriber reads the frames at its own pace (waiting until
+ * the executor hands it over, and every subscriber reads the frames at its own pace (waiting until
  * it has read what was sent before the next, see Subscriber.drained), from the first layer on,
  * whenever it started following. `done` goes after the last layer once the job is stored.
  */
 import type { BridgeMessage } from './protocol/messages.ts';
 import { encodeImageFrame, imageFrameHeaderBytes } from './protocol/image-frame.ts';
-import type { JobManifest, LayerPng, StoredLayer } from './job-store.ts';
+import type { JobManifest, LayerPng, ArchivedLayer } from './job-archive.ts';
 
-/** What a feed needs of a connection (a `Subscriber` of jobs.ts). */
-export interface FeedClient {
+/** What a stream needs of a connection (a `Subscriber` of job-lifecycle.ts). */
+export interface StreamClient {
   readonly open: boolean;
   send(message: BridgeMessage): void;
   sendFrame(frame: Uint8Array): void;
   drained(): Promise<boolean>;
 }
 
-export function layerMessage(jobId: string, layer: Omit<StoredLayer, 'file'>, frame: Uint8Array): BridgeMessage {
+export function layerMessage(jobId: string, layer: Omit<ArchivedLayer, 'file'>, frame: Uint8Array): BridgeMessage {
   const { index, box, width, height } = layer;
   return { type: 'layer', jobId, index, box, width, height, bytes: frame.length - imageFrameHeaderBytes(jobId) };
 }
@@ -39,8 +39,8 @@ export function doneMessage(manifest: JobManifest, fetched: boolean): BridgeMess
   };
 }
 
-export class LayerFeed {
-  private readonly frames: { layer: Omit<StoredLayer, 'file'>; frame: Uint8Array }[] = [];
+export class ClientLayerStream {
+  private readonly frames: { layer: Omit<ArchivedLayer, 'file'>; frame: Uint8Array }[] = [];
   private readonly indices = new Set<number>();
   private manifest: JobManifest | undefined;
   private ended = false;
@@ -75,7 +75,7 @@ export class LayerFeed {
   }
 
   /** Sends every layer, from the first, then `done`; resolves when done is sent or sending stopped. */
-  async follow(client: FeedClient): Promise<void> {
+  async follow(client: StreamClient): Promise<void> {
     for (let i = 0; ; i++) {
       while (i >= this.frames.length && !this.manifest && !this.ended) await new Promise<void>((resolve) => this.waiting.push(resolve));
       if (this.ended) return;

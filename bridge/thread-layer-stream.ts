@@ -5,13 +5,13 @@
  * while the rest are still being encoded.
  */
 import type { LayerImage } from '../gpu-server/pipeline/types.ts';
-import type { LayerPng } from './job-store.ts';
+import type { LayerPng } from './job-archive.ts';
 
 export interface Encoder {
   encode(width: number, height: number, rgba: Uint8Array): Promise<Uint8Array>;
 }
 
-export class LayerStream {
+export class ThreadLayerStream {
   private readonly seen = new Set<number>();
   private sent: Promise<void> = Promise.resolve();
   private firstAt: number | undefined;

@@ -1,14 +1,14 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BoxTuple } from '../../domain/layout.ts';
-import { LayerStream, type Encoder } from '../../bridge/layer-stream.ts';
-import type { JobManifest, LayerPng } from '../../bridge/job-store.ts';
-import { LayerFeed } from '../../bridge/layer-feed.ts';
+import { ThreadLayerStream, type Encoder } from '../../bridge/thread-layer-stream.ts';
+import type { JobManifest, LayerPng } from '../../bridge/job-archive.ts';
+import { ClientLayerStream } from '../../bridge/client-layer-stream.ts';
 import type { BridgeMessage } from '../../bridge/protocol/messages.ts';
 import { decodeImageFrame } from '../../bridge/protocol/image-frame.ts';
 import type { LayerImage } from '../../gpu-server/pipeline/types.ts';
-import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge, type Received } from './helpers.ts';
-import { fakePixel } from './fake-pipeline.ts';
+import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge, type Received } from '../support/bridge.ts';
+import { fakePixel } from '../support/fake-pipeline.ts';
 
 const layer = (index: number): LayerImage => ({ index, box: [0, 0, 1, 1] as BoxTuple, width: 1, height: 1, rgba: Uint8Array.of(index, 0, 0, 255) });
 
@@ -23,10 +23,10 @@ function manualEncoder() {
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
-test('LayerStream encodes every layer at once but sends them in index order as they become ready', async () => {
+test('ThreadLayerStream encodes every layer at once but sends them in index order as they become ready', async () => {
   const { encoder, calls } = manualEncoder();
   const sent: number[] = [];
-  const stream = new LayerStream(encoder, (l) => sent.push(l.index));
+  const stream = new ThreadLayerStream(encoder, (l) => sent.push(l.index));
   stream.add([layer(0), layer(1), layer(2)]);
   assert.deepEqual(calls.map((c) => c.index), [0, 1, 2], 'all three are handed to the encoder immediately');
   calls[2].resolve(Uint8Array.of(2));
@@ -43,14 +43,14 @@ test('LayerStream encodes every layer at once but sends them in index order as t
   assert.equal(stream.sentCount, 4);
 });
 
-test('LayerStream: a failed encode rejects finish once, sends nothing after it, and raises no unhandled rejection', async () => {
+test('ThreadLayerStream: a failed encode rejects finish once, sends nothing after it, and raises no unhandled rejection', async () => {
   const unhandled: unknown[] = [];
   const onUnhandled = (e: unknown) => unhandled.push(e);
   process.on('unhandledRejection', onUnhandled);
   try {
     const { encoder, calls } = manualEncoder();
     const sent: number[] = [];
-    const stream = new LayerStream(encoder, (l: LayerPng) => sent.push(l.index));
+    const stream = new ThreadLayerStream(encoder, (l: LayerPng) => sent.push(l.index));
     stream.add([layer(0), layer(1), layer(2)]);
     calls[1].reject(new Error('RGBA has 3 bytes'));
     calls[2].reject(new Error('second failure'));
@@ -98,10 +98,10 @@ test('layers reach the client while the pipeline is still decoding, and a client
   b.close();
 });
 
-// ---- LayerFeed: every subscriber at its own pace --------------------------------------------------
+// ---- ClientLayerStream: every subscriber at its own pace --------------------------------------------------
 
 /**
- * A connection as jobs.ts's Subscriber documents it: `drained()` resolves true once the client has
+ * A connection as job-lifecycle.ts's Subscriber documents it: `drained()` resolves true once the client has
  * read what was sent, false once it closed or was dropped; sending to a closed one does nothing.
  * Here the test decides when it has read.
  */
@@ -126,14 +126,14 @@ function feedClient() {
 
 const manifestFor = (jobId: string, count: number): JobManifest => ({
   format: 1, jobId, requestId: 'r', prompt: '', layout: { width: 1, height: 1, boxes: [] }, params: { resolution: 512, steps: 1, guidance: 4, trueCfg: 3.5, seed: 1 },
-  seed: 1, model: 'm', provider: 'cpu', tiny: true, promptTruncated: false, timings: {}, createdAt: '', finishedAt: '',
+  seed: 1, model: 'm', provider: 'cpu', tiny: true, promptTruncated: false, timings: {}, createdAt: '', finishedAt: '', job: 'generate', latents: { file: '', values: 0 },
   layers: Array.from({ length: count }, (_, index) => ({ index, box: [0, 0, 1, 1] as BoxTuple, width: 1, height: 1, file: '' })),
 });
 const png = (index: number): LayerPng => ({ index, box: [0, 0, 1, 1], width: 1, height: 1, png: Uint8Array.of(index) });
 const JOB = '0c5b2c7e-3f4a-4b8e-9a1d-2f6e8c9b0a1d';
 
-test('LayerFeed sends each layer only after the client read the last, from the first layer for a late follower, then done once stored', async () => {
-  const feed = new LayerFeed(JOB);
+test('ClientLayerStream sends each layer only after the client read the last, from the first layer for a late follower, then done once stored', async () => {
+  const feed = new ClientLayerStream(JOB);
   const early = feedClient();
   const following = feed.follow(early.client);
   feed.push(png(0));
@@ -158,8 +158,8 @@ test('LayerFeed sends each layer only after the client read the last, from the f
   assert.deepEqual(late.got.slice(4), ['layer2', 'frame2', 'done']);
 });
 
-test('LayerFeed: a client dropped for not reading gets no more, an aborted job sends no done, and followers end', async () => {
-  const feed = new LayerFeed(JOB);
+test('ClientLayerStream: a client dropped for not reading gets no more, an aborted job sends no done, and followers end', async () => {
+  const feed = new ClientLayerStream(JOB);
   const dropped = feedClient();
   const reader = feedClient();
   const a = feed.follow(dropped.client);

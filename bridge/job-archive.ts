@@ -24,7 +24,7 @@ const MANIFEST_FILE = 'manifest.json';
 const LATENTS_FILE = 'latents.f32';
 const IMAGE_FILE = 'image.png';
 
-export interface StoredLayer {
+export interface ArchivedLayer {
   index: number;
   box: BoxTuple;
   width: number;
@@ -40,8 +40,8 @@ export interface JobManifest {
   layout: Layout;
   /** A decomposition's carry `conditioningScale` too. */
   params: WireGenerateParams | WireDecomposeParams;
-  /** What made the layers; absent in jobs stored before decompositions: a generation. */
-  job?: JobKind;
+  /** What made the layers. */
+  job: JobKind;
   seed: number;
   model: string;
   provider: string;
@@ -50,9 +50,9 @@ export interface JobManifest {
   timings: Timings;
   createdAt: string;
   finishedAt: string;
-  layers: StoredLayer[];
-  /** The clean latents: `values` float32 in LATENTS_FILE, the token grid of `layout`. Absent in jobs stored before they were kept. */
-  latents?: { file: string; values: number };
+  layers: ArchivedLayer[];
+  /** The clean latents: `values` float32 in LATENTS_FILE, the token grid of `layout`. */
+  latents: { file: string; values: number };
   /** Lineage: the job this one was made from, and the layers it kept. */
   base?: WireBase;
   /** A decomposition's uploaded flat image: `bytes` bytes of PNG in IMAGE_FILE. */
@@ -71,7 +71,7 @@ export interface LayerPng {
 export type ManifestRead = { ok: true; manifest: JobManifest } | { ok: false; why: string };
 
 /** Why a job id has no manifest when its folder is not there. */
-export const NOT_STORED = 'it is not in the job store (never existed, or pruned)';
+export const NOT_ARCHIVED = 'it is not in the job archive (never existed, or pruned)';
 
 /** A stored job read as a base: its manifest, clean latents and the PNGs of the layers asked for. */
 export type BaseRead =
@@ -80,13 +80,13 @@ export type BaseRead =
 
 export const layerFile = (index: number) => `layer-${String(index).padStart(2, '0')}.png`;
 
-export class JobStore {
+export class JobArchive {
   /** @param keep how many finished jobs to keep; older ones are deleted after each save. */
   constructor(
     readonly root: string,
     private readonly keep: number,
   ) {
-    if (!Number.isInteger(keep) || keep < 1) throw new Error(`job store limit must be a positive integer, got ${keep}`);
+    if (!Number.isInteger(keep) || keep < 1) throw new Error(`job archive limit must be a positive integer, got ${keep}`);
   }
 
   /** Creates the folder and removes temporary folders a crash left behind. */
@@ -102,7 +102,7 @@ export class JobStore {
     const tmp = join(this.root, `${TMP_PREFIX}${jobId}-${randomBytes(4).toString('hex')}`);
     await mkdir(tmp);
     try {
-      const stored: StoredLayer[] = [];
+      const stored: ArchivedLayer[] = [];
       for (const layer of layers) {
         const file = layerFile(layer.index);
         await writeFile(join(tmp, file), layer.png);
@@ -137,7 +137,7 @@ export class JobStore {
     try {
       return { ok: true, manifest: JSON.parse(await readFile(join(this.root, jobId, MANIFEST_FILE), 'utf8')) as JobManifest };
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: false, why: NOT_STORED };
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: false, why: NOT_ARCHIVED };
       if (error instanceof SyntaxError) return { ok: false, why: `its ${MANIFEST_FILE} is not valid JSON` };
       throw error;
     }
@@ -176,7 +176,6 @@ export class JobStore {
     const { manifest } = read;
     const dir = join(this.root, jobId);
     try {
-      if (!manifest.latents) return { ok: false, why: 'it was stored before the bridge kept latents' };
       const damaged = problem(() => validateLayout(manifest.layout));
       if (damaged) return { ok: false, why: `its stored layout is damaged (${damaged})` };
       const expected = transformerTokens(manifest.layout).count * PACKED_CHANNELS;
@@ -198,7 +197,7 @@ export class JobStore {
       return { ok: true, manifest, latents: { layout: manifest.layout, tokens }, layers: pngs };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return { ok: false, why: NOT_STORED };
+      if (code === 'ENOENT') return { ok: false, why: NOT_ARCHIVED };
       throw error;
     }
   }

@@ -4,7 +4,7 @@
  */
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 import { PipelineHost } from './pipeline-host.ts';
-import type { JobRun, JobRunner, RunEvents, RunnerJob, StartCheck } from './runner.ts';
+import { jobRequest, type JobRun, type JobExecutor, type RunEvents, type ExecutorJob, type StartCheck } from './executor.ts';
 import type { PipelineFactoryOptions } from './worker-messages.ts';
 
 export interface LocalPipeline {
@@ -13,7 +13,7 @@ export interface LocalPipeline {
   options: PipelineFactoryOptions;
 }
 
-export class LocalRunner implements JobRunner {
+export class LocalExecutor implements JobExecutor {
   private busy = false;
   private readonly listeners: (() => void)[] = [];
 
@@ -24,8 +24,8 @@ export class LocalRunner implements JobRunner {
   ) {}
 
   /** Starts the pipeline worker and waits until the pipeline is loaded (rejects with the load error). */
-  static async start(pipeline: LocalPipeline, log: (line: string) => void): Promise<LocalRunner> {
-    return new LocalRunner(pipeline, await PipelineHost.start(pipeline.factory, pipeline.options), log);
+  static async start(pipeline: LocalPipeline, log: (line: string) => void): Promise<LocalExecutor> {
+    return new LocalExecutor(pipeline, await PipelineHost.start(pipeline.factory, pipeline.options), log);
   }
 
   /** What the worker loaded at start (a restarted worker loads the same). */
@@ -42,16 +42,17 @@ export class LocalRunner implements JobRunner {
     return this.busy ? { ok: false } : { ok: true };
   }
 
-  start(job: RunnerJob, events: RunEvents): JobRun {
+  start(job: ExecutorJob, events: RunEvents): JobRun {
     this.busy = true;
     let seq: number | undefined;
     let cancelled = false;
     const result = (async () => {
+      const request = await jobRequest(job);
       if (!this.host.alive) {
         this.log('pipeline worker is gone; starting a new one');
         this.host = await PipelineHost.start(this.pipeline.factory, this.pipeline.options);
       }
-      const run = this.host.run(job, events.onProgress, events.onPreview, events.onLayer);
+      const run = this.host.run(request, events.onProgress, events.onPreview, events.onLayer);
       seq = run.seq;
       if (cancelled) this.host.cancel(run.seq);
       return run.result;
