@@ -27,6 +27,7 @@ export const SCOPE: Record<string, string[]> = {
   'gpu-server/pipeline/decompose-args.ts': ['test/pipeline/decompose.test.ts'],
   'gpu-server/models/adapter.ts': ['test/golden/cases.test.ts'],
   'gpu-server/pipeline/text-encoder.ts': ['test/pipeline/entry-points.test.ts'],
+  'gpu-server/pipeline/flat-image.ts': ['test/pipeline/flat-image.test.ts'],
   'gpu-server/golden/compare.ts': ['test/golden/compare.test.ts'],
   'bridge/protocol/parse.ts': ['test/bridge/protocol.test.ts', 'test/bridge/bad-input.test.ts'],
   'bridge/protocol/image-frame.ts': ['test/bridge/protocol.test.ts'],
