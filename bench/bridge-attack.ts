@@ -1,5 +1,5 @@
 /**
- * The bridge under attack, measured: a real bridge in a child process (sample pipeline), and
+ * The bridge under attack, measured: a real bridge in a child process (the benchmarks' stand-in pipeline), and
  * here a paired witness that pings every 20 ms. Each attack is compared with a quiet baseline
  * measured in the same run: the bridge's event-loop delay and the witness's ping while a stranger
  * (no hello) sends the worst frame it can at the documented 30 a second; the bridge's peak
@@ -11,15 +11,16 @@ import { WebSocket } from 'ws';
 import { MAX_MESSAGE_BYTES } from '../bridge/protocol/limits.ts';
 import { PROTOCOL_VERSION, type BridgeMessage } from '../bridge/protocol/messages.ts';
 import { DEFAULT_LIMITS } from '../bridge/server.ts';
-import { RawWebSocket, text } from '../test/bridge/raw-socket.ts';
-import { startBridgeChild, type BridgeChildReport } from './bridge-child.ts';
+import { RawWebSocket, text } from '../test/support/raw-socket.ts';
+import { samplePipeline } from '../test/support/bridge.ts';
+import { startBridgeProcess, type BridgeProcessReport } from '../test/support/bridge-process.ts';
 import { fixed, machineLine, mib, table } from './stats.ts';
 
 const PHASE_MS = 3000;
 const FLOOD_PER_SECOND = DEFAULT_LIMITS.perSecond;
 
 /** What the bridge process measured of itself during one phase. */
-type PhaseReport = BridgeChildReport;
+type PhaseReport = BridgeProcessReport;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -104,7 +105,7 @@ interface AttackResult {
 
 export async function measureAttacks(): Promise<AttackResult> {
   // The stand-in's steps take 1 ms: the attacks, not the generation, are measured.
-  const child = await startBridgeChild(1);
+  const child = await startBridgeProcess({ pipeline: samplePipeline(1) });
   try {
     const { port, token } = child;
     const phase = async (fn: () => Promise<void>): Promise<PhaseReport> => {

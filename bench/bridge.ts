@@ -1,7 +1,7 @@
 /**
  * Bridge benchmark: a real bridge (bridge/server.ts) in a child process, its pipeline worker
- * running bench/sample-pipeline.ts (denoising simulated by a thread-holding wait per step,
- * layers of real generated content), and a real WebSocket client here. One job of 52 layers,
+ * running the benchmarks' stand-in (test/support/bridge.ts samplePipeline: denoising simulated by
+ * a thread-holding wait per step, layers of real generated content), and a real WebSocket client here. One job of 52 layers,
  * each the whole 1024x1024 canvas (the largest job the protocol allows). The child measures its
  * own event-loop delay and memory, so the client's work does not count against the bridge.
  * Run: `npx tsx bench/bridge.ts [--steps 28] [--step-ms 20]`.
@@ -12,7 +12,8 @@ import { WebSocket } from 'ws';
 import { type BoxTuple, MAX_LAYERS } from '../domain/layout.ts';
 import { PROTOCOL_VERSION, type BridgeMessage } from '../bridge/protocol/messages.ts';
 import { decodeImageFrame } from '../bridge/protocol/image-frame.ts';
-import { cpuMs, epochMs, startBridgeChild, type BridgeChildReport } from './bridge-child.ts';
+import { samplePipeline } from '../test/support/bridge.ts';
+import { cpuMs, epochMs, startBridgeProcess, type BridgeProcessReport } from '../test/support/bridge-process.ts';
 import { fixed, machineLine, mib, table } from './stats.ts';
 
 const SIDE = 1024;
@@ -26,7 +27,7 @@ export interface BridgeBenchOptions {
 export const DEFAULT_BRIDGE_OPTIONS: BridgeBenchOptions = { steps: 28, stepMs: 20 };
 
 export const HOW_TO_READ = `How to read: one job of ${MAX_LAYERS} layers, each the whole ${SIDE}x${SIDE} canvas, through a real bridge
-(child process) to a real WebSocket client. The pipeline is a stand-in (bench/sample-pipeline.ts):
+(child process) to a real WebSocket client. The pipeline is a stand-in (test/support/fake-pipeline.ts):
 each denoising step holds the worker thread for step-ms, as onnxruntime does, and the layers are
 the official sample output resampled, so PNG encoding (on the worker's encoder threads, each layer
 sent as soon as it is encoded), the job archive (disk) and delivery are real. Times are from the
@@ -53,7 +54,7 @@ export interface BridgeBenchResult {
   workerEncodeMs: number;
   /** CPU time from the last denoising step to the last layer received: the bridge process (all threads) and this client. */
   deliveryCpu: { bridgeMs: number; clientMs: number };
-  child: BridgeChildReport;
+  child: BridgeProcessReport;
 }
 
 /** The bridge's CPU time between two epoch times, from its 10 ms samples (the last sample at or before each). */
@@ -67,7 +68,7 @@ export function cpuBetween(samples: readonly [number, number][], from: number, t
 }
 
 export async function measureBridge(options: BridgeBenchOptions = DEFAULT_BRIDGE_OPTIONS): Promise<BridgeBenchResult> {
-  const child = await startBridgeChild(options.stepMs);
+  const child = await startBridgeProcess({ pipeline: samplePipeline(options.stepMs) });
   try {
     const { port, token } = child;
     const ws = new WebSocket(`ws://127.0.0.1:${port}`, { headers: { origin: 'null' }, maxPayload: 256 * 2 ** 20 });

@@ -13,7 +13,8 @@
  * Models: the mid-size transformer of crop-vs-full (2 double + 4 single blocks, width 384) and an
  * adapter of 1 double block, the same proportion as alimama's Inpainting-Alpha (6 double, 0 single)
  * to FLUX.1-dev (19 + 38). Random weights: only the times mean anything. All four variants run
- * interleaved, round after round, so drift on a shared machine hits them alike.
+ * interleaved, round after round in a turning order, each round's ratios taken against its own
+ * baseline, so drift on a shared machine hits them alike.
  * Run: `npx tsx bench/decompose.ts [--rounds 5]`.
  */
 import { execFileSync } from 'node:child_process';
@@ -123,16 +124,19 @@ export async function measureDecompose(rounds = 5): Promise<{ rows: DecomposeBen
     const latents = tokenNoise(1, grid);
     const times = variants.map(() => [] as number[]);
     for (let round = -1; round < rounds; round++) {
-      for (const [i, [, predictor]] of variants.entries()) {
+      // The order turns each round, so no variant always runs first (after the previous round's last).
+      for (let k = 0; k < variants.length; k++) {
+        const i = (k + Math.max(round, 0)) % variants.length;
         const t0 = performance.now();
-        await predictor.predict(latents, 0.7, true);
+        await variants[i][1].predict(latents, 0.7, true);
         if (round >= 0) times[i].push(performance.now() - t0);
       }
     }
-    const base = median(times[0]);
-    const rows = variants.map(([name], i) => ({ name, ms: median(times[i]), ratio: median(times[i]) / base }));
-    const step = rows[rows.length - 1].ms;
-    return { rows, tokens: grid.count, layers: named.layout.boxes.length, adapterShare: (step - rows[rows.length - 2].ms) / step };
+    // Each round's ratio to the same round's baseline, then the median: drift between rounds cancels.
+    const ratio = (i: number, to = 0) => median(times[i].map((t, r) => t / times[to][r]));
+    const rows = variants.map(([name], i) => ({ name, ms: median(times[i]), ratio: ratio(i) }));
+    const last = variants.length - 1;
+    return { rows, tokens: grid.count, layers: named.layout.boxes.length, adapterShare: 1 - 1 / ratio(last, last - 1) };
   } finally {
     for (const s of sessions) await s.release();
     rmSync(scratch, { recursive: true, force: true });
@@ -142,7 +146,7 @@ export async function measureDecompose(rounds = 5): Promise<{ rows: DecomposeBen
 export async function main(rounds = 5): Promise<void> {
   console.log(`\n== decomposition vs generation, one denoising step, CPU ==\n${machineLine()}`);
   const r = await measureDecompose(rounds);
-  console.log(`mid-size transformer (2 double + 4 single, width 384), adapter 1 double block; 256x256, ${r.layers} layers, ${r.tokens} image tokens; median of ${rounds} interleaved rounds\n`);
+  console.log(`mid-size transformer (2 double + 4 single, width 384), adapter 1 double block; 256x256, ${r.layers} layers, ${r.tokens} image tokens; median of ${rounds} interleaved rounds, ratios taken within each round\n`);
   console.log(table(['step', 'ms', 'x generation'], r.rows.map((row) => [row.name, fixed(row.ms), fixed(row.ratio, 2)])));
   console.log(`\nthe adapter's share of a decomposition step: ${fixed(r.adapterShare * 100)}%`);
   console.log(`How to read: the first row is the baseline measured in this run; the second is the same step

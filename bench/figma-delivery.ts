@@ -2,7 +2,7 @@
  * `npm run bench -- figma`: the last denoising step to every layer in Figma, measured where the
  * designer would see it: the built plugin in Chromium (the e2e harness: the fake Figma's main
  * thread, the plugin UI in its sandboxed iframe) paired with a real bridge whose pipeline is the
- * bench stand-in (bench/sample-pipeline.ts: 28 steps of 20 ms, then 52 layers of 1024x1024 real
+ * benchmarks' stand-in (test/support/bridge.ts samplePipeline: 28 steps of 20 ms, then 52 layers of 1024x1024 real
  * ART content). Times are epoch milliseconds (`performance.timeOrigin + now()` in each document):
  * each WebSocket message as the UI's JavaScript receives it (the harness's socket observer: the
  * last `progress` of the denoising stage, each layer), each UI -> main message as the main thread
@@ -23,13 +23,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { MAX_CHILD_LAYERS } from '../domain/layout.ts';
 import { startBridge } from '../bridge/server.ts';
 import type { NodeInit } from '../test/plugin/fake-figma.ts';
 import { SETTINGS_KEY } from '../plugin/settings.ts';
 import { HarnessBrowser, type Session } from '../test/e2e/harness/browser.ts';
 import { E2E_PORT, E2E_URL } from '../test/e2e/harness/e2e-setup.ts';
+import { bridgeOptions, samplePipeline } from '../test/support/bridge.ts';
 import { fixed, median, table } from './stats.ts';
 
 const SIDE = 1024;
@@ -86,17 +86,9 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const runs = runsAt >= 0 ? Number(argv[runsAt + 1]) : 3;
   const outputs = mkdtempSync(join(tmpdir(), 'art-bench-figma-'));
   const token = 'bench-figma-token-0123456789';
-  const bridge = await startBridge({
-    host: '127.0.0.1',
-    port: E2E_PORT,
-    token,
-    allowOrigins: [],
-    outputs,
-    keepJobs: 2,
-    executor: { kind: 'local', pipeline: { factory: fileURLToPath(new URL('./sample-pipeline.ts', import.meta.url)), options: { stepMs: 20 } } },
-    cancelOnShutdown: true,
-    version: 'bench',
-  }).catch((error: unknown) => {
+  const bridge = await startBridge(
+    bridgeOptions(outputs, { port: E2E_PORT, token, keepJobs: 2, executor: { kind: 'local', pipeline: samplePipeline(20) }, cancelOnShutdown: true }),
+  ).catch((error: unknown) => {
     throw new Error(`the figma bench needs port ${E2E_PORT} (allowed by manifest.json) free: ${error}`);
   });
   const browser = await HarnessBrowser.launch();

@@ -2,18 +2,17 @@
  * What the bridge pays to check and decode an uploaded flat image (gpu-server/pipeline/flat-image.ts)
  * for a 1024 x 1024 canvas, against pngjs decoding the same file and the project's own encoder
  * writing it (the bridge's cost per generated layer), all in this run. The image: the official
- * sample output `whole.png` resampled to 1024 (bench/sample-pipeline.ts), as an opaque RGB file
+ * sample output `whole.png` resampled to 1024 (test/support/fake-pipeline.ts), as an opaque RGB file
  * (what the project's encoder writes for it) and as RGBA with pngjs's adaptive filters (what most
  * tools write), plus a bomb with a 1024 x 1024 header, refused at the header's 4 MiB.
  * Times are the process's CPU time per call (median of the runs); wall time beside it.
  * Run: `npm run bench -- upload`.
  */
-import { readFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { checkPngHeader, decodeFlatImage } from '../gpu-server/pipeline/flat-image.ts';
 import { encodePng, pngFile } from '../gpu-server/pipeline/png.ts';
-import { resample } from './sample-pipeline.ts';
+import { readSample, resample } from '../test/support/fake-pipeline.ts';
 import { fixed, machineLine, median, table } from './stats.ts';
 
 const SIDE = 1024;
@@ -39,8 +38,7 @@ function mustDecode(png: Uint8Array): void {
 }
 
 export async function main(): Promise<void> {
-  const src = PNG.sync.read(readFileSync(new URL('../test/fixtures/art-sample-output/whole.png', import.meta.url)));
-  const rgba = resample({ width: src.width, height: src.height, data: new Uint8Array(src.data) }, SIDE, SIDE);
+  const rgba = resample(readSample('whole.png'), SIDE, SIDE);
   for (let i = 3; i < rgba.length; i += 4) rgba[i] = 255; // a flat picture: opaque
   const rgbFile = encodePng(SIDE, SIDE, rgba);
   const pngjsImage = new PNG({ width: SIDE, height: SIDE });

@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other (they would disturb each other's timings
  * if run together), each printing its table and how to read it. `npm run bench -- crop bridge`
- * runs only the ones named (crop, bridge, png, plugin, figma, studio, regenerate, upload, decompose, stages, precision, ceiling, jobs, webgpu).
+ * runs only the ones named (crop, bridge, png, plugin, figma, studio, failover, regenerate, upload, decompose, stages, precision, ceiling, jobs, webgpu).
  */
 import { main as cropVsFull } from './crop-vs-full.ts';
 import { main as bridge } from './bridge.ts';
@@ -13,6 +13,7 @@ import { main as ceiling } from './cpu-ceiling.ts';
 import { main as plugin } from './plugin-traffic.ts';
 import { main as figma } from './figma-delivery.ts';
 import { main as studio } from './studio.ts';
+import { main as studioFailover } from './studio-failover.ts';
 import { main as regenerate } from './regenerate.ts';
 import { main as upload } from './flat-image.ts';
 import { main as decompose } from './decompose.ts';
@@ -30,6 +31,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   plugin: () => plugin(),
   figma: () => figma([]),
   studio: () => studio(),
+  failover: () => studioFailover(),
   regenerate: () => regenerate(),
   upload: () => upload(),
   decompose: () => decompose(),

@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- png`: the project's PNG encoder (gpu-server/pipeline/png.ts) against pngjs with
  * the Paeth filter, the encoder before it, in the same run, on the bridge benchmark's 52 layers
- * (the stand-in pipeline's official sample output resampled to 1024x1024). Time is the process's
+ * (the benchmarks' stand-in pipeline: the official sample output resampled to 1024x1024). Time is the process's
  * CPU time, which moves far less than wall time when other work shares the cores; each encoder
  * writes the layers one after the other, so CPU time / layers is what one core pays per layer.
  * The shoot-out that chose the encoder (other filters, zlib settings, sharp, @napi-rs/image) is
@@ -10,7 +10,8 @@
 import { MAX_LAYERS } from '../domain/layout.ts';
 import { PNG } from 'pngjs';
 import { encodePng } from '../gpu-server/pipeline/png.ts';
-import { createPipeline } from './sample-pipeline.ts';
+import { createPipeline } from '../test/support/fake-pipeline.ts';
+import { sampleOptions } from '../test/support/bridge.ts';
 import { fixed, machineLine, mib, table } from './stats.ts';
 
 const SIDE = 1024;
@@ -31,7 +32,7 @@ const ENCODERS: { name: string; encode: Encode }[] = [
 
 /** The 52 layers the bridge benchmark sends, made by the same stand-in pipeline. */
 async function benchLayers(count: number): Promise<Uint8Array[]> {
-  const pipeline = await createPipeline({ stepMs: 0 });
+  const pipeline = await createPipeline(sampleOptions(0));
   const whole: [number, number, number, number] = [0, 0, SIDE, SIDE];
   const result = await pipeline.generate({ prompt: '', layout: { width: SIDE, height: SIDE, boxes: Array.from({ length: count }, () => whole) }, steps: 1, guidance: 4, trueCfg: 3.5, seed: 1 });
   return result.layers.map((l) => l.rgba);

@@ -1,7 +1,7 @@
 /**
  * Studio benchmark: the single-machine bridge against a front door with one and with two GPU
  * worker processes on a local redis-server, in the same run, with the same stand-in pipeline
- * (bench/sample-pipeline.ts: thread-holding steps, real image content). Prints throughput of N
+ * (test/support/bridge.ts samplePipeline: thread-holding steps, real image content). Prints throughput of N
  * jobs, the latency of one job's milestones (queued, first progress, first and last layer, done) as ratios to the
  * single-machine bridge, and the bytes that travel through Redis per job.
  * Run: `npx tsx bench/studio.ts [--jobs 6] [--steps 10] [--step-ms 30]`.
@@ -13,12 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { BoxTuple } from '../domain/layout.ts';
 import { startBridge } from '../bridge/server.ts';
-import { TestClient, TOKEN, collectJob } from '../test/bridge/helpers.ts';
+import { TestClient, bridgeOptions, collectJob, sampleOptions, samplePipeline } from '../test/support/bridge.ts';
 import { TestRedis, REDIS_PASSWORD } from '../test/studio/redis-server.ts';
 import { WorkerProcess, startFrontDoor } from '../test/studio/studio-helpers.ts';
 import { fixed, machineLine, median, table } from './stats.ts';
 
-const SAMPLE = fileURLToPath(new URL('./sample-pipeline.ts', import.meta.url));
 
 export interface StudioBenchOptions {
   jobs: number;
@@ -102,11 +101,9 @@ export async function main(o: StudioBenchOptions = DEFAULT_STUDIO_OPTIONS) {
   console.log(`\n== studio: front door + GPU workers on Redis vs the single-machine bridge (${o.jobs} jobs, 6 layers of up to 512x512, ${o.steps} steps x ${o.stepMs} ms) ==`);
   // single machine
   const outputs = await mkdtemp(join(tmpdir(), 'art-bench-studio-'));
-  const local = await startBridge({
-    host: '127.0.0.1', port: 0, token: TOKEN, allowOrigins: [], outputs, keepJobs: 50,
-    executor: { kind: 'local', pipeline: { factory: SAMPLE, options: { stepMs: o.stepMs } } },
-    cancelOnShutdown: true, limits: { jobsPerClient: 16 }, version: 'bench',
-  });
+  const local = await startBridge(
+    bridgeOptions(outputs, { keepJobs: 50, executor: { kind: 'local', pipeline: samplePipeline(o.stepMs) }, cancelOnShutdown: true, limits: { jobsPerClient: 16 } }),
+  );
   const localUrl = `ws://127.0.0.1:${local.port}`;
   const localLatency = await measure(localUrl, o);
   const localMany = await manyJobs(localUrl, o);
@@ -120,7 +117,7 @@ export async function main(o: StudioBenchOptions = DEFAULT_STUDIO_OPTIONS) {
     const n = (k: string) => Number(new RegExp(`${k}:(\\d+)`).exec(info)?.[1] ?? 0);
     return n('total_net_input_bytes') + n('total_net_output_bytes');
   };
-  const workers = [await WorkerProcess.start(redis, 'bench-1', { stepMs: o.stepMs }, SAMPLE)];
+  const workers = [await WorkerProcess.start(redis, 'bench-1', sampleOptions(o.stepMs))];
   const door = await startFrontDoor(redis, { jobsPerClient: 16 });
   try {
     await oneJob(door.url, 98, o.steps);
@@ -128,7 +125,7 @@ export async function main(o: StudioBenchOptions = DEFAULT_STUDIO_OPTIONS) {
     const oneLatency = await measure(door.url, o);
     const redisPerJob = ((await netBytes()) - before) / (oneLatency.singles + 1);
     const oneMany = await manyJobs(door.url, o);
-    workers.push(await WorkerProcess.start(redis, 'bench-2', { stepMs: o.stepMs }, SAMPLE));
+    workers.push(await WorkerProcess.start(redis, 'bench-2', sampleOptions(o.stepMs)));
     await new Promise((r) => setTimeout(r, 1500)); // the front door sees the second worker's heartbeat
     await oneJob(door.url, 97, o.steps);
     const twoMany = await manyJobs(door.url, o);

@@ -1,10 +1,12 @@
 /**
- * Admission: which WebSocket upgrades become connections. An origin not allowed is refused; when
- * the connection slots (in all, or from one address) are full, the oldest connection that has not
- * paired makes room, and paired ones are never pushed out. Holds the open connections.
+ * Admission: which WebSocket upgrades become connections. An origin not allowed is refused at the
+ * handshake; when the connection slots (in all, or from one address) are full, the oldest
+ * connection that has not paired makes room (closed with 1013, try again later), and paired ones
+ * are never pushed out: with only paired ones left, the newcomer is closed the same way. Holds the
+ * open connections.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Connection } from './connection.ts';
+import { CLOSE, type Connection } from './connection.ts';
 import { originAllowed } from './origin.ts';
 
 export interface AdmissionLimits {
@@ -13,7 +15,15 @@ export interface AdmissionLimits {
   connectionsPerAddress: number;
 }
 
-export type AdmissionVerdict = { ok: true; address: string } | { ok: false; status: string; why: string };
+/**
+ * `admit`: a connection; `full`: the WebSocket opens and is closed at once with 1013 and `why`
+ * (a client sees a code and a reason, not a failed handshake); `refuse`: an HTTP error status.
+ */
+export type AdmissionVerdict = { kind: 'admit'; address: string } | { kind: 'full'; why: string } | { kind: 'refuse'; status: string; why: string };
+
+/** Close reasons (at most 123 bytes) for a full bridge. */
+const MADE_ROOM = 'bridge full: closed to make room for a newer connection; pair sooner or try again later';
+const FULL = 'bridge full: every slot holds a paired client; try again later';
 
 export class Admission {
   /** Open connections in the order they opened (making room takes the oldest unpaired). */
@@ -31,11 +41,14 @@ export class Admission {
   admit(req: IncomingMessage): AdmissionVerdict {
     if (!originAllowed(req.headers.origin, this.allowOrigins)) {
       this.note(`refused a WebSocket from origin ${JSON.stringify(req.headers.origin).slice(0, 80)} (start with --allow-origin to allow it)`);
-      return { ok: false, status: '403 Forbidden', why: 'origin not allowed' };
+      return { kind: 'refuse', status: '403 Forbidden', why: 'origin not allowed' };
     }
     const address = req.socket.remoteAddress ?? 'unknown';
-    if (!this.makeRoom(address)) return { ok: false, status: '503 Service Unavailable', why: 'too many connections; close another client and retry' };
-    return { ok: true, address };
+    if (!this.makeRoom(address)) {
+      this.note('closed new connections: every slot holds a paired client');
+      return { kind: 'full', why: FULL };
+    }
+    return { kind: 'admit', address };
   }
 
   add(client: Connection): void {
@@ -61,7 +74,7 @@ export class Admission {
     if (!victim) return false;
     this.note('closed the oldest unpaired connections to make room for new ones');
     this.open.delete(victim);
-    victim.terminate();
+    victim.close(CLOSE.tryAgainLater, MADE_ROOM);
     return true;
   }
 }

@@ -1,7 +1,8 @@
 /** The bridge's command line, parsed into plain options (pure: no I/O, no process access). */
 import type { Provider } from '../gpu-server/constants.ts';
 import type { MemoryMode } from '../gpu-server/pipeline/memory-plan.ts';
-import { parseFlags } from './parse-flags.ts';
+import { parseFlags, positiveMs } from './parse-flags.ts';
+import { DEFAULT_STUDIO_TIMINGS } from './studio/keys.ts';
 import { MODEL_USAGE, PIPELINE_FLAGS, PIPELINE_USAGE, pipelineArgs } from './pipeline-args.ts';
 import { parseRedisUrl, REDIS_PASSWORD_ENV, type RedisTarget } from './studio/redis-target.ts';
 
@@ -25,6 +26,8 @@ export interface CliOptions {
   pipeline?: string;
   /** A studio's front door: jobs run on GPU workers behind this Redis, not here. */
   queue?: RedisTarget;
+  /** The front door's check for jobs whose worker stopped (BullMQ's stalledInterval). */
+  stalledMs: number;
   build: boolean;
   help: boolean;
 }
@@ -44,6 +47,8 @@ ${PIPELINE_USAGE}
                           (npm run worker) through this Redis, redis://host:port[/db] or rediss://
                           (TLS); a password goes in $${REDIS_PASSWORD_ENV}. --model, --provider,
                           --memory and --pipeline are then the workers' options, not the front door's
+  --stalled-ms <n>        with --queue: how often to look for jobs whose worker stopped renewing their lock
+                          (default ${DEFAULT_STUDIO_TIMINGS.stalledMs}; give the workers the same)
   --no-build              do not build the plugin and UI first
   --help                  this text`;
 
@@ -62,6 +67,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       'cancel-on-shutdown': { type: 'boolean' },
       'config-dir': { type: 'string' },
       queue: { type: 'string' },
+      'stalled-ms': { type: 'string' },
       'no-build': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -86,6 +92,9 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     if (local.length > 0)
       return { ok: false, error: `--${local[0]} is a GPU worker's option: with --queue the bridge runs no pipeline; pass it to npm run worker instead` };
   }
+  if (values['stalled-ms'] !== undefined && values.queue === undefined) return { ok: false, error: '--stalled-ms is a studio front door\'s option: it needs --queue' };
+  const stalledMs = positiveMs('--stalled-ms', values['stalled-ms'], DEFAULT_STUDIO_TIMINGS.stalledMs);
+  if (typeof stalledMs === 'string') return { ok: false, error: stalledMs };
   const origins = values['allow-origin'] ?? [];
   for (const origin of origins)
     if (!/^https?:\/\/[^/\s]+$/.test(origin))
@@ -102,6 +111,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       cancelOnShutdown: values['cancel-on-shutdown'] ?? false,
       configDir: values['config-dir'],
       queue,
+      stalledMs,
       build: !(values['no-build'] ?? false),
       help: values.help ?? false,
     },

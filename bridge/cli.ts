@@ -33,23 +33,25 @@ function tinyWarning(): string {
   ].join('\n');
 }
 
-function banner(o: CliOptions, bridge: Bridge, info: PipelineInfo, version: string, token: string, tokenPath: string, created: boolean): string {
+function banner(o: CliOptions, bridge: Bridge, info: PipelineInfo | undefined, version: string, token: string, tokenPath: string, created: boolean): string {
   const hostForUrl = bridge.host.includes(':') ? `[${bridge.host}]` : bridge.host;
   const local = bridge.host === '127.0.0.1' || bridge.host === '::1';
   const pluginUrl = local ? `ws://localhost:${bridge.port}` : `ws://${hostForUrl}:${bridge.port}`;
-  const here = [
+  const here = info && [
     `  model:    ${info.model}${info.tiny && !/random/i.test(info.model) ? ' (tiny, random weights)' : ''}${o.model ? `  [${resolve(o.model)}]` : ''}`,
     `  provider: ${info.provider}${o.provider && o.provider !== info.provider ? `  (asked for ${o.provider})` : ''}`,
   ];
   const studio = o.queue && [
     `  studio front door: jobs run on GPU workers behind ${describeTarget(o.queue)} (see /health for the workers)`,
-    `  default model: ${info.model}${info.tiny ? ' (tiny, random weights)' : ''}`,
+    info
+      ? `  default model: ${info.model}${info.tiny ? ' (tiny, random weights)' : ''}`
+      : '  default model: none yet: no GPU worker has announced one; plugins pair and jobs wait for the first (see /health)',
   ];
   const lines = [
     `ART for Figma bridge ${version}`,
-    ...(studio || here),
+    ...(studio || here || []),
     `  address:  ${pluginUrl}   (health: http://${hostForUrl}:${bridge.port}/health)`,
-    ...(info.memoryPlan ? [`  ${info.memoryPlan}`] : []),
+    ...(info?.memoryPlan ? [`  ${info.memoryPlan}`] : []),
     `  outputs:  ${resolve(o.outputs)}`,
     `  pairing token: ${token}`,
     `    paste it into the plugin's connection settings${created ? ' (new token, created now)' : ''}; kept in ${tokenPath}`,
@@ -105,7 +107,7 @@ async function main(): Promise<number> {
       outputs: resolve(o.outputs),
       keepJobs: o.keepJobs,
       executor: o.queue
-        ? { kind: 'queue', target: o.queue, checkMs: QUEUE_CHECK_MS }
+        ? { kind: 'queue', target: o.queue, checkMs: QUEUE_CHECK_MS, stalledMs: o.stalledMs }
         : {
             kind: 'local',
             pipeline: {
@@ -128,9 +130,9 @@ async function main(): Promise<number> {
     return 1;
   }
   const info = bridge.info;
-  if (info.tiny) console.log(tinyWarning());
+  if (info?.tiny) console.log(tinyWarning());
   console.log(banner(o, bridge, info, version, pairing.token, pairing.path, pairing.created));
-  if (info.tiny) console.log(tinyWarning());
+  if (info?.tiny) console.log(tinyWarning());
 
   return runUntilSignal({
     stop: () => bridge.close(),

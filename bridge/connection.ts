@@ -29,6 +29,22 @@ export interface ConnectionLimits {
  */
 export type PairingState = 'unpaired' | 'paired' | 'refused';
 
+/**
+ * Close codes the bridge sends when it closes a connection on purpose (bridge/PROTOCOL.md): the
+ * client sees a code and a reason, never 1006 (abnormal closure, as after a crash).
+ */
+export const CLOSE = {
+  /** The bridge is shutting down. */
+  goingAway: 1001,
+  /** The client broke a rule (no hello, a refused hello, a flood, no pong, not reading). */
+  policy: 1008,
+  /** The bridge is full: try again later. */
+  tryAgainLater: 1013,
+} as const;
+
+/** A peer that does not answer a close frame within this is dropped (it may not be reading at all). */
+const CLOSE_GRACE_MS = 1000;
+
 export class Connection implements Subscriber {
   readonly id = randomUUID();
   readonly openedAt = Date.now();
@@ -99,8 +115,11 @@ export class Connection implements Subscriber {
     this.send({ type: 'error', code, message, ...ids });
   }
 
+  /** Closes with a code and a reason (at most 123 bytes); a peer that does not answer is dropped soon after. */
   close(code: number, reason: string): void {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
     this.ws.close(code, reason);
+    setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 
   /**
@@ -111,11 +130,6 @@ export class Connection implements Subscriber {
     this.ws.close(code, reason);
     const timer = setTimeout(() => this.ws.terminate(), 20);
     timer.unref();
-  }
-
-  /** Drops the connection at once, unsent data and all (a client that does not read). */
-  terminate(): void {
-    this.ws.terminate();
   }
 
   /** Runs `fn` after `ms` unless the connection closed first. */
@@ -166,7 +180,7 @@ export class Connection implements Subscriber {
   heartbeat(): void {
     if (!this.alive) {
       this.log(`dropped a client that did not answer a ping (${this.address})`);
-      return this.terminate();
+      return this.close(CLOSE.policy, 'no answer to ping');
     }
     this.alive = false;
     if (this.open) this.ws.ping();
@@ -186,7 +200,7 @@ export class Connection implements Subscriber {
         if (this.ws.bufferedAmount <= this.limits.highWaterBytes) return resolve(true);
         if (Date.now() - started >= this.limits.drainTimeoutMs) {
           this.log(`dropped a client that stopped reading (${this.ws.bufferedAmount} bytes unsent for ${this.limits.drainTimeoutMs} ms)`);
-          this.terminate();
+          this.close(CLOSE.policy, 'stopped reading: too much unsent');
           return resolve(false);
         }
         setTimeout(poll, 20);
@@ -205,7 +219,7 @@ export class Connection implements Subscriber {
       this.lastRateWarning = now;
       this.sendError('rate_limited', `too many messages; at most ${this.limits.perSecond} a second, the rest are dropped`);
     }
-    if (!this.drops.take(now)) this.close(1008, 'message flood');
+    if (!this.drops.take(now)) this.close(CLOSE.policy, 'message flood');
     return false;
   }
 
@@ -217,6 +231,6 @@ export class Connection implements Subscriber {
   private checkBuffer(): void {
     if (this.ws.readyState !== WebSocket.OPEN || this.ws.bufferedAmount <= this.limits.maxBufferedBytes) return;
     this.log(`dropped a client that stopped reading (${this.ws.bufferedAmount} bytes unsent)`);
-    this.terminate();
+    this.close(CLOSE.policy, 'stopped reading: too much unsent');
   }
 }

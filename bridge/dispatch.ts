@@ -5,13 +5,13 @@
  * the `decompose` right before it (upload.ts).
  */
 import type { RawData } from 'ws';
-import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 import type { Connection } from './connection.ts';
 import type { JobLifecycle } from './job-lifecycle.ts';
 import type { Pairing } from './pairing.ts';
 import { MAX_MESSAGE_BYTES } from './protocol/limits.ts';
 import type { ClientMessage, DecomposeMessage, ErrorCode, GenerateMessage, JobMessage } from './protocol/messages.ts';
 import { parseClientMessage } from './protocol/parse.ts';
+import { modelMisfit } from './model-fit.ts';
 import { frameRefusal, type PendingUpload } from './upload.ts';
 import type { ImageDecoder } from './image-decoder.ts';
 
@@ -89,6 +89,10 @@ export class Dispatch {
   }
 
   private onGenerate(client: Connection, message: GenerateMessage): void {
+    const { jobs } = this;
+    // A studio front door that knows no model yet: a generation that names no model and no base
+    // waits for the first worker's (checked against it then).
+    if (!jobs.shuttingDown && jobs.models().length === 0 && message.model === undefined && !message.base) return jobs.submit(client, message, undefined);
     const model = this.modelFor(client, message);
     if (model) this.jobs.submit(client, message, model);
   }
@@ -145,8 +149,9 @@ export class Dispatch {
       return undefined;
     };
     if (jobs.shuttingDown) return refuse('shutting_down', 'the bridge is shutting down; start it again');
-    const info = message.model === undefined ? jobs.info : jobs.models().find((m) => m.model === message.model);
+    const info = message.model === undefined ? jobs.defaultModel() : jobs.models().find((m) => m.model === message.model);
     if (!info) {
+      if (jobs.models().length === 0) return refuse('invalid_params', 'no GPU worker has announced a model yet; send this again once one has');
       const offered = jobs.models().map((m) => `"${m.model}"`).join(', ');
       return refuse('invalid_params', `model: this bridge offers ${offered}, not "${message.model}"; pick one of those (welcome.models)`);
     }
@@ -166,19 +171,3 @@ export class Dispatch {
   }
 }
 
-/** Why a request the schema accepted still does not fit the model it names, if it does not. */
-function modelMisfit(info: PipelineInfo, message: JobMessage): { code: ErrorCode; message: string } | undefined {
-  if (!info.jobs.includes(message.type)) {
-    const why = message.type === 'decompose' ? ' (its folder has no adapter; convert one with --adapter)' : '';
-    return { code: 'job_unsupported', message: `model "${info.model}" cannot ${message.type}${why}; it runs ${info.jobs.join(' and ')} (welcome.models[].jobs)` };
-  }
-  const { resolution } = message.params;
-  if (info.resolutions.length > 0 && !info.resolutions.includes(resolution))
-    return {
-      code: 'invalid_params',
-      message: `params.resolution: model "${info.model}" generates at ${info.resolutions.join(' or ')} pixels, not ${resolution}`,
-    };
-  if (message.layout.boxes.length > info.maxLayers)
-    return { code: 'invalid_layout', message: `layout has ${message.layout.boxes.length} layers; model "${info.model}" takes at most ${info.maxLayers}` };
-  return undefined;
-}

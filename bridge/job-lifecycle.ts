@@ -14,7 +14,8 @@ import { doneMessage, ClientLayerStream, layerMessage } from './client-layer-str
 import { JobQueue } from './queue.ts';
 import { JobArchive, NOT_ARCHIVED, type JobManifest, type LayerPng, type ArchivedLayer } from './job-archive.ts';
 import { baseRefusal, KeptLayers, readBase } from './kept-layers.ts';
-import { JobAborted, JobRefused, type ExecutorJob, type JobRequest, type JobResult, type JobRun, type JobExecutor, type RunEvents } from './executor.ts';
+import { JobAborted, JobRefused, type ExecutorJob, type JobRequest, type JobResult, type JobRun, type JobExecutor, type RunEvents, type StartCheck } from './executor.ts';
+import { modelMisfit } from './model-fit.ts';
 import { shouldSendProgress, type LastSent } from './progress-throttle.ts';
 
 /** A connection that follows jobs; sending to a closed one does nothing. */
@@ -53,8 +54,8 @@ interface Job {
   requestId: string;
   clientId: string;
   message: JobMessage;
-  /** The model the job was made for. */
-  model: string;
+  /** The model the job was made for; none yet: the default, once a studio's first worker announces one. */
+  model: string | undefined;
   /** What it asks of the pipeline; a generation's base is read when it starts (kept-layers.ts). */
   request: QueuedRequest;
   /** A decomposition's uploaded PNG, as received (checked): stored with the job. */
@@ -70,6 +71,9 @@ interface Job {
   /** Its layers on their way to the subscribers, from when it starts running. */
   stream?: ClientLayerStream;
 }
+
+/** Why a job without a model waits, and what a studio front door's welcome says before its first worker. */
+export const NO_MODEL_YET = 'no GPU worker has announced a model yet; jobs wait for the first one (npm run worker -- --queue <url> --model <dir>)';
 
 export class JobLifecycle {
   private readonly queue: JobQueue<Job>;
@@ -88,6 +92,7 @@ export class JobLifecycle {
     this.executor = options.executor;
     this.queue = new JobQueue<Job>({ perClient: options.limits.jobsPerClient, global: options.limits.queueLength });
     this.executor.onCapacity(() => {
+      this.adoptDefaultModel();
       if (!this.closing) this.pump();
       this.updatePositions();
     });
@@ -100,11 +105,9 @@ export class JobLifecycle {
     return new JobLifecycle(options, archive);
   }
 
-  /** The default model: what a job is made for unless it names another (the first the executor offers). */
-  get info(): PipelineInfo {
-    const [first] = this.executor.models();
-    if (!first) throw new Error('no model is known yet: no pipeline has started');
-    return first;
+  /** The default model: what a job is made for unless it names another (the first the executor offers); none before a studio's first worker. */
+  defaultModel(): PipelineInfo | undefined {
+    return this.executor.models()[0];
   }
 
   /** Every model jobs can be made for, the default first. */
@@ -129,9 +132,10 @@ export class JobLifecycle {
    * Queues a request that already fits `model`; answers `queued` or `queue_full`. A request
    * with a base is first checked against the stored base job (answers its coded error).
    */
-  submit(client: Subscriber, message: GenerateMessage, model: string): void {
+  submit(client: Subscriber, message: GenerateMessage, model: string | undefined): void {
     const request: QueuedRequest = { kind: 'generate', params: generateParams(message) };
     if (!message.base) return this.enqueue(client, message, model, request);
+    if (model === undefined) throw new Error('a request with a base names its model');
     const { requestId } = message;
     const { jobId } = message.base;
     const activeState = this.active.has(jobId) ? (this.queue.position(jobId) === undefined ? 'running' : 'waiting') : undefined;
@@ -155,7 +159,7 @@ export class JobLifecycle {
     this.enqueue(client, message, model, { kind: 'decompose', params: { image, prompt, layout, steps, guidance, trueCfg, seed, conditioningScale } }, png);
   }
 
-  private enqueue(client: Subscriber, message: JobMessage, model: string, request: QueuedRequest, image?: Uint8Array): void {
+  private enqueue(client: Subscriber, message: JobMessage, model: string | undefined, request: QueuedRequest, image?: Uint8Array): void {
     const { requestId } = message;
     const job: Job = {
       id: randomUUID(),
@@ -180,7 +184,7 @@ export class JobLifecycle {
       return client.send({ type: 'error', code: 'queue_full', message: why, requestId });
     }
     this.active.set(job.id, job);
-    const check = this.executor.canStart(model);
+    const check = this.startCheck(job);
     job.lastPosition = added.position;
     job.lastNote = check.ok ? undefined : check.why;
     client.send({ type: 'queued', requestId, jobId: job.id, position: added.position, ...(job.lastNote ? { note: job.lastNote } : {}) });
@@ -286,12 +290,33 @@ export class JobLifecycle {
     job.run?.cancel();
   }
 
+  private startCheck(job: Job): StartCheck {
+    return job.model === undefined ? { ok: false, why: NO_MODEL_YET } : this.executor.canStart(job.model);
+  }
+
+  /** Waiting jobs made before any model was known take the default once there is one; one that does not fit it fails. */
+  private adoptDefaultModel(): void {
+    const info = this.defaultModel();
+    if (!info) return;
+    for (const { id, item: job } of this.queue.waitingJobs()) {
+      if (job.model !== undefined) continue;
+      const misfit = modelMisfit(info, job.message);
+      if (!misfit) {
+        job.model = info.model;
+        continue;
+      }
+      this.queue.remove(id);
+      this.active.delete(id);
+      broadcast(job, { type: 'error', code: misfit.code, message: misfit.message, requestId: job.requestId, jobId: id });
+    }
+  }
+
   /** Tells every waiting job's subscribers where it stands (and why it waits, if not its turn), when that changed. */
   private updatePositions(): void {
     for (const { item: job } of this.queue.waitingJobs()) {
       const position = this.queue.position(job.id);
       if (position === undefined) continue;
-      const check = this.executor.canStart(job.model);
+      const check = this.startCheck(job);
       const note = check.ok ? undefined : check.why;
       if (position === job.lastPosition && note === job.lastNote) continue;
       job.lastPosition = position;
@@ -303,7 +328,7 @@ export class JobLifecycle {
   /** Starts waiting jobs, in fair order, while the executor has an idle pipeline for them. */
   private pump(): void {
     for (;;) {
-      const next = this.queue.start((job) => this.executor.canStart(job.model).ok);
+      const next = this.queue.start((job) => this.startCheck(job).ok);
       if (!next) break;
       const running: Promise<void> = this.run(next.item).finally(() => {
         this.queue.finish(next.id);
@@ -338,6 +363,7 @@ export class JobLifecycle {
         : undefined;
       const onLayer = (layer: LayerPng) => kept.before(layer, (index) => stream.has(index)).forEach((l) => stream.push(l));
       const { id: jobId, model, request } = job;
+      if (model === undefined) throw new Error('never: a job starts only once its model is known (startCheck)');
       const executorJob: ExecutorJob = request.kind === 'generate' ? { jobId, model, ...request, ...(base ? { base } : {}) } : { jobId, model, ...request };
       job.run = this.executor.start(executorJob, this.runEvents(job, onLayer));
       if (job.cancelRequested) job.run.cancel();

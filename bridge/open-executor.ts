@@ -8,8 +8,11 @@ import type { RedisTarget } from './studio/redis-target.ts';
 
 export type ExecutorChoice =
   | { kind: 'local'; pipeline: LocalPipeline }
-  /** A studio's front door: `checkMs` is how often it reads the worker list and checks its jobs. */
-  | { kind: 'queue'; target: RedisTarget; checkMs: number };
+  /**
+   * A studio's front door: `checkMs` is how often it reads the worker list and checks its jobs,
+   * `stalledMs` how often it looks for jobs whose worker stopped renewing their lock.
+   */
+  | { kind: 'queue'; target: RedisTarget; checkMs: number; stalledMs: number };
 
 export async function openExecutor(choice: ExecutorChoice, log: (line: string) => void): Promise<JobExecutor> {
   switch (choice.kind) {
@@ -18,7 +21,7 @@ export async function openExecutor(choice: ExecutorChoice, log: (line: string) =
     case 'queue': {
       // Loaded only here: the single-machine bridge never loads BullMQ nor needs Redis.
       const { QueueExecutor } = await import('./studio/queue-executor.ts');
-      return QueueExecutor.connect({ target: choice.target, checkMs: choice.checkMs, log });
+      return QueueExecutor.connect({ target: choice.target, checkMs: choice.checkMs, stalledMs: choice.stalledMs, log });
     }
   }
 }

@@ -8,7 +8,7 @@ import { PROTOCOL_VERSION, type ErrorCode, type WelcomeMessage } from './protoco
 import { parseHello, type HelloParse } from './protocol/parse.ts';
 import { tokenMatches } from './pairing-token.ts';
 import { GuessThrottle } from './rate-limit.ts';
-import type { Connection } from './connection.ts';
+import { CLOSE, type Connection } from './connection.ts';
 
 export interface PairingLimits {
   /** Wrong tokens (from anyone) within `tokenWindowMs` answered at once; after that each wrong
@@ -51,7 +51,7 @@ export class Pairing {
     client.later(this.limits.helloTimeoutMs, () => {
       if (client.state !== 'unpaired') return;
       client.sendError('unauthorized', `no hello within ${this.limits.helloTimeoutMs} ms; send hello with the pairing token right after connecting`);
-      client.close(1008, 'no hello');
+      client.close(CLOSE.policy, 'no hello');
     });
   }
 
@@ -79,7 +79,7 @@ export class Pairing {
     client.refuse();
     const answer = () => {
       client.sendError(refusal.code, refusal.message);
-      client.close(1008, refusal.reason);
+      client.close(CLOSE.policy, refusal.reason);
     };
     const delay = rightToken ? 0 : this.guesses.fail(Date.now());
     if (delay === 0) answer();

@@ -11,3 +11,10 @@ export function parseFlags<T extends Flags>(argv: string[], options: T, usage: s
     return { ok: false, error: `${(error as Error).message}\n\n${usage}` };
   }
 }
+
+/** A flag in milliseconds: absent, the default; else a positive integer, or why not (the error to print). */
+export function positiveMs(flag: string, value: string | undefined, fallback: number): number | string {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  return Number.isInteger(n) && n > 0 ? n : `${flag} must be a positive integer (milliseconds), got "${value}"`;
+}

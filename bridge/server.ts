@@ -8,15 +8,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
-import { GRID, MAX_CANVAS_SIDE, MAX_FLAT_IMAGE_BYTES } from '../domain/layout.ts';
+import { GRID, MAX_CANVAS_SIDE, MAX_FLAT_IMAGE_BYTES, MAX_LAYERS, RESOLUTIONS } from '../domain/layout.ts';
 import { MAX_PROMPT_CHARS } from '../domain/params.ts';
 import type { PipelineInfo } from '../gpu-server/pipeline/types.ts';
 import { disableOnnxTelemetry } from '../gpu-server/onnx/telemetry.ts';
 import { Admission, type AdmissionLimits } from './admission.ts';
-import { Connection, type ConnectionLimits } from './connection.ts';
+import { CLOSE, Connection, type ConnectionLimits } from './connection.ts';
 import { Dispatch, type DispatchLimits } from './dispatch.ts';
 import { ImageDecoder } from './image-decoder.ts';
-import { JobLifecycle, type JobLimits } from './job-lifecycle.ts';
+import { JobLifecycle, NO_MODEL_YET, type JobLimits } from './job-lifecycle.ts';
 import { openExecutor, type ExecutorChoice } from './open-executor.ts';
 import { Pairing, type PairingLimits } from './pairing.ts';
 import { PROTOCOL_VERSION, type WelcomeMessage } from './protocol/messages.ts';
@@ -78,8 +78,8 @@ export interface BridgeOptions {
 export interface Bridge {
   readonly host: string;
   readonly port: number;
-  /** The default model's pipeline. */
-  readonly info: PipelineInfo;
+  /** The default model's pipeline; none on a studio front door until a worker announces a model. */
+  readonly info: PipelineInfo | undefined;
   /** Stops accepting, empties the queue, finishes or cancels the running jobs, closes sockets. */
   close(): Promise<void>;
 }
@@ -136,7 +136,14 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     handshakeDone(socket);
     if (jobs.shuttingDown) return refuse(socket, '503 Service Unavailable', SHUTDOWN_REASON);
     const verdict = admission.admit(req);
-    if (!verdict.ok) return refuse(socket, verdict.status, verdict.why);
+    if (verdict.kind === 'refuse') return refuse(socket, verdict.status, verdict.why);
+    if (verdict.kind === 'full') {
+      // Opened only to be closed with a code and a reason; never counted as a connection.
+      return wss.handleUpgrade(req, socket, head, (ws) => {
+        ws.on('error', () => {});
+        new Connection(ws, 'full', limits).close(CLOSE.tryAgainLater, verdict.why);
+      });
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const client = new Connection(ws, verdict.address, limits, log);
       admission.add(client);
@@ -178,7 +185,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     log('shutting down: no new connections or jobs');
     clearInterval(heartbeat);
     await jobs.shutdown();
-    for (const client of admission.connections()) client.close(1001, SHUTDOWN_REASON);
+    for (const client of admission.connections()) client.close(CLOSE.goingAway, SHUTDOWN_REASON);
     await Promise.all([jobs.dispose(), decoder.close()]);
     await new Promise<void>((resolve) => {
       wss.close(() => resolve());
@@ -191,7 +198,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     host: address.address,
     port: address.port,
     get info() {
-      return jobs.info;
+      return jobs.defaultModel();
     },
     close,
   };
@@ -231,17 +238,19 @@ class LogThrottle {
   }
 }
 
-/** The welcome a paired connection gets; `models[0]` is the default model. */
+/**
+ * The welcome a paired connection gets; `models[0]` is the default model. With none yet (a studio
+ * front door before its first worker), the model fields are empty or the bridge's own bounds, and
+ * `note` says why.
+ */
 function welcome(models: PipelineInfo[], jobsPerClient: number): WelcomeMessage {
   const info = models[0];
   return {
     type: 'welcome',
     protocol: PROTOCOL_VERSION,
-    model: info.model,
-    provider: info.provider,
-    tiny: info.tiny,
-    maxLayers: info.maxLayers,
-    resolutions: info.resolutions,
+    ...(info
+      ? { model: info.model, provider: info.provider, tiny: info.tiny, maxLayers: info.maxLayers, resolutions: info.resolutions }
+      : { model: '', provider: '', tiny: false, maxLayers: MAX_LAYERS, resolutions: [...RESOLUTIONS], note: NO_MODEL_YET }),
     maxCanvasSide: MAX_CANVAS_SIDE,
     grid: GRID,
     maxPromptChars: MAX_PROMPT_CHARS,
@@ -252,17 +261,13 @@ function welcome(models: PipelineInfo[], jobsPerClient: number): WelcomeMessage 
 }
 
 function health(version: string, jobs: JobLifecycle) {
-  const { info } = jobs;
+  const info = jobs.defaultModel();
   return {
     ok: true,
     name: 'art-for-figma bridge',
     version,
     protocol: PROTOCOL_VERSION,
-    model: info.model,
-    provider: info.provider,
-    tiny: info.tiny,
-    maxLayers: info.maxLayers,
-    jobs: info.jobs,
+    ...(info ? { model: info.model, provider: info.provider, tiny: info.tiny, maxLayers: info.maxLayers, jobs: info.jobs } : { model: null }),
     models: jobs.models().map((m) => ({ model: m.model, jobs: m.jobs })),
     queue: jobs.counts,
     shuttingDown: jobs.shuttingDown,

@@ -30,8 +30,19 @@ function StatusLine({ state }: { state: ConnectionState }) {
       return (
         <div>
           <p class="status ok">
-            Paired · model <strong>{w.model}</strong> on <strong>{w.provider}</strong>
+            {w.model !== '' ? (
+              <>
+                Paired · model <strong>{w.model}</strong> on <strong>{w.provider}</strong>
+              </>
+            ) : (
+              <>Paired · no model yet</>
+            )}
           </p>
+          {w.note && (
+            <p class="warning" role="note">
+              {w.note}
+            </p>
+          )}
           {w.tiny && (
             <p class="warning" role="note">
               Tiny test model: its images are random noise. Convert the real ART weights (npm run convert) and start the

@@ -179,7 +179,9 @@ function next(job: Job, message: BridgeMessage): Job {
     }
     case 'progress': {
       if (!isActive(job)) return job;
-      const was = job.status === 'running' ? job.progress : NO_PROGRESS;
+      // The run's clock went back: the job started again on another worker (queued.note says
+      // so), and the pace is measured anew.
+      const was = job.status === 'running' && message.elapsedMs >= job.progress.elapsedMs ? job.progress : NO_PROGRESS;
       const progress: Progress = {
         stage: message.stage,
         step: message.step,

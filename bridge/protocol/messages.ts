@@ -205,6 +205,10 @@ export interface WelcomeMessage {
   models: ModelOffer[];
   /** Largest PNG a `decompose` may upload. */
   maxImageBytes: number;
+  /** Only when `models` is empty (a studio front door before any GPU worker announced a model):
+   *  why, for a person. `model` and `provider` are then empty, `tiny` false, `maxLayers` and
+   *  `resolutions` the bridge's own bounds; a job sent without `model` waits for the first model. */
+  note?: string;
 }
 
 export interface ModelOffer {

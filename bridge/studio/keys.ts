@@ -64,6 +64,6 @@ export interface StudioTimings {
   maxStalls: number;
 }
 
-export const DEFAULT_STUDIO_TIMINGS: StudioTimings = { heartbeatMs: 2000, lockMs: 30_000, stalledMs: 15_000, maxStalls: 3 };
+export const DEFAULT_STUDIO_TIMINGS: StudioTimings = { heartbeatMs: 2000, lockMs: 10_000, stalledMs: 5_000, maxStalls: 3 };
 
 export const heartbeatTtl = (t: Pick<StudioTimings, 'heartbeatMs'>) => 3 * t.heartbeatMs;

@@ -7,11 +7,11 @@
  * event was missed is picked up by a periodic check.
  */
 import { Redis } from 'ioredis';
-import { Queue, QueueEvents } from 'bullmq';
+import { Queue, QueueEvents, Worker } from 'bullmq';
 import type { PipelineInfo } from '../../gpu-server/pipeline/types.ts';
 import { JobAborted, jobRequest, type JobRequest, type JobResult, type JobRun, type JobExecutor, type RunEvents, type ExecutorJob, type StartCheck } from '../executor.ts';
 import { describeTarget, redisOptions, type RedisTarget } from './redis-target.ts';
-import { CANCEL_TTL_MS, KEY_PREFIX, keys, queueName } from './keys.ts';
+import { CANCEL_TTL_MS, DEFAULT_STUDIO_TIMINGS, KEY_PREFIX, keys, queueName } from './keys.ts';
 import { dropJobInput, putJob, takeLayer, takeResult } from './transport.ts';
 import { CANCELLED_REASON, parseJson, type LayerRef, pipelineInfoSchema, resultManifestSchema, runEventSchema, workerRecordSchema, type WorkerRecord } from './wire.ts';
 import { idleWorkers } from './capacity.ts';
@@ -21,6 +21,11 @@ export interface QueueExecutorOptions {
   target: RedisTarget;
   /** How often the worker list and every accepted job's state are checked. */
   checkMs: number;
+  /**
+   * How often to look for jobs whose worker stopped renewing their lock (BullMQ's stalled-job
+   * check, run here too so that a lost job is found even while no other worker of its model runs).
+   */
+  stalledMs: number;
   log: (line: string) => void;
 }
 
@@ -50,14 +55,21 @@ interface Flight {
   runs: Set<string>;
   /** Why the front door refused the job (a bad layer); a completion that comes later fails with it. */
   outputRefused?: Error;
+  /** The run whose worker's heartbeat was seen gone (the client was told once). */
+  lostRun?: string;
 }
 
 interface ModelQueue {
   queue: Queue;
   events: QueueEvents;
+  /** Processes nothing: runs BullMQ's stalled-job check (moves a job whose lock expired back to waiting). */
+  checker: Worker;
 }
 
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+const START_WORKER = 'npm run worker -- --queue <url> --model <dir>';
+const NO_WORKER = `no GPU worker is running; jobs wait until one starts (${START_WORKER})`;
 
 export class QueueExecutor implements JobExecutor {
   private workers: WorkerRecord[] = [];
@@ -68,6 +80,8 @@ export class QueueExecutor implements JobExecutor {
   /** Jobs that ended lately, with when: worker records naming them may be stale. */
   private readonly ended = new Map<string, number>();
   private redisUp = false;
+  /** The log said once that no worker is there (again when the last one leaves). */
+  private toldNoWorker = false;
   private checking = false;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -77,21 +91,16 @@ export class QueueExecutor implements JobExecutor {
     private readonly redis: Redis,
   ) {}
 
-  /** Connects, and waits until a worker has announced at least one model (the welcome needs one). */
-  static async connect(options: QueueExecutorOptions): Promise<QueueExecutor> {
+  /**
+   * Connects and returns at once: the bridge listens before any worker (or Redis) is there. Jobs
+   * wait (`canStart` says why) until a worker with their model announces itself.
+   */
+  static connect(options: QueueExecutorOptions): QueueExecutor {
     const redis = new Redis(redisOptions(options.target));
     const executor = new QueueExecutor(options, redis);
     redis.on('error', () => {}); // reported through 'close'/'ready' below
     redis.on('close', () => executor.setRedisUp(false));
     redis.on('ready', () => executor.setRedisUp(true));
-    await executor.refreshWorkers();
-    if (executor.infos.size === 0) options.log(`waiting for a GPU worker on ${describeTarget(options.target)} (start one: npm run worker -- --queue <this url>)`);
-    while (executor.infos.size === 0) {
-      await new Promise((r) => setTimeout(r, options.checkMs));
-      await executor.refreshWorkers();
-    }
-    // Jobs a previous front door left waiting have nobody to deliver to: drop them.
-    for (const model of executor.infos.keys()) await executor.queueFor(model).queue.drain(true);
     executor.timer = setInterval(() => void executor.check(), options.checkMs);
     return executor;
   }
@@ -104,8 +113,7 @@ export class QueueExecutor implements JobExecutor {
     if (!this.redisUp) return { ok: false, why: 'the bridge lost its connection to Redis; the job waits until it is back' };
     const mine = [...this.flights.values()].filter((f) => f.job.model === model && !f.settled).map((f) => f.job.jobId);
     const idle = idleWorkers(this.workers, model, new Set(mine), new Set(this.ended.keys()));
-    if (idle === undefined)
-      return { ok: false, why: `no GPU worker with model "${model}" is running; the job waits for one (npm run worker -- --queue <url> --model <dir>)` };
+    if (idle === undefined) return { ok: false, why: `no GPU worker with model "${model}" is running; the job waits for one (${START_WORKER})` };
     return idle > 0 ? { ok: true } : { ok: false };
   }
 
@@ -130,6 +138,7 @@ export class QueueExecutor implements JobExecutor {
       redis: { address: describeTarget(this.options.target), connected: this.redisUp },
       models: this.models().map((m) => ({ model: m.model, tiny: m.tiny, workers: this.workers.filter((w) => w.info.model === m.model).length })),
       workers: this.workers.map((w) => ({ name: w.name, model: w.info.model, provider: w.info.provider, busy: w.jobId !== undefined, host: w.host })),
+      ...(this.workers.length === 0 ? { note: NO_WORKER } : {}),
       dispatched: { total: flights.length, started: flights.filter((f) => f.run !== undefined).length },
     };
   }
@@ -137,7 +146,7 @@ export class QueueExecutor implements JobExecutor {
   async dispose(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
-    for (const { queue, events } of this.queues.values()) await Promise.all([events.close(), queue.close()]);
+    for (const { queue, events, checker } of this.queues.values()) await Promise.all([events.close(), queue.close(), checker.close()]);
     this.redis.disconnect();
   }
 
@@ -148,9 +157,17 @@ export class QueueExecutor implements JobExecutor {
     if (!q) {
       const name = queueName(model);
       const connection = redisOptions(this.options.target);
-      q = { queue: new Queue(name, { connection, prefix: KEY_PREFIX }), events: new QueueEvents(name, { connection, prefix: KEY_PREFIX }) };
+      q = {
+        queue: new Queue(name, { connection, prefix: KEY_PREFIX }),
+        events: new QueueEvents(name, { connection, prefix: KEY_PREFIX }),
+        // No processor and no autorun: it never takes a job. BullMQ documents starting the check
+        // by hand for a worker that does not run (https://docs.bullmq.io/patterns/manually-fetching-jobs).
+        checker: new Worker(name, undefined, { connection, prefix: KEY_PREFIX, autorun: false, stalledInterval: this.options.stalledMs, maxStalledCount: DEFAULT_STUDIO_TIMINGS.maxStalls }),
+      };
       q.queue.on('error', () => {});
       q.events.on('error', () => {});
+      q.checker.on('error', () => {});
+      void q.checker.startStalledCheckTimer();
       q.events.on('progress', ({ jobId, data }) => this.onRunEvent(jobId, data));
       q.events.on('completed', ({ jobId, returnvalue }) => void this.onCompleted(jobId, returnvalue));
       q.events.on('failed', ({ jobId, failedReason }) => this.onFailed(jobId, failedReason));
@@ -350,15 +367,34 @@ export class QueueExecutor implements JobExecutor {
     } while (cursor !== '0');
     const records = names.length ? await this.redis.mget(...names) : [];
     const workers = records.flatMap((r) => parseJson(workerRecordSchema, r) ?? []).sort((a, b) => (a.name < b.name ? -1 : 1));
-    for (const [model, json] of Object.entries(await this.redis.hgetall(keys.models))) {
+    const found = Object.entries(await this.redis.hgetall(keys.models)).flatMap(([model, json]) => {
       const info = parseJson(pipelineInfoSchema, json);
-      if (info && info.model === model && !this.infos.has(model)) this.infos.set(model, info);
-    }
+      return info && info.model === model && !this.infos.has(model) ? [info] : [];
+    });
+    // Jobs a previous front door left waiting have nobody to deliver to: dropped before this one
+    // offers the model (no job of its own can be in that queue yet). The models are then added
+    // together, so the default (the first by name) is the same whatever order they came in.
+    for (const info of found) await this.queueFor(info.model).queue.drain(true);
+    for (const info of found) this.infos.set(info.model, info);
+    if (workers.length === 0 && (this.workers.length > 0 || !this.toldNoWorker)) this.options.log(`${NO_WORKER.replace('<url>', describeTarget(this.options.target))}`);
+    this.toldNoWorker = true;
     const now = Date.now();
     for (const [id, at] of this.ended) if (now - at > 3 * this.options.checkMs) this.ended.delete(id);
     const before = JSON.stringify(this.workers);
     this.workers = workers;
-    if (JSON.stringify(workers) !== before) this.notify();
+    if (found.length > 0 || JSON.stringify(workers) !== before) this.notify();
+  }
+
+  /**
+   * A running job whose worker's heartbeat is gone (killed, or cut off from Redis) will run again
+   * elsewhere once BullMQ finds its lock expired: the client hears it now, not only then.
+   */
+  private noticeLostWorker(flight: Flight): void {
+    const { worker, run } = flight;
+    if (worker === undefined || run === undefined || flight.lostRun === run || this.workers.some((w) => w.name === worker)) return;
+    flight.lostRun = run;
+    this.options.log(`job ${flight.job.jobId}: worker ${worker} is gone (no heartbeat)`);
+    flight.events.onNote(`worker ${worker} stopped (no heartbeat: killed, or cut off from Redis); the job starts again from the beginning on another worker once its lock expires`);
   }
 
   /** Worker list, then every accepted job: submitted again if Redis lost it, settled if its end event was missed. */
@@ -372,6 +408,7 @@ export class QueueExecutor implements JobExecutor {
         const { queue } = this.queueFor(flight.job.model);
         const state = await queue.getJobState(flight.job.jobId);
         if (flight.settled) continue;
+        if (state === 'active') this.noticeLostWorker(flight);
         if (state === 'unknown') {
           this.options.log(`job ${flight.job.jobId} is gone from Redis (restarted?); submitting it again`);
           flight.submitted = false;

@@ -1,5 +1,5 @@
 /** `npm run worker`'s command line, parsed into plain options (pure: no I/O, no process access). */
-import { parseFlags } from '../parse-flags.ts';
+import { parseFlags, positiveMs } from '../parse-flags.ts';
 import { MODEL_USAGE, PIPELINE_FLAGS, PIPELINE_USAGE, pipelineArgs, type PipelineArgs } from '../pipeline-args.ts';
 import { parseRedisUrl, REDIS_PASSWORD_ENV, type RedisTarget } from './redis-target.ts';
 import { DEFAULT_STUDIO_TIMINGS, type StudioTimings } from './keys.ts';
@@ -22,20 +22,16 @@ process per GPU). The front door (npm start -- --queue <same url>) hands out the
                           a password goes in $${REDIS_PASSWORD_ENV} rather than the URL
 ${MODEL_USAGE}
   --name <name>           this worker's name in /health (default: host name and process id; unique per Redis)
-  --lock-ms <n>           a job whose worker stops renewing its lock for this long runs again elsewhere (default ${DEFAULT_STUDIO_TIMINGS.lockMs})
-  --stalled-ms <n>        how often to look for such jobs (default ${DEFAULT_STUDIO_TIMINGS.stalledMs})
+  --lock-ms <n>           a job whose worker stops renewing its lock for this long runs again elsewhere (default ${DEFAULT_STUDIO_TIMINGS.lockMs};
+                          renewed every half of it by this process's main thread, which the pipeline never holds)
+  --stalled-ms <n>        how often to look for such jobs (default ${DEFAULT_STUDIO_TIMINGS.stalledMs}; the same on the front door:
+                          a killed worker's job runs again within about --lock-ms + --stalled-ms)
   --heartbeat-ms <n>      how often to tell the front door this worker is there (default ${DEFAULT_STUDIO_TIMINGS.heartbeatMs})
 ${PIPELINE_USAGE}
   --pipeline-options <json>  extra options for that module, a JSON object (development and tests)
   --help                  this text`;
 
 export type ParsedWorkerCli = { ok: true; options: WorkerCliOptions } | { ok: false; error: string };
-
-const positive = (flag: string, value: string | undefined, fallback: number): number | string => {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  return Number.isInteger(n) && n > 0 ? n : `${flag} must be a positive integer (milliseconds), got "${value}"`;
-};
 
 export function parseWorkerCli(argv: string[], env: Record<string, string | undefined>): ParsedWorkerCli {
   const flags = parseFlags(
@@ -73,9 +69,9 @@ export function parseWorkerCli(argv: string[], env: Record<string, string | unde
   if (!chosen.ok) return chosen;
   if (values.name !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(values.name))
     return { ok: false, error: `--name takes 1..64 characters of A-Z a-z 0-9 . _ -, got "${values.name}"` };
-  const lockMs = positive('--lock-ms', values['lock-ms'], DEFAULT_STUDIO_TIMINGS.lockMs);
-  const stalledMs = positive('--stalled-ms', values['stalled-ms'], DEFAULT_STUDIO_TIMINGS.stalledMs);
-  const heartbeatMs = positive('--heartbeat-ms', values['heartbeat-ms'], DEFAULT_STUDIO_TIMINGS.heartbeatMs);
+  const lockMs = positiveMs('--lock-ms', values['lock-ms'], DEFAULT_STUDIO_TIMINGS.lockMs);
+  const stalledMs = positiveMs('--stalled-ms', values['stalled-ms'], DEFAULT_STUDIO_TIMINGS.stalledMs);
+  const heartbeatMs = positiveMs('--heartbeat-ms', values['heartbeat-ms'], DEFAULT_STUDIO_TIMINGS.heartbeatMs);
   for (const v of [lockMs, stalledMs, heartbeatMs]) if (typeof v === 'string') return { ok: false, error: v };
   return {
     ok: true,

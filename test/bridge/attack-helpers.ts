@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { get } from 'node:http';
-import { TestClient, generateMessage, collectJob, decodePng, type TestBridge, type Received } from './helpers.ts';
-import { fakePixel } from './fake-pipeline.ts';
+import { TestClient, generateMessage, collectJob, decodePng, type TestBridge, type Received } from '../support/bridge.ts';
+import { fakePixel } from '../support/fake-pipeline.ts';
 
 /** Milliseconds for one `GET /health`, and its parsed body. */
 export function healthOnce(port: number): Promise<{ ms: number; body: { ok: boolean } }> {

@@ -5,10 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestBridge, TestClient, TOKEN, generateMessage, type TestBridge } from './helpers.ts';
+import { startTestBridge, TestClient, TOKEN, generateMessage, type TestBridge } from '../support/bridge.ts';
 import { PROTOCOL_VERSION } from '../../bridge/protocol/messages.ts';
 import { DEFAULT_LIMITS, type BridgeLimits } from '../../bridge/server.ts';
-import { RawWebSocket, text } from './raw-socket.ts';
+import { RawWebSocket, text } from '../support/raw-socket.ts';
 import { Witness } from './attack-helpers.ts';
 
 const hello = (extra: Record<string, unknown> = {}) => ({ type: 'hello', protocol: PROTOCOL_VERSION, token: TOKEN, ...extra });

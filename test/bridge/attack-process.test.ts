@@ -8,30 +8,11 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { TestClient, collectJob, generateMessage } from './helpers.ts';
-import { tcp } from './raw-socket.ts';
-import { TestChild } from './child-process.ts';
+import { TestClient, collectJob, generateMessage, realPipeline } from '../support/bridge.ts';
+import { startBridgeProcess } from '../support/bridge-process.ts';
+import { tcp } from '../support/raw-socket.ts';
 import { healthOnce, sleep } from './attack-helpers.ts';
 import { ORT_TELEMETRY_ENV } from '../../gpu-server/onnx/telemetry.ts';
-
-const SCRIPT = fileURLToPath(new URL('./bridge-process.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-interface Child {
-  proc: TestChild['proc'];
-  port: number;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-/** Starts bridge-process.ts under `bash -c` (so a ulimit can apply) with `env`. */
-async function startChild(args: string[], env: NodeJS.ProcessEnv, ulimit?: number): Promise<Child> {
-  const command = `${ulimit ? `ulimit -n ${ulimit} && ` : ''}exec "${process.execPath}" --import tsx "${SCRIPT}" ${args.map((a) => `"${a}"`).join(' ')}`;
-  const child = TestChild.spawn('bash', ['-c', command], { cwd: ROOT, env });
-  const [, port] = await child.ready(/READY (\d+)/, 'bridge process', 240_000);
-  return { proc: child.proc, port: Number(port), stderr: () => child.stderr, exited: child.exited };
-}
 
 async function listAll(dir: string): Promise<string[]> {
   return (await readdir(dir, { recursive: true })).map(String).sort();
@@ -45,7 +26,7 @@ test('files: a job on the tiny model writes only into the outputs folder (onnxru
   delete env[ORT_TELEMETRY_ENV]; // the bridge must turn it off itself
   delete env.XDG_CACHE_HOME;
   delete env.XDG_CONFIG_HOME;
-  const child = await startChild([outputs, '--real'], env);
+  const child = await startBridgeProcess({ outputs, pipeline: realPipeline(), env, readyTimeoutMs: 240_000 });
   try {
     const client = await TestClient.paired(`ws://127.0.0.1:${child.port}`);
     const request = generateMessage('tiny', { steps: 1 });
@@ -56,13 +37,12 @@ test('files: a job on the tiny model writes only into the outputs folder (onnxru
     const { done } = await collectJob(client, (q as { jobId: string }).jobId, 240_000);
     assert.equal(done.type === 'done' && done.layerCount, 3);
     client.close();
-    child.proc.kill('SIGTERM');
-    assert.equal(await child.exited, 0, child.stderr());
+    assert.equal(await child.close(), 0, child.child.stderr);
     assert.deepEqual(await listAll(home), [], 'nothing in $HOME (onnxruntime writes ~/.cache/Microsoft/DeveloperTools/.onnxruntime with telemetry on)');
     assert.deepEqual(await listAll(tmp), [], 'nothing in $TMPDIR (mat-debug-<pid>.log, .ses)');
     assert.ok((await readdir(outputs)).some((n) => /^[0-9a-f-]{36}$/.test(n)), 'the job is in the outputs folder');
   } finally {
-    child.proc.kill('SIGKILL');
+    child.child.kill('SIGKILL');
     for (const d of [home, tmp, outputs]) await rm(d, { recursive: true, force: true });
   }
 });
@@ -72,7 +52,7 @@ test('files: a job on the tiny model writes only into the outputs folder (onnxru
 // is gone too; this checks the bridge outlives descriptor exhaustion either way.
 test('transport: running out of file descriptors on accept does not stop the bridge', async () => {
   const outputs = await mkdtemp(join(tmpdir(), 'art-out-'));
-  const child = await startChild([outputs], { ...process.env }, 80);
+  const child = await startBridgeProcess({ outputs, maxOpenFiles: 80 });
   try {
     const sockets = [];
     for (let i = 0; i < 120; i++) {
@@ -86,8 +66,7 @@ test('transport: running out of file descriptors on accept does not stop the bri
     assert.equal((await healthOnce(child.port)).body.ok, true);
     (await TestClient.paired(`ws://127.0.0.1:${child.port}`)).close();
   } finally {
-    child.proc.kill('SIGTERM');
-    await child.exited;
+    await child.close();
     await rm(outputs, { recursive: true, force: true });
   }
 });

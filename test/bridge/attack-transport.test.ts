@@ -5,8 +5,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestBridge, TOKEN, type TestBridge } from './helpers.ts';
-import { RawWebSocket, clientFrame, tcp, text, upgradeRequest } from './raw-socket.ts';
+import { startTestBridge, TOKEN, type TestBridge } from '../support/bridge.ts';
+import { RawWebSocket, clientFrame, tcp, text, upgradeRequest } from '../support/raw-socket.ts';
 import { Witness, healthOnce, sleep } from './attack-helpers.ts';
 
 const HEADERS_TIMEOUT_MS = 600;

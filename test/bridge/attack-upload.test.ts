@@ -11,8 +11,8 @@ import { readdir } from 'node:fs/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { crc32, deflateSync } from 'node:zlib';
-import { startTestBridge, TestClient, TOKEN, decomposeMessage, flatImage, type TestBridge } from './helpers.ts';
-import { RawWebSocket, clientFrame, text } from './raw-socket.ts';
+import { startTestBridge, TestClient, TOKEN, decomposeMessage, flatImage, type TestBridge } from '../support/bridge.ts';
+import { RawWebSocket, clientFrame, text } from '../support/raw-socket.ts';
 import { Witness, sleep } from './attack-helpers.ts';
 import { pngFile } from '../../gpu-server/pipeline/png.ts';
 

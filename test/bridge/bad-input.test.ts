@@ -5,9 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_LAYERS } from '../../domain/layout.ts';
-import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, TOKEN, type TestBridge } from './helpers.ts';
+import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, TOKEN, type TestBridge } from '../support/bridge.ts';
 import { PROTOCOL_VERSION, type ErrorCode } from '../../bridge/protocol/messages.ts';
-import { fakePixel } from './fake-pipeline.ts';
+import { fakePixel } from '../support/fake-pipeline.ts';
 
 let tb: TestBridge;
 let witness: TestClient;

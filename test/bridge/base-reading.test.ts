@@ -16,7 +16,7 @@ import type { PipelineInfo } from '../../gpu-server/pipeline/types.ts';
 import { JobLifecycle, type Subscriber } from '../../bridge/job-lifecycle.ts';
 import type { BridgeMessage, GenerateMessage } from '../../bridge/protocol/messages.ts';
 import { jobRequest, type JobResult, type JobRun, type JobExecutor, type RunEvents, type ExecutorJob, type StartCheck } from '../../bridge/executor.ts';
-import { generateMessage } from './helpers.ts';
+import { generateMessage } from '../support/bridge.ts';
 
 const INFO: PipelineInfo = { model: 'two-slot', provider: 'cpu', tiny: true, maxLayers: 52, resolutions: [128], jobs: ['generate'] };
 

@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestChild } from './child-process.ts';
+import { TestChild } from '../support/child-process.ts';
 import { mkdtemp, rm, stat, readFile, mkdir, writeFile, utimes } from 'node:fs/promises';
 import { needsBuild } from '../../bridge/build-if-needed.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCli, DEFAULT_PORT } from '../../bridge/cli-args.ts';
-import { TestClient, generateMessage, collectJob } from './helpers.ts';
+import { TestClient, generateMessage, collectJob } from '../support/bridge.ts';
 import { PROTOCOL_VERSION } from '../../bridge/protocol/messages.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -24,6 +24,8 @@ test('parseCli: defaults, and each bad flag says what is wrong', () => {
     [full.options.port, full.options.provider, full.options.memory, full.options.allowOrigins, full.options.cancelOnShutdown, full.options.build],
     [9000, 'cuda', 'text-on-demand', ['https://a.example', 'http://b:3000'], true, false],
   );
+  const door = parseCli(['--queue', 'redis://127.0.0.1:6379', '--stalled-ms', '2500']);
+  assert.ok(door.ok && door.options.stalledMs === 2500);
   for (const [args, words] of [
     [['--port', 'x'], /--port/],
     [['--port', '70000'], /--port/],
@@ -32,6 +34,8 @@ test('parseCli: defaults, and each bad flag says what is wrong', () => {
     [['--allow-origin', 'https://a.example/path'], /--allow-origin/],
     [['--keep-jobs', '0'], /--keep-jobs/],
     [['--bogus'], /bogus/],
+    [['--stalled-ms', '2000'], /--stalled-ms is a studio front door's option: it needs --queue/],
+    [['--queue', 'redis://127.0.0.1:6379', '--stalled-ms', '0'], /--stalled-ms must be a positive integer/],
   ] as const) {
     const r = parseCli([...args]);
     assert.ok(!r.ok && words.test(r.error), `${args.join(' ')} -> ${JSON.stringify(r)}`);
@@ -42,7 +46,7 @@ test('the CLI prints model, provider, address and token, stores the token 0600, 
   const dir = await mkdtemp(join(tmpdir(), 'art-cli-test-'));
   const child = TestChild.spawn(
     process.execPath,
-    ['--import', 'tsx', 'bridge/cli.ts', '--pipeline', 'test/bridge/fake-pipeline.ts', '--port', '0', '--outputs', join(dir, 'out'), '--config-dir', join(dir, 'cfg'), '--no-build'],
+    ['--import', 'tsx', 'bridge/cli.ts', '--pipeline', 'test/support/fake-pipeline.ts', '--port', '0', '--outputs', join(dir, 'out'), '--config-dir', join(dir, 'cfg'), '--no-build'],
     { cwd: root },
   );
   const { exited } = child;

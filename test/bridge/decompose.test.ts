@@ -8,9 +8,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startTestBridge, TestClient, collectJob, decodePng, decomposeMessage, flatImage, generateMessage, type TestBridge } from './helpers.ts';
+import { startTestBridge, TestClient, collectJob, decodePng, decomposeMessage, flatImage, generateMessage, type TestBridge } from '../support/bridge.ts';
 import { healthOnce } from './attack-helpers.ts';
-import { decomposedPixel } from './fake-pipeline.ts';
+import { decomposedPixel } from '../support/fake-pipeline.ts';
 import { MAX_FLAT_IMAGE_BYTES } from '../../domain/layout.ts';
 import type { SourceImage } from '../../gpu-server/pipeline/types.ts';
 

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge } from './helpers.ts';
-import { fakePixel } from './fake-pipeline.ts';
+import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge } from '../support/bridge.ts';
+import { fakePixel } from '../support/fake-pipeline.ts';
 import { PROTOCOL_VERSION } from '../../bridge/protocol/messages.ts';
 
 let tb: TestBridge;

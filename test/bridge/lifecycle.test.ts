@@ -2,8 +2,8 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge, type Received } from './helpers.ts';
-import { fakePixel } from './fake-pipeline.ts';
+import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge, type Received } from '../support/bridge.ts';
+import { fakePixel } from '../support/fake-pipeline.ts';
 import { encodePng } from '../../gpu-server/pipeline/png.ts';
 import type { ProgressMessage } from '../../bridge/protocol/messages.ts';
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_LAYERS } from '../../domain/layout.ts';
 import { createPipeline } from '../../gpu-server/pipeline/art-pipeline.ts';
-import { TestClient, collectJob, decodePng, startTestBridge } from './helpers.ts';
+import { TestClient, collectJob, decodePng, startTestBridge } from '../support/bridge.ts';
 import { fiftyTwoLayers } from '../pipeline/reference-generation.ts';
 
 test('52 layers through the real bridge: layers 0..51 delivered, each its box, the same pixels as the pipeline', async () => {

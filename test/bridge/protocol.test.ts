@@ -5,7 +5,7 @@ import { MAX_MESSAGE_BYTES } from '../../bridge/protocol/limits.ts';
 import { clientMessageSchema, ERROR_CODES } from '../../bridge/protocol/messages.ts';
 import { parseClientMessage } from '../../bridge/protocol/parse.ts';
 import { encodeImageFrame, decodeImageFrame, MAX_IMAGE_FRAME_HEADER_BYTES } from '../../bridge/protocol/image-frame.ts';
-import { generateMessage } from './helpers.ts';
+import { generateMessage } from '../support/bridge.ts';
 import { readdir, readFile } from 'node:fs/promises';
 
 test('image frames round-trip job id, layer index, kind and PNG bytes', () => {

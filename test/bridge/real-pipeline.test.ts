@@ -6,13 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestClient, collectJob, decodePng, decomposeMessage, flatImage, startTestBridge } from './helpers.ts';
+import { TestClient, collectJob, decodePng, decomposeMessage, flatImage, startTestBridge } from '../support/bridge.ts';
 
 test('real tiny model: a full job (valid PNGs of each box size, pings never held for a session run), then cancel mid-denoise', async () => {
   const { bridge, outputs, close } = await startTestBridge({ real: true, keepJobs: 5, cancelOnShutdown: true });
   try {
-    assert.equal(bridge.info.tiny, true);
-    assert.equal(bridge.info.provider, 'cpu');
+    assert.equal(bridge.info?.tiny, true);
+    assert.equal(bridge.info?.provider, 'cpu');
     const client = await TestClient.paired(`ws://127.0.0.1:${bridge.port}`);
     const layout = { width: 512, height: 64, boxes: [[0, 0, 512, 64], [0, 0, 512, 64], [32, 16, 160, 64], [256, 0, 512, 32]] };
     client.send({ type: 'generate', requestId: 'real', prompt: 'a banner that says "HELLO"', layout, params: { resolution: 512, steps: 2, guidance: 4, trueCfg: 3.5, seed: 41 } });
@@ -76,7 +76,8 @@ test('real tiny model: a decomposition of an uploaded image through the bridge (
   const { bridge, outputs, close } = await startTestBridge({ real: true, keepJobs: 5 });
   try {
     // The tiny folder gains its adapter with the decomposition pipeline (issue 21, item 1); until then its jobs say so.
-    if (!bridge.info.jobs.includes('decompose')) return t.skip(`the tiny model runs ${bridge.info.jobs.join(', ')} only`);
+    const jobs = bridge.info?.jobs ?? [];
+    if (!jobs.includes('decompose')) return t.skip(`the tiny model runs ${jobs.join(', ')} only`);
     const client = await TestClient.paired(`ws://127.0.0.1:${bridge.port}`);
     const { png } = flatImage(512, 256);
     const layout = { width: 512, height: 256, boxes: [[0, 0, 512, 256], [0, 0, 512, 256], [32, 32, 256, 128], [288, 64, 480, 224]] as [number, number, number, number][] };

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { BoxTuple, Layout } from '../../domain/layout.ts';
 import { PACKED_CHANNELS } from '../../gpu-server/constants.ts';
 import { transformerTokens } from '../../gpu-server/pipeline/layout-tokens.ts';
-import { startTestBridge, TestClient, TOKEN, decodePng, layout, type Received, type TestBridge } from './helpers.ts';
+import { startTestBridge, TestClient, TOKEN, decodePng, layout, type Received, type TestBridge } from '../support/bridge.ts';
 
 type Done = Extract<Received, { type: 'done' }>;
 type Keep = { from: number; to: number }[];

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startTestBridge, TestClient, generateMessage, collectJob } from './helpers.ts';
+import { startTestBridge, TestClient, generateMessage, collectJob } from '../support/bridge.ts';
 import type { ProgressMessage } from '../../bridge/protocol/messages.ts';
 
 const jobIdOf = async (client: TestClient, requestId: string) =>

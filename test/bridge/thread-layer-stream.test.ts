@@ -7,8 +7,8 @@ import { ClientLayerStream } from '../../bridge/client-layer-stream.ts';
 import type { BridgeMessage } from '../../bridge/protocol/messages.ts';
 import { decodeImageFrame } from '../../bridge/protocol/image-frame.ts';
 import type { LayerImage } from '../../gpu-server/pipeline/types.ts';
-import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge, type Received } from './helpers.ts';
-import { fakePixel } from './fake-pipeline.ts';
+import { startTestBridge, TestClient, generateMessage, collectJob, decodePng, type TestBridge, type Received } from '../support/bridge.ts';
+import { fakePixel } from '../support/fake-pipeline.ts';
 
 const layer = (index: number): LayerImage => ({ index, box: [0, 0, 1, 1] as BoxTuple, width: 1, height: 1, rgba: Uint8Array.of(index, 0, 0, 255) });
 

@@ -15,7 +15,7 @@ import { resultFrameName } from '../../plugin/insert.ts';
 import { FRAME_GAP } from '../../plugin/placement.ts';
 import { LAYER_NODE_KEY, RESULT_FRAME_KEY, parseLayerNodeData, parseResultFrameData } from '../../plugin/result-data.ts';
 import { SETTINGS_KEY } from '../../plugin/settings.ts';
-import { TOKEN } from '../bridge/helpers.ts';
+import { TOKEN } from '../support/bridge.ts';
 import { E2E_PORT, E2E_URL, e2eSetup } from './harness/e2e-setup.ts';
 import type { Session } from './harness/browser.ts';
 import type { DumpedNode } from './harness/fake-figma-env.ts';

@@ -14,7 +14,7 @@ import { BACKGROUND_LAYER, MERGED_LAYER } from '../../domain/layout.ts';
 import { layerFile } from '../../bridge/job-archive.ts';
 import { LAYER_NODE_KEY, RESULT_FRAME_KEY, parseLayerNodeData, parseResultFrameData } from '../../plugin/result-data.ts';
 import { SETTINGS_KEY } from '../../plugin/settings.ts';
-import { TOKEN } from '../bridge/helpers.ts';
+import { TOKEN } from '../support/bridge.ts';
 import { E2E_URL, e2eSetup } from './harness/e2e-setup.ts';
 import type { Session } from './harness/browser.ts';
 import type { Dump, DumpedNode } from './harness/fake-figma-env.ts';

@@ -13,7 +13,7 @@ import { FRAME_GAP } from '../../plugin/placement.ts';
 import { REMEMBERED_JOBS_KEY, parseRememberedJobs } from '../../plugin/remembered-jobs.ts';
 import { RESULT_FRAME_KEY, parseResultFrameData } from '../../plugin/result-data.ts';
 import { SETTINGS_KEY } from '../../plugin/settings.ts';
-import { TOKEN } from '../bridge/helpers.ts';
+import { TOKEN } from '../support/bridge.ts';
 import { E2E_URL, e2eSetup } from './harness/e2e-setup.ts';
 import type { Session } from './harness/browser.ts';
 import type { DumpedNode } from './harness/fake-figma-env.ts';

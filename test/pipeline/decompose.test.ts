@@ -13,15 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
-import { PNG } from 'pngjs';
-import { compareLevels } from '../../gpu-server/golden/compare.ts';
 import { MANIFEST_FILE } from '../../gpu-server/model-folder/manifest.ts';
 import { writeTinyModel } from '../../gpu-server/model-folder/tiny.ts';
 import { createPipeline } from '../../gpu-server/pipeline/art-pipeline.ts';
 import { DEFAULT_BOXES_FILE, DEFAULT_IMAGE_FILE, parseDecomposeArgs } from '../../gpu-server/pipeline/decompose-args.ts';
-import { layerOnCanvas } from '../../gpu-server/pipeline/generate-output.ts';
 import { encodePng } from '../../gpu-server/pipeline/png.ts';
 import type { ArtPipeline, DecomposeParams, SourceImage } from '../../gpu-server/pipeline/types.ts';
+import { assertSameImages, assertWrittenImages, differingShare } from './reference-compare.ts';
 import { ReferenceGenerator, type ReferenceResult } from './reference-generation.ts';
 
 let root: string;
@@ -66,33 +64,6 @@ const PARAMS: DecomposeParams = {
   seed: 90210,
   conditioningScale: 0.6,
 };
-
-/** The golden RGBA bar, as for generation: one level, on at most 0.1% of the values. */
-const LEVELS = 1;
-const SHARE = 0.999;
-
-function assertSameImages(name: string, actual: { layers: { rgba: Uint8Array; box: number[] }[]; merged: Uint8Array; background: Uint8Array }, expected: ReferenceResult): void {
-  assert.equal(actual.layers.length, expected.layers.length);
-  actual.layers.forEach((l, i) => {
-    assert.deepEqual(l.box, expected.layers[i].box);
-    const c = compareLevels(`${name} layer ${i}`, l.rgba, expected.layers[i].rgba, LEVELS, SHARE);
-    assert.ok(c.pass, JSON.stringify(c));
-  });
-  for (const k of ['merged', 'background'] as const) {
-    const c = compareLevels(`${name} ${k}`, actual[k], expected[k], LEVELS, SHARE);
-    assert.ok(c.pass, JSON.stringify(c));
-  }
-}
-
-/** The worst share of 8-bit values (layers and merged) that differ by more than one level. */
-function differingShare(a: ReferenceResult, b: ReferenceResult): number {
-  const share = (x: ArrayLike<number>, y: ArrayLike<number>) => {
-    let d = 0;
-    for (let i = 0; i < x.length; i++) if (Math.abs(x[i] - y[i]) > 1) d++;
-    return d / x.length;
-  };
-  return Math.max(...a.layers.slice(2).map((l, i) => share(l.rgba, b.layers[i + 2].rgba)), share(a.merged, b.merged));
-}
 
 let expected: ReferenceResult;
 
@@ -193,20 +164,7 @@ test('npm run decompose writes what the reference computes, every flag passed th
   assert.deepEqual(desc.boxes, PARAMS.layout.boxes);
   assert.equal(desc.conditioningScale, PARAMS.conditioningScale);
   assert.match(desc.warning, /noise/);
-  const png = (name: string) => {
-    const p = PNG.sync.read(readFileSync(join(out, name)));
-    assert.deepEqual([p.width, p.height], [width, height]);
-    return p.data;
-  };
-  expected.layers.forEach((l, i) => {
-    const c = compareLevels(`layer_${i}.png`, png(`layer_${i}.png`), layerOnCanvas(l, width, height), LEVELS, SHARE);
-    assert.ok(c.pass, JSON.stringify(c));
-  });
-  const rgb = (rgba: Uint8Array) => rgba.filter((_, i) => i % 4 !== 3);
-  for (const k of ['merged', 'background'] as const) {
-    const c = compareLevels(`${k}.png`, rgb(png(`${k}.png`)), expected[k], LEVELS, SHARE);
-    assert.ok(c.pass, JSON.stringify(c));
-  }
+  assertWrittenImages(out, expected, width, height);
 });
 
 test('npm run decompose refuses an image off the 16-pixel grid before decoding it, and a file that is not a PNG', async () => {

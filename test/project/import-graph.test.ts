@@ -27,6 +27,34 @@ test('no import circle among product files', () => {
   assert.deepEqual(circles, [], `import circles (arrows must only go down: move what both sides need into a module below both):\n${circles.join('\n')}`);
 });
 
+/**
+ * The house's arrows between folders (docs/design.md, "The house"): what each folder may import
+ * besides itself. A folder not listed fails the test until it is placed here and in the docs.
+ */
+const ARROWS: Record<string, string[]> = {
+  domain: [],
+  'gpu-server': ['domain'],
+  bridge: ['domain', 'gpu-server'],
+  plugin: ['domain'],
+  ui: ['domain', 'plugin', 'bridge/protocol'],
+  scripts: [],
+};
+
+test('arrows between folders go only where docs/design.md draws them', () => {
+  const graph = importGraph(productFolders.flatMap((f) => sourceFiles(join(root, f))));
+  const rel = (f: string) => f.slice(root.length + 1);
+  const unplaced = productFolders.filter((f) => !(f in ARROWS));
+  assert.deepEqual(unplaced, [], 'a product folder with no place in the house: add it to ARROWS and to docs/design.md');
+  const wrong = [...graph].flatMap(([from, to]) => {
+    const folder = rel(from).split('/')[0];
+    return to
+      .map(rel)
+      .filter((t) => t.split('/')[0] !== folder && !ARROWS[folder].some((allowed) => t.startsWith(`${allowed}/`)))
+      .map((t) => `${rel(from)} -> ${t}`);
+  });
+  assert.deepEqual(wrong, [], 'imports against the house\'s arrows (move what both need down into domain/, or the folder the arrow allows)');
+});
+
 test('no product file imports tests or benchmarks', () => {
   const graph = importGraph(productFolders.flatMap((f) => sourceFiles(join(root, f))));
   const upward = [...graph].flatMap(([from, to]) => to.filter((t) => /^(test|bench)\//.test(t.slice(root.length + 1))).map((t) => describeCircle(root, [from, t])));

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBridge, type Bridge } from '../../bridge/server.ts';
 import { parseRedisUrl } from '../../bridge/studio/redis-target.ts';
-import { FAKE_FACTORY, TOKEN } from '../bridge/helpers.ts';
-import type { FakeOptions } from '../bridge/fake-pipeline.ts';
-import { TestChild } from '../bridge/child-process.ts';
+import { bridgeOptions, FAKE_FACTORY } from '../support/bridge.ts';
+import type { FakeOptions } from '../support/fake-pipeline.ts';
+import { TestChild } from '../support/child-process.ts';
 import { REDIS_PASSWORD, type TestRedis } from './redis-server.ts';
 
 /** Seconds, not BullMQ's 30: a killed worker's job runs again within about LOCK_MS + STALLED_MS. */
@@ -28,14 +28,26 @@ export class WorkerProcess {
     return this.child.exited;
   }
 
-  /** Starts `npm run worker` (as node + tsx) and waits until it says it is ready. */
-  static async start(redis: TestRedis, name: string, fake: FakeOptions = {}, factory = FAKE_FACTORY): Promise<WorkerProcess> {
+  /**
+   * Starts `npm run worker` (as node + tsx) and waits until it says it is ready. `factory` null:
+   * the real pipeline (the tiny model); `timings` other lock and check times (benchmarks);
+   * `nodeArgs` go before the script (a preloaded probe).
+   */
+  static async start(
+    redis: TestRedis,
+    name: string,
+    fake: FakeOptions = {},
+    factory: string | null = FAKE_FACTORY,
+    o: { timings?: Partial<typeof TIMINGS>; nodeArgs?: string[] } = {},
+  ): Promise<WorkerProcess> {
+    const t = { ...TIMINGS, ...o.timings };
     const child = TestChild.spawn(
       process.execPath,
       [
-        '--import', 'tsx', 'bridge/studio/worker-cli.ts',
-        '--queue', redis.url, '--name', name, '--pipeline', factory, '--pipeline-options', JSON.stringify({ stepMs: 40, ...fake }),
-        '--lock-ms', String(TIMINGS.lockMs), '--stalled-ms', String(TIMINGS.stalledMs), '--heartbeat-ms', String(TIMINGS.heartbeatMs),
+        '--import', 'tsx', ...(o.nodeArgs ?? []), 'bridge/studio/worker-cli.ts',
+        '--queue', redis.url, '--name', name,
+        ...(factory === null ? [] : ['--pipeline', factory, '--pipeline-options', JSON.stringify({ stepMs: 40, ...fake })]),
+        '--lock-ms', String(t.lockMs), '--stalled-ms', String(t.stalledMs), '--heartbeat-ms', String(t.heartbeatMs),
       ],
       { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ART_REDIS_PASSWORD: REDIS_PASSWORD } },
     );
@@ -61,27 +73,23 @@ export interface TestFrontDoor {
   close(): Promise<void>;
 }
 
-export async function startFrontDoor(redis: TestRedis, limits: { jobsPerClient?: number; queueLength?: number } = {}): Promise<TestFrontDoor> {
+export async function startFrontDoor(redis: TestRedis, limits: { jobsPerClient?: number; queueLength?: number } = {}, stalledMs = TIMINGS.stalledMs): Promise<TestFrontDoor> {
   const outputs = await mkdtemp(join(tmpdir(), 'art-frontdoor-test-'));
   const parsed = parseRedisUrl(redis.url, { ART_REDIS_PASSWORD: REDIS_PASSWORD });
   if (!parsed.ok) throw new Error(parsed.error);
   const log: string[] = [];
-  const bridge = await startBridge({
-    host: '127.0.0.1',
-    port: 0,
-    token: TOKEN,
-    allowOrigins: [],
-    outputs,
-    keepJobs: 50,
-    executor: { kind: 'queue', target: parsed.target, checkMs: CHECK_MS },
-    cancelOnShutdown: true,
-    limits: { jobsPerClient: 8, ...limits },
-    version: 'test',
-    log: (line) => {
-      log.push(line);
-      if (process.env.STUDIO_DEBUG) console.log(`${(performance.now() / 1000).toFixed(2)} ${line}`);
-    },
-  });
+  const bridge = await startBridge(
+    bridgeOptions(outputs, {
+      keepJobs: 50,
+      executor: { kind: 'queue', target: parsed.target, checkMs: CHECK_MS, stalledMs },
+      cancelOnShutdown: true,
+      limits: { jobsPerClient: 8, ...limits },
+      log: (line) => {
+        log.push(line);
+        if (process.env.STUDIO_DEBUG) console.log(`${(performance.now() / 1000).toFixed(2)} ${line}`);
+      },
+    }),
+  );
   return {
     bridge,
     url: `ws://127.0.0.1:${bridge.port}`,

@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { readdir } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { TestClient, generateMessage, collectJob, type Received } from '../bridge/helpers.ts';
+import { TestClient, generateMessage, collectJob, type Received } from '../support/bridge.ts';
 import { TestRedis, REDIS_PASSWORD } from './redis-server.ts';
 import { WorkerProcess, startFrontDoor, starts, TIMINGS, type TestFrontDoor } from './studio-helpers.ts';
 import { KEY_PREFIX, keys, MAX_LAYER_BYTES, queueName } from '../../bridge/studio/keys.ts';

@@ -6,9 +6,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Queue } from 'bullmq';
-import { TestClient, TOKEN, generateMessage, collectJob, decodePng, decomposeMessage, flatImage, type Received } from '../bridge/helpers.ts';
+import { TestClient, TOKEN, generateMessage, collectJob, decodePng, decomposeMessage, flatImage, type Received } from '../support/bridge.ts';
 import { PROTOCOL_VERSION } from '../../bridge/protocol/messages.ts';
-import { decomposedPixel, fakePixel } from '../bridge/fake-pipeline.ts';
+import { decomposedPixel, fakePixel } from '../support/fake-pipeline.ts';
 import { TestRedis, REDIS_PASSWORD } from './redis-server.ts';
 import { WorkerProcess, startFrontDoor, starts, type TestFrontDoor } from './studio-helpers.ts';
 import { KEY_PREFIX, queueName } from '../../bridge/studio/keys.ts';
@@ -27,6 +27,9 @@ before(async () => {
     WorkerProcess.start(redis, 'w3', { model: 'other', jobs: ['generate'] }),
   ]);
   door = await startFrontDoor(redis);
+  // The front door listens at once and learns its workers at its first check: the fair-order test
+  // below needs its first jobs to start as they are sent, not all at once when the models appear.
+  await waitFor(async () => (await workersInHealth()).length === 3, 'the front door to see its 3 workers');
 });
 
 after(async () => {

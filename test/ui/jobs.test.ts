@@ -46,6 +46,25 @@ test('a job moves from sending to queued, running, and inserting on done; other 
   assert.deepEqual(jobs[1], start()[1]);
 });
 
+test('a job that started again on another worker: the note shows and the pace is measured anew', () => {
+  let jobs = applyBridgeMessage(start(), { type: 'queued', requestId: 'r1', jobId: JOB, position: 0 });
+  jobs = applyBridgeMessage(jobs, { type: 'progress', jobId: JOB, stage: 'denoise', step: 1, total: 10, elapsedMs: 1000 });
+  jobs = applyBridgeMessage(jobs, { type: 'progress', jobId: JOB, stage: 'denoise', step: 6, total: 10, elapsedMs: 6000 });
+  const note = 'the job started again from the beginning on worker gpu2 (attempt 2); its earlier run on gpu1 was lost';
+  jobs = applyBridgeMessage(jobs, { type: 'queued', requestId: 'r1', jobId: JOB, position: 0, note });
+  const running = (job: Job) => {
+    assert.ok(job.status === 'running');
+    return job;
+  };
+  jobs = applyBridgeMessage(jobs, { type: 'progress', jobId: JOB, stage: 'text', step: 1, total: 2, elapsedMs: 300 });
+  assert.equal(running(jobs[0]).progress.denoiseFrom, null, 'the first run\'s pace is dropped');
+  jobs = applyBridgeMessage(jobs, { type: 'progress', jobId: JOB, stage: 'denoise', step: 2, total: 10, elapsedMs: 2500 });
+  const now = running(jobs[0]);
+  assert.deepEqual(now.progress.denoiseFrom, { step: 2, elapsedMs: 2500 });
+  assert.equal(now.note, note, 'progress leaves the note in place');
+  assert.equal(now.progress.step, 2);
+});
+
 test('errors end the job in designer words; a cancel is not an error', () => {
   let jobs = applyBridgeMessage(start(), { type: 'queued', requestId: 'r1', jobId: JOB, position: 0 });
   const failed = applyBridgeMessage(jobs, { type: 'error', code: 'generation_failed', message: 'out of memory', jobId: JOB });

@@ -5,7 +5,7 @@
  * (8765 stays free for a bridge the developer runs). The e2e files run one after another.
  */
 import { after, before } from 'node:test';
-import { startTestBridge, type TestBridge } from '../../bridge/helpers.ts';
+import { startTestBridge, type TestBridge } from '../../support/bridge.ts';
 import { HarnessBrowser } from './browser.ts';
 
 export const E2E_PORT = 8767;

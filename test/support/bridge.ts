@@ -1,4 +1,7 @@
-/** A real bridge on an ephemeral port with the fake pipeline, and a real `ws` client. */
+/**
+ * A real bridge for tests and benchmarks: startBridge's options with the defaults they share, a
+ * bridge on an ephemeral port with the fake pipeline, and a real `ws` client.
+ */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { PNG } from 'pngjs';
 import type { BoxTuple } from '../../domain/layout.ts';
-import { startBridge, type Bridge, type BridgeLimits } from '../../bridge/server.ts';
+import type { LocalPipeline } from '../../bridge/local-executor.ts';
+import { startBridge, type Bridge, type BridgeLimits, type BridgeOptions } from '../../bridge/server.ts';
 import { PROTOCOL_VERSION, type BridgeMessage } from '../../bridge/protocol/messages.ts';
 import { decodeImageFrame, type ImageFrame } from '../../bridge/protocol/image-frame.ts';
 import { encodePng } from '../../gpu-server/pipeline/png.ts';
@@ -16,6 +20,38 @@ export const TOKEN = 'test-token-0123456789abcdef';
 export const FAKE_FACTORY = fileURLToPath(new URL('./fake-pipeline.ts', import.meta.url));
 /** The pipeline `npm start` runs; with no model folder it uses the tiny model. */
 export const REAL_FACTORY = fileURLToPath(new URL('../../gpu-server/pipeline/art-pipeline.ts', import.meta.url));
+
+/** The fake pipeline (test/support/fake-pipeline.ts), 5 ms a step unless `options` say otherwise. */
+export const fakePipeline = (options: FakeOptions = {}): LocalPipeline => ({ factory: FAKE_FACTORY, options: { stepMs: 5, ...options } });
+/** The real pipeline on the CPU: the tiny model. */
+export const realPipeline = (): LocalPipeline => ({ factory: REAL_FACTORY, options: { provider: 'cpu' } });
+/**
+ * The benchmarks' stand-in: the fake pipeline with generated image content (realistic PNG sizes
+ * and encoding times), `stepMs` a step with a core kept busy as onnxruntime does, and every layer
+ * handed over at the last step, as the real pipeline does before its VAE decode.
+ */
+export const sampleOptions = (stepMs: number): FakeOptions => ({ stepMs, content: 'sample', spin: true, decodeMs: 0 });
+export const samplePipeline = (stepMs: number): LocalPipeline => fakePipeline(sampleOptions(stepMs));
+
+/**
+ * startBridge's options as tests and benchmarks use them: loopback on a free port, TOKEN, the
+ * fake pipeline, the job archive in `outputs`, running jobs left to finish at shutdown; `overrides`
+ * replace any of them.
+ */
+export function bridgeOptions(outputs: string, overrides: Partial<BridgeOptions> = {}): BridgeOptions {
+  return {
+    host: '127.0.0.1',
+    port: 0,
+    token: TOKEN,
+    allowOrigins: [],
+    outputs,
+    keepJobs: 20,
+    executor: { kind: 'local', pipeline: fakePipeline() },
+    cancelOnShutdown: false,
+    version: 'test',
+    ...overrides,
+  };
+}
 
 export interface TestBridge {
   bridge: Bridge;
@@ -38,21 +74,8 @@ export async function startTestBridge(
   } = {},
 ): Promise<TestBridge> {
   const outputs = await mkdtemp(join(tmpdir(), 'art-bridge-test-'));
-  const bridge = await startBridge({
-    host: '127.0.0.1',
-    port: opts.port ?? 0,
-    token: TOKEN,
-    allowOrigins: opts.allowOrigins ?? [],
-    outputs,
-    keepJobs: opts.keepJobs ?? 20,
-    executor: {
-      kind: 'local',
-      pipeline: opts.real ? { factory: REAL_FACTORY, options: { provider: 'cpu' } } : { factory: FAKE_FACTORY, options: { stepMs: 5, ...opts.fake } },
-    },
-    cancelOnShutdown: opts.cancelOnShutdown ?? false,
-    limits: opts.limits,
-    version: 'test',
-  });
+  const { fake, real, ...rest } = opts;
+  const bridge = await startBridge(bridgeOptions(outputs, { ...rest, executor: { kind: 'local', pipeline: real ? realPipeline() : fakePipeline(fake) } }));
   let closed = false;
   return {
     bridge,
