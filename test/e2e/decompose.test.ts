@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { RESULT_FRAME_KEY, parseResultFrameData } from '../../plugin/result-data.ts';
 import { SETTINGS_KEY } from '../../plugin/settings.ts';
-import { TOKEN } from '../bridge/helpers.ts';
+import { TOKEN } from '../support/bridge.ts';
 import { E2E_URL, e2eSetup } from './harness/e2e-setup.ts';
 import type { Dump, DumpedNode } from './harness/fake-figma-env.ts';
 import type { NodeInit } from '../plugin/fake-figma.ts';
