@@ -100,10 +100,11 @@ export function App() {
         <h2>
           Selection
           <span class="muted" data-testid="frame-count">
-            {frames.length + results.length === 0
+            {frames.length + flats.length + results.length === 0
               ? ' · none'
               : ` · ${[
                   frames.length && `${frames.length} frame${frames.length > 1 ? 's' : ''}`,
+                  flats.length && `${flats.length} picture${flats.length > 1 ? 's' : ''} to decompose`,
                   results.length && `${results.length} result${results.length > 1 ? 's' : ''} to edit`,
                 ]
                   .filter(Boolean)

@@ -87,7 +87,9 @@ export function generateBlocker(state: DeskState, prompt: PromptField): string |
   if (frames.length === 0)
     return state.selection.some((i) => i.kind === 'result')
       ? 'To generate anew, select the source frame; a result frame is edited above.'
-      : 'Select one or more frames on the canvas.';
+      : state.selection.some((i) => i.kind === 'flat')
+        ? 'A frame with an image and marks over it is decomposed above; to generate, select a frame of shapes.'
+        : 'Select one or more frames on the canvas.';
   if (!text && !frames.every((f) => f.draft)) return 'Write a prompt.';
   return tooLong(text);
 }

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DoneMessage } from '../../bridge/protocol/messages.ts';
-import { canDecompose, decomposeBlocker, type FlatSelection } from '../../ui/job-desk.ts';
+import { canDecompose, decomposeBlocker, generateBlocker, type FlatSelection } from '../../ui/job-desk.ts';
 import { layoutOf } from '../plugin/trees.ts';
 import { DECOMPOSING, SETTINGS, WELCOME, flatItem, png, world, type World } from './desk-world.ts';
 
@@ -40,6 +40,7 @@ test('Decompose is offered only when the bridge’s model decomposes, and says w
   const w = selected();
   assert.equal(canDecompose(w.desk.state), true);
   assert.equal(decomposeBlocker(w.desk.state, { text: '', edited: false }, ITEM), null);
+  assert.match(generateBlocker(w.desk.state, { text: 'x', edited: true }) ?? '', /decomposed above/, 'Generate says where the flat picture went');
   assert.match(decomposeBlocker(w.desk.state, { text: 'x'.repeat(5000), edited: true }, ITEM) ?? '', /longer than/);
   w.bridge.drop();
   assert.equal(decomposeBlocker(w.desk.state, { text: '', edited: false }, ITEM), 'Connect to the bridge first.');
