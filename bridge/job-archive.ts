@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { type BoxTuple, type Layout, validateLayout } from '../domain/layout.ts';
 import { JOB_ID_PATTERN } from './protocol/limits.ts';
-import type { Timings, WireBase, WireDecomposeParams, WireGenerateParams } from './protocol/messages.ts';
+import type { JobOutcome, WireBase, WireDecomposeParams, WireGenerateParams } from './protocol/messages.ts';
 import { PACKED_CHANNELS } from '../gpu-server/constants.ts';
 import { transformerTokens } from '../gpu-server/pipeline/layout-tokens.ts';
 import { checkLatents } from '../gpu-server/pipeline/keep.ts';
@@ -32,7 +32,7 @@ export interface ArchivedLayer {
   file: string;
 }
 
-export interface JobManifest {
+export interface JobManifest extends JobOutcome {
   format: typeof MANIFEST_FORMAT;
   jobId: string;
   requestId?: string;
@@ -42,12 +42,6 @@ export interface JobManifest {
   params: WireGenerateParams | WireDecomposeParams;
   /** What made the layers. */
   job: JobKind;
-  seed: number;
-  model: string;
-  provider: string;
-  tiny: boolean;
-  promptTruncated: boolean;
-  timings: Timings;
   createdAt: string;
   finishedAt: string;
   layers: ArchivedLayer[];

@@ -253,11 +253,8 @@ export interface LayerMessage {
   bytes: number;
 }
 
-export interface DoneMessage {
-  type: 'done';
-  jobId: string;
-  requestId?: string;
-  layerCount: number;
+/** What a finished job reports: in `done`, and in the job archive's manifest. */
+export interface JobOutcome {
   seed: number;
   model: string;
   provider: string;
@@ -265,6 +262,13 @@ export interface DoneMessage {
   promptTruncated: boolean;
   /** Milliseconds per pipeline stage, plus `queue` (waiting) and `total` (queued to done). */
   timings: Timings;
+}
+
+export interface DoneMessage extends JobOutcome {
+  type: 'done';
+  jobId: string;
+  requestId?: string;
+  layerCount: number;
   /** True when this is a replay from the job archive (answer to `fetch`). */
   fetched: boolean;
   /** Lineage: the job this one was made from and the layers it kept (absent for a plain job). */

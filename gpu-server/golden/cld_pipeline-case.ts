@@ -17,11 +17,10 @@ import { Checkpoint, loadAll } from '../onnx/safetensors.ts';
 import type { Provider } from '../onnx/session.ts';
 import { tokenCondition } from '../pipeline/condition.ts';
 import { transformerTokens } from '../pipeline/layout-tokens.ts';
-import { gatherTokens } from '../pipeline/packing.ts';
 import { caseLayout, GoldenError, need, readCase, readFloats, withScratch } from './case.ts';
 import { cldConfigs } from './cld_adapter-case.ts';
 import { compareFloat, type Comparison, type GoldenReport } from './compare.ts';
-import { caseText, component, rgbaComparison, stepComparisons, withGoldenDenoiser } from './pipeline-run.ts';
+import { component, denoiseCase, rgbaComparison, withGoldenDenoiser } from './pipeline-run.ts';
 
 const caseSchema = z.object({
   steps: z.number().int().positive(),
@@ -55,7 +54,6 @@ export async function check(dir: string, provider: Provider = 'cpu'): Promise<Go
   const outputsFile = join(dir, 'outputs.safetensors');
   const inputs = readFloats(inputsFile);
   const outputs = readFloats(outputsFile);
-  const input = (name: string) => need(inputs, name, inputsFile);
   const output = (name: string) => need(outputs, name, outputsFile).data;
   const pixels = loadAll(inputsFile).get('image');
   if (!pixels || pixels.info.dtype !== 'U8') throw new GoldenError(`${inputsFile}: U8 tensor "image" [H, W, 3] is missing`);
@@ -69,21 +67,8 @@ export async function check(dir: string, provider: Provider = 'cpu'): Promise<Go
     withGoldenDenoiser(scratch, models, provider, async (denoiser) => {
       const condition = await denoiser.condition(image);
       comparisons.push(compareFloat('adapter_cond', condition, output('adapter_cond'), CONDITION_TOLERANCE));
-      const schedule = denoiser.schedule(p.steps, grid);
-      comparisons.push(compareFloat('timesteps', schedule.timesteps, output('timesteps')));
-      comparisons.push(compareFloat('sigmas', schedule.sigmas, output('sigmas')));
-
-      const tokens = await denoiser.denoise({
-        grid,
-        initial: gatherTokens(input('initial_latents').data, grid),
-        positive: caseText(inputs, inputsFile, 'prompt_embeds', 'pooled_prompt_embeds'),
-        negative: caseText(inputs, inputsFile, 'negative_prompt_embeds', 'negative_pooled_prompt_embeds'),
-        steps: p.steps,
-        guidance: p.guidance_embedding,
-        trueCfg: p.true_cfg,
-        adapter: { condition: tokenCondition(condition, grid), conditioningScale: p.conditioning_scale },
-        onStep: stepComparisons(grid, output('latents_denoised').length, output, comparisons),
-      });
+      const adapter = { condition: tokenCondition(condition, grid), conditioningScale: p.conditioning_scale };
+      const tokens = await denoiseCase(denoiser, grid, p, inputs, inputsFile, output, comparisons, adapter);
 
       // A decomposition decodes the background with the VAE and no merged image (it is composited).
       const decoded = await denoiser.decode(layout, grid, tokens, undefined, undefined, false);

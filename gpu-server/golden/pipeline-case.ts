@@ -11,10 +11,9 @@ import { parseTransparentDecoderConfig } from '../models/transparent-decoder.ts'
 import { parseVaeConfig } from '../models/vae.ts';
 import type { Provider } from '../onnx/session.ts';
 import { transformerTokens } from '../pipeline/layout-tokens.ts';
-import { gatherTokens } from '../pipeline/packing.ts';
 import { caseLayout, GoldenError, need, readCase, readFloats, withScratch } from './case.ts';
 import { compareFloat, type Comparison, type GoldenReport } from './compare.ts';
-import { caseText, component, rgbaComparison, stepComparisons, withGoldenDenoiser } from './pipeline-run.ts';
+import { component, denoiseCase, rgbaComparison, withGoldenDenoiser } from './pipeline-run.ts';
 
 interface PipelineCase {
   steps: number;
@@ -42,27 +41,13 @@ export async function check(dir: string, provider: Provider = 'cpu'): Promise<Go
   const inputs = readFloats(inputsFile);
   const outputs = readFloats(outputsFile);
   const extra = readFloats(extraFile);
-  const input = (name: string) => need(inputs, name, inputsFile);
   const extraOf = (name: string) => need(extra, name, extraFile).data;
   const grid = transformerTokens(layout);
   const comparisons: Comparison[] = [];
 
   await withScratch((scratch) =>
     withGoldenDenoiser(scratch, models, provider, async (denoiser) => {
-      const schedule = denoiser.schedule(p.steps, grid);
-      comparisons.push(compareFloat('timesteps', schedule.timesteps, extraOf('timesteps')));
-      comparisons.push(compareFloat('sigmas', schedule.sigmas, extraOf('sigmas')));
-
-      const tokens = await denoiser.denoise({
-        grid,
-        initial: gatherTokens(input('initial_latents').data, grid),
-        positive: caseText(inputs, inputsFile, 'prompt_embeds', 'pooled_prompt_embeds'),
-        negative: caseText(inputs, inputsFile, 'negative_prompt_embeds', 'negative_pooled_prompt_embeds'),
-        steps: p.steps,
-        guidance: p.guidance_embedding,
-        trueCfg: p.true_cfg,
-        onStep: stepComparisons(grid, extraOf('latents_denoised').length, extraOf, comparisons),
-      });
+      const tokens = await denoiseCase(denoiser, grid, p, inputs, inputsFile, extraOf, comparisons);
 
       const decoded = await denoiser.decode(layout, grid, tokens);
       comparisons.push(compareFloat('latents_for_decoders', decoded.latents, need(outputs, 'latents_for_decoders', outputsFile).data));

@@ -12,11 +12,11 @@ import { checkpointWeights } from '../onnx/graph.ts';
 import { Checkpoint, loadAll } from '../onnx/safetensors.ts';
 import { openSession, type Provider } from '../onnx/session.ts';
 import type { DenoiseOptions } from '../pipeline/denoise.ts';
-import { Denoiser } from '../pipeline/denoiser.ts';
+import { Denoiser, type DenoiseJob } from '../pipeline/denoiser.ts';
 import { GraphSession } from '../pipeline/graph-session.ts';
 import type { TokenGrid } from '../pipeline/layout-tokens.ts';
 import type { TextEmbeddings } from '../pipeline/noise-predictor.ts';
-import { scatterTokens } from '../pipeline/packing.ts';
+import { gatherTokens, scatterTokens } from '../pipeline/packing.ts';
 import { FLUX_SCHEDULER } from '../pipeline/scheduler.ts';
 import { GoldenError, need, readJson } from './case.ts';
 import { compareFloat, compareLevels, type Comparison } from './compare.ts';
@@ -92,4 +92,42 @@ export function rgbaComparison(patches: Float32Array, layout: Layout, outputsFil
   const expected = loadAll(outputsFile).get('rgba');
   if (!expected || expected.info.dtype !== 'U8') throw new GoldenError(`${outputsFile}: U8 tensor "rgba" is missing`);
   return compareLevels('rgba', patchesToRgba(patches, layout), new Uint8Array(expected.bytes), maxLevels);
+}
+
+/** A pipeline case's settings, as both `case.json` kinds spell them. */
+export interface CaseSteps {
+  steps: number;
+  guidance_embedding: number;
+  true_cfg: number;
+}
+
+/**
+ * The case's schedule against its `timesteps` and `sigmas`, then the denoising loop from its
+ * `initial_latents` with the case's prompt and negative embeddings, every step compared
+ * (`stepComparisons`); `adapter` for a decomposition. Returns the denoised in-box tokens.
+ */
+export async function denoiseCase(
+  denoiser: Denoiser,
+  grid: TokenGrid,
+  p: CaseSteps,
+  inputs: Map<string, { shape: number[]; data: Float32Array }>,
+  inputsFile: string,
+  ref: (name: string) => Float32Array,
+  comparisons: Comparison[],
+  adapter?: DenoiseJob['adapter'],
+): Promise<Float32Array> {
+  const schedule = denoiser.schedule(p.steps, grid);
+  comparisons.push(compareFloat('timesteps', schedule.timesteps, ref('timesteps')));
+  comparisons.push(compareFloat('sigmas', schedule.sigmas, ref('sigmas')));
+  return denoiser.denoise({
+    grid,
+    initial: gatherTokens(need(inputs, 'initial_latents', inputsFile).data, grid),
+    positive: caseText(inputs, inputsFile, 'prompt_embeds', 'pooled_prompt_embeds'),
+    negative: caseText(inputs, inputsFile, 'negative_prompt_embeds', 'negative_pooled_prompt_embeds'),
+    steps: p.steps,
+    guidance: p.guidance_embedding,
+    trueCfg: p.true_cfg,
+    adapter,
+    onStep: stepComparisons(grid, ref('latents_denoised').length, ref, comparisons),
+  });
 }

@@ -8,37 +8,20 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { MANIFEST_FILE } from '../../gpu-server/model-folder/manifest.ts';
-import { writeTinyModel } from '../../gpu-server/model-folder/tiny.ts';
 import { createPipeline } from '../../gpu-server/pipeline/art-pipeline.ts';
 import { DEFAULT_BOXES_FILE, DEFAULT_IMAGE_FILE, parseDecomposeArgs } from '../../gpu-server/pipeline/decompose-args.ts';
 import { encodePng } from '../../gpu-server/pipeline/png.ts';
-import type { ArtPipeline, DecomposeParams, SourceImage } from '../../gpu-server/pipeline/types.ts';
+import type { DecomposeParams, SourceImage } from '../../gpu-server/pipeline/types.ts';
 import { assertSameImages, assertWrittenImages, differingShare } from './reference-compare.ts';
-import { ReferenceGenerator, type ReferenceResult } from './reference-generation.ts';
+import type { ReferenceResult } from './reference-generation.ts';
+import { useTinySetup } from './tiny-setup.ts';
 
-let root: string;
-let model: string;
-let pipeline: ArtPipeline;
-let reference: ReferenceGenerator;
-
-before(async () => {
-  root = mkdtempSync(join(tmpdir(), 'art-decompose-'));
-  model = join(root, 'tiny');
-  writeTinyModel(model);
-  pipeline = await createPipeline({ modelDir: model, provider: 'cpu' });
-  reference = await ReferenceGenerator.open(model);
-});
-after(async () => {
-  await pipeline?.dispose();
-  await reference?.release();
-  rmSync(root, { recursive: true, force: true });
-});
+const tiny = useTinySetup('art-decompose-');
 
 /** A flat 96x64 picture: a gradient, a red block, and a half-transparent top-left corner (drawn over white). */
 function flatImage(seed = 0): SourceImage {
@@ -68,16 +51,16 @@ const PARAMS: DecomposeParams = {
 let expected: ReferenceResult;
 
 test('the tiny model decomposes: its manifest records the adapter and the pipeline says it runs both jobs', () => {
-  assert.deepEqual(pipeline.info.jobs, ['generate', 'decompose']);
-  assert.deepEqual(reference.manifest.jobs, ['generate', 'decompose']);
-  assert.deepEqual(reference.manifest.adapter, { doubleSamples: 2, singleSamples: 0 });
+  assert.deepEqual(tiny.pipeline.info.jobs, ['generate', 'decompose']);
+  assert.deepEqual(tiny.reference.manifest.jobs, ['generate', 'decompose']);
+  assert.deepEqual(tiny.reference.manifest.adapter, { doubleSamples: 2, singleSamples: 0 });
 });
 
 test('createPipeline.decompose equals the independently composed decomposition (guidance 2.5, true CFG 5.5, 3 steps, scale 0.6, 96x64 RGBA, seed 90210)', async () => {
-  expected = await reference.decompose(PARAMS);
+  expected = await tiny.reference.decompose(PARAMS);
   const stages = new Set<string>();
   const previews: number[] = [];
-  const r = await pipeline.decompose(PARAMS, { onProgress: (p) => stages.add(p.stage), onPreview: (_image, step) => previews.push(step) });
+  const r = await tiny.pipeline.decompose(PARAMS, { onProgress: (p) => stages.add(p.stage), onPreview: (_image, step) => previews.push(step) });
   assertSameImages('createPipeline', { layers: r.layers, merged: r.merged.rgb, background: r.background.rgb }, expected);
   assert.deepEqual([...stages], ['text', 'denoise', 'decode']);
   assert.deepEqual(previews, [1, 2, 3]);
@@ -85,16 +68,16 @@ test('createPipeline.decompose equals the independently composed decomposition (
 });
 
 test('each knob and the image move the decomposition far beyond the tolerance', async () => {
-  expected ??= await reference.decompose(PARAMS);
+  expected ??= await tiny.reference.decompose(PARAMS);
   const variants: [string, Promise<ReferenceResult>][] = [
-    ['conditioning scale 0.9 (hard-coded default)', reference.decompose({ ...PARAMS, conditioningScale: 0.9 })],
-    ['conditioning scale 0 (adapter ignored)', reference.decompose({ ...PARAMS, conditioningScale: 0 })],
-    ['another image', reference.decompose({ ...PARAMS, image: flatImage(60) })],
-    ['the image without its alpha', reference.decompose({ ...PARAMS, image: { ...PARAMS.image, pixels: PARAMS.image.pixels.map((v, i) => (i % 4 === 3 ? 255 : v)) } })],
-    ['true CFG 3.5 (hard-coded default)', reference.decompose({ ...PARAMS, trueCfg: 3.5 })],
-    ['guidance 4 (hard-coded default)', reference.decompose({ ...PARAMS, guidance: 4 })],
-    ['seed + 1', reference.decompose({ ...PARAMS, seed: PARAMS.seed + 1 })],
-    ['generation instead (no adapter)', reference.generate(PARAMS)],
+    ['conditioning scale 0.9 (hard-coded default)', tiny.reference.decompose({ ...PARAMS, conditioningScale: 0.9 })],
+    ['conditioning scale 0 (adapter ignored)', tiny.reference.decompose({ ...PARAMS, conditioningScale: 0 })],
+    ['another image', tiny.reference.decompose({ ...PARAMS, image: flatImage(60) })],
+    ['the image without its alpha', tiny.reference.decompose({ ...PARAMS, image: { ...PARAMS.image, pixels: PARAMS.image.pixels.map((v, i) => (i % 4 === 3 ? 255 : v)) } })],
+    ['true CFG 3.5 (hard-coded default)', tiny.reference.decompose({ ...PARAMS, trueCfg: 3.5 })],
+    ['guidance 4 (hard-coded default)', tiny.reference.decompose({ ...PARAMS, guidance: 4 })],
+    ['seed + 1', tiny.reference.decompose({ ...PARAMS, seed: PARAMS.seed + 1 })],
+    ['generation instead (no adapter)', tiny.reference.generate(PARAMS)],
   ];
   for (const [name, variant] of variants) {
     const share = differingShare(await variant, expected);
@@ -104,18 +87,18 @@ test('each knob and the image move the decomposition far beyond the tolerance', 
 
 test('a decomposition is cancelled between steps like a generation', async () => {
   const controller = new AbortController();
-  const job = pipeline.decompose(PARAMS, { signal: controller.signal, onProgress: (p) => p.stage === 'denoise' && p.step === 1 && controller.abort() });
+  const job = tiny.pipeline.decompose(PARAMS, { signal: controller.signal, onProgress: (p) => p.stage === 'denoise' && p.step === 1 && controller.abort() });
   await assert.rejects(job, { name: 'AbortError' });
 });
 
 test('decompose refuses an image that does not fit the layout, naming both sizes', async () => {
-  await assert.rejects(pipeline.decompose({ ...PARAMS, layout: { width: 64, height: 64, boxes: [[0, 0, 64, 64], [0, 0, 64, 64]] } }), { name: 'ParamsError', message: /image is 96x64 but the layout's canvas is 64x64/ });
-  await assert.rejects(pipeline.decompose({ ...PARAMS, conditioningScale: -1 }), { name: 'ParamsError', message: /conditioningScale/ });
+  await assert.rejects(tiny.pipeline.decompose({ ...PARAMS, layout: { width: 64, height: 64, boxes: [[0, 0, 64, 64], [0, 0, 64, 64]] } }), { name: 'ParamsError', message: /image is 96x64 but the layout's canvas is 64x64/ });
+  await assert.rejects(tiny.pipeline.decompose({ ...PARAMS, conditioningScale: -1 }), { name: 'ParamsError', message: /conditioningScale/ });
 });
 
 test('a model folder without the adapter generates only, and refuses to decompose saying why', async () => {
-  const dir = join(root, 'no-adapter');
-  cpSync(model, dir, { recursive: true });
+  const dir = join(tiny.root, 'no-adapter');
+  cpSync(tiny.model, dir, { recursive: true });
   const file = join(dir, MANIFEST_FILE);
   const m = JSON.parse(readFileSync(file, 'utf8'));
   delete m.graphs.adapter;
@@ -145,17 +128,17 @@ test('npm run decompose with no arguments reads the built-in example poster and 
 });
 
 test('npm run decompose writes what the reference computes, every flag passed through', async () => {
-  expected ??= await reference.decompose(PARAMS);
+  expected ??= await tiny.reference.decompose(PARAMS);
   const { width, height } = PARAMS.layout;
-  const imageFile = join(root, 'flat.png');
+  const imageFile = join(tiny.root, 'flat.png');
   writeFileSync(imageFile, encodePng(width, height, PARAMS.image.pixels));
-  const boxesFile = join(root, 'boxes.json');
+  const boxesFile = join(tiny.root, 'boxes.json');
   // Off-grid boxes snap outwards to PARAMS.layout's.
   writeFileSync(boxesFile, JSON.stringify({ caption: 'not this caption', boxes: [[17, 20, 60, 48], [50, 0, 96, 30]] }));
-  const out = join(root, 'cli');
+  const out = join(tiny.root, 'cli');
   const cli = join(import.meta.dirname, '..', '..', 'gpu-server', 'pipeline', 'decompose-cli.ts');
   const run = await promisify(execFile)(process.execPath, [
-    '--import', 'tsx', cli, '--image', imageFile, '--boxes', boxesFile, '--model', model, '--provider', 'cpu', '--prompt', PARAMS.prompt,
+    '--import', 'tsx', cli, '--image', imageFile, '--boxes', boxesFile, '--model', tiny.model, '--provider', 'cpu', '--prompt', PARAMS.prompt,
     '--steps', String(PARAMS.steps), '--guidance', String(PARAMS.guidance), '--true-cfg', String(PARAMS.trueCfg), '--seed', String(PARAMS.seed),
     '--conditioning-scale', String(PARAMS.conditioningScale), '--out', out,
   ]);
@@ -168,9 +151,9 @@ test('npm run decompose writes what the reference computes, every flag passed th
 });
 
 test('npm run decompose refuses an image off the 16-pixel grid before decoding it, and a file that is not a PNG', async () => {
-  const bad = join(root, 'odd.png');
+  const bad = join(tiny.root, 'odd.png');
   writeFileSync(bad, encodePng(100, 64, new Uint8Array(100 * 64 * 4)));
-  const boxesFile = join(root, 'boxes-odd.json');
+  const boxesFile = join(tiny.root, 'boxes-odd.json');
   writeFileSync(boxesFile, JSON.stringify({ caption: 'x', boxes: [] }));
   let parsed = parseDecomposeArgs(['--image', bad, '--boxes', boxesFile], (p) => readFileSync(p));
   assert.ok(!parsed.ok && /100x64; each side must be a multiple of 16/.test(parsed.error), JSON.stringify(parsed));
