@@ -15,7 +15,8 @@ import type { JobOutcome, WireBase, WireDecomposeParams, WireGenerateParams } fr
 import { PACKED_CHANNELS } from '../gpu-server/constants.ts';
 import { transformerTokens } from '../gpu-server/pipeline/layout-tokens.ts';
 import { checkLatents } from '../gpu-server/pipeline/keep.ts';
-import type { CleanLatents, JobKind } from '../gpu-server/pipeline/types.ts';
+import type { CleanLatents } from '../gpu-server/pipeline/types.ts';
+import type { JobKind } from '../domain/job-kind.ts';
 
 export const MANIFEST_FORMAT = 1;
 const TMP_PREFIX = '.tmp-';

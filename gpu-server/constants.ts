@@ -16,9 +16,4 @@ export type Provider = (typeof PROVIDERS)[number];
 /** Text lengths of the two encoders as FLUX.1-dev calls them. */
 export const CLIP_TOKENS = 77;
 export const T5_TOKENS = 512;
-/**
- * The jobs a model folder can run (its manifest says which): generation from a layout;
- * decomposition of a flat image into layers (CLD, needs the adapter).
- */
-export const JOB_KINDS = ['generate', 'decompose'] as const;
-export type JobKind = (typeof JOB_KINDS)[number];
+

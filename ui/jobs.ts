@@ -15,7 +15,8 @@ import { errorText } from './words.ts';
  * along marks drawn over it. Every kind turns into the same layers on the canvas; each has its own
  * submit in ui/job-desk.ts.
  */
-export type JobKind = 'generate' | 'decompose';
+import type { JobKind } from '../domain/job-kind.ts';
+export type { JobKind };
 
 /** What every job carries, whatever its status. */
 interface JobBase {

@@ -9,7 +9,7 @@ import { keepListSchema } from '../../domain/keep.ts';
 import { type BoxTuple, GRID, layoutSchema, MAX_CANVAS_SIDE, MAX_FLAT_IMAGE_BYTES } from '../../domain/layout.ts';
 import { conditioningScaleSchema, promptSchema, samplingSchema } from '../../domain/params.ts';
 import type { Stage } from '../../domain/stage.ts';
-import type { JobKind } from '../../gpu-server/pipeline/types.ts';
+import type { JobKind } from '../../domain/job-kind.ts';
 import { JOB_ID_PATTERN, MAX_CLIENT_NAME_CHARS, MAX_MODEL_NAME_CHARS, MAX_TOKEN_CHARS, REQUEST_ID_PATTERN } from './limits.ts';
 
 /**

@@ -27,7 +27,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { JobKind } from '../constants.ts';
+import type { JobKind } from '../../domain/job-kind.ts';
 import type { WeightSource } from '../onnx/graph.ts';
 import { Checkpoint, readHeader } from '../onnx/safetensors.ts';
 import { ModelFolderError, sha256File } from './manifest.ts';

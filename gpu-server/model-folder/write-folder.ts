@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { WriteProgress } from '../onnx/onnx-writer.ts';
-import type { JobKind } from '../constants.ts';
+import type { JobKind } from '../../domain/job-kind.ts';
 import type { SchedulerConfig } from '../pipeline/scheduler.ts';
 import { graphBuilders, writeGraph, type ModelComponents } from './graphs.ts';
 import type { FusedLora } from './lora.ts';

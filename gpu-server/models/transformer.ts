@@ -15,7 +15,8 @@ import { MAX_LAYERS } from '../../domain/layout.ts';
 import { GraphError, GraphBuilder, type Value, type WeightSource } from '../onnx/graph.ts';
 import * as nn from '../onnx/nn.ts';
 import { int } from '../onnx/graph.ts';
-import { PACKED_CHANNELS, type JobKind } from '../constants.ts';
+import { PACKED_CHANNELS } from '../constants.ts';
+import type { JobKind } from '../../domain/job-kind.ts';
 import { attachLoraBranch, checkBranchApplied, type LowRankUpdate } from '../onnx/lora-branch.ts';
 
 export interface TransformerConfig {

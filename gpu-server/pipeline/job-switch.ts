@@ -6,7 +6,7 @@
  * token (nothing of the size of the sequence is made or copied). A graph without these inputs
  * gets nothing.
  */
-import type { JobKind } from '../constants.ts';
+import type { JobKind } from '../../domain/job-kind.ts';
 import { JOB_INDEX } from '../models/transformer.ts';
 import type { Feed, GraphSession } from './graph-session.ts';
 

@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { freemem } from 'node:os';
-import type { JobKind } from '../constants.ts';
+import type { JobKind } from '../../domain/job-kind.ts';
 import type { Provider } from '../onnx/session.ts';
 
 export const MEMORY_MODES = ['resident', 'text-on-demand'] as const;

@@ -5,7 +5,8 @@
  * decomposition, the adapter graph runs once per step (positive prompt only, as CLD does) and its
  * residual samples feed both halves of the batch.
  */
-import { PACKED_CHANNELS, type JobKind } from '../constants.ts';
+import { PACKED_CHANNELS } from '../constants.ts';
+import type { JobKind } from '../../domain/job-kind.ts';
 import type { NoisePredictor, Prediction } from './denoise.ts';
 import type { Feed, GraphSession } from './graph-session.ts';
 import type { TokenGrid } from './layout-tokens.ts';

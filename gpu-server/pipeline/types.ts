@@ -3,7 +3,7 @@
  * out (RGBA layers cropped to their boxes). Plain data; the bridge and the CLI speak these. The
  * layout, keep list and parameter rules every side shares are in domain/.
  */
-import { JOB_KINDS, type JobKind } from '../constants.ts';
+import { JOB_KINDS, type JobKind } from '../../domain/job-kind.ts';
 import type { KeepEntry } from '../../domain/keep.ts';
 import type { BoxTuple, Layout } from '../../domain/layout.ts';
 import type { Sampling } from '../../domain/params.ts';
