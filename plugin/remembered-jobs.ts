@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { frameLayoutSchema, type FrameLayout } from './layout.ts';
 import { editTargetSchema, type EditTarget } from './regenerate.ts';
 import { MAX_LINEAGE } from './result-data.ts';
+import { JOB_KINDS, type JobKind } from '../domain/job-kind.ts';
 import type { SettingsStore } from './settings.ts';
 
 export const REMEMBERED_JOBS_KEY = 'art-for-figma/jobs/v1';
@@ -23,6 +24,8 @@ export const MAX_REMEMBERED_CHARS = 1_000_000;
 
 export interface RememberedJob {
   jobId: string;
+  /** A generation or a decomposition: what the job list calls it when it comes back. */
+  kind: JobKind;
   requestId: string;
   /** The layout the job was generated from: source frame id and name, regions, scale. */
   layout: FrameLayout;
@@ -41,6 +44,7 @@ export interface RememberedJob {
 const rememberedJobSchema: z.ZodType<RememberedJob, z.ZodTypeDef, unknown> = z
   .object({
     jobId: z.string(),
+    kind: z.enum(JOB_KINDS),
     requestId: z.string(),
     layout: frameLayoutSchema,
     seed: z.number().finite(),

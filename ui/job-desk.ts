@@ -445,6 +445,7 @@ export class JobDesk {
       type: 'remember-job',
       job: {
         jobId,
+        kind: job.kind,
         requestId: job.requestId,
         layout: job.layout,
         seed: job.seed,

@@ -154,7 +154,7 @@ export function versionOf(job: Pick<Job, 'lineage'>): number {
 /** A job remembered in clientStorage, to be fetched from the bridge again. */
 export function restoredJob(stored: RememberedJob): JobIn<'restored'> {
   const edit = stored.edit ? { target: stored.edit, lineage: stored.lineage } : null;
-  const base = newJob(stored.requestId, stored.layout, stored.prompt, stored.seed, -1, edit);
+  const base = newJob(stored.requestId, stored.layout, stored.prompt, stored.seed, -1, edit, stored.kind);
   return { ...base, restored: true, status: 'restored', jobId: stored.jobId, cancelRequested: false };
 }
 

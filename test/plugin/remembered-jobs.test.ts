@@ -25,6 +25,7 @@ const layout = result.value;
 function job(i: number, extra: Partial<RememberedJob> = {}): RememberedJob {
   return {
     jobId: `0a1b2c3d-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    kind: 'generate',
     requestId: `r${i}`,
     layout,
     seed: i,

@@ -52,7 +52,7 @@ test('generate: the bridge gets the job with the settings; layers go to the main
 
   w.bridge.say({ type: 'queued', requestId: 'r1', jobId: jobId(1), position: 1 });
   assert.deepEqual(w.main.remembered.get(jobId(1)), {
-    jobId: jobId(1), requestId: 'r1', layout: POSTER, seed: 77, prompt: 'a summer poster', queuedAt: 1_700_000_000_000,
+    jobId: jobId(1), kind: 'generate', requestId: 'r1', layout: POSTER, seed: 77, prompt: 'a summer poster', queuedAt: 1_700_000_000_000,
     insertedFrameId: null, edit: null, lineage: [],
   }, 'remembered at queued: a closed window loses nothing');
   w.bridge.say({ type: 'queued', jobId: jobId(1), position: 0 });
@@ -226,12 +226,12 @@ test('bridge lost: jobs wait; once paired again the bridge is asked for them and
 
 test('close and reopen: a remembered job finished while closed waits for Insert; one still running is inserted when done', () => {
   const stored = (n: number, extra: Partial<RememberedJob> = {}): RememberedJob => ({
-    jobId: jobId(n), requestId: `old${n}`, layout: n === 1 ? POSTER : CARD, seed: n, prompt: `p${n}`, queuedAt: n, insertedFrameId: null,
+    jobId: jobId(n), kind: n === 2 ? 'decompose' : 'generate', requestId: `old${n}`, layout: n === 1 ? POSTER : CARD, seed: n, prompt: `p${n}`, queuedAt: n, insertedFrameId: null,
     edit: null, lineage: [], ...extra,
   });
   const w = world(SETTINGS, [stored(1), stored(2)]);
   assert.deepEqual(w.bridge.connects, [{ url: SETTINGS.bridgeUrl, token: 'tok' }]);
-  assert.deepEqual(w.desk.state.jobs.map((j) => [j.requestId, j.status]), [['old1', 'restored'], ['old2', 'restored']]);
+  assert.deepEqual(w.desk.state.jobs.map((j) => [j.requestId, j.status, j.kind]), [['old1', 'restored', 'generate'], ['old2', 'restored', 'decompose']], 'a remembered decomposition comes back as one');
   w.bridge.pair({ ...WELCOME, jobsPerClient: 1 });
   assert.deepEqual(w.bridge.take('fetch').map((m) => m.jobId), [jobId(1), jobId(2)]);
   finish(w, jobId(1), POSTER, { fetched: true });
@@ -373,7 +373,7 @@ test('an earlier version replaced in its frame is inserted again as a new frame:
   assert.deepEqual([w.main.placed[1].kind, w.main.placed[1].images.map((i) => i.hash)], ['insert', ['hash:again/0', 'hash:again/1', 'hash:again/2', 'hash:again/3']]);
   assert.deepEqual(w.jobIn('r1', 'inserted').error, null);
   // The bridge pruned it since: the designer is told, and it is forgotten.
-  w.main.remembered.set(jobId(2), { jobId: jobId(2), requestId: 'r1', layout: POSTER, seed: 1, prompt: 'p', queuedAt: 1, insertedFrameId: 'x', edit: null, lineage: [] });
+  w.main.remembered.set(jobId(2), { jobId: jobId(2), kind: 'generate', requestId: 'r1', layout: POSTER, seed: 1, prompt: 'p', queuedAt: 1, insertedFrameId: 'x', edit: null, lineage: [] });
   w.desk.insertAsNew(w.jobIn('r1', 'inserted'));
   w.bridge.say({ type: 'error', code: 'unknown_job', message: 'no such job', jobId: jobId(2) });
   assert.match(w.jobIn('r1', 'failed').error, /no longer has this job/);
@@ -442,7 +442,7 @@ test('edits: the seed follows the setting for a regeneration, never for Variatio
 });
 
 test('cancel reaches a job remembered from the last session; its failure or cancel forgets it, a failure of this session’s job does not', () => {
-  const remembered: RememberedJob = { jobId: jobId(1), requestId: 'old1', layout: POSTER, seed: 1, prompt: 'p', queuedAt: 1, insertedFrameId: null, edit: null, lineage: [] };
+  const remembered: RememberedJob = { jobId: jobId(1), kind: 'generate', requestId: 'old1', layout: POSTER, seed: 1, prompt: 'p', queuedAt: 1, insertedFrameId: null, edit: null, lineage: [] };
   const w = world(SETTINGS, [remembered]);
   w.bridge.pair();
   w.bridge.take('fetch');

@@ -95,7 +95,7 @@ test('time left follows the pace of the steps so far', () => {
 });
 
 test('a job remembered from the last session: still running, it is inserted when done; finished while closed, it waits for Insert', () => {
-  const stored = { jobId: JOB, requestId: 'r9', layout, seed: 5, prompt: 'saved', queuedAt: 1, insertedFrameId: null, edit: null, lineage: [] };
+  const stored = { jobId: JOB, kind: 'generate' as const, requestId: 'r9', layout, seed: 5, prompt: 'saved', queuedAt: 1, insertedFrameId: null, edit: null, lineage: [] };
   const restored = restoredJob(stored);
   assert.deepEqual([restored.status, restored.jobId, restored.restored, restored.selectionStamp, restored.prompt], ['restored', JOB, true, -1, 'saved']);
   assert.equal(isActive(restored), true, 'asked of the bridge again once paired');
@@ -117,7 +117,7 @@ test('a job remembered from the last session: still running, it is inserted when
 
 test('a remembered regeneration still knows where its images go', () => {
   const target = { frameId: '12:1', baseJobId: JOB, layers: layout.regions.map((_, i) => ({ nodeId: `12:${i}`, baseIndex: i, kept: i === 1 })) };
-  const stored = { jobId: JOB, requestId: 'r3', layout, seed: 9, prompt: 'again', queuedAt: 1, insertedFrameId: null, edit: target, lineage: [JOB] };
+  const stored = { jobId: JOB, kind: 'generate' as const, requestId: 'r3', layout, seed: 9, prompt: 'again', queuedAt: 1, insertedFrameId: null, edit: target, lineage: [JOB] };
   const restored = restoredJob(stored);
   assert.deepEqual([restored.edit, restored.lineage, restored.asNew], [target, [JOB], false]);
 });
